@@ -1,0 +1,133 @@
+"""Turns (record × draw) rows into padded forward batches and hands back per-draw losses.
+
+Rows from many records share a batch; inside a bounded look-ahead window they are sorted
+longest first (so an oversized batch shows up at once and padding stays small) and cut into
+batches under a row count or a token budget. Results come back in input order. The engine
+knows nothing about tokenization, estimators or files.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+import torch
+
+from itdd_cli.models.base import ScoringModel
+
+Payload = TypeVar("Payload")
+
+DEFAULT_MAX_TOKENS = 16384  # padded tokens per forward batch when --batch-size is auto
+WINDOW_ROWS = 8192  # rows gathered before sorting; bounds memory on any input size
+
+
+@dataclass(frozen=True)
+class Job:
+    """One framed sequence and the masks of its draws over the scored span."""
+
+    ids: torch.Tensor  # (T,) long
+    start: int  # first scored position in `ids`
+    masks: torch.Tensor  # (N, L) bool
+
+
+@dataclass(frozen=True)
+class _Row:
+    task: int
+    job: int
+    draw: int
+    width: int
+
+
+@dataclass
+class _Pending(Generic[Payload]):
+    payload: Payload
+    jobs: list[Job]
+    losses: list[torch.Tensor]
+
+
+class Engine:
+    def __init__(
+        self,
+        model: ScoringModel,
+        batch_rows: int | None = None,
+        max_tokens: int = DEFAULT_MAX_TOKENS,
+        window_rows: int = WINDOW_ROWS,
+    ) -> None:
+        self.model = model
+        self.batch_rows = batch_rows
+        self.max_tokens = max_tokens
+        self.window_rows = window_rows
+        self.forward_rows = 0  # rows actually sent through the model
+
+    def run(self, tasks: Iterable[tuple[Payload, list[Job]]]) -> Iterator[tuple[Payload, list[torch.Tensor]]]:
+        """Yield (payload, losses per job (N,) float64) in input order.
+
+        If pulling the next task raises (an invalid record), the tasks already pulled are
+        scored and yielded first, so no finished work is lost, then the error propagates.
+        """
+        pending: list[_Pending[Payload]] = []
+        rows = 0
+        iterator = iter(tasks)
+        while True:
+            try:
+                payload, jobs = next(iterator)
+            except StopIteration:
+                break
+            except BaseException:
+                yield from self._flush(pending)
+                raise
+            pending.append(_Pending(payload, jobs, [torch.zeros(len(j.masks), dtype=torch.float64) for j in jobs]))
+            rows += sum(len(job.masks) for job in jobs)
+            if rows >= self.window_rows:
+                yield from self._flush(pending)
+                pending, rows = [], 0
+        yield from self._flush(pending)
+
+    def _flush(self, pending: list[_Pending[Payload]]) -> Iterator[tuple[Payload, list[torch.Tensor]]]:
+        rows = [
+            _Row(t, j, d, len(job.ids))
+            for t, task in enumerate(pending)
+            for j, job in enumerate(task.jobs)
+            for d in job.masks.any(dim=1).nonzero().flatten().tolist()  # an empty mask costs 0
+        ]
+        rows.sort(key=lambda row: -row.width)  # stable: ties keep input order
+        for batch in self._batches(rows):
+            self._forward(pending, batch)
+        for task in pending:
+            yield task.payload, task.losses
+
+    def _batches(self, rows: list[_Row]) -> Iterator[list[_Row]]:
+        batch: list[_Row] = []
+        for row in rows:
+            full = (
+                len(batch) >= self.batch_rows
+                if self.batch_rows
+                else (len(batch) + 1) * (batch[0].width if batch else row.width) > self.max_tokens
+            )
+            if batch and full:
+                yield batch
+                batch = []
+            batch.append(row)
+        if batch:
+            yield batch
+
+    def _forward(self, pending: list[_Pending[Payload]], batch: list[_Row]) -> None:
+        width = max(row.width for row in batch)
+        info = self.model.info
+        input_ids = torch.full((len(batch), width), info.pad_id, dtype=torch.long)  # (B, T)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)  # (B, T)
+        score = torch.zeros((len(batch), width), dtype=torch.bool)  # (B, T)
+        for b, row in enumerate(batch):
+            job = pending[row.task].jobs[row.job]
+            input_ids[b, : row.width] = job.ids
+            attention[b, : row.width] = 1
+            score[b, job.start : job.start + job.masks.shape[1]] = job.masks[row.draw]
+        targets = input_ids.clone()
+        input_ids[score] = info.mask_id
+        logprobs = self.model.target_logprobs(input_ids, attention, score, targets)  # (P,)
+        owner = score.nonzero()[:, 0]  # (P,) batch row of each scored target
+        losses = torch.zeros(len(batch), dtype=torch.float64).index_add_(0, owner, -logprobs.double())
+        for b, row in enumerate(batch):
+            pending[row.task].losses[row.job][row.draw] = losses[b]
+        self.forward_rows += len(batch)

@@ -1,0 +1,91 @@
+"""Estimators as maps from noise to (masks, weights): one draw's value is weight · loss(M)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from itertools import combinations
+
+import torch
+
+from itdd_cli.estimators.sampling import Noise
+
+# 2^16 − 1 forward passes per sequence is already minutes on a CPU; beyond it `exact` is
+# a mistake, not a measurement.
+EXACT_MAX_TOKENS = 16
+
+
+class Estimator(StrEnum):
+    stratified = "stratified"
+    time_free = "time-free"
+    time_integral = "time-integral"
+    exact = "exact"
+
+
+ESTIMATORS = [e.value for e in Estimator]
+
+
+@dataclass(frozen=True)
+class MaskPlan:
+    """masks[j, i] says whether scored position i is masked in draw j; value_j = weights[j]·loss_j."""
+
+    masks: torch.Tensor  # (N, L) bool
+    weights: torch.Tensor  # (N,) float64
+    strata: torch.Tensor | None  # (N,) int64; None for `exact`, whose sum has no error
+
+
+def _smallest_keys(keys: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+    ranks = keys.argsort(dim=1).argsort(dim=1)  # (N, L)
+    return ranks < counts[:, None]
+
+
+def harmonic(length: int) -> float:
+    return sum(1.0 / k for k in range(1, length + 1))
+
+
+def _stratified(noise: Noise, length: int) -> MaskPlan:
+    counts = torch.ceil(noise.u * length).clamp(1, length)  # (N,) uniform on 1..L
+    return MaskPlan(_smallest_keys(noise.keys[:, :length], counts), length / counts, noise.strata)
+
+
+def _time_free(noise: Noise, length: int) -> MaskPlan:
+    inverse = 1.0 / torch.arange(1, length + 1, dtype=torch.float64)
+    cdf = inverse.cumsum(0) / inverse.sum()  # P(l) = 1/(l·H_L)
+    counts = (torch.searchsorted(cdf, noise.u) + 1).clamp(max=length).to(torch.float64)
+    weights = torch.full_like(noise.u, harmonic(length))
+    return MaskPlan(_smallest_keys(noise.keys[:, :length], counts), weights, noise.strata)
+
+
+def _time_integral(noise: Noise, length: int) -> MaskPlan:
+    masks = noise.keys[:, :length] < noise.u[:, None]  # each position masked with prob. λ = u
+    return MaskPlan(masks, 1.0 / noise.u, noise.strata)  # an empty M has loss 0
+
+
+def _exact(length: int) -> MaskPlan:
+    rows = []
+    weights = []
+    for count in range(1, length + 1):
+        weight = 1.0 / (count * math.comb(length, count))
+        for subset in combinations(range(length), count):
+            row = torch.zeros(length, dtype=torch.bool)
+            row[list(subset)] = True
+            rows.append(row)
+            weights.append(weight)
+    return MaskPlan(torch.stack(rows), torch.tensor(weights, dtype=torch.float64), None)
+
+
+def plan_masks(estimator: Estimator, noise: Noise | None, length: int) -> MaskPlan:
+    """Masks over the first `length` keys of `noise` (coupled sides share keys by rank)."""
+    if length < 1:
+        raise ValueError("nothing to score")
+    if estimator is Estimator.exact:
+        if length > EXACT_MAX_TOKENS:
+            raise ValueError(f"exact enumeration is limited to {EXACT_MAX_TOKENS} scored tokens")
+        return _exact(length)
+    assert noise is not None, "Monte Carlo estimators need noise"
+    if estimator is Estimator.stratified:
+        return _stratified(noise, length)
+    if estimator is Estimator.time_free:
+        return _time_free(noise, length)
+    return _time_integral(noise, length)

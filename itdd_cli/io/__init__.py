@@ -1,0 +1,1 @@
+"""Lazy JSONL reading with line numbers, and ordered writers. Knows nothing about models."""

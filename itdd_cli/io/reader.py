@@ -1,0 +1,47 @@
+"""Read JSONL lazily, one object at a time, each with its 1-based line number."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from itdd_cli.errors import InputError, UsageError
+
+BOM = b"\xef\xbb\xbf"
+
+
+def open_input(path: str | None) -> BinaryIO:
+    """The named file, or standard input for None / '-'."""
+    if path in (None, "-"):
+        return sys.stdin.buffer
+    file = Path(path)
+    if not file.is_file():
+        raise UsageError(f"cannot read {path}: no such file")
+    try:
+        return file.open("rb")
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror}") from error
+
+
+def read_objects(stream: BinaryIO) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, JSON object); blank lines are skipped, a leading BOM is accepted."""
+    for number, raw in enumerate(stream, start=1):
+        if number == 1 and raw.startswith(BOM):
+            raw = raw[len(BOM) :]
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            message = f"not valid UTF-8 (byte {error.start + 1}) — re-encode the file as UTF-8"
+            raise InputError(number, message) from None
+        if not text.strip():
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise InputError(number, f"invalid JSON ({error.msg} at column {error.colno})") from None
+        if not isinstance(value, dict):
+            raise InputError(number, f"expected a JSON object, got {type(value).__name__}")
+        yield number, value

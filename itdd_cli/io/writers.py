@@ -1,0 +1,43 @@
+"""Ordered writers: each result is written and flushed as soon as it is handed over."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from typing import Any, TextIO
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no Infinity; a null is honest and parseable
+    return value
+
+
+class JsonlWriter:
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, row: dict[str, Any]) -> None:
+        safe = {key: _json_safe(value) for key, value in row.items()}
+        self.stream.write(json.dumps(safe, ensure_ascii=False) + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.flush()
+
+
+class CsvWriter:
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self._writer: Any = None
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self._writer is None:
+            self._writer = csv.DictWriter(self.stream, fieldnames=list(row), lineterminator="\n")
+            self._writer.writeheader()
+        self._writer.writerow({key: ("" if value is None else value) for key, value in row.items()})
+        self.stream.flush()
+
+    def close(self) -> None:
+        self.stream.flush()

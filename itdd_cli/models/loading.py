@@ -1,0 +1,107 @@
+"""Shared loading helpers: options, config.json, tokenizers, devices and dtypes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from itdd_cli.errors import ModelError, UsageError
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Tokenizers without a limit report int(1e30); anything this large means "unknown".
+UNBOUNDED_LENGTH = 10**9
+
+
+def quiet_transformers() -> None:
+    """Keep transformers' warnings and download bars off stderr, which belongs to itdd."""
+    import transformers
+    from huggingface_hub.utils import disable_progress_bars
+
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    disable_progress_bars()
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    model: str
+    dtype: str = "auto"
+    device: str = "auto"
+    trust_remote_code: bool = False
+    family: str | None = None
+    tokenizer: str | None = None
+    revision: str | None = None
+
+    @property
+    def torch_device(self) -> torch.device:
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        try:
+            device = torch.device(self.device)
+        except RuntimeError as error:
+            raise UsageError(f"--device {self.device!r}: {error}") from error
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise UsageError(f"--device {self.device}: no CUDA device is available; use --device cpu")
+        return device
+
+    @property
+    def torch_dtype(self) -> torch.dtype:
+        if self.dtype == "auto":
+            return torch.bfloat16 if self.torch_device.type == "cuda" else torch.float32
+        return DTYPES[self.dtype]
+
+    def hub_kwargs(self) -> dict[str, Any]:
+        return {"revision": self.revision} if self.revision else {}
+
+
+def read_config(options: LoadOptions) -> dict[str, Any]:
+    """config.json as a plain dict, read without importing or running any model code."""
+    local = Path(options.model)
+    try:
+        if local.is_dir():
+            path = local / "config.json"
+            if not path.is_file():
+                raise ModelError(f"{options.model}: no config.json in this directory")
+        elif local.exists():
+            raise UsageError(f"--model {options.model}: expected a directory or a hub id, got a file")
+        else:
+            from huggingface_hub import hf_hub_download
+
+            path = Path(hf_hub_download(options.model, "config.json", **options.hub_kwargs()))
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (ModelError, UsageError):
+        raise
+    except Exception as error:  # network, missing repo, bad JSON: one message
+        raise ModelError(f"cannot read config.json of {options.model}: {error}") from error
+    if not isinstance(config, dict):
+        raise ModelError(f"{options.model}: config.json is not a JSON object")
+    return config
+
+
+def load_tokenizer(options: LoadOptions) -> Any:
+    from transformers import AutoTokenizer
+
+    source = options.tokenizer or options.model
+    try:
+        return AutoTokenizer.from_pretrained(
+            source, trust_remote_code=options.trust_remote_code, **options.hub_kwargs()
+        )
+    except Exception as error:
+        hint = "" if options.tokenizer else " — use --tokenizer to load one from elsewhere"
+        raise ModelError(f"cannot load a tokenizer from {source}: {error}{hint}") from error
+
+
+def parameter_count(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def sane_max_length(config: dict[str, Any], tokenizer: Any) -> int | None:
+    """The smallest length limit that the config or tokenizer states, if any."""
+    limits = [config.get(key) for key in ("max_position_embeddings", "max_sequence_length", "n_positions")]
+    limits.append(getattr(tokenizer, "model_max_length", None))
+    valid = [int(x) for x in limits if isinstance(x, int) and 0 < x < UNBOUNDED_LENGTH]
+    return min(valid) if valid else None

@@ -1,0 +1,69 @@
+"""Input records: which JSON fields a command reads, validated with the line number at hand."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from itdd_cli.errors import InputError
+
+
+@dataclass(frozen=True)
+class Fields:
+    """JSONL field names, as set by the --*-field options."""
+
+    text: str = "text"
+    prompt: str = "prompt"
+    response: str = "response"
+    chosen: str = "chosen"
+    rejected: str = "rejected"
+    id: str = "id"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One input line. `prompt` is never scored; `texts` are the scored strings (two for ratio)."""
+
+    line: int
+    id: str | int
+    prompt: str | None
+    texts: tuple[str, ...]
+
+
+def _text(obj: dict[str, Any], name: str, line: int, option: str) -> str:
+    if name not in obj:
+        raise InputError(line, f"missing field '{name}' — use {option} to name another")
+    value = obj[name]
+    if not isinstance(value, str):
+        kind = "null" if value is None else type(value).__name__
+        raise InputError(line, f"field '{name}' must be a string, got {kind}")
+    if not value:
+        raise InputError(line, f"field '{name}' is empty; there is nothing to score")
+    return value
+
+
+def _record_id(obj: dict[str, Any], fields: Fields, line: int) -> str | int:
+    if fields.id not in obj:
+        return line
+    value = obj[fields.id]
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InputError(line, f"field '{fields.id}' must be a string or an integer")
+    return value
+
+
+def text_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
+    return Record(line, _record_id(obj, fields, line), None, (_text(obj, fields.text, line, "--text-field"),))
+
+
+def conditional_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
+    prompt = _text(obj, fields.prompt, line, "--prompt-field")
+    response = _text(obj, fields.response, line, "--response-field")
+    return Record(line, _record_id(obj, fields, line), prompt, (response,))
+
+
+def pair_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
+    """`prompt` is optional for pairs: absent means an unconditional comparison."""
+    prompt = _text(obj, fields.prompt, line, "--prompt-field") if fields.prompt in obj else None
+    chosen = _text(obj, fields.chosen, line, "--chosen-field")
+    rejected = _text(obj, fields.rejected, line, "--rejected-field")
+    return Record(line, _record_id(obj, fields, line), prompt, (chosen, rejected))

@@ -1,0 +1,138 @@
+"""The one place that renders: result sinks (table / JSONL / CSV) and the closing summary.
+
+Data goes to the sink's stream (standard output by default); the summary of a JSONL or CSV
+run goes to standard error so that pipes stay clean.
+"""
+
+from __future__ import annotations
+
+import math
+from enum import StrEnum
+from typing import Any, Protocol, TextIO
+
+from rich.console import Console
+from rich.table import Table
+
+from itdd_cli.io.writers import CsvWriter, JsonlWriter
+from itdd_cli.models.base import ModelInfo
+from itdd_cli.runner import Command, Settings, Summary
+
+FILE_WIDTH = 160
+
+
+class Format(StrEnum):
+    auto = "auto"
+    jsonl = "jsonl"
+    csv = "csv"
+    table = "table"
+
+
+class Sink(Protocol):
+    def write(self, row: dict[str, Any]) -> None: ...
+    def close(self) -> None: ...
+
+
+def resolve_format(requested: Format, output: str | None, stream: TextIO) -> Format:
+    """`auto`: by the output file's extension, else a table on a terminal and JSONL in a pipe."""
+    if requested is not Format.auto:
+        return requested
+    if output is not None:
+        return Format.csv if output.lower().endswith(".csv") else Format.jsonl
+    return Format.table if stream.isatty() else Format.jsonl
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4f}" if math.isfinite(value) else str(value)
+    return str(value)
+
+
+class TableSink:
+    """Rows are kept until the end: a table needs its column widths."""
+
+    def __init__(self, console: Console, title: str) -> None:
+        self.console = console
+        self.title = title
+        self.rows: list[dict[str, Any]] = []
+
+    def write(self, row: dict[str, Any]) -> None:
+        self.rows.append(row)
+
+    def close(self) -> None:
+        if not self.rows:
+            return
+        table = Table(title=self.title, title_justify="left")
+        for name in self.rows[0]:
+            justify = "left" if name in ("id", "prefers") else "right"
+            table.add_column(name, justify=justify, overflow="fold")  # fold, never drop digits
+        for row in self.rows:
+            table.add_row(*(_cell(value) for value in row.values()))
+        self.console.print(table)
+
+
+def console_for(stream: TextIO) -> Console:
+    """A terminal's own width; a file gets room for every column."""
+    return Console(file=stream, highlight=False, width=None if stream.isatty() else FILE_WIDTH)
+
+
+def make_sink(fmt: Format, stream: TextIO, command: Command) -> Sink:
+    if fmt is Format.csv:
+        return CsvWriter(stream)
+    if fmt is Format.table:
+        return TableSink(console_for(stream), f"itdd {command.value}")
+    return JsonlWriter(stream)
+
+
+def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list[str]:
+    wall = summary.wall_seconds
+    lines = [
+        f"records {summary.records} · tokens {summary.tokens} · "
+        f"mean NLL/token {summary.nll_per_token:.4f} nats · corpus perplexity {summary.corpus_ppl:.3f}",
+    ]
+    if summary.command is Command.ratio:
+        coupling = "independent" if settings.independent else "coupled"
+        lines.append(f"prefers chosen {summary.share_chosen:.1%} of pairs ({coupling} masks)")
+    lines.append(
+        f"model {info.name} ({info.family}, {info.dtype} on {info.device}) · framing: {info.framing} · "
+        f"estimator {settings.estimator.value}, {settings.samples} draws, seed {settings.seed}"
+    )
+    rate = summary.records / wall if wall > 0 else math.inf
+    lines.append(f"wall {wall:.2f} s · {rate:.2f} records/s · {summary.tokens / wall if wall else 0:.1f} tokens/s")
+    return lines
+
+
+def print_summary(console: Console, summary: Summary, info: ModelInfo, settings: Settings) -> None:
+    for line in summary_lines(summary, info, settings):
+        console.print(line, highlight=False, markup=False)
+
+
+def print_model_info(console: Console, info: ModelInfo) -> None:
+    table = Table(show_header=False, title=f"itdd inspect {info.name}", title_justify="left")
+    table.add_column("field")
+    table.add_column("value")
+    rows = {
+        "family": info.family,
+        "parameters": f"{info.parameters:,}",
+        "dtype": info.dtype,
+        "device": info.device,
+        "mask id": info.mask_id,
+        "pad id": info.pad_id,
+        "vocabulary": info.vocab_size,
+        "shifted logits": "yes" if info.shifted_logits else "no",
+        "time input": "yes" if info.time_input else "no",
+        "framing": info.framing,
+        "maximum length": "unbounded" if info.max_length is None else info.max_length,
+    }
+    for key, value in rows.items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+def print_families(console: Console, families: dict[str, Any]) -> None:
+    table = Table(title="itdd models", title_justify="left")
+    table.add_column("family")
+    table.add_column("what it loads")
+    table.add_column("example hub ids")
+    for family in families.values():
+        table.add_row(family.name, family.description, ", ".join(family.examples))
+    console.print(table)

@@ -1,0 +1,229 @@
+"""The scoring pipeline: records → framed token ids → masks → engine → estimates → rows.
+
+Everything a Python user needs to score records without the CLI. The runner knows the
+estimators and the model contract, never a family's quirks nor how rows are rendered.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import torch
+
+from itdd_cli.engine import DEFAULT_MAX_TOKENS, Engine, Job
+from itdd_cli.errors import InputError, ModelError
+from itdd_cli.estimators import (
+    EXACT_MAX_TOKENS,
+    Estimate,
+    Estimator,
+    MaskPlan,
+    Noise,
+    draw_noise,
+    plan_masks,
+    record_generator,
+    summarise,
+)
+from itdd_cli.models.base import Framed, ScoringModel
+from itdd_cli.records import Fields, Record, conditional_record, pair_record, text_record
+
+LN2 = math.log(2.0)
+
+
+class Command(StrEnum):
+    nll = "nll"
+    cond_nll = "cond-nll"
+    ratio = "ratio"
+
+
+PARSERS: dict[Command, Callable[[dict[str, Any], int, Fields], Record]] = {
+    Command.nll: text_record,
+    Command.cond_nll: conditional_record,
+    Command.ratio: pair_record,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    estimator: Estimator = Estimator.stratified
+    samples: int = 128
+    seed: int = 0
+    independent: bool = False
+    batch_rows: int | None = None  # None: fill batches up to max_tokens
+    max_tokens: int = DEFAULT_MAX_TOKENS
+
+
+@dataclass
+class Summary:
+    """Running totals for the closing summary; the runner fills it as rows are produced."""
+
+    command: Command
+    records: int = 0
+    tokens: int = 0
+    nll: float = 0.0
+    chosen: int = 0
+    started: float = field(default_factory=time.perf_counter)
+    finished: float | None = None
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.records += 1
+        if self.command is Command.ratio:
+            self.tokens += row["tokens_chosen"] + row["tokens_rejected"]
+            self.nll += row["nll_chosen"] + row["nll_rejected"]
+            self.chosen += row["prefers"] == "chosen"
+        else:
+            self.tokens += row["tokens"]
+            self.nll += row["nll"]
+
+    @property
+    def wall_seconds(self) -> float:
+        return (self.finished or time.perf_counter()) - self.started
+
+    @property
+    def nll_per_token(self) -> float:
+        return self.nll / self.tokens if self.tokens else math.nan
+
+    @property
+    def corpus_ppl(self) -> float:
+        return _exp(self.nll_per_token)
+
+    @property
+    def share_chosen(self) -> float:
+        return self.chosen / self.records if self.records else math.nan
+
+
+@dataclass(frozen=True)
+class _Side:
+    framed: Framed
+    plan: MaskPlan
+
+
+def _exp(value: float) -> float:
+    return math.exp(value) if value < 700 else math.inf
+
+
+def _frame_side(model: ScoringModel, record: Record, context: list[int], text: str) -> Framed:
+    scored = model.encode(text)
+    if not scored:
+        raise InputError(record.line, "the text tokenizes to no tokens; there is nothing to score")
+    framed = model.frame(context, scored)
+    limit = model.info.max_length
+    if limit is not None and len(framed.ids) > limit:
+        raise InputError(
+            record.line,
+            f"{len(framed.ids)} tokens (framing included) exceed the model's maximum of {limit} — "
+            "shorten or split this record",
+        )
+    return framed
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    record: Record
+    sides: list[_Side]
+    prompt_tokens: int
+
+
+def _noises(settings: Settings, context: list[int], framed: list[Framed]) -> list[Noise | None]:
+    if settings.estimator is Estimator.exact:
+        return [None] * len(framed)
+    if len(framed) > 1 and not settings.independent:  # coupled: one (u, κ), keys shared by rank
+        scored = [f.ids[f.start : f.start + f.length] for f in framed]
+        generator = record_generator(settings.seed, context, *scored)
+        return [draw_noise(settings.samples, max(f.length for f in framed), generator)] * len(framed)
+    return [
+        draw_noise(settings.samples, f.length, record_generator(settings.seed, f.ids, [f.start, side]))
+        for side, f in enumerate(framed)
+    ]
+
+
+def prepare(model: ScoringModel, record: Record, settings: Settings) -> tuple[_Prepared, list[Job]]:
+    """Tokenize, frame and validate one record, and draw the masks of all its draws."""
+    context = model.encode(record.prompt) if record.prompt else []
+    framed = [_frame_side(model, record, context, text) for text in record.texts]
+    longest = max(f.length for f in framed)
+    if settings.estimator is Estimator.exact and longest > EXACT_MAX_TOKENS:
+        raise InputError(
+            record.line,
+            f"{longest} scored tokens: --estimator exact enumerates 2^L − 1 masks and is limited "
+            f"to {EXACT_MAX_TOKENS} — use a Monte Carlo estimator",
+        )
+    noises = _noises(settings, context, framed)
+    sides = [_Side(f, plan_masks(settings.estimator, noise, f.length)) for f, noise in zip(framed, noises, strict=True)]
+    jobs = [Job(torch.tensor(s.framed.ids, dtype=torch.long), s.framed.start, s.plan.masks) for s in sides]
+    return _Prepared(record, sides, len(context)), jobs
+
+
+def _values(record: Record, side: _Side, losses: torch.Tensor) -> tuple[Estimate, torch.Tensor]:
+    values = side.plan.weights * losses  # (N,)
+    estimate = summarise(values, side.plan.strata)
+    if not (math.isfinite(estimate.value) and math.isfinite(estimate.se)):
+        raise ModelError(f"line {record.line}: the model returned non-finite log-probabilities for this record")
+    return estimate, values
+
+
+def _nll_row(prepared: _Prepared, losses: list[torch.Tensor], command: Command) -> dict[str, Any]:
+    side = prepared.sides[0]
+    estimate, _ = _values(prepared.record, side, losses[0])
+    tokens = side.framed.length
+    per_token = estimate.value / tokens
+    row: dict[str, Any] = {"id": prepared.record.id, "nll": estimate.value, "nll_se": estimate.se, "tokens": tokens}
+    if command is Command.cond_nll:
+        row["prompt_tokens"] = prepared.prompt_tokens
+    return row | {
+        "nll_per_token": per_token,
+        "bits_per_token": per_token / LN2,
+        "ppl": _exp(per_token),
+        "samples": len(side.plan.masks),
+    }
+
+
+def _ratio_row(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
+    (chosen, values_chosen), (rejected, values_rejected) = (
+        _values(prepared.record, side, side_losses) for side, side_losses in zip(prepared.sides, losses, strict=True)
+    )
+    strata = prepared.sides[0].plan.strata
+    if strata is None:  # exact sums: no error, and the two sides may enumerate different counts
+        log_ratio = Estimate(rejected.value - chosen.value, 0.0)
+    else:  # draws are paired by index, so the difference's SE sees the coupling
+        log_ratio = summarise(values_rejected - values_chosen, strata)
+    return {
+        "id": prepared.record.id,
+        "log_ratio": log_ratio.value,
+        "log_ratio_se": log_ratio.se,
+        "nll_chosen": chosen.value,
+        "nll_rejected": rejected.value,
+        "tokens_chosen": prepared.sides[0].framed.length,
+        "tokens_rejected": prepared.sides[1].framed.length,
+        "samples": sum(len(s.plan.masks) for s in prepared.sides) if strata is None else len(strata),
+        "prefers": "chosen" if log_ratio.value > 0 else "rejected",
+    }
+
+
+def score(
+    command: Command,
+    objects: Iterable[tuple[int, dict[str, Any]]],
+    model: ScoringModel,
+    settings: Settings,
+    fields: Fields | None = None,
+    summary: Summary | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Yield one output row per input object, in input order, as soon as each is finished."""
+    parse = PARSERS[command]
+    fields = fields or Fields()
+    tasks = (prepare(model, parse(obj, line, fields), settings) for line, obj in objects)
+    engine = Engine(model, batch_rows=settings.batch_rows, max_tokens=settings.max_tokens)
+    for prepared, losses in engine.run(tasks):
+        if command is Command.ratio:
+            row = _ratio_row(prepared, losses)
+        else:
+            row = _nll_row(prepared, losses, command)
+        if summary is not None:
+            summary.add(row)
+        yield row
+    if summary is not None:
+        summary.finished = time.perf_counter()

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from itdd_cli.oracle import OracleDistribution, write_checkpoint
+
+ORACLE_SEED = 7
+
+
+@pytest.fixture(scope="session")
+def distribution() -> OracleDistribution:
+    return OracleDistribution.random(ORACLE_SEED)
+
+
+@pytest.fixture(scope="session")
+def oracle_dir(tmp_path_factory: pytest.TempPathFactory, distribution: OracleDistribution) -> Path:
+    """An exact-conditional checkpoint in masked-LM format (custom class via auto_map)."""
+    return write_checkpoint(tmp_path_factory.mktemp("oracle"), distribution)
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def read_jsonl(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]

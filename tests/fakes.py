@@ -1,0 +1,48 @@
+"""Models with known answers, built for the tests."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from itdd_cli.models.base import Framed, ModelInfo, ScoringModel
+
+
+def fake_info(vocab_size: int, max_length: int | None = None) -> ModelInfo:
+    return ModelInfo(
+        name="fake",
+        family="fake",
+        parameters=0,
+        dtype="float32",
+        device="cpu",
+        mask_id=0,
+        pad_id=1,
+        max_length=max_length,
+        shifted_logits=False,
+        time_input=False,
+        framing="none",
+        vocab_size=vocab_size,
+    )
+
+
+class UniformModel(ScoringModel):
+    """Uniform logits over V tokens: every masked token costs exactly log V.
+
+    Characters map to ids 2.. so the mask (0) and pad (1) ids never collide with text.
+    """
+
+    def __init__(self, vocab_size: int = 50, max_length: int | None = None) -> None:
+        self.info = fake_info(vocab_size, max_length)
+        self.rows_seen: list[int] = []
+
+    def encode(self, text: str) -> list[int]:
+        return [2 + ord(c) % (self.info.vocab_size - 2) for c in text]
+
+    def frame(self, context: list[int], scored: list[int]) -> Framed:
+        return Framed([*context, *scored], len(context), len(scored))
+
+    def target_logprobs(self, input_ids, attention_mask, score_mask, targets):  # type: ignore[no-untyped-def]
+        self.rows_seen.append(input_ids.shape[0])
+        count = int(score_mask.sum())
+        return torch.full((count,), -math.log(self.info.vocab_size), dtype=torch.float32)

@@ -1,0 +1,81 @@
+"""Estimates on an exact-conditional checkpoint, whose true −log p is known in closed form."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+from typer.testing import CliRunner
+
+from itdd_cli.cli import app
+from itdd_cli.estimators import Estimator
+from itdd_cli.models import LoadOptions, load_model
+from itdd_cli.runner import Command, Settings, score
+from tests.conftest import read_jsonl, write_jsonl
+
+TEXTS = ["a", "dc", "abc", "bbad", "cadba", "ddcaab", "abcdabc", "dcbadcba"]
+CONDITIONALS = [("a", "b"), ("ab", "cd"), ("dcb", "a"), ("c", "adbca"), ("abcd", "dcba")]
+PAIRS = [("ab", "cd", "ca"), ("d", "abca", "ab"), (None, "abcd", "abdd"), (None, "dd", "cabac"), ("c", "a", "a")]
+MONTE_CARLO = [Estimator.stratified, Estimator.time_free, Estimator.time_integral]
+
+
+def _run(oracle_dir, tmp_path, command, rows, *options):
+    path = write_jsonl(tmp_path / "in.jsonl", rows)
+    result = CliRunner().invoke(app, [command, str(path), "-m", str(oracle_dir), "--trust-remote-code", *options])
+    assert result.exit_code == 0, result.stderr
+    return read_jsonl(result.stdout)
+
+
+def _truths(distribution, command):
+    if command == "nll":
+        return [{"text": t} for t in TEXTS], [distribution.nll(t) for t in TEXTS]
+    if command == "cond-nll":
+        rows = [{"prompt": p, "response": r} for p, r in CONDITIONALS]
+        return rows, [distribution.cond_nll(p, r) for p, r in CONDITIONALS]
+    rows = [{"chosen": c, "rejected": r} | ({"prompt": p} if p else {}) for p, c, r in PAIRS]
+    truths = [distribution.cond_nll(p or "", r) - distribution.cond_nll(p or "", c) for p, c, r in PAIRS]
+    return rows, truths
+
+
+@pytest.mark.parametrize("command", ["nll", "cond-nll", "ratio"])
+def test_exact_estimator_equals_the_true_value(oracle_dir, distribution, tmp_path, command):
+    rows, truths = _truths(distribution, command)
+    results = _run(oracle_dir, tmp_path, command, rows, "--estimator", "exact")
+    key = "log_ratio" if command == "ratio" else "nll"
+    for result, truth in zip(results, truths, strict=True):
+        assert result[key] == pytest.approx(truth, abs=1e-5)
+
+
+@pytest.mark.parametrize("independent", [False, True])
+@pytest.mark.parametrize("estimator", MONTE_CARLO)
+@pytest.mark.parametrize("command", ["nll", "cond-nll", "ratio"])
+def test_monte_carlo_estimates_land_within_four_standard_errors(
+    oracle_dir, distribution, tmp_path, command, estimator, independent
+):
+    if independent and command != "ratio":
+        pytest.skip("--independent is a ratio option")
+    rows, truths = _truths(distribution, command)
+    options = ["--estimator", estimator.value, "--seed", "11"] + (["--independent"] if independent else [])
+    results = _run(oracle_dir, tmp_path, command, rows, *options)
+    key = "log_ratio" if command == "ratio" else "nll"
+    for result, truth in zip(results, truths, strict=True):
+        assert abs(result[key] - truth) <= 4 * result[f"{key}_se"] + 1e-5, result  # float32 log-probs
+
+
+@pytest.fixture(scope="module")
+def oracle_model(oracle_dir):
+    return load_model(LoadOptions(str(oracle_dir), trust_remote_code=True))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("estimator", MONTE_CARLO)
+def test_reported_standard_errors_match_the_spread_over_seeds(oracle_model, distribution, estimator):
+    texts = ["cadba", "dcbadcba", "abc"]
+    objects = [(i + 1, {"text": t}) for i, t in enumerate(texts)]
+    runs = [list(score(Command.nll, objects, oracle_model, Settings(estimator, 64, seed))) for seed in range(40)]
+    for index, text in enumerate(texts):
+        values = [run[index]["nll"] for run in runs]
+        spread = statistics.stdev(values)
+        mean_se = statistics.mean(run[index]["nll_se"] for run in runs)
+        assert 0.7 <= mean_se / spread <= 1.3, (text, spread, mean_se)
+        assert abs(statistics.mean(values) - distribution.nll(text)) < 4 * spread / len(values) ** 0.5
