@@ -10,6 +10,13 @@ from itdd_cli.oracle import OracleDistribution, write_checkpoint
 ORACLE_SEED = 7
 
 
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may reach the network."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+
+
 @pytest.fixture(scope="session")
 def distribution() -> OracleDistribution:
     return OracleDistribution.random(ORACLE_SEED)

@@ -68,6 +68,8 @@ def read_config(options: LoadOptions) -> dict[str, Any]:
                 raise ModelError(f"{options.model}: no config.json in this directory")
         elif local.exists():
             raise UsageError(f"--model {options.model}: expected a directory or a hub id, got a file")
+        elif _looks_local(options.model):
+            raise ModelError(f"{options.model}: no such directory (a hub id looks like 'org/name')")
         else:
             from huggingface_hub import hf_hub_download
 
@@ -80,6 +82,10 @@ def read_config(options: LoadOptions) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ModelError(f"{options.model}: config.json is not a JSON object")
     return config
+
+
+def _looks_local(name: str) -> bool:
+    return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
 
 
 def load_tokenizer(options: LoadOptions) -> Any:

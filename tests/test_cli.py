@@ -1,0 +1,212 @@
+"""The command line as a user meets it: inputs, formats, fields and exit codes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from itdd_cli.cli import app
+from tests.conftest import read_jsonl, write_jsonl
+
+NLL_FIELDS = ["id", "nll", "nll_se", "tokens", "nll_per_token", "bits_per_token", "ppl", "samples"]
+COND_FIELDS = ["id", "nll", "nll_se", "tokens", "prompt_tokens", "nll_per_token", "bits_per_token", "ppl", "samples"]
+RATIO_FIELDS = [
+    "id",
+    "log_ratio",
+    "log_ratio_se",
+    "nll_chosen",
+    "nll_rejected",
+    "tokens_chosen",
+    "tokens_rejected",
+    "samples",
+    "prefers",
+]
+INPUTS = {
+    "nll": [{"text": "abca"}, {"text": "dd", "id": "second"}],
+    "cond-nll": [{"prompt": "ab", "response": "cd"}, {"prompt": "d", "response": "aab"}],
+    "ratio": [{"prompt": "a", "chosen": "bc", "rejected": "dd"}, {"chosen": "abcd", "rejected": "ab"}],
+}
+FIELDS = {"nll": NLL_FIELDS, "cond-nll": COND_FIELDS, "ratio": RATIO_FIELDS}
+
+
+def invoke(args, stdin=None, env=None):
+    return CliRunner().invoke(app, [str(a) for a in args], input=stdin, env=env)
+
+
+@pytest.fixture
+def base(oracle_dir):
+    return ["-m", oracle_dir, "--trust-remote-code", "-n", "8"]
+
+
+@pytest.mark.parametrize("source", ["file", "stdin", "dash"])
+@pytest.mark.parametrize("command", ["nll", "cond-nll", "ratio"])
+def test_each_command_writes_one_jsonl_row_per_record_with_the_documented_fields(base, tmp_path, command, source):
+    rows = INPUTS[command]
+    path = write_jsonl(tmp_path / "in.jsonl", rows)
+    text = path.read_text()
+    args = {"file": [command, path], "stdin": [command], "dash": [command, "-"]}[source]
+    result = invoke([*args, *base], stdin=None if source == "file" else text)
+    assert result.exit_code == 0, result.stderr
+    out = read_jsonl(result.stdout)
+    assert [list(row) for row in out] == [FIELDS[command]] * len(rows)
+    assert [row["id"] for row in out] == [rows[0].get("id", 1), rows[1].get("id", 2)]
+    assert "records 2" in result.stderr  # the summary goes to stderr, data stays clean
+
+
+def test_ratio_prefers_names_the_side_with_the_higher_likelihood(base, tmp_path):
+    result = invoke(["ratio", write_jsonl(tmp_path / "in.jsonl", INPUTS["ratio"]), *base])
+    for row in read_jsonl(result.stdout):
+        assert row["prefers"] == ("chosen" if row["log_ratio"] > 0 else "rejected")
+        assert row["log_ratio"] == pytest.approx(row["nll_rejected"] - row["nll_chosen"])
+
+
+def test_csv_format_has_a_header_and_the_same_numbers_as_jsonl(base, tmp_path):
+    path = write_jsonl(tmp_path / "in.jsonl", INPUTS["nll"])
+    as_csv = invoke(["nll", path, *base, "--format", "csv"])
+    as_jsonl = invoke(["nll", path, *base, "--format", "jsonl"])
+    table = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert list(table[0]) == NLL_FIELDS
+    for csv_row, json_row in zip(table, read_jsonl(as_jsonl.stdout), strict=True):
+        assert float(csv_row["nll"]) == pytest.approx(json_row["nll"], rel=1e-12)
+
+
+def test_table_format_shows_rows_and_a_summary_with_the_framing(base, tmp_path):
+    result = invoke(["nll", write_jsonl(tmp_path / "in.jsonl", INPUTS["nll"]), *base, "--format", "table"])
+    assert result.exit_code == 0
+    assert "nll_per_token" in result.stdout and "second" in result.stdout
+    assert "records 2" in result.stdout and "corpus perplexity" in result.stdout and "framing: none" in result.stdout
+
+
+def test_ratio_table_summary_gives_the_share_preferring_chosen(base, tmp_path):
+    result = invoke(["ratio", write_jsonl(tmp_path / "in.jsonl", INPUTS["ratio"]), *base, "--format", "table"])
+    assert "prefers chosen" in result.stdout and "coupled masks" in result.stdout
+
+
+@pytest.mark.parametrize("suffix,parse", [(".jsonl", read_jsonl), (".csv", lambda t: list(csv.DictReader(io.StringIO(t))))])
+def test_output_file_format_follows_its_extension(base, tmp_path, suffix, parse):
+    target = tmp_path / f"out{suffix}"
+    result = invoke(["nll", write_jsonl(tmp_path / "in.jsonl", INPUTS["nll"]), *base, "-o", target])
+    assert result.exit_code == 0 and result.stdout == ""
+    assert len(parse(target.read_text())) == 2
+
+
+def test_an_existing_output_file_is_not_overwritten_without_the_flag(base, tmp_path):
+    target = tmp_path / "out.jsonl"
+    target.write_text("precious\n")
+    path = write_jsonl(tmp_path / "in.jsonl", INPUTS["nll"])
+    refused = invoke(["nll", path, *base, "-o", target])
+    assert refused.exit_code == 2 and "--overwrite" in refused.stderr
+    assert target.read_text() == "precious\n"
+    assert invoke(["nll", path, *base, "-o", target, "--overwrite"]).exit_code == 0
+    assert len(read_jsonl(target.read_text())) == 2
+
+
+def test_custom_field_names(base, tmp_path):
+    rows = [{"key": "k1", "body": "abc"}]
+    result = invoke(["nll", write_jsonl(tmp_path / "in.jsonl", rows), *base, "--text-field", "body", "--id-field", "key"])
+    assert read_jsonl(result.stdout)[0]["id"] == "k1"
+
+
+def test_the_model_can_come_from_the_environment(oracle_dir, tmp_path):
+    path = write_jsonl(tmp_path / "in.jsonl", INPUTS["nll"])
+    result = invoke(["nll", path, "--trust-remote-code", "-n", "4"], env={"ITDD_MODEL": str(oracle_dir)})
+    assert result.exit_code == 0, result.stderr
+
+
+BAD_LINES = [
+    ('{"text": "ab"}\n{"text": \n', 2, "invalid JSON"),
+    ('{"text": "ab"}\n[1, 2]\n', 2, "expected a JSON object"),
+    ('{"body": "ab"}\n', 1, "missing field 'text' — use --text-field"),
+    ('{"text": null}\n', 1, "must be a string, got null"),
+    ('{"text": 5}\n', 1, "must be a string, got int"),
+    ('{"text": ""}\n', 1, "is empty"),
+    ('{"text": "ab"}\n\n{"text": "abcdabcda"}\n', 3, "exceed the model's maximum of 8"),
+    ('{"text": "ab", "id": [1]}\n', 1, "must be a string or an integer"),
+]
+
+
+@pytest.mark.parametrize("source", ["file", "stdin"])
+@pytest.mark.parametrize("content,line,message", BAD_LINES)
+def test_an_invalid_record_exits_3_with_its_line_number_and_no_traceback(base, tmp_path, source, content, line, message):
+    path = tmp_path / "in.jsonl"
+    path.write_text(content)
+    args = ["nll", path, *base] if source == "file" else ["nll", *base]
+    result = invoke(args, stdin=None if source == "file" else content)
+    assert result.exit_code == 3
+    assert result.stderr.startswith(f"itdd: error: line {line}: ") and message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_records_before_an_invalid_line_are_still_written(base, tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"text": "ab"}\n{"text": "cd"}\n{"oops": 1}\n')
+    result = invoke(["nll", path, *base])
+    assert result.exit_code == 3
+    assert len(read_jsonl(result.stdout)) == 2
+
+
+def test_invalid_utf8_is_reported_with_its_line(base, tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_bytes(b'{"text": "ab"}\n{"text": "\xff"}\n')
+    result = invoke(["nll", path, *base])
+    assert result.exit_code == 3 and "line 2: not valid UTF-8" in result.stderr
+
+
+def test_exact_refuses_long_records_with_their_line(oracle_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr("itdd_cli.runner.EXACT_MAX_TOKENS", 3)
+    path = write_jsonl(tmp_path / "in.jsonl", [{"text": "ab"}, {"text": "abcd"}])
+    result = invoke(["nll", path, "-m", oracle_dir, "--trust-remote-code", "--estimator", "exact"])
+    assert result.exit_code == 3 and "line 2: 4 scored tokens" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["nll", "missing.jsonl"], "cannot read missing.jsonl"),
+        (["nll", "-", "--batch-size", "zero"], "--batch-size 'zero'"),
+        (["nll", "-", "--samples", "1"], "--samples"),
+        (["nll", "-", "--estimator", "magic"], "--estimator"),
+        (["nll", "-", "--family", "nope"], "--family 'nope'"),
+    ],
+)
+def test_usage_errors_exit_2(base, args, message):
+    result = invoke([args[0], *base, *args[1:]], stdin='{"text": "ab"}\n')  # later options win
+    assert result.exit_code == 2
+    assert message in result.stderr
+
+
+def test_no_model_is_a_usage_error_naming_the_fix(tmp_path):
+    result = invoke(["nll", write_jsonl(tmp_path / "in.jsonl", INPUTS["nll"])], env={"ITDD_MODEL": None})
+    assert result.exit_code == 2 and "-m/--model" in result.stderr
+
+
+def test_remote_code_is_refused_without_the_flag(oracle_dir):
+    result = invoke(["nll", "-m", oracle_dir], stdin='{"text": "ab"}\n')
+    assert result.exit_code == 1 and "--trust-remote-code" in result.stderr
+
+
+@pytest.mark.parametrize("setup", ["missing", "broken"])
+def test_a_model_that_cannot_load_exits_1_with_one_line(tmp_path, setup):
+    target = tmp_path / "model"
+    if setup == "broken":
+        target.mkdir()
+        (target / "config.json").write_text(json.dumps({"model_type": "bert", "vocab_size": 10}))
+    result = invoke(["nll", "-m", target], stdin='{"text": "ab"}\n')
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_inspect_reports_what_was_detected(oracle_dir):
+    result = invoke(["inspect", "-m", oracle_dir, "--trust-remote-code"])
+    assert result.exit_code == 0
+    for expected in ("generic", "mask id", "framing", "maximum length", "8"):
+        assert expected in result.stdout
+
+
+def test_models_lists_the_families():
+    result = invoke(["models"])
+    assert result.exit_code == 0 and "generic" in result.stdout
