@@ -19,7 +19,8 @@ class Dtype(StrEnum):
 
 
 InputArg = Annotated[
-    str | None, typer.Argument(metavar="INPUT", help="JSONL file to score; omit or '-' for standard input", show_default=False)
+    str | None,
+    typer.Argument(metavar="INPUT", help="JSONL file to score; omit or '-' for standard input", show_default=False),
 ]
 ModelOpt = Annotated[
     str | None,

@@ -86,7 +86,9 @@ def test_ratio_table_summary_gives_the_share_preferring_chosen(base, tmp_path):
     assert "prefers chosen" in result.stdout and "coupled masks" in result.stdout
 
 
-@pytest.mark.parametrize("suffix,parse", [(".jsonl", read_jsonl), (".csv", lambda t: list(csv.DictReader(io.StringIO(t))))])
+@pytest.mark.parametrize(
+    "suffix,parse", [(".jsonl", read_jsonl), (".csv", lambda t: list(csv.DictReader(io.StringIO(t))))]
+)
 def test_output_file_format_follows_its_extension(base, tmp_path, suffix, parse):
     target = tmp_path / f"out{suffix}"
     result = invoke(["nll", write_jsonl(tmp_path / "in.jsonl", INPUTS["nll"]), *base, "-o", target])
@@ -107,7 +109,9 @@ def test_an_existing_output_file_is_not_overwritten_without_the_flag(base, tmp_p
 
 def test_custom_field_names(base, tmp_path):
     rows = [{"key": "k1", "body": "abc"}]
-    result = invoke(["nll", write_jsonl(tmp_path / "in.jsonl", rows), *base, "--text-field", "body", "--id-field", "key"])
+    result = invoke(
+        ["nll", write_jsonl(tmp_path / "in.jsonl", rows), *base, "--text-field", "body", "--id-field", "key"]
+    )
     assert read_jsonl(result.stdout)[0]["id"] == "k1"
 
 
@@ -131,7 +135,9 @@ BAD_LINES = [
 
 @pytest.mark.parametrize("source", ["file", "stdin"])
 @pytest.mark.parametrize("content,line,message", BAD_LINES)
-def test_an_invalid_record_exits_3_with_its_line_number_and_no_traceback(base, tmp_path, source, content, line, message):
+def test_an_invalid_record_exits_3_with_its_line_number_and_no_traceback(
+    base, tmp_path, source, content, line, message
+):
     path = tmp_path / "in.jsonl"
     path.write_text(content)
     args = ["nll", path, *base] if source == "file" else ["nll", *base]
