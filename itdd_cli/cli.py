@@ -21,6 +21,7 @@ from itdd_cli.io.reader import open_input, read_objects
 from itdd_cli.models import FAMILIES, LoadOptions, ScoringModel, load_model
 from itdd_cli.options import (
     BatchSizeOpt,
+    ChatTemplateOpt,
     ChosenFieldOpt,
     DeviceOpt,
     Dtype,
@@ -92,7 +93,7 @@ def exits_cleanly(command: F) -> F:
 def _fail(message: str, code: int) -> None:
     if os.environ.get("ITDD_DEBUG"):
         traceback.print_exc()
-    _stderr().print(f"itdd: error: {message}", markup=False)
+    _stderr().print(f"itdd: error: {' '.join(message.split())}", markup=False)  # always one line
     raise typer.Exit(code)
 
 
@@ -145,8 +146,8 @@ def _score(command: Command, input_path: str | None, model: ScoringModel, settin
 
 
 def _settings(estimator: Estimator, samples: int, seed: int, independent: bool, batch_size: str,
-              max_tokens: int) -> Settings:  # fmt: skip
-    return Settings(estimator, samples, seed, independent, _batch_rows(batch_size), max_tokens)
+              max_tokens: int, chat_template: bool = False) -> Settings:  # fmt: skip
+    return Settings(estimator, samples, seed, independent, _batch_rows(batch_size), max_tokens, chat_template)
 
 
 @app.command("nll")
@@ -201,10 +202,11 @@ def cond_nll(
     prompt_field: PromptFieldOpt = "prompt",
     response_field: ResponseFieldOpt = "response",
     id_field: IdFieldOpt = "id",
+    chat_template: ChatTemplateOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """−log p(response | prompt); the prompt is never masked."""
-    settings = _settings(estimator, samples, seed, False, batch_size, max_tokens)
+    settings = _settings(estimator, samples, seed, False, batch_size, max_tokens, chat_template)
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision)
     fields = Fields(prompt=prompt_field, response=response_field, id=id_field)
     _score(Command.cond_nll, input_path, loaded, settings, fields, output, overwrite, fmt, quiet)
@@ -234,10 +236,11 @@ def ratio(
     chosen_field: ChosenFieldOpt = "chosen",
     rejected_field: RejectedFieldOpt = "rejected",
     id_field: IdFieldOpt = "id",
+    chat_template: ChatTemplateOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     """log p(chosen | prompt) − log p(rejected | prompt), with coupled masks by default."""
-    settings = _settings(estimator, samples, seed, independent, batch_size, max_tokens)
+    settings = _settings(estimator, samples, seed, independent, batch_size, max_tokens, chat_template)
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision)
     fields = Fields(prompt=prompt_field, chosen=chosen_field, rejected=rejected_field, id=id_field)
     _score(Command.ratio, input_path, loaded, settings, fields, output, overwrite, fmt, quiet)

@@ -100,6 +100,9 @@ class Engine:
     def _batches(self, rows: list[_Row]) -> Iterator[list[_Row]]:
         batch: list[_Row] = []
         for row in rows:
+            if batch and not self.model.info.pads and row.width != batch[0].width:
+                yield batch  # a model without attention masks sees one length per batch
+                batch = []
             full = (
                 len(batch) >= self.batch_rows
                 if self.batch_rows

@@ -64,3 +64,6 @@ ResponseFieldOpt = Annotated[str, typer.Option("--response-field", help="field h
 ChosenFieldOpt = Annotated[str, typer.Option("--chosen-field", help="field holding the preferred response")]
 RejectedFieldOpt = Annotated[str, typer.Option("--rejected-field", help="field holding the other response")]
 IdFieldOpt = Annotated[str, typer.Option("--id-field", help="field holding the record id (default: line number)")]
+ChatTemplateOpt = Annotated[
+    bool, typer.Option("--chat-template", help="wrap the prompt in the tokenizer's chat template as a user turn")
+]

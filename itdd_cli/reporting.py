@@ -93,7 +93,8 @@ def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list
         coupling = "independent" if settings.independent else "coupled"
         lines.append(f"prefers chosen {summary.share_chosen:.1%} of pairs ({coupling} masks)")
     lines.append(
-        f"model {info.name} ({info.family}, {info.dtype} on {info.device}) · framing: {info.framing} · "
+        f"model {info.name} ({info.family}, {info.dtype} on {info.device}) · framing: {info.framing}"
+        f"{' + chat template (prompt as user turn)' if settings.chat_template else ''} · "
         f"estimator {settings.estimator.value}, {settings.samples} draws, seed {settings.seed}"
     )
     rate = summary.records / wall if wall > 0 else math.inf

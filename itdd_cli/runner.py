@@ -55,6 +55,7 @@ class Settings:
     independent: bool = False
     batch_rows: int | None = None  # None: fill batches up to max_tokens
     max_tokens: int = DEFAULT_MAX_TOKENS
+    chat_template: bool = False  # wrap the prompt in the tokenizer's chat template as a user turn
 
 
 @dataclass
@@ -143,7 +144,12 @@ def _noises(settings: Settings, context: list[int], framed: list[Framed]) -> lis
 
 def prepare(model: ScoringModel, record: Record, settings: Settings) -> tuple[_Prepared, list[Job]]:
     """Tokenize, frame and validate one record, and draw the masks of all its draws."""
-    context = model.encode(record.prompt) if record.prompt else []
+    if record.prompt is None:
+        context = []
+    elif settings.chat_template:
+        context = model.encode_chat_prompt(record.prompt)
+    else:
+        context = model.encode(record.prompt)
     framed = [_frame_side(model, record, context, text) for text in record.texts]
     longest = max(f.length for f in framed)
     if settings.estimator is Estimator.exact and longest > EXACT_MAX_TOKENS:

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import Any
 
 import torch
+
+from itdd_cli.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,7 @@ class ModelInfo:
     time_input: bool
     framing: str
     vocab_size: int
+    pads: bool = True  # False: no attention mask, so rows of different lengths never share a batch
 
 
 @dataclass(frozen=True)
@@ -40,17 +44,45 @@ class Framed:
 
 
 class ScoringModel(ABC):
-    """Tokenizes, frames and scores. Implementations are built once per run."""
+    """Tokenizes, frames and scores. Implementations are built once per run.
+
+    Adapters set `tokenizer`, `info` and the never-masked framing `prefix_ids` / `suffix_ids`
+    (BOS, CLS/SEP, EOS, …) at construction; the shared methods below do the rest.
+    """
 
     info: ModelInfo
+    tokenizer: Any
+    prefix_ids: list[int] = []
+    suffix_ids: list[int] = []
 
-    @abstractmethod
     def encode(self, text: str) -> list[int]:
         """Token ids of `text` alone, without any special tokens."""
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    @abstractmethod
+    def encode_chat_prompt(self, prompt: str) -> list[int]:
+        """`prompt` as a user turn of the tokenizer's chat template, ready for the response."""
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise UsageError(f"the tokenizer of {self.info.name} has no chat template; drop --chat-template")
+        messages = [{"role": "user", "content": prompt}]
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return self.encode(text)
+
     def frame(self, context: list[int], scored: list[int]) -> Framed:
-        """Add the family's never-masked framing (BOS, CLS/SEP, …) around context + scored."""
+        """Framing around context + scored; a prefix the context already starts with (a chat
+        template's own BOS) is not added twice."""
+        prefix = self.prefix_ids
+        if prefix and context[: len(prefix)] == prefix:
+            prefix = []
+        ids = [*prefix, *context, *scored, *self.suffix_ids]
+        return Framed(ids=ids, start=len(prefix) + len(context), length=len(scored))
+
+    def describe_framing(self) -> str:
+        names = self.tokenizer.convert_ids_to_tokens
+        if not self.prefix_ids and not self.suffix_ids:
+            return "none"
+        prefix = " ".join(names(self.prefix_ids)) or "∅"
+        suffix = " ".join(names(self.suffix_ids)) or "∅"
+        return f"{prefix} … {suffix} (never masked)"
 
     @abstractmethod
     def target_logprobs(

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from itdd_cli.errors import ModelError
-from itdd_cli.models.base import Framed, ModelInfo, ScoringModel
+from itdd_cli.models.base import ModelInfo, ScoringModel
 from itdd_cli.models.loading import LoadOptions, load_tokenizer, parameter_count, sane_max_length
 
 PROBE_TEXT = "a"
@@ -59,7 +59,7 @@ class MaskedLMAdapter(ScoringModel):
         pad_id = self.tokenizer.pad_token_id
         if pad_id is None:
             pad_id = mask_id  # pads are hidden by the attention mask; any valid id will do
-        self._prefix, self._suffix = self._framing_tokens()
+        self.prefix_ids, self.suffix_ids = self._framing_tokens()
         self.info = ModelInfo(
             name=options.model,
             family=self.family,
@@ -71,7 +71,7 @@ class MaskedLMAdapter(ScoringModel):
             max_length=sane_max_length(config, self.tokenizer),
             shifted_logits=False,
             time_input=False,
-            framing=self._describe_framing(),
+            framing=self.describe_framing(),
             vocab_size=int(self.model.get_output_embeddings().weight.shape[0])
             if self.model.get_output_embeddings() is not None
             else int(config.get("vocab_size", 0)),
@@ -86,21 +86,6 @@ class MaskedLMAdapter(ScoringModel):
         first = special.index(0)
         last = len(special) - special[::-1].index(0)
         return list(encoded["input_ids"][:first]), list(encoded["input_ids"][last:])
-
-    def _describe_framing(self) -> str:
-        names = self.tokenizer.convert_ids_to_tokens
-        prefix = " ".join(names(self._prefix)) if self._prefix else ""
-        suffix = " ".join(names(self._suffix)) if self._suffix else ""
-        if not prefix and not suffix:
-            return "none"
-        return f"{prefix or '∅'} … {suffix or '∅'} (tokenizer special tokens, never masked)"
-
-    def encode(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-
-    def frame(self, context: list[int], scored: list[int]) -> Framed:
-        ids = [*self._prefix, *context, *scored, *self._suffix]
-        return Framed(ids=ids, start=len(self._prefix) + len(context), length=len(scored))
 
     @torch.inference_mode()
     def target_logprobs(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,15 +89,28 @@ def _looks_local(name: str) -> bool:
     return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
 
 
-def load_tokenizer(options: LoadOptions) -> Any:
+def load_tokenizer(options: LoadOptions, default: str | None = None) -> Any:
+    """The model's tokenizer, or --tokenizer (else `default`) when the checkpoint ships none.
+
+    `trust_remote_code` is always passed explicitly: left unset, transformers asks
+    interactively for repositories whose config has an `auto_map`.
+    """
     from transformers import AutoTokenizer
 
-    source = options.tokenizer or options.model
+    source = options.tokenizer or default or options.model
+    revision = options.hub_kwargs() if source == options.model else {}
     try:
-        return AutoTokenizer.from_pretrained(
-            source, trust_remote_code=options.trust_remote_code, **options.hub_kwargs()
-        )
+        with warnings.catch_warnings():  # it parses config.json too, and warns about its legacy keys
+            warnings.simplefilter("ignore")
+            return AutoTokenizer.from_pretrained(source, trust_remote_code=options.trust_remote_code, **revision)
     except Exception as error:
+        if not options.trust_remote_code:  # a custom tokenizer class: its tokenizer.json still loads natively
+            try:
+                from transformers import PreTrainedTokenizerFast
+
+                return PreTrainedTokenizerFast.from_pretrained(source, **revision)
+            except Exception:
+                pass
         hint = "" if options.tokenizer else " — use --tokenizer to load one from elsewhere"
         raise ModelError(f"cannot load a tokenizer from {source}: {error}{hint}") from error
 

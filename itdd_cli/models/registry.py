@@ -23,6 +23,24 @@ FAMILIES: dict[str, Family] = {
     family.name: family
     for family in [
         Family(
+            "llada",
+            "itdd_cli.models.llada:LLaDAAdapter",
+            "LLaDA, LLaDA-1.5, iLLaDA and MMaDA's text model, as a bidirectional Llama (no remote code)",
+            ("GSAI-ML/LLaDA-8B-Base", "GSAI-ML/LLaDA-8B-Instruct", "GSAI-ML/LLaDA-1.5"),
+        ),
+        Family(
+            "dream",
+            "itdd_cli.models.dream:DreamAdapter",
+            "Dream, Dream-Coder and DiffuCoder, as a bidirectional Qwen2 with shifted logits (no remote code)",
+            ("Dream-org/Dream-v0-Base-7B", "Dream-org/Dream-v0-Instruct-7B"),
+        ),
+        Family(
+            "mdlm",
+            "itdd_cli.models.mdlm:MDLMAdapter",
+            "MDLM's DiT, time input 0, mask logit suppressed; GPT-2 tokenizer by default (no remote code)",
+            ("kuleshov-group/mdlm-owt", "kuleshov-group/mdlm-no_flashattn-fp32-owt"),
+        ),
+        Family(
             "generic",
             "itdd_cli.models.generic:MaskedLMAdapter",
             "any AutoModelForMaskedLM checkpoint (BERT-style diffusion LMs; custom classes "
@@ -33,8 +51,24 @@ FAMILIES: dict[str, Family] = {
 }
 
 
+# What config.json says, lower-cased, mapped to the family that reads that format.
+MODEL_TYPES = {"llada": "llada", "mmada": "llada", "dream": "dream", "mdlm": "mdlm"}
+ARCHITECTURES = {"lladamodellm": "llada", "mmadamodellm": "llada", "dreammodel": "dream", "mdlm": "mdlm"}
+
+
 def detect_family(config: dict[str, Any]) -> str:
     """The family whose format `config` matches; the generic adapter when none claims it."""
+    model_type = str(config.get("model_type", "")).lower()
+    if model_type in MODEL_TYPES:
+        return MODEL_TYPES[model_type]
+    for architecture in config.get("architectures") or []:
+        if str(architecture).lower() in ARCHITECTURES:
+            return ARCHITECTURES[str(architecture).lower()]
+    for target in (config.get("auto_map") or {}).values():
+        module = str(target).split(".")[0].lower()  # e.g. "modeling_llada.LLaDAModelLM"
+        for family in ("llada", "dream", "mdlm"):
+            if module.endswith(family):
+                return family
     return "generic"
 
 

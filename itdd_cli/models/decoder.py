@@ -1,0 +1,108 @@
+"""A transformers decoder (Llama, Qwen2) made bidirectional: the base of LLaDA and Dream.
+
+Subclasses say how to build the transformers config from the checkpoint's own config.json,
+how to rename weights, where the mask id lives and whether logits are shifted. Loading never
+runs the checkpoint's remote code. The LM head runs only on the hidden states that predict a
+scored token, and the softmax is taken in float32.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any
+
+import torch
+
+from itdd_cli.errors import ModelError
+from itdd_cli.models.base import ModelInfo, ScoringModel
+from itdd_cli.models.loading import LoadOptions, load_tokenizer, parameter_count
+
+
+class BidirectionalDecoderAdapter(ScoringModel):
+    family: str
+    shifted_logits: bool = False  # True: the hidden state at i−1 predicts token i (Dream)
+    append_eos: bool = False  # True: EOS closes the sequence as unscored context (Dream)
+
+    def __init__(self, options: LoadOptions, config: dict[str, Any]) -> None:
+        self.tokenizer = load_tokenizer(options)
+        model_class, hf_config = self.build_config(config)
+        try:
+            self.model = model_class.from_pretrained(
+                options.model,
+                config=hf_config,
+                dtype=options.torch_dtype,
+                use_safetensors=True,
+                key_mapping=self.key_mapping(),
+                **options.hub_kwargs(),
+            )
+        except Exception as error:
+            raise ModelError(f"cannot load {options.model} as {self.family}: {error}") from error
+        self.model.to(options.torch_device).eval()
+        self.vocab_limit = self.text_columns(config)
+        mask_id = self.find_mask_id(config)
+        bos = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else config.get("bos_token_id")
+        eos = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else config.get("eos_token_id")
+        self.prefix_ids = [int(bos)] if bos is not None else []
+        self.suffix_ids = [int(eos)] if self.append_eos and eos is not None else []
+        if self.shifted_logits and not self.prefix_ids:
+            raise ModelError(f"{options.model}: no BOS token; a shifted model cannot score position 0")
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos
+        self.info = ModelInfo(
+            name=options.model,
+            family=self.family,
+            parameters=parameter_count(self.model),
+            dtype=str(options.torch_dtype).removeprefix("torch."),
+            device=str(options.torch_device),
+            mask_id=mask_id,
+            pad_id=int(pad if pad is not None else mask_id),
+            max_length=self.max_length(config),
+            shifted_logits=self.shifted_logits,
+            time_input=False,
+            framing=self.describe_framing(),
+            vocab_size=int(self.model.lm_head.weight.shape[0]),
+        )
+
+    @abstractmethod
+    def build_config(self, config: dict[str, Any]) -> tuple[Any, Any]:
+        """(transformers model class, its config with is_causal=False) from config.json."""
+
+    def key_mapping(self) -> dict[str, str] | None:
+        return None
+
+    def text_columns(self, config: dict[str, Any]) -> int | None:
+        """Normalise over the first N logit columns only (None: all of them)."""
+        return None
+
+    @abstractmethod
+    def find_mask_id(self, config: dict[str, Any]) -> int: ...
+
+    @abstractmethod
+    def max_length(self, config: dict[str, Any]) -> int | None: ...
+
+    @torch.inference_mode()
+    def target_logprobs(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        score_mask: torch.Tensor,
+        targets: torch.Tensor,
+    ) -> torch.Tensor:
+        device = self.model.device
+        hidden = self.model.model(
+            input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)
+        ).last_hidden_state  # (B, T, D)
+        source = score_mask
+        if self.shifted_logits:  # the state one position to the left predicts the token
+            source = torch.zeros_like(score_mask)
+            source[:, :-1] = score_mask[:, 1:]
+        logits = self.model.lm_head(hidden[source.to(device)]).float()  # (P, V): head only where scored
+        if self.vocab_limit is not None:
+            logits = logits[:, : self.vocab_limit]
+        wanted = targets[score_mask].to(device)  # (P,), same row-major order as `source`
+        return torch.log_softmax(logits, dim=-1).gather(1, wanted[:, None]).squeeze(1).cpu()
+
+
+def require(config: dict[str, Any], key: str, family: str) -> Any:
+    if key not in config:
+        raise ModelError(f"config.json has no '{key}', which a {family} checkpoint needs")
+    return config[key]

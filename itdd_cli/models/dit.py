@@ -1,0 +1,131 @@
+"""MDLM's diffusion transformer (DiT with adaLN conditioning and rotary attention), in plain
+PyTorch, written from the maths in FORMATS.md §3.3 so that no flash-attn or remote code is needed.
+
+Parameter names match the checkpoint's (`backbone.` prefix stripped), so weights load strictly.
+LayerNorms run in float32, as in the original. The output layer is applied by the caller on
+the rows it needs (`final_layer`), so the 50k-column head never runs on unscored positions.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+FREQUENCY_SIZE = 256  # sinusoidal time embedding width, fixed in MDLM
+
+
+class LayerNorm(nn.Module):
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.layer_norm(x.float(), [x.shape[-1]], eps=1e-5) * self.weight
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1 + scale) + shift
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    first, second = x.chunk(2, dim=-1)
+    return torch.cat((-second, first), dim=-1)
+
+
+class TimeEmbedding(nn.Module):
+    def __init__(self, cond_dim: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(FREQUENCY_SIZE, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
+
+    def forward(self, sigma: torch.Tensor) -> torch.Tensor:
+        half = FREQUENCY_SIZE // 2
+        freqs = torch.exp(-math.log(10000) * torch.arange(half, dtype=torch.float32, device=sigma.device) / half)
+        args = sigma[:, None].float() * freqs[None]
+        embedding = torch.cat([torch.cos(args), torch.sin(args)], dim=-1)  # cos half first
+        return self.mlp(embedding.to(self.mlp[0].weight.dtype))
+
+
+class Block(nn.Module):
+    def __init__(self, dim: int, heads: int, cond_dim: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm1 = LayerNorm(dim)
+        self.attn_qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.attn_out = nn.Linear(dim, dim, bias=False)
+        self.norm2 = LayerNorm(dim)
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(approximate="tanh"), nn.Linear(4 * dim, dim))
+        self.adaLN_modulation = nn.Linear(cond_dim, 6 * dim)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        batch, width, dim = x.shape
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.adaLN_modulation(c)[:, None].chunk(6, dim=2)
+        h = modulate(self.norm1(x), shift1, scale1).to(x.dtype)
+        qkv = self.attn_qkv(h).view(batch, width, 3, self.heads, dim // self.heads)  # (B, T, 3, H, d)
+        q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))  # (B, H, T, d)
+        q = q * cos.to(q.dtype) + rotate_half(q) * sin.to(q.dtype)
+        k = k * cos.to(k.dtype) + rotate_half(k) * sin.to(k.dtype)
+        attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, width, dim)
+        x = x + gate1 * self.attn_out(attended)
+        return x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2).to(x.dtype))
+
+
+class FinalLayer(nn.Module):
+    def __init__(self, dim: int, vocab_size: int, cond_dim: int) -> None:
+        super().__init__()
+        self.norm_final = LayerNorm(dim)
+        self.linear = nn.Linear(dim, vocab_size)
+        self.adaLN_modulation = nn.Linear(cond_dim, 2 * dim)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """x: (P, D) hidden rows; c: (P, C) the conditioning of each row's sequence."""
+        shift, scale = self.adaLN_modulation(c).chunk(2, dim=-1)
+        return self.linear(modulate(self.norm_final(x), shift, scale).to(self.linear.weight.dtype))
+
+
+class Embedding(nn.Module):
+    def __init__(self, vocab_size: int, dim: int) -> None:
+        super().__init__()
+        self.embedding = nn.Parameter(torch.empty(vocab_size, dim))
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.embedding[ids]
+
+
+class Rotary(nn.Module):
+    def __init__(self, head_dim: int) -> None:
+        super().__init__()
+        self.register_buffer("inv_freq", 1.0 / 10000 ** (torch.arange(0, head_dim, 2).float() / head_dim))
+
+    def forward(self, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        positions = torch.arange(width, device=self.inv_freq.device, dtype=self.inv_freq.dtype)
+        freqs = torch.outer(positions, self.inv_freq)
+        table = torch.cat((freqs, freqs), dim=-1)  # (T, d)
+        return table.cos(), table.sin()
+
+
+class DiT(nn.Module):
+    def __init__(self, vocab_size: int, dim: int, blocks: int, heads: int, cond_dim: int) -> None:
+        super().__init__()
+        self.vocab_embed = Embedding(vocab_size, dim)
+        self.sigma_map = TimeEmbedding(cond_dim)
+        self.rotary_emb = Rotary(dim // heads)
+        self.blocks = nn.ModuleList(Block(dim, heads, cond_dim) for _ in range(blocks))
+        self.output_layer = FinalLayer(dim, vocab_size, cond_dim)
+
+    def hidden(self, ids: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final hidden states (B, T, D) and the conditioning vectors c (B, C)."""
+        x = self.vocab_embed(ids)
+        c = F.silu(self.sigma_map(sigma)).to(x.dtype)
+        cos, sin = self.rotary_emb(ids.shape[1])
+        for block in self.blocks:
+            x = block(x, cos, sin, c)
+        return x, c
+
+    def forward(self, ids: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        x, c = self.hidden(ids, sigma)
+        batch, width, dim = x.shape
+        rows = self.output_layer(x.reshape(-1, dim), c.repeat_interleave(width, dim=0))
+        return rows.view(batch, width, -1)

@@ -1,0 +1,103 @@
+"""MDLM (`kuleshov-group/mdlm-owt` and its fp32 sibling): the DiT backbone, loaded natively.
+
+Quirks, all fixed here: weights sit under `backbone.`; the time input is always zero (the
+released checkpoints ignore it: `time_conditioning: false`); the mask column (`vocab_size − 1`,
+not in the GPT-2 tokenizer) is suppressed before the softmax, as in MDLM's SUBS
+parameterisation; the repository ships no tokenizer, so GPT-2's is the default (`--tokenizer`
+names another). The model has no attention mask, so `pads=False` tells the engine never to
+batch rows of different lengths. Documents are wrapped in `<|endoftext|>` at both ends, as in
+its OpenWebText training.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from itdd_cli.errors import ModelError
+from itdd_cli.models.base import ModelInfo, ScoringModel
+from itdd_cli.models.decoder import require
+from itdd_cli.models.dit import DiT
+from itdd_cli.models.loading import LoadOptions, load_tokenizer, parameter_count
+
+DEFAULT_TOKENIZER = "gpt2"
+PREFIX = "backbone."
+
+
+def _state_dict(options: LoadOptions) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    local = Path(options.model)
+    try:
+        if local.is_dir():
+            path = local / "model.safetensors"
+        else:
+            from huggingface_hub import hf_hub_download
+
+            path = Path(hf_hub_download(options.model, "model.safetensors", **options.hub_kwargs()))
+        weights = load_file(str(path))
+    except Exception as error:
+        raise ModelError(f"cannot read the MDLM weights of {options.model}: {error}") from error
+    return {key.removeprefix(PREFIX): value for key, value in weights.items()}
+
+
+class MDLMAdapter(ScoringModel):
+    family = "mdlm"
+
+    def __init__(self, options: LoadOptions, config: dict[str, Any]) -> None:
+        self.tokenizer = load_tokenizer(options, default=DEFAULT_TOKENIZER)
+        vocab = require(config, "vocab_size", self.family)
+        self.model = DiT(
+            vocab_size=vocab,
+            dim=require(config, "hidden_dim", self.family),
+            blocks=require(config, "n_blocks", self.family),
+            heads=require(config, "n_heads", self.family),
+            cond_dim=require(config, "cond_dim", self.family),
+        )
+        try:
+            self.model.load_state_dict(_state_dict(options), strict=True)
+        except RuntimeError as error:
+            raise ModelError(f"{options.model}: weights do not match config.json: {error}") from error
+        self.model.to(device=options.torch_device, dtype=options.torch_dtype).eval()
+        self.model.rotary_emb.inv_freq.data = self.model.rotary_emb.inv_freq.float()  # angles stay fp32
+        self.mask_id = int(config.get("mask_token_id", vocab - 1))
+        eos = self.tokenizer.eos_token_id
+        self.prefix_ids = self.suffix_ids = [int(eos)] if eos is not None else []
+        self.info = ModelInfo(
+            name=options.model,
+            family=self.family,
+            parameters=parameter_count(self.model),
+            dtype=str(options.torch_dtype).removeprefix("torch."),
+            device=str(options.torch_device),
+            mask_id=self.mask_id,
+            pad_id=self.mask_id,  # never seen: rows are never padded
+            max_length=int(config.get("model_length", 1024)),
+            shifted_logits=False,
+            time_input=True,
+            framing=self.describe_framing() + "; time input 0; mask logit suppressed",
+            vocab_size=vocab,
+            pads=False,
+        )
+
+    @torch.inference_mode()
+    def target_logprobs(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        score_mask: torch.Tensor,
+        targets: torch.Tensor,
+    ) -> torch.Tensor:
+        if not bool(attention_mask.all()):
+            raise ValueError("MDLM has no attention mask: rows of one batch must share their length")
+        device = self.model.vocab_embed.embedding.device
+        ids = input_ids.to(device)
+        sigma = torch.zeros(ids.shape[0], device=device)
+        hidden, c = self.model.hidden(ids, sigma)  # (B, T, D), (B, C)
+        where = score_mask.to(device)
+        rows = where.nonzero()[:, 0]  # (P,) the sequence of each scored position
+        logits = self.model.output_layer(hidden[where], c[rows]).float()  # (P, V)
+        logits[:, self.mask_id] = float("-inf")
+        wanted = targets[score_mask].to(device)
+        return torch.log_softmax(logits, dim=-1).gather(1, wanted[:, None]).squeeze(1).cpu()
