@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -47,6 +48,7 @@ from itdd_cli.options import (
     TokenizerOpt,
     TrustOpt,
 )
+from itdd_cli.parallel import current_shard, score_sharded
 from itdd_cli.records import Fields
 from itdd_cli.reporting import (
     Format,
@@ -55,6 +57,7 @@ from itdd_cli.reporting import (
     print_families,
     print_model_info,
     print_summary,
+    progress_bar,
     resolve_format,
 )
 from itdd_cli.runner import Command, Settings, Summary, score
@@ -93,6 +96,8 @@ def exits_cleanly(command: F) -> F:
 def _fail(message: str, code: int) -> None:
     if os.environ.get("ITDD_DEBUG"):
         traceback.print_exc()
+    if os.environ.get("RANK", "0") != "0":  # under a launcher, the main process speaks for all
+        raise typer.Exit(code)
     _stderr().print(f"itdd: error: {' '.join(message.split())}", markup=False)  # always one line
     raise typer.Exit(code)
 
@@ -126,19 +131,31 @@ def _open_output(output: str | None, overwrite: bool, stack: ExitStack) -> TextI
 
 def _score(command: Command, input_path: str | None, model: ScoringModel, settings: Settings, fields: Fields,
            output: str | None, overwrite: bool, fmt: Format, quiet: bool) -> None:  # fmt: skip
+    shard = current_shard()
     with ExitStack() as stack:
-        stream = _open_output(output, overwrite, stack)
+        stream = _open_output(output, overwrite, stack) if shard.is_main else stack.enter_context(open(os.devnull, "w"))
         source = open_input(input_path)
         if source is not sys.stdin.buffer:
             stack.callback(source.close)
         resolved = resolve_format(fmt, output, stream)
         sink = make_sink(resolved, stream, command)
         summary = Summary(command)
+        objects = read_objects(source)
+        if shard.world > 1:
+            rows = score_sharded(objects, lambda chunk: score(command, chunk, model, settings, fields), shard)
+        else:
+            rows = score(command, objects, model, settings, fields)
         try:
-            for row in score(command, read_objects(source), model, settings, fields, summary):
-                sink.write(row)
+            with progress_bar(input_path, enabled=shard.is_main and not quiet and sys.stderr.isatty()) as advance:
+                for row in rows:
+                    sink.write(row)
+                    summary.add(row)
+                    advance(summary)
         finally:
             sink.close()  # what finished is written even when a later record fails
+        summary.finished = time.perf_counter()
+        if not shard.is_main:
+            return
         if resolved is Format.table:
             print_summary(console_for(stream), summary, model.info, settings)
         elif not quiet:

@@ -14,6 +14,7 @@ from typing import Generic, TypeVar
 
 import torch
 
+from itdd_cli.errors import ModelError
 from itdd_cli.models.base import ScoringModel
 
 Payload = TypeVar("Payload")
@@ -59,6 +60,7 @@ class Engine:
         self.max_tokens = max_tokens
         self.window_rows = window_rows
         self.forward_rows = 0  # rows actually sent through the model
+        self.shrinks = 0  # how often out-of-memory halved a batch
 
     def run(self, tasks: Iterable[tuple[Payload, list[Job]]]) -> Iterator[tuple[Payload, list[torch.Tensor]]]:
         """Yield (payload, losses per job (N,) float64) in input order.
@@ -93,7 +95,7 @@ class Engine:
         ]
         rows.sort(key=lambda row: -row.width)  # stable: ties keep input order
         for batch in self._batches(rows):
-            self._forward(pending, batch)
+            self._forward_or_split(pending, batch)
         for task in pending:
             yield task.payload, task.losses
 
@@ -114,6 +116,30 @@ class Engine:
             batch.append(row)
         if batch:
             yield batch
+
+    def _forward_or_split(self, pending: list[_Pending[Payload]], batch: list[_Row]) -> None:
+        """On out-of-memory, halve the batch (and the budget for what follows) and retry.
+
+        Rows are scored independently, so the split changes no number.
+        """
+        try:
+            self._forward(pending, batch)
+        except torch.OutOfMemoryError as error:
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+            if len(batch) == 1:
+                raise ModelError(
+                    f"out of memory on a single row of {batch[0].width} tokens — use a smaller --dtype, "
+                    "--device-map auto, or a device with more memory"
+                ) from error
+            half = len(batch) // 2
+            if self.batch_rows:
+                self.batch_rows = half
+            else:
+                self.max_tokens = max(1, half * max(row.width for row in batch))
+            self.shrinks += 1
+            self._forward_or_split(pending, batch[:half])
+            self._forward_or_split(pending, batch[half:])
 
     def _forward(self, pending: list[_Pending[Payload]], batch: list[_Row]) -> None:
         width = max(row.width for row in batch)

@@ -29,3 +29,7 @@ class InputError(ItddError):
     def __init__(self, line: int, message: str) -> None:
         super().__init__(f"line {line}: {message}")
         self.line = line
+        self.message = message
+
+    def __reduce__(self) -> tuple[type, tuple[int, str]]:  # travels between processes intact
+        return (InputError, (self.line, self.message))

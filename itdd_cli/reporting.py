@@ -7,10 +7,15 @@ run goes to standard error so that pipes stay clean.
 from __future__ import annotations
 
 import math
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from itdd_cli.io.writers import CsvWriter, JsonlWriter
@@ -137,3 +142,36 @@ def print_families(console: Console, families: dict[str, Any]) -> None:
     for family in families.values():
         table.add_row(family.name, family.description, ", ".join(family.examples))
     console.print(table)
+
+
+def _count_records(path: str | None) -> int | None:
+    """Non-blank lines of a file, for the progress total; None for standard input."""
+    if path in (None, "-") or not Path(path).is_file():
+        return None
+    with open(path, "rb") as file:
+        return sum(1 for line in file if line.strip())
+
+
+@contextmanager
+def progress_bar(path: str | None, enabled: bool) -> Iterator[Callable[[Summary], None]]:
+    """A progress bar on stderr (records, tokens/s, ETA); a no-op when disabled."""
+    if not enabled:
+        yield lambda summary: None
+        return
+    columns = (
+        TextColumn("scoring"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} tokens/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=Console(file=sys.stderr), transient=True) as progress:
+        task = progress.add_task("scoring", total=_count_records(path), rate="–")
+
+        def advance(summary: Summary) -> None:
+            wall = summary.wall_seconds
+            rate = f"{summary.tokens / wall:,.0f}" if wall > 0 else "–"
+            progress.update(task, completed=summary.records, rate=rate)
+
+        yield advance

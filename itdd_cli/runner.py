@@ -216,7 +216,6 @@ def score(
     model: ScoringModel,
     settings: Settings,
     fields: Fields | None = None,
-    summary: Summary | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Yield one output row per input object, in input order, as soon as each is finished."""
     parse = PARSERS[command]
@@ -228,8 +227,4 @@ def score(
             row = _ratio_row(prepared, losses)
         else:
             row = _nll_row(prepared, losses, command)
-        if summary is not None:
-            summary.add(row)
         yield row
-    if summary is not None:
-        summary.finished = time.perf_counter()

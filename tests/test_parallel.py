@@ -1,0 +1,55 @@
+"""Data parallel runs (2 CPU processes over gloo) write exactly what one process writes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import write_jsonl
+
+TEXTS = ["abcd", "d", "cabbad", "dd", "abcdabcd", "bca", "cc", "a", "dcb"]
+LAUNCHERS = {
+    "torchrun": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "itdd_cli"],
+    "accelerate": [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines",
+                   "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu", "-m", "itdd_cli"],
+}  # fmt: skip
+
+
+def _run(prefix, args, tmp_path):
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    return subprocess.run([*prefix, *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", list(LAUNCHERS))
+@pytest.mark.parametrize("command", ["nll", "ratio"])
+def test_two_processes_give_the_same_file_as_one(oracle_dir, tmp_path, launcher, command):
+    if command == "nll":
+        rows = [{"text": t} for t in TEXTS * 40]  # more than one exchange chunk
+    else:
+        pairs = zip(TEXTS, TEXTS[1:] + TEXTS[:1], strict=True)
+        rows = [{"prompt": "c", "chosen": a[:7], "rejected": b[:7]} for a, b in pairs]
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    args = [command, str(source), "-m", str(oracle_dir), "--trust-remote-code", "-n", "8", "-q"]
+    single = _run([sys.executable, "-m", "itdd_cli"], [*args, "-o", "one.jsonl"], tmp_path)
+    assert single.returncode == 0, single.stderr
+    double = _run(LAUNCHERS[launcher], [*args, "-o", "two.jsonl"], tmp_path)
+    assert double.returncode == 0, double.stderr[-2000:]
+    one, two = (tmp_path / "one.jsonl").read_text(), (tmp_path / "two.jsonl").read_text()
+    assert len(one.splitlines()) == len(rows)
+    assert two == one
+
+
+@pytest.mark.slow
+def test_an_invalid_record_in_another_shard_stops_all_processes_after_writing_what_came_before(oracle_dir, tmp_path):
+    source = tmp_path / "in.jsonl"
+    source.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS[:5]) + '{"txt": "x"}\n')
+    args = ["nll", str(source), "-m", str(oracle_dir), "--trust-remote-code", "-n", "4", "-q", "-o", "out.jsonl"]
+    result = _run(LAUNCHERS["torchrun"], args, tmp_path)
+    assert result.returncode != 0
+    assert "line 6: missing field 'text'" in result.stderr
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 5
