@@ -24,6 +24,7 @@ from itdd_cli.options import (
     BatchSizeOpt,
     ChatTemplateOpt,
     ChosenFieldOpt,
+    DeviceMapOpt,
     DeviceOpt,
     Dtype,
     DtypeOpt,
@@ -111,10 +112,12 @@ def _batch_rows(value: str) -> int | None:
 
 
 def _load(model: str | None, dtype: Dtype, device: str, trust: bool, family: str | None, tokenizer: str | None,
-          revision: str | None) -> ScoringModel:  # fmt: skip
+          revision: str | None, device_map: str | None = None) -> ScoringModel:  # fmt: skip
     if model is None:
         raise UsageError("no model given: pass -m/--model (a local directory or hub id) or set ITDD_MODEL")
-    return load_model(LoadOptions(model, dtype.value, device, trust, family, tokenizer, revision))
+    if device_map not in (None, "auto"):
+        raise UsageError(f"--device-map {device_map!r}: only 'auto' is supported")
+    return load_model(LoadOptions(model, dtype.value, device, trust, family, tokenizer, revision, device_map))
 
 
 def _open_output(output: str | None, overwrite: bool, stack: ExitStack) -> TextIO:
@@ -163,7 +166,7 @@ def _score(command: Command, input_path: str | None, model: ScoringModel, settin
 
 
 def _settings(estimator: Estimator, samples: int, seed: int, independent: bool, batch_size: str,
-              max_tokens: int, chat_template: bool = False) -> Settings:  # fmt: skip
+              max_tokens: int | None, chat_template: bool = False) -> Settings:  # fmt: skip
     return Settings(estimator, samples, seed, independent, _batch_rows(batch_size), max_tokens, chat_template)
 
 
@@ -179,20 +182,21 @@ def nll(
     estimator: EstimatorOpt = Estimator.stratified,
     seed: SeedOpt = 0,
     batch_size: BatchSizeOpt = "auto",
-    max_tokens: MaxTokensOpt = 16384,
+    max_tokens: MaxTokensOpt = None,
     dtype: DtypeOpt = Dtype.auto,
     device: DeviceOpt = "auto",
     trust_remote_code: TrustOpt = False,
     family: FamilyOpt = None,
     tokenizer: TokenizerOpt = None,
     revision: RevisionOpt = None,
+    device_map: DeviceMapOpt = None,
     text_field: TextFieldOpt = "text",
     id_field: IdFieldOpt = "id",
     quiet: QuietOpt = False,
 ) -> None:
     """−log p(text) for each record's text field."""
     settings = _settings(estimator, samples, seed, False, batch_size, max_tokens)
-    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision)
+    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map)
     fields = Fields(text=text_field, id=id_field)
     _score(Command.nll, input_path, loaded, settings, fields, output, overwrite, fmt, quiet)
 
@@ -209,13 +213,14 @@ def cond_nll(
     estimator: EstimatorOpt = Estimator.stratified,
     seed: SeedOpt = 0,
     batch_size: BatchSizeOpt = "auto",
-    max_tokens: MaxTokensOpt = 16384,
+    max_tokens: MaxTokensOpt = None,
     dtype: DtypeOpt = Dtype.auto,
     device: DeviceOpt = "auto",
     trust_remote_code: TrustOpt = False,
     family: FamilyOpt = None,
     tokenizer: TokenizerOpt = None,
     revision: RevisionOpt = None,
+    device_map: DeviceMapOpt = None,
     prompt_field: PromptFieldOpt = "prompt",
     response_field: ResponseFieldOpt = "response",
     id_field: IdFieldOpt = "id",
@@ -224,7 +229,7 @@ def cond_nll(
 ) -> None:
     """−log p(response | prompt); the prompt is never masked."""
     settings = _settings(estimator, samples, seed, False, batch_size, max_tokens, chat_template)
-    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision)
+    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map)
     fields = Fields(prompt=prompt_field, response=response_field, id=id_field)
     _score(Command.cond_nll, input_path, loaded, settings, fields, output, overwrite, fmt, quiet)
 
@@ -242,13 +247,14 @@ def ratio(
     seed: SeedOpt = 0,
     independent: IndependentOpt = False,
     batch_size: BatchSizeOpt = "auto",
-    max_tokens: MaxTokensOpt = 16384,
+    max_tokens: MaxTokensOpt = None,
     dtype: DtypeOpt = Dtype.auto,
     device: DeviceOpt = "auto",
     trust_remote_code: TrustOpt = False,
     family: FamilyOpt = None,
     tokenizer: TokenizerOpt = None,
     revision: RevisionOpt = None,
+    device_map: DeviceMapOpt = None,
     prompt_field: PromptFieldOpt = "prompt",
     chosen_field: ChosenFieldOpt = "chosen",
     rejected_field: RejectedFieldOpt = "rejected",
@@ -258,7 +264,7 @@ def ratio(
 ) -> None:
     """log p(chosen | prompt) − log p(rejected | prompt), with coupled masks by default."""
     settings = _settings(estimator, samples, seed, independent, batch_size, max_tokens, chat_template)
-    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision)
+    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map)
     fields = Fields(prompt=prompt_field, chosen=chosen_field, rejected=rejected_field, id=id_field)
     _score(Command.ratio, input_path, loaded, settings, fields, output, overwrite, fmt, quiet)
 

@@ -19,7 +19,10 @@ from itdd_cli.models.base import ScoringModel
 
 Payload = TypeVar("Payload")
 
-DEFAULT_MAX_TOKENS = 16384  # padded tokens per forward batch when --batch-size is auto
+# Padded tokens per forward batch when --batch-size is auto: CPUs run fastest on cache-sized
+# batches (measured by bench/throughput.py), GPUs want large ones.
+CPU_MAX_TOKENS = 2048
+GPU_MAX_TOKENS = 16384
 WINDOW_ROWS = 8192  # rows gathered before sorting; bounds memory on any input size
 
 
@@ -52,12 +55,12 @@ class Engine:
         self,
         model: ScoringModel,
         batch_rows: int | None = None,
-        max_tokens: int = DEFAULT_MAX_TOKENS,
+        max_tokens: int | None = None,
         window_rows: int = WINDOW_ROWS,
     ) -> None:
         self.model = model
         self.batch_rows = batch_rows
-        self.max_tokens = max_tokens
+        self.max_tokens = max_tokens or (GPU_MAX_TOKENS if model.info.device.startswith("cuda") else CPU_MAX_TOKENS)
         self.window_rows = window_rows
         self.forward_rows = 0  # rows actually sent through the model
         self.shrinks = 0  # how often out-of-memory halved a batch
@@ -87,15 +90,24 @@ class Engine:
         yield from self._flush(pending)
 
     def _flush(self, pending: list[_Pending[Payload]]) -> Iterator[tuple[Payload, list[torch.Tensor]]]:
-        rows = [
-            _Row(t, j, d, len(job.ids))
-            for t, task in enumerate(pending)
-            for j, job in enumerate(task.jobs)
-            for d in job.masks.any(dim=1).nonzero().flatten().tolist()  # an empty mask costs 0
-        ]
+        rows: list[_Row] = []
+        copies: list[tuple[_Row, int]] = []  # (row, draw whose identical mask is computed instead)
+        for t, task in enumerate(pending):
+            for j, job in enumerate(task.jobs):
+                first_with: dict[bytes, int] = {}
+                for d in job.masks.any(dim=1).nonzero().flatten().tolist():  # an empty mask costs 0
+                    key = job.masks[d].numpy().tobytes()
+                    if key in first_with:  # short texts repeat masks: one forward serves them all
+                        copies.append((_Row(t, j, d, len(job.ids)), first_with[key]))
+                    else:
+                        first_with[key] = d
+                        rows.append(_Row(t, j, d, len(job.ids)))
         rows.sort(key=lambda row: -row.width)  # stable: ties keep input order
         for batch in self._batches(rows):
             self._forward_or_split(pending, batch)
+        for row, source in copies:
+            losses = pending[row.task].losses[row.job]
+            losses[row.draw] = losses[source]
         for task in pending:
             yield task.payload, task.losses
 

@@ -42,7 +42,13 @@ BatchSizeOpt = Annotated[
     str, typer.Option("--batch-size", help="forward rows per batch, or 'auto' to fill --max-tokens")
 ]
 MaxTokensOpt = Annotated[
-    int, typer.Option("--max-tokens", min=1, help="padded tokens per forward batch when --batch-size is auto")
+    int | None,
+    typer.Option(
+        "--max-tokens",
+        min=1,
+        show_default=False,
+        help="padded tokens per forward batch when --batch-size is auto [default: 2048 on CPU, 16384 on GPU]",
+    ),
 ]
 DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="auto: bfloat16 on GPU, float32 on CPU")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N")]
@@ -66,4 +72,10 @@ RejectedFieldOpt = Annotated[str, typer.Option("--rejected-field", help="field h
 IdFieldOpt = Annotated[str, typer.Option("--id-field", help="field holding the record id (default: line number)")]
 ChatTemplateOpt = Annotated[
     bool, typer.Option("--chat-template", help="wrap the prompt in the tokenizer's chat template as a user turn")
+]
+DeviceMapOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--device-map", help="'auto': spread a model too large for one GPU over all of them", show_default=False
+    ),
 ]

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from itdd_cli.engine import DEFAULT_MAX_TOKENS, Engine, Job
+from itdd_cli.engine import Engine, Job
 from itdd_cli.errors import InputError, ModelError
 from itdd_cli.estimators import (
     EXACT_MAX_TOKENS,
@@ -54,7 +54,7 @@ class Settings:
     seed: int = 0
     independent: bool = False
     batch_rows: int | None = None  # None: fill batches up to max_tokens
-    max_tokens: int = DEFAULT_MAX_TOKENS
+    max_tokens: int | None = None  # None: the engine's default for the model's device
     chat_template: bool = False  # wrap the prompt in the tokenizer's chat template as a user turn
 
 

@@ -40,12 +40,14 @@ def _write(directory: Path, config: dict, weights: dict[str, torch.Tensor]) -> N
 LLADA = dict(d=64, heads=4, kv_heads=2, layers=2, mlp=96, vocab=48, embedding=56, mask=50, theta=5e5)
 
 
-def write_llada(directory: Path, tied: bool = False, seed: int = 0) -> Path:
-    """LLaDA's own config keys and weight names (model.transformer.*), plus its auto_map."""
+def write_llada(directory: Path, tied: bool = False, seed: int = 0, **sizes: int) -> Path:
+    """LLaDA's own config keys and weight names (model.transformer.*), plus its auto_map.
+
+    `sizes` overrides entries of LLADA (d, heads, kv_heads, layers, mlp, vocab, embedding)."""
     directory.mkdir(parents=True, exist_ok=True)
-    s = LLADA
+    s = LLADA | sizes
     specials = {"<|startoftext|>": 40, "<|endoftext|>": 41, "<|mdm_mask|>": s["mask"]}
-    char_tokenizer(directory, specials, s["vocab"] + 8, bos_token="<|startoftext|>", eos_token="<|endoftext|>",
+    char_tokenizer(directory, specials, max(s["vocab"], 51), bos_token="<|startoftext|>", eos_token="<|endoftext|>",
                    pad_token="<|endoftext|>")  # fmt: skip
     g = torch.Generator().manual_seed(seed)
     d, hd = s["d"], s["d"] // s["heads"]
@@ -95,7 +97,7 @@ def write_llada(directory: Path, tied: bool = False, seed: int = 0) -> Path:
         "rope_theta": s["theta"],
         "rope_full_precision": True,
         "weight_tying": tied,
-        "max_sequence_length": 64,
+        "max_sequence_length": s.get("max_length", 64),
         "mask_token_id": s["mask"],
         "eos_token_id": 41,
         "pad_token_id": 41,

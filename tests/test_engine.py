@@ -69,3 +69,11 @@ def test_the_reader_stays_lazy_first_results_arrive_before_the_input_ends():
     first = next(rows)
     assert first["id"] == 1
     assert len(pulled) < 1000  # one look-ahead window, not the whole input
+
+
+def test_identical_masks_of_one_sequence_cost_one_forward_row():
+    masks = torch.tensor([[1, 0, 1], [1, 0, 1], [0, 1, 0], [1, 0, 1]], dtype=torch.bool)
+    engine = Engine(UniformModel(), batch_rows=100)
+    [(_, [losses])] = list(engine.run([(0, [Job(torch.arange(2, 5), 0, masks)])]))
+    assert engine.forward_rows == 2
+    assert torch.allclose(losses, torch.tensor([2, 2, 1, 2], dtype=torch.float64) * math.log(50))

@@ -229,3 +229,11 @@ def test_chat_template_without_one_in_the_tokenizer_is_a_usage_error(checkpoints
     path = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "hi", "response": "yo"}])
     result = CliRunner().invoke(app, ["cond-nll", str(path), "-m", str(checkpoints["llada"]), "--chat-template"])
     assert result.exit_code == 2 and "no chat template" in result.stderr
+
+
+def test_device_map_auto_loads_through_accelerate_and_gives_the_same_numbers(checkpoints, tmp_path):
+    path = write_jsonl(tmp_path / "in.jsonl", [{"text": "spread me"}])
+    base = ["nll", str(path), "-m", str(checkpoints["llada"]), "-n", "8", "-q"]
+    plain, mapped = (CliRunner().invoke(app, base + extra) for extra in ([], ["--device-map", "auto"]))
+    assert mapped.exit_code == 0, mapped.stderr
+    assert read_jsonl(mapped.stdout) == read_jsonl(plain.stdout)

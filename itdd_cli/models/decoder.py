@@ -34,10 +34,11 @@ class BidirectionalDecoderAdapter(ScoringModel):
                 use_safetensors=True,
                 key_mapping=self.key_mapping(),
                 **options.hub_kwargs(),
+                **options.placement_kwargs(),
             )
         except Exception as error:
             raise ModelError(f"cannot load {options.model} as {self.family}: {error}") from error
-        self.model.to(options.torch_device).eval()
+        options.place(self.model)
         self.vocab_limit = self.text_columns(config)
         mask_id = self.find_mask_id(config)
         bos = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else config.get("bos_token_id")
@@ -91,6 +92,7 @@ class BidirectionalDecoderAdapter(ScoringModel):
         hidden = self.model.model(
             input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)
         ).last_hidden_state  # (B, T, D)
+        device = hidden.device  # the last layer's device under --device-map
         source = score_mask
         if self.shifted_logits:  # the state one position to the left predicts the token
             source = torch.zeros_like(score_mask)

@@ -47,10 +47,11 @@ class MaskedLMAdapter(ScoringModel):
                 dtype=options.torch_dtype,
                 use_safetensors=True,
                 **options.hub_kwargs(),
+                **options.placement_kwargs(),
             )
         except Exception as error:  # transformers raises many types; all mean "cannot load"
             raise ModelError(f"cannot load {options.model} as a masked LM: {error}") from error
-        self.model.to(options.torch_device).eval()
+        options.place(self.model)
         mask_id = self.tokenizer.mask_token_id
         if mask_id is None:
             mask_id = config.get("mask_token_id")
@@ -98,6 +99,7 @@ class MaskedLMAdapter(ScoringModel):
         device = self.model.device
         output = self.model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device))
         logits = output.logits if hasattr(output, "logits") else output[0]  # (B, T, V)
+        device = logits.device  # the head's device under --device-map
         scored = logits[score_mask.to(device)].float()  # (P, V)
         logprobs = torch.log_softmax(scored, dim=-1)
         wanted = targets.to(device)[score_mask.to(device)]  # (P,)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,11 +37,14 @@ class LoadOptions:
     family: str | None = None
     tokenizer: str | None = None
     revision: str | None = None
+    device_map: str | None = None  # "auto": spread a model too large for one device (accelerate)
 
     @property
     def torch_device(self) -> torch.device:
-        if self.device == "auto":
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if self.device == "auto":  # under a launcher, each process takes its own GPU
+            if torch.cuda.is_available():
+                return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            return torch.device("cpu")
         try:
             device = torch.device(self.device)
         except RuntimeError as error:
@@ -57,6 +61,13 @@ class LoadOptions:
 
     def hub_kwargs(self) -> dict[str, Any]:
         return {"revision": self.revision} if self.revision else {}
+
+    def placement_kwargs(self) -> dict[str, Any]:
+        return {"device_map": self.device_map} if self.device_map else {}
+
+    def place(self, model: torch.nn.Module) -> torch.nn.Module:
+        """Move to the chosen device unless --device-map already spread the model."""
+        return model.eval() if self.device_map else model.to(self.torch_device).eval()
 
 
 def read_config(options: LoadOptions) -> dict[str, Any]:
