@@ -1,26 +1,25 @@
-"""Thin Typer commands: validate options, call the runner, hand rows to the reporter."""
+"""Thin Typer commands: validate options, call one library function, hand the result to the reporter."""
 
 from __future__ import annotations
 
 import functools
 import os
-import sys
-import time
+import signal
 import traceback
 from collections.abc import Callable
-from contextlib import ExitStack
-from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
 
 from itdd_cli import __version__
-from itdd_cli.errors import ItddError, UsageError
+from itdd_cli.compare import compare_files
+from itdd_cli.errors import GateError, ItddError, UsageError
 from itdd_cli.estimators import Estimator
-from itdd_cli.io.reader import open_input, read_objects
 from itdd_cli.models import FAMILIES, LoadOptions, ScoringModel, load_model
 from itdd_cli.options import (
+    AllowPickleOpt,
+    BaseArg,
     BatchSizeOpt,
     ChatTemplateOpt,
     ChosenFieldOpt,
@@ -29,39 +28,39 @@ from itdd_cli.options import (
     Dtype,
     DtypeOpt,
     EstimatorOpt,
+    FailAboveOpt,
+    FailBelowOpt,
+    FailIfWorseOpt,
     FamilyOpt,
     FormatOpt,
     IdFieldOpt,
     IndependentOpt,
     InputArg,
     MaxTokensOpt,
+    MetricOpt,
     ModelOpt,
+    NewArg,
     OutputOpt,
     OverwriteOpt,
     PromptFieldOpt,
     QuietOpt,
     RejectedFieldOpt,
     ResponseFieldOpt,
+    ResumeOpt,
     RevisionOpt,
     SamplesOpt,
     SeedOpt,
+    SkipInvalidOpt,
+    SummaryOpt,
     TextFieldOpt,
     TokenizerOpt,
     TrustOpt,
 )
-from itdd_cli.parallel import current_shard, score_sharded
 from itdd_cli.records import Fields
-from itdd_cli.reporting import (
-    Format,
-    console_for,
-    make_sink,
-    print_families,
-    print_model_info,
-    print_summary,
-    progress_bar,
-    resolve_format,
-)
-from itdd_cli.runner import Command, Settings, Summary, score
+from itdd_cli.reporting import Format, print_comparison, print_families, print_model_info, stderr_console
+from itdd_cli.runner import Command, Settings
+from itdd_cli.session import Output, Policy, run_scoring
+from itdd_cli.summary import parse_gates
 
 app = typer.Typer(
     name="itdd",
@@ -71,10 +70,6 @@ app = typer.Typer(
     add_completion=False,
 )
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _stderr() -> Console:
-    return Console(file=sys.stderr, soft_wrap=True, highlight=False)
 
 
 def exits_cleanly(command: F) -> F:
@@ -87,7 +82,7 @@ def exits_cleanly(command: F) -> F:
         except ItddError as error:
             _fail(str(error), error.exit_code)
         except KeyboardInterrupt:
-            _fail("interrupted", 130)
+            _fail("interrupted; the rows finished so far are written (continue with --resume)", 130)
         except Exception as error:  # a bug or an unforeseen library failure: still one line
             _fail(f"internal error: {type(error).__name__}: {error} (set ITDD_DEBUG=1 for the traceback)", 1)
 
@@ -99,7 +94,7 @@ def _fail(message: str, code: int) -> None:
         traceback.print_exc()
     if os.environ.get("RANK", "0") != "0":  # under a launcher, the main process speaks for all
         raise typer.Exit(code)
-    _stderr().print(f"itdd: error: {' '.join(message.split())}", markup=False)  # always one line
+    stderr_console().print(f"itdd: error: {' '.join(message.split())}", markup=False)  # always one line
     raise typer.Exit(code)
 
 
@@ -112,57 +107,13 @@ def _batch_rows(value: str) -> int | None:
 
 
 def _load(model: str | None, dtype: Dtype, device: str, trust: bool, family: str | None, tokenizer: str | None,
-          revision: str | None, device_map: str | None = None) -> ScoringModel:  # fmt: skip
+          revision: str | None, device_map: str | None = None, allow_pickle: bool = False) -> ScoringModel:  # fmt: skip
     if model is None:
         raise UsageError("no model given: pass -m/--model (a local directory or hub id) or set ITDD_MODEL")
     if device_map not in (None, "auto"):
         raise UsageError(f"--device-map {device_map!r}: only 'auto' is supported")
-    return load_model(LoadOptions(model, dtype.value, device, trust, family, tokenizer, revision, device_map))
-
-
-def _open_output(output: str | None, overwrite: bool, stack: ExitStack) -> TextIO:
-    if output is None or output == "-":
-        return sys.stdout
-    path = Path(output)
-    if path.exists() and not overwrite:
-        raise UsageError(f"{output} exists; pass --overwrite to replace it")
-    try:
-        return stack.enter_context(path.open("w", encoding="utf-8", newline=""))
-    except OSError as error:
-        raise UsageError(f"cannot write {output}: {error.strerror}") from error
-
-
-def _score(command: Command, input_path: str | None, model: ScoringModel, settings: Settings, fields: Fields,
-           output: str | None, overwrite: bool, fmt: Format, quiet: bool) -> None:  # fmt: skip
-    shard = current_shard()
-    with ExitStack() as stack:
-        stream = _open_output(output, overwrite, stack) if shard.is_main else stack.enter_context(open(os.devnull, "w"))
-        source = open_input(input_path)
-        if source is not sys.stdin.buffer:
-            stack.callback(source.close)
-        resolved = resolve_format(fmt, output, stream)
-        sink = make_sink(resolved, stream, command)
-        summary = Summary(command)
-        objects = read_objects(source)
-        if shard.world > 1:
-            rows = score_sharded(objects, lambda chunk: score(command, chunk, model, settings, fields), shard)
-        else:
-            rows = score(command, objects, model, settings, fields)
-        try:
-            with progress_bar(input_path, enabled=shard.is_main and not quiet and sys.stderr.isatty()) as advance:
-                for row in rows:
-                    sink.write(row)
-                    summary.add(row)
-                    advance(summary)
-        finally:
-            sink.close()  # what finished is written even when a later record fails
-        summary.finished = time.perf_counter()
-        if not shard.is_main:
-            return
-        if resolved is Format.table:
-            print_summary(console_for(stream), summary, model.info, settings)
-        elif not quiet:
-            print_summary(_stderr(), summary, model.info, settings)
+    options = LoadOptions(model, dtype.value, device, trust, family, tokenizer, revision, device_map, allow_pickle)
+    return load_model(options)
 
 
 def _settings(estimator: Estimator, samples: int, seed: int, independent: bool, batch_size: str,
@@ -177,6 +128,7 @@ def nll(
     model: ModelOpt = None,
     output: OutputOpt = None,
     overwrite: OverwriteOpt = False,
+    resume: ResumeOpt = False,
     fmt: FormatOpt = Format.auto,
     samples: SamplesOpt = 128,
     estimator: EstimatorOpt = Estimator.stratified,
@@ -185,20 +137,27 @@ def nll(
     max_tokens: MaxTokensOpt = None,
     dtype: DtypeOpt = Dtype.auto,
     device: DeviceOpt = "auto",
+    device_map: DeviceMapOpt = None,
     trust_remote_code: TrustOpt = False,
+    allow_pickle: AllowPickleOpt = False,
     family: FamilyOpt = None,
     tokenizer: TokenizerOpt = None,
     revision: RevisionOpt = None,
-    device_map: DeviceMapOpt = None,
     text_field: TextFieldOpt = "text",
     id_field: IdFieldOpt = "id",
+    skip_invalid: SkipInvalidOpt = False,
+    summary: SummaryOpt = None,
+    fail_above: FailAboveOpt = None,
+    fail_below: FailBelowOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """−log p(text) for each record's text field."""
     settings = _settings(estimator, samples, seed, False, batch_size, max_tokens)
-    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map)
+    gates = parse_gates(fail_above or [], fail_below or [])  # a bad gate fails before the model loads
+    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
     fields = Fields(text=text_field, id=id_field)
-    _score(Command.nll, input_path, loaded, settings, fields, output, overwrite, fmt, quiet)
+    out = Output(output, fmt, overwrite, resume, summary, quiet)
+    run_scoring(Command.nll, input_path, loaded, settings, fields, out, Policy(skip_invalid, gates, revision))
 
 
 @app.command("cond-nll")
@@ -208,6 +167,7 @@ def cond_nll(
     model: ModelOpt = None,
     output: OutputOpt = None,
     overwrite: OverwriteOpt = False,
+    resume: ResumeOpt = False,
     fmt: FormatOpt = Format.auto,
     samples: SamplesOpt = 128,
     estimator: EstimatorOpt = Estimator.stratified,
@@ -216,22 +176,29 @@ def cond_nll(
     max_tokens: MaxTokensOpt = None,
     dtype: DtypeOpt = Dtype.auto,
     device: DeviceOpt = "auto",
+    device_map: DeviceMapOpt = None,
     trust_remote_code: TrustOpt = False,
+    allow_pickle: AllowPickleOpt = False,
     family: FamilyOpt = None,
     tokenizer: TokenizerOpt = None,
     revision: RevisionOpt = None,
-    device_map: DeviceMapOpt = None,
+    chat_template: ChatTemplateOpt = False,
     prompt_field: PromptFieldOpt = "prompt",
     response_field: ResponseFieldOpt = "response",
     id_field: IdFieldOpt = "id",
-    chat_template: ChatTemplateOpt = False,
+    skip_invalid: SkipInvalidOpt = False,
+    summary: SummaryOpt = None,
+    fail_above: FailAboveOpt = None,
+    fail_below: FailBelowOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """−log p(response | prompt); the prompt is never masked."""
     settings = _settings(estimator, samples, seed, False, batch_size, max_tokens, chat_template)
-    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map)
+    gates = parse_gates(fail_above or [], fail_below or [])
+    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
     fields = Fields(prompt=prompt_field, response=response_field, id=id_field)
-    _score(Command.cond_nll, input_path, loaded, settings, fields, output, overwrite, fmt, quiet)
+    out = Output(output, fmt, overwrite, resume, summary, quiet)
+    run_scoring(Command.cond_nll, input_path, loaded, settings, fields, out, Policy(skip_invalid, gates, revision))
 
 
 @app.command("ratio")
@@ -241,6 +208,7 @@ def ratio(
     model: ModelOpt = None,
     output: OutputOpt = None,
     overwrite: OverwriteOpt = False,
+    resume: ResumeOpt = False,
     fmt: FormatOpt = Format.auto,
     samples: SamplesOpt = 128,
     estimator: EstimatorOpt = Estimator.stratified,
@@ -250,23 +218,45 @@ def ratio(
     max_tokens: MaxTokensOpt = None,
     dtype: DtypeOpt = Dtype.auto,
     device: DeviceOpt = "auto",
+    device_map: DeviceMapOpt = None,
     trust_remote_code: TrustOpt = False,
+    allow_pickle: AllowPickleOpt = False,
     family: FamilyOpt = None,
     tokenizer: TokenizerOpt = None,
     revision: RevisionOpt = None,
-    device_map: DeviceMapOpt = None,
+    chat_template: ChatTemplateOpt = False,
     prompt_field: PromptFieldOpt = "prompt",
     chosen_field: ChosenFieldOpt = "chosen",
     rejected_field: RejectedFieldOpt = "rejected",
     id_field: IdFieldOpt = "id",
-    chat_template: ChatTemplateOpt = False,
+    skip_invalid: SkipInvalidOpt = False,
+    summary: SummaryOpt = None,
+    fail_above: FailAboveOpt = None,
+    fail_below: FailBelowOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """log p(chosen | prompt) − log p(rejected | prompt), with coupled masks by default."""
     settings = _settings(estimator, samples, seed, independent, batch_size, max_tokens, chat_template)
-    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map)
+    gates = parse_gates(fail_above or [], fail_below or [])
+    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
     fields = Fields(prompt=prompt_field, chosen=chosen_field, rejected=rejected_field, id=id_field)
-    _score(Command.ratio, input_path, loaded, settings, fields, output, overwrite, fmt, quiet)
+    out = Output(output, fmt, overwrite, resume, summary, quiet)
+    run_scoring(Command.ratio, input_path, loaded, settings, fields, out, Policy(skip_invalid, gates, revision))
+
+
+@app.command("compare")
+@exits_cleanly
+def compare(
+    base: BaseArg,
+    new: NewArg,
+    metric: MetricOpt = None,
+    fail_if_worse: FailIfWorseOpt = False,
+) -> None:
+    """Pair two result files by id: the mean difference NEW − BASE, its standard error, significance."""
+    comparison = compare_files(base, new, metric)
+    print_comparison(Console(highlight=False), comparison)
+    if fail_if_worse and comparison.significantly_worse:
+        raise GateError(f"{new} is significantly worse than {base} on {comparison.metric}")
 
 
 @app.command("inspect")
@@ -297,5 +287,10 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM ends a run like Ctrl-C: finished rows stay written
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _interrupt)
     app()

@@ -21,6 +21,12 @@ class ModelError(ItddError):
     exit_code = 1
 
 
+class GateError(ItddError):
+    """A quality gate (--fail-above, --fail-below, compare --fail-if-worse) failed (exit 4)."""
+
+    exit_code = 4
+
+
 class InputError(ItddError):
     """An invalid input record (exit 3). `line` is the 1-based line number in the input."""
 

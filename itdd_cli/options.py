@@ -79,3 +79,31 @@ DeviceMapOpt = Annotated[
         "--device-map", help="'auto': spread a model too large for one GPU over all of them", show_default=False
     ),
 ]
+SkipInvalidOpt = Annotated[
+    bool, typer.Option("--skip-invalid", help="report bad records on stderr and go on, instead of stopping (exit 3)")
+]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue a partial --output file")]
+SummaryOpt = Annotated[
+    str | None, typer.Option("--summary", help="write a JSON summary of the run here (for CI)", show_default=False)
+]
+FailAboveOpt = Annotated[
+    list[str] | None,
+    typer.Option("--fail-above", help="METRIC=VALUE: exit 4 when the metric is above VALUE", show_default=False),
+]
+FailBelowOpt = Annotated[
+    list[str] | None,
+    typer.Option("--fail-below", help="METRIC=VALUE: exit 4 when the metric is below VALUE", show_default=False),
+]
+AllowPickleOpt = Annotated[
+    bool,
+    typer.Option("--allow-pickle", help="also load pickle weights (.bin/.pt), which can run code"),
+]
+BaseArg = Annotated[str, typer.Argument(metavar="BASE", help="result file of the baseline (JSONL or CSV)")]
+NewArg = Annotated[str, typer.Argument(metavar="NEW", help="result file to compare with it")]
+MetricOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--metric", help="field to compare [default: nll_per_token, or log_ratio for ratio files]", show_default=False
+    ),
+]
+FailIfWorseOpt = Annotated[bool, typer.Option("--fail-if-worse", help="exit 4 when NEW is significantly worse")]

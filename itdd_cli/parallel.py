@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from itdd_cli.errors import InputError, ItddError, ModelError
+from itdd_cli.errors import ItddError, ModelError
 
 CHUNK_RECORDS = 256
 
@@ -82,13 +82,7 @@ def score_sharded(
     iterator = iter(objects)
     offset = 0
     while True:
-        read_error: InputError | None = None
-        chunk: list[tuple[int, dict[str, Any]]] = []
-        try:
-            for item in islice(iterator, CHUNK_RECORDS):
-                chunk.append(item)
-        except InputError as error:  # every process reads the same bytes, so all see this
-            read_error = error
+        chunk = list(islice(iterator, CHUNK_RECORDS))  # a bad line arrives as a value, never raised
         mine = [(offset + i, obj) for i, obj in enumerate(chunk) if (offset + i) % shard.world == shard.rank]
         gathered: list[Any] = [None] * shard.world
         dist.all_gather_object(gathered, _score_share(score_chunk, mine))
@@ -98,8 +92,6 @@ def score_sharded(
                 raise item.error
             if shard.is_main:
                 yield item[1]
-        if read_error is not None:
-            raise read_error
         if len(chunk) < CHUNK_RECORDS:
             return
         offset += len(chunk)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,14 +40,40 @@ def _text(obj: dict[str, Any], name: str, line: int, option: str) -> str:
         raise InputError(line, f"field '{name}' must be a string, got {kind}")
     if not value:
         raise InputError(line, f"field '{name}' is empty; there is nothing to score")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(line, f"field '{name}' holds an unpaired surrogate escape (\\ud8xx); fix the text") from None
     return value
+
+
+def flag_duplicate_ids(
+    items: Iterable[tuple[int, dict[str, Any] | InputError]], id_field: str
+) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+    """Pass items through, replacing a record whose id was seen before with an InputError.
+
+    Remembers every id (a set of them), so that output rows can be matched to input by id.
+    """
+    seen: dict[Any, int] = {}
+    for line, value in items:
+        if isinstance(value, dict) and _valid_id(value.get(id_field)):
+            key = (type(value[id_field]).__name__, value[id_field])
+            if key in seen:
+                value = InputError(line, f"duplicate id {value[id_field]!r} (first on line {seen[key]})")
+            else:
+                seen[key] = line
+        yield line, value
+
+
+def _valid_id(value: Any) -> bool:
+    return isinstance(value, str | int) and not isinstance(value, bool)
 
 
 def _record_id(obj: dict[str, Any], fields: Fields, line: int) -> str | int:
     if fields.id not in obj:
         return line
     value = obj[fields.id]
-    if isinstance(value, bool) or not isinstance(value, str | int):
+    if not _valid_id(value):
         raise InputError(line, f"field '{fields.id}' must be a string or an integer")
     return value
 

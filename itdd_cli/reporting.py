@@ -20,7 +20,8 @@ from rich.table import Table
 
 from itdd_cli.io.writers import CsvWriter, JsonlWriter
 from itdd_cli.models.base import ModelInfo
-from itdd_cli.runner import Command, Settings, Summary
+from itdd_cli.runner import Command, Settings
+from itdd_cli.summary import Summary
 
 FILE_WIDTH = 160
 
@@ -80,9 +81,10 @@ def console_for(stream: TextIO) -> Console:
     return Console(file=stream, highlight=False, width=None if stream.isatty() else FILE_WIDTH)
 
 
-def make_sink(fmt: Format, stream: TextIO, command: Command) -> Sink:
+def make_sink(fmt: Format, stream: TextIO, command: Command, header: bool = True) -> Sink:
+    """`header=False` continues a CSV file that already has one (--resume)."""
     if fmt is Format.csv:
-        return CsvWriter(stream)
+        return CsvWriter(stream, header)
     if fmt is Format.table:
         return TableSink(console_for(stream), f"itdd {command.value}")
     return JsonlWriter(stream)
@@ -90,8 +92,9 @@ def make_sink(fmt: Format, stream: TextIO, command: Command) -> Sink:
 
 def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list[str]:
     wall = summary.wall_seconds
+    skipped = f" · skipped {summary.skipped}" if summary.skipped else ""
     lines = [
-        f"records {summary.records} · tokens {summary.tokens} · "
+        f"records {summary.records}{skipped} · tokens {summary.tokens} · "
         f"mean NLL/token {summary.nll_per_token:.4f} nats · corpus perplexity {summary.corpus_ppl:.3f}",
     ]
     if summary.command is Command.ratio:
@@ -105,6 +108,15 @@ def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list
     rate = summary.records / wall if wall > 0 else math.inf
     lines.append(f"wall {wall:.2f} s · {rate:.2f} records/s · {summary.tokens / wall if wall else 0:.1f} tokens/s")
     return lines
+
+
+def stderr_console() -> Console:
+    return Console(file=sys.stderr, soft_wrap=True, highlight=False)
+
+
+def notice(message: str) -> None:
+    """One line on standard error, never markup-interpreted."""
+    stderr_console().print(f"itdd: {message}", markup=False)
 
 
 def print_summary(console: Console, summary: Summary, info: ModelInfo, settings: Settings) -> None:
@@ -175,3 +187,21 @@ def progress_bar(path: str | None, enabled: bool) -> Iterator[Callable[[Summary]
             progress.update(task, completed=summary.records, rate=rate)
 
         yield advance
+
+
+def print_comparison(console: Console, comparison: Any) -> None:
+    c = comparison
+    verdict = (
+        ("significantly worse" if c.significantly_worse else "significantly better")
+        if c.significant
+        else ("no significant difference")
+    )
+    lines = [
+        f"{c.metric}: base {c.mean_base:.6g} → new {c.mean_new:.6g} over {c.paired} paired records"
+        + (f" ({c.only_base} only in base, {c.only_new} only in new)" if c.only_base or c.only_new else ""),
+        f"mean difference (new − base) {c.difference:+.6g} ± {c.se:.3g} "
+        f"(t = {c.t:+.2f}, 5 % critical {c.critical:.2f})",
+        f"verdict: {verdict}",
+    ]
+    for line in lines:
+        console.print(line, markup=False, highlight=False)

@@ -7,9 +7,8 @@ estimators and the model contract, never a family's quirks nor how rows are rend
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -58,45 +57,6 @@ class Settings:
     chat_template: bool = False  # wrap the prompt in the tokenizer's chat template as a user turn
 
 
-@dataclass
-class Summary:
-    """Running totals for the closing summary; the runner fills it as rows are produced."""
-
-    command: Command
-    records: int = 0
-    tokens: int = 0
-    nll: float = 0.0
-    chosen: int = 0
-    started: float = field(default_factory=time.perf_counter)
-    finished: float | None = None
-
-    def add(self, row: dict[str, Any]) -> None:
-        self.records += 1
-        if self.command is Command.ratio:
-            self.tokens += row["tokens_chosen"] + row["tokens_rejected"]
-            self.nll += row["nll_chosen"] + row["nll_rejected"]
-            self.chosen += row["prefers"] == "chosen"
-        else:
-            self.tokens += row["tokens"]
-            self.nll += row["nll"]
-
-    @property
-    def wall_seconds(self) -> float:
-        return (self.finished or time.perf_counter()) - self.started
-
-    @property
-    def nll_per_token(self) -> float:
-        return self.nll / self.tokens if self.tokens else math.nan
-
-    @property
-    def corpus_ppl(self) -> float:
-        return _exp(self.nll_per_token)
-
-    @property
-    def share_chosen(self) -> float:
-        return self.chosen / self.records if self.records else math.nan
-
-
 @dataclass(frozen=True)
 class _Side:
     framed: Framed
@@ -127,6 +87,15 @@ class _Prepared:
     record: Record
     sides: list[_Side]
     prompt_tokens: int
+
+
+def token_counts(model: ScoringModel, record: Record) -> dict[str, int]:
+    """The token counts an output row reports for `record` (how --resume recognises it)."""
+    context = model.encode(record.prompt) if record.prompt else []
+    lengths = [_frame_side(model, record, context, text).length for text in record.texts]
+    if len(lengths) == 2:
+        return {"tokens_chosen": lengths[0], "tokens_rejected": lengths[1]}
+    return {"tokens": lengths[0]}
 
 
 def _noises(settings: Settings, context: list[int], framed: list[Framed]) -> list[Noise | None]:
@@ -210,21 +179,46 @@ def _ratio_row(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any
     }
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """An invalid record passed over under --skip-invalid; it keeps its place in the output order."""
+
+    line: int
+    message: str
+
+
 def score(
     command: Command,
-    objects: Iterable[tuple[int, dict[str, Any]]],
+    objects: Iterable[tuple[int, dict[str, Any] | InputError]],
     model: ScoringModel,
     settings: Settings,
     fields: Fields | None = None,
-) -> Iterator[dict[str, Any]]:
-    """Yield one output row per input object, in input order, as soon as each is finished."""
+    skip_invalid: bool = False,
+) -> Iterator[dict[str, Any] | Skipped]:
+    """Yield one output row per input record, in input order, as soon as each is finished.
+
+    An invalid record raises its InputError (after every earlier row has been yielded), or,
+    with `skip_invalid`, comes out as a `Skipped` in its place.
+    """
     parse = PARSERS[command]
     fields = fields or Fields()
-    tasks = (prepare(model, parse(obj, line, fields), settings) for line, obj in objects)
+
+    def tasks() -> Iterator[tuple[_Prepared | Skipped, list[Job]]]:
+        for line, value in objects:
+            try:
+                if isinstance(value, InputError):
+                    raise value
+                yield prepare(model, parse(value, line, fields), settings)
+            except InputError as error:
+                if not skip_invalid:
+                    raise
+                yield Skipped(error.line, error.message), []
+
     engine = Engine(model, batch_rows=settings.batch_rows, max_tokens=settings.max_tokens)
-    for prepared, losses in engine.run(tasks):
-        if command is Command.ratio:
-            row = _ratio_row(prepared, losses)
+    for prepared, losses in engine.run(tasks()):
+        if isinstance(prepared, Skipped):
+            yield prepared
+        elif command is Command.ratio:
+            yield _ratio_row(prepared, losses)
         else:
-            row = _nll_row(prepared, losses, command)
-        yield row
+            yield _nll_row(prepared, losses, command)

@@ -26,22 +26,33 @@ def open_input(path: str | None) -> BinaryIO:
         raise UsageError(f"cannot read {path}: {error.strerror}") from error
 
 
-def read_objects(stream: BinaryIO) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, JSON object); blank lines are skipped, a leading BOM is accepted."""
+def read_objects(stream: BinaryIO) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+    """Yield (line number, JSON object or the InputError that line is); blank lines are skipped,
+    a leading BOM is accepted. Errors are values, not raised, so a caller may skip them and read on.
+    """
     for number, raw in enumerate(stream, start=1):
         if number == 1 and raw.startswith(BOM):
             raw = raw[len(BOM) :]
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            message = f"not valid UTF-8 (byte {error.start + 1}) — re-encode the file as UTF-8"
-            raise InputError(number, message) from None
-        if not text.strip():
-            continue
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise InputError(number, f"invalid JSON ({error.msg} at column {error.colno})") from None
-        if not isinstance(value, dict):
-            raise InputError(number, f"expected a JSON object, got {type(value).__name__}")
-        yield number, value
+        yield from _parse_line(number, raw)
+
+
+def _parse_line(number: int, raw: bytes) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        yield number, InputError(number, f"not valid UTF-8 (byte {error.start + 1}) — re-encode the file as UTF-8")
+        return
+    if not text.strip():
+        return
+    try:
+        value = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as error:
+        detail = (
+            f"{error.msg} at column {error.colno}" if isinstance(error, json.JSONDecodeError) else "nested too deeply"
+        )
+        yield number, InputError(number, f"invalid JSON ({detail})")
+        return
+    if not isinstance(value, dict):
+        yield number, InputError(number, f"expected a JSON object, got {type(value).__name__}")
+        return
+    yield number, value

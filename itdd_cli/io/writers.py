@@ -28,14 +28,16 @@ class JsonlWriter:
 
 
 class CsvWriter:
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, header: bool = True) -> None:
         self.stream = stream
+        self.header = header
         self._writer: Any = None
 
     def write(self, row: dict[str, Any]) -> None:
         if self._writer is None:
             self._writer = csv.DictWriter(self.stream, fieldnames=list(row), lineterminator="\n")
-            self._writer.writeheader()
+            if self.header:
+                self._writer.writeheader()
         self._writer.writerow({key: ("" if value is None else value) for key, value in row.items()})
         self.stream.flush()
 

@@ -31,7 +31,7 @@ class BidirectionalDecoderAdapter(ScoringModel):
                 options.model,
                 config=hf_config,
                 dtype=options.torch_dtype,
-                use_safetensors=True,
+                **options.weights_kwargs(),
                 key_mapping=self.key_mapping(),
                 **options.hub_kwargs(),
                 **options.placement_kwargs(),

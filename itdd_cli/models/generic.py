@@ -45,7 +45,7 @@ class MaskedLMAdapter(ScoringModel):
                 options.model,
                 trust_remote_code=options.trust_remote_code,
                 dtype=options.torch_dtype,
-                use_safetensors=True,
+                **options.weights_kwargs(),
                 **options.hub_kwargs(),
                 **options.placement_kwargs(),
             )

@@ -38,6 +38,7 @@ class LoadOptions:
     tokenizer: str | None = None
     revision: str | None = None
     device_map: str | None = None  # "auto": spread a model too large for one device (accelerate)
+    allow_pickle: bool = False  # pickle weights can run code when loaded: refused unless asked
 
     @property
     def torch_device(self) -> torch.device:
@@ -61,6 +62,9 @@ class LoadOptions:
 
     def hub_kwargs(self) -> dict[str, Any]:
         return {"revision": self.revision} if self.revision else {}
+
+    def weights_kwargs(self) -> dict[str, Any]:
+        return {"use_safetensors": None if self.allow_pickle else True}
 
     def placement_kwargs(self) -> dict[str, Any]:
         return {"device_map": self.device_map} if self.device_map else {}
@@ -94,6 +98,25 @@ def read_config(options: LoadOptions) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ModelError(f"{options.model}: config.json is not a JSON object")
     return config
+
+
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def refuse_pickle_only(options: LoadOptions) -> None:
+    """A local checkpoint with pickle weights and no safetensors is refused without --allow-pickle."""
+    local = Path(options.model)
+    if options.allow_pickle or not local.is_dir():
+        return
+    names = [path.name for path in local.iterdir()]
+    if any(name.endswith(".safetensors") for name in names):
+        return
+    pickles = [name for name in names if name.endswith(PICKLE_SUFFIXES)]
+    if pickles:
+        raise ModelError(
+            f"{options.model} has only pickle weights ({', '.join(sorted(pickles)[:3])}), which can run code when "
+            "loaded — convert them to safetensors, or pass --allow-pickle if you trust the source"
+        )
 
 
 def _looks_local(name: str) -> bool:

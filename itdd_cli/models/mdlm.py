@@ -31,6 +31,9 @@ def _state_dict(options: LoadOptions) -> dict[str, torch.Tensor]:
 
     local = Path(options.model)
     try:
+        if local.is_dir() and options.allow_pickle and not (local / "model.safetensors").exists():
+            weights = torch.load(local / "pytorch_model.bin", map_location="cpu", weights_only=True)
+            return {key.removeprefix(PREFIX): value for key, value in weights.items()}
         if local.is_dir():
             path = local / "model.safetensors"
         else:

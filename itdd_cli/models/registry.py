@@ -8,7 +8,7 @@ from typing import Any
 
 from itdd_cli.errors import UsageError
 from itdd_cli.models.base import ScoringModel
-from itdd_cli.models.loading import LoadOptions, quiet_transformers, read_config
+from itdd_cli.models.loading import LoadOptions, quiet_transformers, read_config, refuse_pickle_only
 
 
 @dataclass(frozen=True)
@@ -74,6 +74,7 @@ def detect_family(config: dict[str, Any]) -> str:
 
 def load_model(options: LoadOptions) -> ScoringModel:
     config = read_config(options)
+    refuse_pickle_only(options)
     name = options.family or detect_family(config)
     if name not in FAMILIES:
         raise UsageError(f"--family {name!r}: unknown; choose one of {', '.join(FAMILIES)}")
