@@ -254,7 +254,7 @@ def compare(
 ) -> None:
     """Pair two result files by id: the mean difference NEW − BASE, its standard error, significance."""
     comparison = compare_files(base, new, metric)
-    print_comparison(Console(highlight=False), comparison)
+    print_comparison(Console(highlight=False, soft_wrap=True), comparison)
     if fail_if_worse and comparison.significantly_worse:
         raise GateError(f"{new} is significantly worse than {base} on {comparison.metric}")
 

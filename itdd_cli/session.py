@@ -50,14 +50,17 @@ class Policy:
     revision: str | None = None
 
 
-def _open_output(output: Output, stack: ExitStack) -> TextIO:
-    if output.path is None or output.path == "-":
-        if output.resume:
-            raise UsageError("--resume needs -o/--output: a file to continue")
-        return sys.stdout
-    path = Path(output.path)
+def _check(output: Output) -> None:
+    if output.resume and output.path in (None, "-"):
+        raise UsageError("--resume needs -o/--output: a file to continue")
     if output.resume and output.overwrite:
         raise UsageError("--resume and --overwrite contradict each other; choose one")
+
+
+def _open_output(output: Output, stack: ExitStack) -> TextIO:
+    if output.path is None or output.path == "-":
+        return sys.stdout
+    path = Path(output.path)
     if path.exists() and not (output.overwrite or output.resume):
         raise UsageError(f"{output.path} exists; pass --overwrite to replace it or --resume to continue it")
     try:
@@ -68,6 +71,7 @@ def _open_output(output: Output, stack: ExitStack) -> TextIO:
 
 def run_scoring(command: Command, input_path: str | None, model: ScoringModel, settings: Settings, fields: Fields,
                 output: Output, policy: Policy) -> None:  # fmt: skip
+    _check(output)
     shard = current_shard()
     resolved = resolve_format(output.fmt, output.path, sys.stdout)
     if output.resume and resolved is Format.table:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -12,10 +13,20 @@ import pytest
 from tests.conftest import write_jsonl
 
 TEXTS = ["abcd", "d", "cabbad", "dd", "abcdabcd", "bca", "cc", "a", "dcb"]
-LAUNCHERS = {
-    "torchrun": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "itdd_cli"],
-    "accelerate": [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines",
-                   "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu", "-m", "itdd_cli"],
+
+
+def _free_port() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return str(probe.getsockname()[1])
+
+
+LAUNCHERS = {  # each run on a fresh free port, so runs never collide on a lingering rendezvous
+    "torchrun": lambda: [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                         "-m", "itdd_cli"],
+    "accelerate": lambda: [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2",
+                           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu",
+                           "--main_process_port", _free_port(), "-m", "itdd_cli"],
 }  # fmt: skip
 
 
@@ -37,7 +48,7 @@ def test_two_processes_give_the_same_file_as_one(oracle_dir, tmp_path, launcher,
     args = [command, str(source), "-m", str(oracle_dir), "--trust-remote-code", "-n", "8", "-q"]
     single = _run([sys.executable, "-m", "itdd_cli"], [*args, "-o", "one.jsonl"], tmp_path)
     assert single.returncode == 0, single.stderr
-    double = _run(LAUNCHERS[launcher], [*args, "-o", "two.jsonl"], tmp_path)
+    double = _run(LAUNCHERS[launcher](), [*args, "-o", "two.jsonl"], tmp_path)
     assert double.returncode == 0, double.stderr[-2000:]
     one, two = (tmp_path / "one.jsonl").read_text(), (tmp_path / "two.jsonl").read_text()
     assert len(one.splitlines()) == len(rows)
@@ -49,7 +60,7 @@ def test_an_invalid_record_in_another_shard_stops_all_processes_after_writing_wh
     source = tmp_path / "in.jsonl"
     source.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS[:5]) + '{"txt": "x"}\n')
     args = ["nll", str(source), "-m", str(oracle_dir), "--trust-remote-code", "-n", "4", "-q", "-o", "out.jsonl"]
-    result = _run(LAUNCHERS["torchrun"], args, tmp_path)
+    result = _run(LAUNCHERS["torchrun"](), args, tmp_path)
     assert result.returncode != 0
     assert "line 6: missing field 'text'" in result.stderr
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 5

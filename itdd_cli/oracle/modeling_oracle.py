@@ -75,17 +75,18 @@ class OracleForMaskedLM(PreTrainedModel):
             attention_mask = torch.ones_like(input_ids)
         cfg = self.config
         size, first = cfg.alphabet_size, cfg.first_letter_id
+        ids, attended = input_ids.cpu(), attention_mask.cpu().bool()
+        lengths = attended.sum(-1)
         logits = torch.full((batch, width, cfg.vocab_size), float("-inf"), dtype=torch.float64)
-        for row in range(batch):
-            positions = attention_mask[row].nonzero().flatten().cpu()
-            tokens = input_ids[row, positions].cpu()
-            seqs, logp = self._table(len(positions))
+        for length in lengths.unique().tolist():  # rows of one length share a table
+            rows = (lengths == length).nonzero().flatten()
+            positions = attended[rows].nonzero()[:, 1].view(len(rows), length)  # (R, T)
+            tokens = ids[rows[:, None], positions]  # (R, T)
+            seqs, logp = self._table(length)  # (S, T), (S,)
             masked = tokens == cfg.mask_token_id
-            letters = tokens - first
-            consistent = (seqs[:, ~masked] == letters[~masked]).all(-1)
-            weights = torch.where(consistent, logp, float("-inf")).exp()
-            marginal = torch.zeros(len(positions), size, dtype=torch.float64)
-            marginal.scatter_add_(1, seqs.T, weights.expand(len(positions), -1).contiguous())
-            marginal = (marginal / weights.sum()).log()
-            logits[row, positions, first : first + size] = marginal
+            agrees = (seqs[None] == (tokens - first)[:, None]) | masked[:, None]  # (R, S, T)
+            weights = torch.where(agrees.all(-1), logp[None], float("-inf")).softmax(-1)  # (R, S)
+            onehot = torch.nn.functional.one_hot(seqs, size).double()  # (S, T, A)
+            marginal = torch.einsum("rs,sta->rta", weights, onehot)  # (R, T, A)
+            logits[rows[:, None], positions, first : first + size] = marginal.log()
         return MaskedLMOutput(logits=logits.to(self.theta.dtype).to(input_ids.device))
