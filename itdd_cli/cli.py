@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from itdd_cli import __version__
+from itdd_cli.bundled import DEFAULT, DESCRIPTIONS, bundled_path
 from itdd_cli.compare import compare_files
 from itdd_cli.errors import GateError, ItddError, UsageError
 from itdd_cli.estimators import Estimator
@@ -57,7 +58,7 @@ from itdd_cli.options import (
     TrustOpt,
 )
 from itdd_cli.records import Fields
-from itdd_cli.reporting import Format, print_comparison, print_families, print_model_info, stderr_console
+from itdd_cli.reporting import Format, notice, print_comparison, print_families, print_model_info, stderr_console
 from itdd_cli.runner import Command, Settings
 from itdd_cli.session import Output, Policy, run_scoring
 from itdd_cli.summary import parse_gates
@@ -109,7 +110,12 @@ def _batch_rows(value: str) -> int | None:
 def _load(model: str | None, dtype: Dtype, device: str, trust: bool, family: str | None, tokenizer: str | None,
           revision: str | None, device_map: str | None = None, allow_pickle: bool = False) -> ScoringModel:  # fmt: skip
     if model is None:
-        raise UsageError("no model given: pass -m/--model (a local directory or hub id) or set ITDD_MODEL")
+        model = DEFAULT
+        notice(f"no --model given: scoring with the bundled '{DEFAULT}' model (tiny, for trying itdd out); "
+               "pass -m with a checkpoint or hub id (e.g. GSAI-ML/LLaDA-8B-Base) for real numbers")  # fmt: skip
+    location = bundled_path(model)
+    if location is not None:
+        model = str(location)
     if device_map not in (None, "auto"):
         raise UsageError(f"--device-map {device_map!r}: only 'auto' is supported")
     options = LoadOptions(model, dtype.value, device, trust, family, tokenizer, revision, device_map, allow_pickle)
@@ -279,7 +285,7 @@ def inspect(
 @exits_cleanly
 def models() -> None:
     """Supported checkpoint families, with example hub ids."""
-    print_families(Console(highlight=False), FAMILIES)
+    print_families(Console(highlight=False), FAMILIES, DESCRIPTIONS)
 
 
 @app.command("version", hidden=True)

@@ -60,7 +60,7 @@ TokenizerOpt = Annotated[
     str | None, typer.Option("--tokenizer", help="load the tokenizer from elsewhere", show_default=False)
 ]
 RevisionOpt = Annotated[str | None, typer.Option("--revision", help="hub revision to pin", show_default=False)]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no summary or notices on standard error")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar and no summary on standard error")]
 IndependentOpt = Annotated[
     bool, typer.Option("--independent", help="draw each side's masks separately instead of coupling them")
 ]

@@ -146,7 +146,7 @@ def print_model_info(console: Console, info: ModelInfo) -> None:
     console.print(table)
 
 
-def print_families(console: Console, families: dict[str, Any]) -> None:
+def print_families(console: Console, families: dict[str, Any], bundled: dict[str, str]) -> None:
     table = Table(title="itdd models", title_justify="left")
     table.add_column("family")
     table.add_column("what it loads")
@@ -154,6 +154,12 @@ def print_families(console: Console, families: dict[str, Any]) -> None:
     for family in families.values():
         table.add_row(family.name, family.description, ", ".join(family.examples))
     console.print(table)
+    shipped = Table(title="bundled models (-m NAME, no download; 'demo' is the default)", title_justify="left")
+    shipped.add_column("name")
+    shipped.add_column("what it is")
+    for name, description in bundled.items():
+        shipped.add_row(name, description)
+    console.print(shipped)
 
 
 def _count_records(path: str | None) -> int | None:

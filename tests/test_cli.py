@@ -185,11 +185,6 @@ def test_usage_errors_exit_2(base, args, message):
     assert message in result.stderr
 
 
-def test_no_model_is_a_usage_error_naming_the_fix(tmp_path):
-    result = invoke(["nll", write_jsonl(tmp_path / "in.jsonl", INPUTS["nll"])], env={"ITDD_MODEL": None})
-    assert result.exit_code == 2 and "-m/--model" in result.stderr
-
-
 def test_remote_code_is_refused_without_the_flag(oracle_dir):
     result = invoke(["nll", "-m", oracle_dir], stdin='{"text": "ab"}\n')
     assert result.exit_code == 1 and "--trust-remote-code" in result.stderr

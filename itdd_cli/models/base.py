@@ -43,6 +43,12 @@ class Framed:
     length: int
 
 
+def target_log_softmax(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log p(target) per row of `logits` (P, V), the softmax in float32; returned on the CPU: (P,)."""
+    logprobs = torch.log_softmax(logits.float(), dim=-1)
+    return logprobs.gather(1, targets.to(logits.device)[:, None]).squeeze(1).cpu()
+
+
 class ScoringModel(ABC):
     """Tokenizes, frames and scores. Implementations are built once per run.
 

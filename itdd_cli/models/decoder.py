@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from itdd_cli.errors import ModelError
-from itdd_cli.models.base import ModelInfo, ScoringModel
+from itdd_cli.models.base import ModelInfo, ScoringModel, target_log_softmax
 from itdd_cli.models.loading import LoadOptions, load_tokenizer, parameter_count
 
 
@@ -97,11 +97,10 @@ class BidirectionalDecoderAdapter(ScoringModel):
         if self.shifted_logits:  # the state one position to the left predicts the token
             source = torch.zeros_like(score_mask)
             source[:, :-1] = score_mask[:, 1:]
-        logits = self.model.lm_head(hidden[source.to(device)]).float()  # (P, V): head only where scored
+        logits = self.model.lm_head(hidden[source.to(device)])  # (P, V): the head only where scored
         if self.vocab_limit is not None:
             logits = logits[:, : self.vocab_limit]
-        wanted = targets[score_mask].to(device)  # (P,), same row-major order as `source`
-        return torch.log_softmax(logits, dim=-1).gather(1, wanted[:, None]).squeeze(1).cpu()
+        return target_log_softmax(logits, targets[score_mask])  # same row-major order as `source`
 
 
 def require(config: dict[str, Any], key: str, family: str) -> Any:

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from itdd_cli.errors import ModelError
-from itdd_cli.models.base import ModelInfo, ScoringModel
+from itdd_cli.models.base import ModelInfo, ScoringModel, target_log_softmax
 from itdd_cli.models.loading import LoadOptions, load_tokenizer, parameter_count, sane_max_length
 
 PROBE_TEXT = "a"
@@ -100,7 +100,4 @@ class MaskedLMAdapter(ScoringModel):
         output = self.model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device))
         logits = output.logits if hasattr(output, "logits") else output[0]  # (B, T, V)
         device = logits.device  # the head's device under --device-map
-        scored = logits[score_mask.to(device)].float()  # (P, V)
-        logprobs = torch.log_softmax(scored, dim=-1)
-        wanted = targets.to(device)[score_mask.to(device)]  # (P,)
-        return logprobs.gather(1, wanted[:, None]).squeeze(1).cpu()
+        return target_log_softmax(logits[score_mask.to(device)], targets[score_mask])  # (P,)

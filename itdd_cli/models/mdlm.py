@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from itdd_cli.errors import ModelError
-from itdd_cli.models.base import ModelInfo, ScoringModel
+from itdd_cli.models.base import ModelInfo, ScoringModel, target_log_softmax
 from itdd_cli.models.decoder import require
 from itdd_cli.models.dit import DiT
 from itdd_cli.models.loading import LoadOptions, load_tokenizer, parameter_count
@@ -101,6 +101,5 @@ class MDLMAdapter(ScoringModel):
         where = score_mask.to(device)
         rows = where.nonzero()[:, 0]  # (P,) the sequence of each scored position
         logits = self.model.output_layer(hidden[where], c[rows]).float()  # (P, V)
-        logits[:, self.mask_id] = float("-inf")
-        wanted = targets[score_mask].to(device)
-        return torch.log_softmax(logits, dim=-1).gather(1, wanted[:, None]).squeeze(1).cpu()
+        logits[:, self.mask_id] = float("-inf")  # SUBS: the mask is never a prediction
+        return target_log_softmax(logits, targets[score_mask])

@@ -1,0 +1,49 @@
+"""The bundled models: the default demo model and the paper's DNA ground-truth experiment."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from itdd_cli.cli import app
+from tests.conftest import read_jsonl
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def test_nll_without_a_model_scores_with_the_bundled_demo_and_says_so():
+    result = CliRunner().invoke(app, ["nll", str(EXAMPLES / "demo.jsonl"), "-n", "8"], env={"ITDD_MODEL": None})
+    assert result.exit_code == 0, result.stderr
+    rows = read_jsonl(result.stdout)
+    assert len(rows) == len((EXAMPLES / "demo.jsonl").read_text().splitlines())
+    assert all(row["nll"] > 0 and row["tokens"] > 0 for row in rows)
+    assert "bundled 'demo' model" in result.stderr and "pass -m" in result.stderr
+    assert "(llada, float32 on cpu)" in result.stderr
+
+
+def test_the_dna8_model_recovers_the_true_likelihoods_with_few_draws():
+    rows = [json.loads(line) for line in (EXAMPLES / "dna8.jsonl").read_text().splitlines()]
+    result = CliRunner().invoke(app, ["nll", str(EXAMPLES / "dna8.jsonl"), "-m", "dna8", "-n", "16", "-q"])
+    assert result.exit_code == 0, result.stderr
+    estimates = [row["nll"] for row in read_jsonl(result.stdout)]
+    truths = [row["true_nll"] for row in rows]
+    mean = statistics.fmean(truths)
+    residual = sum((e - t) ** 2 for e, t in zip(estimates, truths, strict=True))
+    r2 = 1 - residual / sum((t - mean) ** 2 for t in truths)
+    assert r2 >= 0.9, r2
+
+
+def test_the_demo_model_prefers_real_sentences_to_word_shuffled_copies():
+    lines = (EXAMPLES / "shuffled-pairs.jsonl").read_text().splitlines()[:12]
+    result = CliRunner().invoke(app, ["ratio", "-", "-m", "demo", "-n", "32", "-q"], input="\n".join(lines) + "\n")
+    assert result.exit_code == 0, result.stderr
+    preferences = [row["prefers"] for row in read_jsonl(result.stdout)]
+    assert preferences.count("chosen") >= 10, preferences
+
+
+def test_models_lists_the_bundled_models():
+    result = CliRunner().invoke(app, ["models"])
+    assert "demo" in result.stdout and "dna8" in result.stdout
