@@ -95,6 +95,17 @@ def train_tokenizer(texts: list[str], directory: Path):
     return tokenizer
 
 
+def write_examples(tokenizer, evaluation: list[str], seed: int) -> None:
+    """Held-out sentences that fit the model (with BOS): shuffled pairs and a small nll file."""
+    fitting = [s for s in evaluation if len(tokenizer(s, add_special_tokens=False)["input_ids"]) < MAX_TOKENS]
+    rng = random.Random(seed)
+    pairs = [{"id": f"held{i:03d}", "chosen": s, "rejected": shuffled(s, rng)} for i, s in enumerate(fitting)]
+    (ROOT / "examples" / "shuffled-pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    texts = "".join(json.dumps({"id": f"s{i}", "text": s}) + "\n" for i, s in enumerate(fitting[:8]))
+    (ROOT / "examples" / "demo.jsonl").write_text(texts)
+    print(f"wrote examples/shuffled-pairs.jsonl ({len(pairs)} pairs) and examples/demo.jsonl", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=2000)
@@ -102,13 +113,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--out", type=Path, default=ROOT / "itdd_cli" / "bundled" / "demo")
+    parser.add_argument("--examples-only", action="store_true", help="rewrite the example files from --out's tokenizer")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     corpus = sentences()
     training = [s for s in corpus if not held_out(s)]
     evaluation = [s for s in corpus if held_out(s)]
     print(f"{len(training)} training sentences, {len(evaluation)} held out", flush=True)
-    tokenizer = train_tokenizer(training, args.out)
+    if args.examples_only:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(args.out, trust_remote_code=False)
+    else:
+        tokenizer = train_tokenizer(training, args.out)
     encoded = [tokenizer(s, add_special_tokens=False)["input_ids"][: MAX_TOKENS - 1] for s in training]
     bos, mask = tokenizer.convert_tokens_to_ids(SPECIALS[0]), tokenizer.convert_tokens_to_ids(SPECIALS[2])
     eos = tokenizer.convert_tokens_to_ids(SPECIALS[1])
@@ -125,16 +142,14 @@ def main() -> None:
         scorable[:, 0] = False  # BOS is framing
         return ids, attention, scorable
 
+    if args.examples_only:
+        write_examples(tokenizer, evaluation, args.seed)
+        return
     model = build_model(vocab=len(tokenizer), d=160, layers=3, heads=5, mlp=448, max_length=MAX_TOKENS, seed=args.seed)
     train(model, batches, mask, args.steps, lr=2e-3, seed=args.seed, log_every=100)
     save_llada(model.to(torch.bfloat16), args.out, mask, bos, eos, max_length=MAX_TOKENS)
-    rng = random.Random(args.seed)
-    pairs = [{"id": f"held{i:03d}", "chosen": s, "rejected": shuffled(s, rng)} for i, s in enumerate(evaluation)]
-    (ROOT / "examples" / "shuffled-pairs.jsonl").write_text("".join(json.dumps(p) + "\n" for p in pairs))
-    (ROOT / "examples" / "demo.jsonl").write_text(
-        "".join(json.dumps({"id": f"s{i}", "text": s}) + "\n" for i, s in enumerate(evaluation[:8]))
-    )
-    print(f"wrote {args.out}, examples/shuffled-pairs.jsonl ({len(pairs)} pairs) and examples/demo.jsonl")
+    write_examples(tokenizer, evaluation, args.seed)
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

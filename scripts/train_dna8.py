@@ -5,7 +5,7 @@
 A distribution over 128 distinct DNA sequences of length 8 with probabilities
 softmax(U[0,1)/0.5) is drawn with a fixed seed; a small masked-diffusion model (LLaDA format) is
 trained on fresh samples from it. `examples/dna8.jsonl` carries every sequence with its true NLL,
-so `bench/ground_truth.py` can compare itdd's estimates with the truth. About 10 minutes on 2 CPU cores.
+so `bench/ground_truth.py` can compare itdd's estimates with the truth. About 20 minutes on 2 CPU cores.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def save_tokenizer(directory: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=4000)
+    parser.add_argument("--steps", type=int, default=12000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--out", type=Path, default=ROOT / "itdd_cli" / "bundled" / "dna8")
