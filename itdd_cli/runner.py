@@ -63,8 +63,9 @@ class _Side:
     plan: MaskPlan
 
 
-def _exp(value: float) -> float:
-    return math.exp(value) if value < 700 else math.inf
+def safe_exp(value: float) -> float:
+    """exp, saturating to inf instead of raising OverflowError (a perplexity can be huge)."""
+    return math.inf if value >= 700 else math.exp(value)  # NaN stays NaN
 
 
 def _frame_side(model: ScoringModel, record: Record, context: list[int], text: str) -> Framed:
@@ -152,7 +153,7 @@ def _nll_row(prepared: _Prepared, losses: list[torch.Tensor], command: Command) 
     return row | {
         "nll_per_token": per_token,
         "bits_per_token": per_token / LN2,
-        "ppl": _exp(per_token),
+        "ppl": safe_exp(per_token),
         "samples": len(side.plan.masks),
     }
 

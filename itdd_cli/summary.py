@@ -10,7 +10,7 @@ from typing import Any
 from itdd_cli import __version__
 from itdd_cli.errors import GateError, UsageError
 from itdd_cli.models.base import ModelInfo
-from itdd_cli.runner import Command, Settings
+from itdd_cli.runner import Command, Settings, safe_exp
 
 GATE_METRICS = ["records", "skipped", "tokens", "nll_per_token", "bits_per_token", "perplexity", "wall_seconds",
                 "share_chosen", "share_chosen_se", "mean_log_ratio"]  # fmt: skip
@@ -51,8 +51,7 @@ class Summary:
 
     @property
     def corpus_ppl(self) -> float:
-        per_token = self.nll_per_token
-        return math.exp(per_token) if per_token < 700 else math.inf
+        return safe_exp(self.nll_per_token)
 
     @property
     def share_chosen(self) -> float:
