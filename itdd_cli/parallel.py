@@ -44,8 +44,18 @@ def current_shard() -> Shard:
     return Shard(dist.get_rank(), dist.get_world_size())
 
 
-def local_device_index() -> int:
-    return int(os.environ.get("LOCAL_RANK", "0"))
+def close_shard(shard: Shard) -> None:
+    """Wait for every process, then tear the group down: exiting with gloo's threads still up
+    can abort the process (SIGABRT) at interpreter shutdown."""
+    if shard.world <= 1:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 @dataclass(frozen=True)

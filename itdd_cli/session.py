@@ -16,7 +16,7 @@ from typing import TextIO
 from itdd_cli.errors import UsageError
 from itdd_cli.io.reader import open_input, read_objects
 from itdd_cli.models.base import ScoringModel
-from itdd_cli.parallel import current_shard, score_sharded
+from itdd_cli.parallel import Shard, close_shard, current_shard, score_sharded
 from itdd_cli.records import Fields, flag_duplicate_ids
 from itdd_cli.reporting import (
     Format,
@@ -73,6 +73,14 @@ def run_scoring(command: Command, input_path: str | None, model: ScoringModel, s
                 output: Output, policy: Policy) -> None:  # fmt: skip
     _check(output)
     shard = current_shard()
+    try:
+        _run(command, input_path, model, settings, fields, output, policy, shard)
+    finally:
+        close_shard(shard)
+
+
+def _run(command: Command, input_path: str | None, model: ScoringModel, settings: Settings, fields: Fields,
+         output: Output, policy: Policy, shard: Shard) -> None:  # fmt: skip
     resolved = resolve_format(output.fmt, output.path, sys.stdout)
     if output.resume and resolved is Format.table:
         raise UsageError("--resume continues a JSONL or CSV file, not a table")
