@@ -63,7 +63,6 @@ class Engine:
         self.max_tokens = max_tokens or (GPU_MAX_TOKENS if model.info.device.startswith("cuda") else CPU_MAX_TOKENS)
         self.window_rows = window_rows
         self.forward_rows = 0  # rows actually sent through the model
-        self.shrinks = 0  # how often out-of-memory halved a batch
 
     def run(self, tasks: Iterable[tuple[Payload, list[Job]]]) -> Iterator[tuple[Payload, list[torch.Tensor]]]:
         """Yield (payload, losses per job (N,) float64) in input order.
@@ -149,7 +148,6 @@ class Engine:
                 self.batch_rows = half
             else:
                 self.max_tokens = max(1, half * max(row.width for row in batch))
-            self.shrinks += 1
             self._forward_or_split(pending, batch[:half])
             self._forward_or_split(pending, batch[half:])
 

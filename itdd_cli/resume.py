@@ -20,7 +20,6 @@ from itdd_cli.records import Record
 
 INT_FIELDS = {"tokens", "prompt_tokens", "samples", "tokens_chosen", "tokens_rejected"}
 TEXT_FIELDS = {"id", "prefers"}
-CONTENT_FIELDS = ("tokens", "prompt_tokens", "tokens_chosen", "tokens_rejected")
 
 
 def _typed(row: dict[str, str]) -> dict[str, Any]:

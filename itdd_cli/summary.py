@@ -18,7 +18,7 @@ GATE_METRICS = ["records", "skipped", "tokens", "nll_per_token", "bits_per_token
 
 @dataclass
 class Summary:
-    """Running totals for the closing summary; the runner fills it as rows are produced."""
+    """Running totals for the closing summary; the session adds each row as it is written."""
 
     command: Command
     records: int = 0
@@ -130,6 +130,7 @@ def parse_gates(above: list[str], below: list[str]) -> list[Gate]:
 
 
 def check_gates(gates: list[Gate], summary: Summary) -> None:
-    failures = [message for gate in gates if (message := gate.violated(summary.metrics()))]
+    metrics = summary.metrics()
+    failures = [message for gate in gates if (message := gate.violated(metrics))]
     if failures:
         raise GateError("quality gate failed: " + "; ".join(failures))

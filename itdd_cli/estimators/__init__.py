@@ -13,12 +13,11 @@ ratio sides share them by rank).
 This package knows nothing about tokenizers, models or files.
 """
 
-from itdd_cli.estimators.masks import ESTIMATORS, EXACT_MAX_TOKENS, Estimator, MaskPlan, plan_masks
+from itdd_cli.estimators.masks import EXACT_MAX_TOKENS, Estimator, MaskPlan, plan_masks
 from itdd_cli.estimators.sampling import Noise, draw_noise, record_generator
 from itdd_cli.estimators.stats import Estimate, summarise
 
 __all__ = [
-    "ESTIMATORS",
     "EXACT_MAX_TOKENS",
     "Estimate",
     "Estimator",

@@ -23,9 +23,6 @@ class Estimator(StrEnum):
     exact = "exact"
 
 
-ESTIMATORS = [e.value for e in Estimator]
-
-
 @dataclass(frozen=True)
 class MaskPlan:
     """masks[j, i] says whether scored position i is masked in draw j; value_j = weights[j]·loss_j."""

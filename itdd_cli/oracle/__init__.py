@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,8 +106,3 @@ def write_checkpoint(directory: str | Path, distribution: OracleDistribution) ->
     save_file({k: v.contiguous() for k, v in weights.items()}, str(directory / "model.safetensors"))
     _save_tokenizer(directory)
     return directory
-
-
-def uniform_nll(length: int) -> float:
-    """−log p of any string of `length` letters under θ = φ = 0 (a sanity anchor)."""
-    return length * math.log(len(ALPHABET))
