@@ -70,6 +70,29 @@ def reference(model, records, samples: int, seed: int) -> list[float]:
     return estimates
 
 
+def flops_per_token(d: int, layers: int, vocab: int, context: int) -> tuple[float, float]:
+    """(body, head) multiply-add FLOPs of one position of write_llada's model (mlp = 2d, no GQA)."""
+    body = layers * (2 * 4 * d * d + 2 * 3 * d * (2 * d) + 2 * 2 * context * d)
+    return float(body), float(2 * d * vocab)
+
+
+def work_ratio(batches, records, model, samples: int, d: int, layers: int, vocab: int) -> tuple[float, float]:
+    """(reference FLOPs / engine FLOPs, the LM head's share of the reference's FLOPs): on a
+    compute-bound device the first is the most the engine's skipped work can buy."""
+    engine = 0.0
+    for ids, _, score_mask, _ in batches:
+        rows, width = ids.shape
+        body, head = flops_per_token(d, layers, vocab, width)
+        engine += rows * width * body + int(score_mask.sum()) * head
+    reference = head_part = 0.0
+    for _, obj in records:
+        width = len(model.frame([], model.encode(obj["text"])).ids)
+        body, head = flops_per_token(d, layers, vocab, width)
+        reference += samples * width * (body + head)
+        head_part += samples * width * head
+    return reference / engine, head_part / reference
+
+
 def timed(function):
     if torch.cuda.is_available():
         torch.cuda.synchronize()
@@ -123,6 +146,9 @@ def main() -> None:
     print(f"speed-up engine/reference: {reference_time / engine_time:.2f}x")
     print(f"efficiency ceiling/engine: {ceiling_time / engine_time:.2f}")
     print(f"largest |engine − reference| estimate: {gap:.2e} nats (same draws)")
+    ratio, head_share = work_ratio(batches, records, model, args.samples, args.d, args.layers, args.vocab)
+    print(f"work ratio reference/engine: {ratio:.2f}x in FLOPs (LM head {head_share:.0%} of the reference's); "
+          "a compute-bound device cannot speed up by more")  # fmt: skip
 
 
 if __name__ == "__main__":

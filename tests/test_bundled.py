@@ -30,16 +30,25 @@ def _r2(estimates: list[float], truths: list[float]) -> float:
     return 1 - residual / sum((t - mean) ** 2 for t in truths)
 
 
-def test_the_dna8_model_tracks_the_true_likelihoods():
-    """A regression check of the bundled model as trained today (exact R² 0.78, MAE 0.22 nats);
-    the issue's target (R² ≥ 0.95, MAE ≤ 0.1 with the default estimator) is not reached yet."""
-    truths = [json.loads(line)["true_nll"] for line in (EXAMPLES / "dna8.jsonl").read_text().splitlines()]
-    args = ["nll", str(EXAMPLES / "dna8.jsonl"), "-m", "dna8", "-q", "--estimator", "exact"]
-    result = CliRunner().invoke(app, args)
+def _dna8_nll(*options: str) -> list[float]:
+    result = CliRunner().invoke(app, ["nll", str(EXAMPLES / "dna8.jsonl"), "-m", "dna8", "-q", *options])
     assert result.exit_code == 0, result.stderr
-    exact = [row["nll"] for row in read_jsonl(result.stdout)]
-    assert _r2(exact, truths) >= 0.75
-    assert statistics.fmean(abs(e - t) for e, t in zip(exact, truths, strict=True)) <= 0.25
+    return [row["nll"] for row in read_jsonl(result.stdout)]
+
+
+def test_the_dna8_model_tracks_the_true_likelihoods_with_the_default_estimator():
+    """The paper's Section 5.1 check: 256 `stratified` draws per sequence (Monte Carlo SE ≈ 0.11
+    nats, the floor a perfect model would show) against the true NLL of all 128 sequences."""
+    truths = [json.loads(line)["true_nll"] for line in (EXAMPLES / "dna8.jsonl").read_text().splitlines()]
+    assert _r2(_dna8_nll("-n", "256"), truths) >= 0.9
+
+
+def test_the_dna8_model_itself_has_learnt_the_distribution():
+    """`exact` removes the Monte Carlo noise: what is left is the model's own error."""
+    truths = [json.loads(line)["true_nll"] for line in (EXAMPLES / "dna8.jsonl").read_text().splitlines()]
+    exact = _dna8_nll("--estimator", "exact")
+    assert _r2(exact, truths) >= 0.98
+    assert statistics.fmean(abs(e - t) for e, t in zip(exact, truths, strict=True)) <= 0.05
 
 
 def test_the_demo_model_prefers_real_sentences_to_word_shuffled_copies():
