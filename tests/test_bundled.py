@@ -30,6 +30,10 @@ def _r2(estimates: list[float], truths: list[float]) -> float:
     return 1 - residual / sum((t - mean) ** 2 for t in truths)
 
 
+def _dna8_truths() -> list[float]:
+    return [json.loads(line)["true_nll"] for line in (EXAMPLES / "dna8.jsonl").read_text().splitlines()]
+
+
 def _dna8_nll(*options: str) -> list[float]:
     result = CliRunner().invoke(app, ["nll", str(EXAMPLES / "dna8.jsonl"), "-m", "dna8", "-q", *options])
     assert result.exit_code == 0, result.stderr
@@ -39,13 +43,13 @@ def _dna8_nll(*options: str) -> list[float]:
 def test_the_dna8_model_tracks_the_true_likelihoods_with_the_default_estimator():
     """The paper's Section 5.1 check: 256 `stratified` draws per sequence (Monte Carlo SE ≈ 0.11
     nats, the floor a perfect model would show) against the true NLL of all 128 sequences."""
-    truths = [json.loads(line)["true_nll"] for line in (EXAMPLES / "dna8.jsonl").read_text().splitlines()]
+    truths = _dna8_truths()
     assert _r2(_dna8_nll("-n", "256"), truths) >= 0.9
 
 
 def test_the_dna8_model_itself_has_learnt_the_distribution():
     """`exact` removes the Monte Carlo noise: what is left is the model's own error."""
-    truths = [json.loads(line)["true_nll"] for line in (EXAMPLES / "dna8.jsonl").read_text().splitlines()]
+    truths = _dna8_truths()
     exact = _dna8_nll("--estimator", "exact")
     assert _r2(exact, truths) >= 0.98
     assert statistics.fmean(abs(e - t) for e, t in zip(exact, truths, strict=True)) <= 0.05
