@@ -101,6 +101,11 @@ def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list
         f"records {summary.records}{skipped} · tokens {summary.tokens} · "
         f"mean NLL/token {summary.nll_per_token:.4f} nats · corpus perplexity {summary.corpus_ppl:.3f}",
     ]
+    if summary.spec.measures_text:
+        lines.append(
+            f"bytes {summary.bytes} · bits/byte {summary.bits_per_byte:.4f} · "
+            f"words {summary.words} · word perplexity {summary.word_perplexity:.3f}"
+        )
     coupling = "independent" if settings.independent else "coupled"
     tallies = summary.tallies()
     lines += [tally.line.format(value=tallies[tally.name], coupling=coupling)

@@ -60,6 +60,11 @@ class RowSpec:
     def names(self) -> tuple[str, ...]:
         return tuple(field.name for field in self.fields)
 
+    @property
+    def measures_text(self) -> bool:
+        """Whether rows carry the scored text's bytes and words (the tokenizer-free metrics)."""
+        return self.field("bytes") is not None
+
     def field(self, name: str) -> Field | None:
         return next((field for field in self.fields if field.name == name), None)
 
@@ -82,6 +87,14 @@ _PER_TOKEN = (
     Field("ppl", float, worse="higher"),
     Field("samples", int),
 )
+# Tokenizer-free measures of the scored text, comparable across tokenizers (LLaDA, Dream, MDLM):
+# its UTF-8 bytes, its whitespace-separated words (as lm-eval's wikitext task counts them) and
+# nll / (ln 2 · bytes). The summary sums bytes and words into corpus bits per byte and word perplexity.
+_PER_BYTE = (
+    Field("bytes", int),
+    Field("words", int),
+    Field("bits_per_byte", float, worse="higher"),
+)
 
 
 SPECS: dict[Command, RowSpec] = {
@@ -89,7 +102,7 @@ SPECS: dict[Command, RowSpec] = {
     for spec in [
         RowSpec(
             Command.nll,
-            (ID, *_NLL, *_PER_TOKEN),
+            (ID, *_NLL, *_PER_TOKEN, *_PER_BYTE),
             text_record,
             identity=("tokens",),
             nll_fields=("nll",),
@@ -97,7 +110,7 @@ SPECS: dict[Command, RowSpec] = {
         ),
         RowSpec(
             Command.cond_nll,
-            (ID, *_NLL, Field("prompt_tokens", int), *_PER_TOKEN),
+            (ID, *_NLL, Field("prompt_tokens", int), *_PER_TOKEN, *_PER_BYTE),
             conditional_record,
             identity=("tokens",),
             nll_fields=("nll",),
@@ -135,6 +148,8 @@ SPECS: dict[Command, RowSpec] = {
 
 # Metrics every run's summary reports, in the order the summary and the gates list them.
 RUN_METRICS = ("records", "skipped", "tokens", "nll_per_token", "bits_per_token", "perplexity", "wall_seconds")
+# Reported by the commands whose rows carry `bytes` and `words` (one scored text per row).
+TEXT_METRICS = ("bytes", "words", "bits_per_byte", "word_perplexity")
 
 
 def tally_names(spec: RowSpec) -> list[str]:
@@ -143,7 +158,7 @@ def tally_names(spec: RowSpec) -> list[str]:
 
 def gate_metrics() -> list[str]:
     """Every metric a gate may name, whatever the command."""
-    names = list(RUN_METRICS)
+    names = list(RUN_METRICS) + list(TEXT_METRICS)
     for spec in SPECS.values():
         names += [name for name in tally_names(spec) if name not in names]
     return names

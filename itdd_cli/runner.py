@@ -26,6 +26,7 @@ from itdd_cli.estimators import (
     record_generator,
     summarise,
 )
+from itdd_cli.measures import text_measures
 from itdd_cli.models.base import Framed, ScoringModel
 from itdd_cli.records import Fields, Record
 from itdd_cli.rows import SPECS, Command
@@ -126,7 +127,7 @@ def _nll_values(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, An
         "bits_per_token": per_token / LN2,
         "ppl": safe_exp(per_token),
         "samples": len(side.plan.masks),
-    }
+    } | text_measures(prepared.record.texts[0], estimate.value)
 
 
 def _cond_nll_values(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:

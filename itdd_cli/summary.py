@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from itdd_cli import __version__
 from itdd_cli.errors import GateError, UsageError
-from itdd_cli.rows import RUN_METRICS, SPECS, Command, RowSpec, gate_metrics
+from itdd_cli.rows import RUN_METRICS, SPECS, TEXT_METRICS, Command, RowSpec, gate_metrics
 from itdd_cli.settings import LN2, Settings, safe_exp
 
 if TYPE_CHECKING:
@@ -27,6 +27,8 @@ class Summary:
     skipped: int = 0
     tokens: int = 0
     nll: float = 0.0
+    bytes: int = 0
+    words: int = 0
     tally_sums: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
@@ -40,6 +42,9 @@ class Summary:
         self.records += 1
         self.tokens += sum(row[name] for name in spec.identity)
         self.nll += sum(row[name] for name in spec.nll_fields)
+        if spec.measures_text:
+            self.bytes += row["bytes"]
+            self.words += row["words"]
         for tally in spec.tallies:
             self.tally_sums[tally.name] = self.tally_sums.get(tally.name, 0.0) + tally.value(row)
 
@@ -54,6 +59,29 @@ class Summary:
     @property
     def corpus_ppl(self) -> float:
         return safe_exp(self.nll_per_token)
+
+    @property
+    def bits_per_byte(self) -> float:
+        """Corpus bits per byte: total NLL over total UTF-8 bytes (not a mean of the rows' ratios)."""
+        return self.nll / (LN2 * self.bytes) if self.bytes else math.nan
+
+    @property
+    def word_perplexity(self) -> float:
+        """exp(total NLL / total whitespace-separated words), as lm-eval's wikitext task reports it."""
+        return safe_exp(self.nll / self.words) if self.words else math.nan
+
+    def text_metrics(self) -> dict[str, float]:
+        """The tokenizer-free corpus metrics; empty for a command whose rows do not measure text."""
+        if not self.spec.measures_text:
+            return {}
+        numbers = {
+            "bytes": float(self.bytes),
+            "words": float(self.words),
+            "bits_per_byte": self.bits_per_byte,
+            "word_perplexity": self.word_perplexity,
+        }
+        assert tuple(numbers) == TEXT_METRICS
+        return numbers
 
     def tallies(self) -> dict[str, float]:
         """Each tally's mean over rows (and the binomial SE of a share)."""
@@ -77,7 +105,7 @@ class Summary:
             "wall_seconds": self.wall_seconds,
         }
         assert tuple(run) == RUN_METRICS
-        return run | self.tallies()
+        return run | self.text_metrics() | self.tallies()
 
 
 def summary_json(summary: Summary, info: ModelInfo, settings: Settings, revision: str | None) -> dict[str, Any]:
