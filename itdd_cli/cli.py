@@ -22,6 +22,7 @@ from itdd_cli.options import (
     BatchSizeOpt,
     ChatTemplateOpt,
     ChosenFieldOpt,
+    ContextOpt,
     DeviceMapOpt,
     DeviceOpt,
     Dtype,
@@ -35,6 +36,7 @@ from itdd_cli.options import (
     IdFieldOpt,
     IndependentOpt,
     InputArg,
+    LongOpt,
     MaxTokensOpt,
     MetricOpt,
     ModelOpt,
@@ -58,6 +60,7 @@ from itdd_cli.options import (
 from itdd_cli.records import Fields
 from itdd_cli.reporting import Format, print_comparison, stderr_console
 from itdd_cli.rows import Command
+from itdd_cli.windows import Long
 
 if TYPE_CHECKING:
     from itdd_cli.models import ScoringModel
@@ -149,7 +152,8 @@ def _load(model: str | None, dtype: Dtype, device: str, trust_remote_code: bool,
 
 
 def _settings(estimator: Estimator, samples: int, seed: int, batch_size: str, max_tokens: int | None,
-              independent: bool = False, chat_template: bool = False) -> Settings:  # fmt: skip
+              independent: bool = False, chat_template: bool = False, long: Long = Long.error,
+              context: int = 0) -> Settings:  # fmt: skip
     from itdd_cli.settings import Settings
 
     return Settings(
@@ -160,6 +164,8 @@ def _settings(estimator: Estimator, samples: int, seed: int, batch_size: str, ma
         batch_rows=_batch_rows(batch_size),
         max_tokens=max_tokens,
         chat_template=chat_template,
+        long=long,
+        context=context,
     )
 
 
@@ -208,6 +214,8 @@ def nll(
     revision: RevisionOpt = None,
     text_field: TextFieldOpt = "text",
     id_field: IdFieldOpt = "id",
+    long: LongOpt = Long.error,
+    context: ContextOpt = 0,
     skip_invalid: SkipInvalidOpt = False,
     summary: SummaryOpt = None,
     fail_above: FailAboveOpt = None,
@@ -215,7 +223,7 @@ def nll(
     quiet: QuietOpt = False,
 ) -> None:
     """−log p(text) for each record's text field."""
-    settings = _settings(estimator, samples, seed, batch_size, max_tokens)
+    settings = _settings(estimator, samples, seed, batch_size, max_tokens, long=long, context=context)
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
     out = _output(output, fmt, overwrite, resume, summary, quiet)
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)

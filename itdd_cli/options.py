@@ -9,6 +9,7 @@ import typer
 
 from itdd_cli.estimators import Estimator
 from itdd_cli.reporting import Format
+from itdd_cli.windows import Long
 
 
 class Dtype(StrEnum):
@@ -107,3 +108,16 @@ MetricOpt = Annotated[
     ),
 ]
 FailIfWorseOpt = Annotated[bool, typer.Option("--fail-if-worse", help="exit 4 when NEW is significantly worse")]
+LongOpt = Annotated[
+    Long,
+    typer.Option(
+        "--long",
+        help="a text longer than the model's window: 'error' refuses it (exit 3), 'rolling' scores it in windows",
+    ),
+]
+ContextOpt = Annotated[
+    int,
+    typer.Option(
+        "--context", min=0, help="--long rolling: earlier tokens each later window is conditioned on (never scored)"
+    ),
+]

@@ -102,7 +102,7 @@ SPECS: dict[Command, RowSpec] = {
     for spec in [
         RowSpec(
             Command.nll,
-            (ID, *_NLL, *_PER_TOKEN, *_PER_BYTE),
+            (ID, *_NLL, *_PER_TOKEN, Field("windows", int), *_PER_BYTE),  # windows: see --long rolling
             text_record,
             identity=("tokens",),
             nll_fields=("nll",),

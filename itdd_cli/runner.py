@@ -31,6 +31,7 @@ from itdd_cli.models.base import Framed, ScoringModel
 from itdd_cli.records import Fields, Record
 from itdd_cli.rows import SPECS, Command
 from itdd_cli.settings import LN2, Settings, safe_exp
+from itdd_cli.windows import Long, check_context, rolling_windows
 
 __all__ = ["Command", "Settings", "Skipped", "prepare", "score", "token_counts"]
 
@@ -48,32 +49,58 @@ def _frame_side(model: ScoringModel, record: Record, context: list[int], text: s
     framed = model.frame(context, scored)
     limit = model.info.max_length
     if limit is not None and len(framed.ids) > limit:
+        hint = "score it in windows with --long rolling" if _rollable(record) else "shorten or split this record"
         raise InputError(
-            record.line,
-            f"{len(framed.ids)} tokens (framing included) exceed the model's maximum of {limit} — "
-            "shorten or split this record",
+            record.line, f"{len(framed.ids)} tokens (framing included) exceed the model's maximum of {limit} — {hint}"
         )
     return framed
+
+
+def _rollable(record: Record) -> bool:
+    """Only a lone text rolls: a prompt + response that does not fit stays an error."""
+    return record.prompt is None and len(record.texts) == 1
+
+
+def _capacity(model: ScoringModel) -> int | None:
+    """Tokens a window may hold besides the model's framing (None: the model has no maximum)."""
+    limit = model.info.max_length
+    return None if limit is None else limit - len(model.frame([], []).ids)
+
+
+def _frame_sides(model: ScoringModel, record: Record, context: list[int], settings: Settings) -> list[Framed]:
+    """One framed sequence per scored text, or, under --long rolling, one per window of a long text."""
+    capacity = _capacity(model)
+    if settings.long is Long.rolling and capacity is not None and _rollable(record):
+        scored = model.encode(record.texts[0])
+        if len(scored) > capacity:
+            windows = rolling_windows(scored, capacity, settings.context)
+            return [model.frame(window.context, window.scored) for window in windows]
+    return [_frame_side(model, record, context, text) for text in record.texts]
 
 
 @dataclass(frozen=True)
 class _Prepared:
     record: Record
-    sides: list[_Side]
+    sides: list[_Side]  # one per scored text, or the windows of one long text (--long rolling)
     prompt_tokens: int
+    windows: int = 1
 
 
-def token_counts(command: Command, model: ScoringModel, record: Record) -> dict[str, int]:
+def token_counts(
+    command: Command, model: ScoringModel, record: Record, settings: Settings | None = None
+) -> dict[str, int]:
     """The token counts an output row reports for `record` (how --resume recognises it)."""
     context = model.encode(record.prompt) if record.prompt else []
-    lengths = [_frame_side(model, record, context, text).length for text in record.texts]
+    framed = _frame_sides(model, record, context, settings or Settings())
+    lengths = [f.length for f in framed] if len(framed) == len(record.texts) else [sum(f.length for f in framed)]
     return dict(zip(SPECS[command].identity, lengths, strict=True))
 
 
-def _noises(settings: Settings, context: list[int], framed: list[Framed]) -> list[Noise | None]:
+def _noises(settings: Settings, context: list[int], framed: list[Framed], windows: bool) -> list[Noise | None]:
+    """Coupled sides of a pair share noise; windows of a long text draw independently (their SEs add)."""
     if settings.estimator is Estimator.exact:
         return [None] * len(framed)
-    if len(framed) > 1 and not settings.independent:  # coupled: one (u, κ), keys shared by rank
+    if len(framed) > 1 and not (settings.independent or windows):  # coupled: one (u, κ), keys shared by rank
         scored = [f.ids[f.start : f.start + f.length] for f in framed]
         generator = record_generator(settings.seed, context, *scored)
         return [draw_noise(settings.samples, max(f.length for f in framed), generator)] * len(framed)
@@ -91,7 +118,8 @@ def prepare(model: ScoringModel, record: Record, settings: Settings) -> tuple[_P
         context = model.encode_chat_prompt(record.prompt)
     else:
         context = model.encode(record.prompt)
-    framed = [_frame_side(model, record, context, text) for text in record.texts]
+    framed = _frame_sides(model, record, context, settings)
+    windows = len(framed) if len(framed) != len(record.texts) else 1
     longest = max(f.length for f in framed)
     if settings.estimator is Estimator.exact and longest > EXACT_MAX_TOKENS:
         raise InputError(
@@ -99,10 +127,10 @@ def prepare(model: ScoringModel, record: Record, settings: Settings) -> tuple[_P
             f"{longest} scored tokens: --estimator exact enumerates 2^L − 1 masks and is limited "
             f"to {EXACT_MAX_TOKENS} — use a Monte Carlo estimator",
         )
-    noises = _noises(settings, context, framed)
+    noises = _noises(settings, context, framed, windows > 1)
     sides = [_Side(f, plan_masks(settings.estimator, noise, f.length)) for f, noise in zip(framed, noises, strict=True)]
     jobs = [Job(torch.tensor(s.framed.ids, dtype=torch.long), s.framed.start, s.plan.masks) for s in sides]
-    return _Prepared(record, sides, len(context)), jobs
+    return _Prepared(record, sides, len(context), windows), jobs
 
 
 def _values(record: Record, side: _Side, losses: torch.Tensor) -> tuple[Estimate, torch.Tensor]:
@@ -114,9 +142,12 @@ def _values(record: Record, side: _Side, losses: torch.Tensor) -> tuple[Estimate
 
 
 def _nll_values(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
-    side = prepared.sides[0]
-    estimate, _ = _values(prepared.record, side, losses[0])
-    tokens = side.framed.length
+    """A rolled text's windows drew independently: their estimates add, and so do their variances."""
+    estimates = [_values(prepared.record, side, side_losses)[0]
+                 for side, side_losses in zip(prepared.sides, losses, strict=True)]  # fmt: skip
+    estimate = Estimate(sum(e.value for e in estimates), math.sqrt(sum(e.se**2 for e in estimates)))
+    tokens = sum(side.framed.length for side in prepared.sides)
+    exact = prepared.sides[0].plan.strata is None
     per_token = estimate.value / tokens
     return {
         "id": prepared.record.id,
@@ -126,12 +157,16 @@ def _nll_values(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, An
         "nll_per_token": per_token,
         "bits_per_token": per_token / LN2,
         "ppl": safe_exp(per_token),
-        "samples": len(side.plan.masks),
+        # draws per window; for `exact`, the subsets enumerated over all windows
+        "samples": sum(len(s.plan.masks) for s in prepared.sides) if exact else len(prepared.sides[0].plan.masks),
+        "windows": prepared.windows,
     } | text_measures(prepared.record.texts[0], estimate.value)
 
 
 def _cond_nll_values(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
-    return _nll_values(prepared, losses) | {"prompt_tokens": prepared.prompt_tokens}
+    return {k: v for k, v in _nll_values(prepared, losses).items() if k != "windows"} | {
+        "prompt_tokens": prepared.prompt_tokens
+    }
 
 
 def _ratio_values(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
@@ -184,6 +219,9 @@ def score(
     spec = SPECS[command]
     values = ROW_VALUES[command]
     fields = fields or Fields()
+    capacity = _capacity(model)
+    if settings.long is Long.rolling and capacity is not None:
+        check_context(capacity, settings.context)  # before any record: a bad --context is a usage error
 
     def tasks() -> Iterator[tuple[_Prepared | Skipped, list[Job]]]:
         for line, value in objects:

@@ -111,7 +111,7 @@ class _Run:
             return objects
         spec = SPECS[self.command]
         return skip_finished(objects, self.done, lambda obj, line: spec.parse(obj, line, self.fields),
-                             lambda record: token_counts(self.command, self.model, record),
+                             lambda record: token_counts(self.command, self.model, record, self.settings),
                              str(self.output.path))  # fmt: skip
 
     def _rows(self, objects: Iterator[tuple[int, dict[str, Any] | InputError]]) -> Iterator[dict[str, Any] | Skipped]:

@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 
 from itdd_cli.estimators.kinds import Estimator
+from itdd_cli.windows import Long
 
 LN2 = math.log(2.0)
 
@@ -22,6 +23,8 @@ class Settings:
     batch_rows: int | None = None  # None: fill batches up to max_tokens
     max_tokens: int | None = None  # None: the engine's default for the model's device
     chat_template: bool = False  # wrap the prompt in the tokenizer's chat template as a user turn
+    long: Long = Long.error  # a text longer than the model's window: refuse it, or score it in windows
+    context: int = 0  # --long rolling: earlier tokens each later window is conditioned on
 
 
 def safe_exp(value: float) -> float:

@@ -123,6 +123,8 @@ def summary_json(summary: Summary, info: ModelInfo, settings: Settings, revision
         "estimator": settings.estimator.value,
         "samples": settings.samples,
         "seed": settings.seed,
+        "long": settings.long.value if summary.command is Command.nll else None,
+        "context": settings.context if summary.command is Command.nll else None,
         "coupled": not settings.independent if len(summary.spec.identity) > 1 else None,
     } | {key: (value if math.isfinite(value) else None) for key, value in summary.metrics().items()}
 

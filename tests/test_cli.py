@@ -13,7 +13,18 @@ from itdd_cli.cli import app
 from tests.conftest import read_jsonl, write_jsonl
 
 PER_BYTE = ["bytes", "words", "bits_per_byte"]
-NLL_FIELDS = ["id", "nll", "nll_se", "tokens", "nll_per_token", "bits_per_token", "ppl", "samples", *PER_BYTE]
+NLL_FIELDS = [
+    "id",
+    "nll",
+    "nll_se",
+    "tokens",
+    "nll_per_token",
+    "bits_per_token",
+    "ppl",
+    "samples",
+    "windows",
+    *PER_BYTE,
+]
 COND_FIELDS = [
     "id", "nll", "nll_se", "tokens", "prompt_tokens", "nll_per_token", "bits_per_token", "ppl", "samples", *PER_BYTE
 ]  # fmt: skip
