@@ -7,11 +7,13 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from tests.conftest import write_jsonl
 
+ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["abcd", "d", "cabbad", "dd", "abcdabcd", "bca", "cc", "a", "dcb"]
 
 
@@ -31,7 +33,7 @@ LAUNCHERS = {  # each run on a fresh free port, so runs never collide on a linge
 
 
 def _run(prefix, args, tmp_path):
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}  # runs in tmp_path
     return subprocess.run([*prefix, *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
 
 
