@@ -57,7 +57,8 @@ def _state() -> PartialState:
 
 def process_device() -> torch.device:
     """This process's device under a launcher (its own GPU, or the CPU)."""
-    return _state().device
+    device = _state().device
+    return device if device.type != "cpu" else type(device)("cpu")  # accelerate says cpu:<local rank>; one CPU
 
 
 def current_shard() -> Shard:
