@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from itdd_cli.errors import InputError
 from tests.conftest import write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,3 +67,10 @@ def test_an_invalid_record_in_another_shard_stops_all_processes_after_writing_wh
     assert result.returncode != 0
     assert "line 6: missing field 'text'" in result.stderr
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 5
+
+
+def test_input_errors_survive_the_trip_between_processes():
+    import pickle
+
+    error = pickle.loads(pickle.dumps(InputError(7, "missing field 'text'")))
+    assert isinstance(error, InputError) and str(error) == "line 7: missing field 'text'"
