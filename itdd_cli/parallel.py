@@ -52,7 +52,8 @@ def _state() -> PartialState:
     import torch
     from accelerate import PartialState
 
-    return PartialState(cpu=not torch.cuda.is_available(), backend="gloo")
+    group = {"backend": "gloo"} if launched() else {}  # one process has no group, and accelerate wants no backend
+    return PartialState(cpu=not torch.cuda.is_available(), **group)
 
 
 def process_device() -> torch.device:
