@@ -16,13 +16,10 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from itdd_cli.errors import ItddError, ModelError
-
-if TYPE_CHECKING:
-    import torch
-    from accelerate import PartialState
+from itdd_cli.processes import launched, process_state
 
 CHUNK_RECORDS = 256
 
@@ -39,34 +36,11 @@ class Shard:
         return self.rank == 0
 
 
-def launched() -> bool:
-    """Whether a launcher started several processes (both set WORLD_SIZE)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
-def _state() -> PartialState:
-    """accelerate's process state, created once per process (it is a singleton).
-
-    Rows travel as pickled Python objects, which live on the CPU, so they go over gloo whatever
-    the devices are; `cpu=True` where no GPU exists, else accelerate sees no distributed launch."""
-    import torch
-    from accelerate import PartialState
-
-    group = {"backend": "gloo"} if launched() else {}  # one process has no group, and accelerate wants no backend
-    return PartialState(cpu=not torch.cuda.is_available(), **group)
-
-
-def process_device() -> torch.device:
-    """This process's device under a launcher (its own GPU, or the CPU)."""
-    device = _state().device
-    return device if device.type != "cpu" else type(device)("cpu")  # accelerate says cpu:<local rank>; one CPU
-
-
 def current_shard() -> Shard:
     """This process's place in a launch; one process needs no process group."""
     if not launched():
         return Shard()
-    state = _state()
+    state = process_state()
     return Shard(state.process_index, state.num_processes)
 
 
@@ -74,7 +48,7 @@ def close_shard(shard: Shard) -> None:
     """Wait for every process, then tear the group down (exiting with it up can abort at shutdown)."""
     if shard.world <= 1:
         return
-    state = _state()
+    state = process_state()
     try:
         state.wait_for_everyone()
     finally:
@@ -109,7 +83,7 @@ def score_sharded(
     """Rows for every record in input order (on the main process; others yield nothing)."""
     from accelerate.utils import gather_object
 
-    state = _state()
+    state = process_state()
     iterator = iter(objects)
     while True:
         chunk = list(islice(iterator, CHUNK_RECORDS))  # a bad line arrives as a value, never raised

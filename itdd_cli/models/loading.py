@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from itdd_cli.errors import ModelError, UsageError
-from itdd_cli.parallel import launched, process_device
+from itdd_cli.processes import launched, process_device
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Tokenizers without a limit report int(1e30); anything this large means "unknown".
