@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 from itdd_cli import __version__
 from itdd_cli.errors import GateError, ItddError, UsageError
 from itdd_cli.estimators.kinds import Estimator
+from itdd_cli.io.sources import InputFormat, Source
 from itdd_cli.options import (
     AllowPickleOpt,
     BaseArg,
@@ -23,6 +24,8 @@ from itdd_cli.options import (
     ChatTemplateOpt,
     ChosenFieldOpt,
     ContextOpt,
+    DatasetConfigOpt,
+    DatasetOpt,
     DeviceMapOpt,
     DeviceOpt,
     Dtype,
@@ -36,6 +39,10 @@ from itdd_cli.options import (
     IdFieldOpt,
     IndependentOpt,
     InputArg,
+    InputFormatOpt,
+    KeepOpt,
+    LimitOpt,
+    LinesOpt,
     LongOpt,
     MaxTokensOpt,
     MetricOpt,
@@ -52,6 +59,7 @@ from itdd_cli.options import (
     SamplesOpt,
     SeedOpt,
     SkipInvalidOpt,
+    SplitOpt,
     SummaryOpt,
     TextFieldOpt,
     TokenizerOpt,
@@ -59,7 +67,7 @@ from itdd_cli.options import (
 )
 from itdd_cli.records import Fields
 from itdd_cli.reporting import Format, print_comparison, stderr_console
-from itdd_cli.rows import Command
+from itdd_cli.rows import SPECS, Command
 from itdd_cli.windows import Long
 
 if TYPE_CHECKING:
@@ -184,7 +192,28 @@ def _policy(skip_invalid: bool, fail_above: list[str] | None, fail_below: list[s
     return Policy(skip_invalid=skip_invalid, gates=gates, revision=revision)
 
 
-def _run(command: Command, input_path: str | None, model: ScoringModel, settings: Settings, fields: Fields,
+def _source(input_path: str | None, input_format: InputFormat, lines: bool, dataset: str | None,
+            dataset_config: str | None, split: str | None, limit: int | None) -> Source:  # fmt: skip
+    if lines:
+        if input_format not in (InputFormat.auto, InputFormat.lines):
+            raise UsageError(f"--lines contradicts --input-format {input_format.value}")
+        input_format = InputFormat.lines
+    if dataset is not None and input_path not in (None, "-"):
+        raise UsageError("give INPUT or --dataset, not both")
+    if dataset is None and (dataset_config or split):
+        raise UsageError("--dataset-config and --split name a part of a --dataset")
+    return Source(input_path, input_format, dataset, dataset_config, split, limit)
+
+
+def _keep(command: Command, keep: list[str] | None) -> tuple[str, ...]:
+    names = tuple(name.strip() for item in keep or [] for name in item.split(",") if name.strip())
+    clash = [name for name in names if name in SPECS[command].names]
+    if clash:
+        raise UsageError(f"--keep {clash[0]}: the output row already has a field of that name")
+    return names
+
+
+def _run(command: Command, input_path: Source, model: ScoringModel, settings: Settings, fields: Fields,
          output: Any, policy: Any) -> None:  # fmt: skip
     from itdd_cli.session import run_scoring
 
@@ -216,6 +245,13 @@ def nll(
     id_field: IdFieldOpt = "id",
     long: LongOpt = Long.error,
     context: ContextOpt = 0,
+    input_format: InputFormatOpt = InputFormat.auto,
+    lines: LinesOpt = False,
+    dataset: DatasetOpt = None,
+    dataset_config: DatasetConfigOpt = None,
+    split: SplitOpt = None,
+    limit: LimitOpt = None,
+    keep: KeepOpt = None,
     skip_invalid: SkipInvalidOpt = False,
     summary: SummaryOpt = None,
     fail_above: FailAboveOpt = None,
@@ -227,7 +263,9 @@ def nll(
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
     out = _output(output, fmt, overwrite, resume, summary, quiet)
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
-    _run(Command.nll, input_path, loaded, settings, Fields(text=text_field, id=id_field), out, policy)
+    source = _source(input_path, input_format, lines, dataset, dataset_config, split, limit)
+    fields = Fields(text=text_field, id=id_field, keep=_keep(Command.nll, keep))
+    _run(Command.nll, source, loaded, settings, fields, out, policy)
 
 
 @app.command("cond-nll")
@@ -255,6 +293,13 @@ def cond_nll(
     prompt_field: PromptFieldOpt = "prompt",
     response_field: ResponseFieldOpt = "response",
     id_field: IdFieldOpt = "id",
+    input_format: InputFormatOpt = InputFormat.auto,
+    lines: LinesOpt = False,
+    dataset: DatasetOpt = None,
+    dataset_config: DatasetConfigOpt = None,
+    split: SplitOpt = None,
+    limit: LimitOpt = None,
+    keep: KeepOpt = None,
     skip_invalid: SkipInvalidOpt = False,
     summary: SummaryOpt = None,
     fail_above: FailAboveOpt = None,
@@ -266,8 +311,9 @@ def cond_nll(
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
     out = _output(output, fmt, overwrite, resume, summary, quiet)
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
-    fields = Fields(prompt=prompt_field, response=response_field, id=id_field)
-    _run(Command.cond_nll, input_path, loaded, settings, fields, out, policy)
+    source = _source(input_path, input_format, lines, dataset, dataset_config, split, limit)
+    fields = Fields(prompt=prompt_field, response=response_field, id=id_field, keep=_keep(Command.cond_nll, keep))
+    _run(Command.cond_nll, source, loaded, settings, fields, out, policy)
 
 
 @app.command("ratio")
@@ -297,6 +343,13 @@ def ratio(
     chosen_field: ChosenFieldOpt = "chosen",
     rejected_field: RejectedFieldOpt = "rejected",
     id_field: IdFieldOpt = "id",
+    input_format: InputFormatOpt = InputFormat.auto,
+    lines: LinesOpt = False,
+    dataset: DatasetOpt = None,
+    dataset_config: DatasetConfigOpt = None,
+    split: SplitOpt = None,
+    limit: LimitOpt = None,
+    keep: KeepOpt = None,
     skip_invalid: SkipInvalidOpt = False,
     summary: SummaryOpt = None,
     fail_above: FailAboveOpt = None,
@@ -308,8 +361,10 @@ def ratio(
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
     out = _output(output, fmt, overwrite, resume, summary, quiet)
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
-    fields = Fields(prompt=prompt_field, chosen=chosen_field, rejected=rejected_field, id=id_field)
-    _run(Command.ratio, input_path, loaded, settings, fields, out, policy)
+    fields = Fields(prompt=prompt_field, chosen=chosen_field, rejected=rejected_field, id=id_field,
+                    keep=_keep(Command.ratio, keep))  # fmt: skip
+    source = _source(input_path, input_format, lines, dataset, dataset_config, split, limit)
+    _run(Command.ratio, source, loaded, settings, fields, out, policy)
 
 
 @app.command("compare")

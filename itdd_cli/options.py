@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from itdd_cli.estimators import Estimator
+from itdd_cli.io.sources import InputFormat
 from itdd_cli.reporting import Format
 from itdd_cli.windows import Long
 
@@ -21,7 +22,11 @@ class Dtype(StrEnum):
 
 InputArg = Annotated[
     str | None,
-    typer.Argument(metavar="INPUT", help="JSONL file to score; omit or '-' for standard input", show_default=False),
+    typer.Argument(
+        metavar="INPUT",
+        help="file to score (JSONL unless --input-format or its extension says otherwise); '-' or none: stdin",
+        show_default=False,
+    ),
 ]
 ModelOpt = Annotated[
     str | None,
@@ -120,4 +125,34 @@ ContextOpt = Annotated[
     typer.Option(
         "--context", min=0, help="--long rolling: earlier tokens each later window is conditioned on (never scored)"
     ),
+]
+InputFormatOpt = Annotated[
+    InputFormat,
+    typer.Option(
+        "--input-format",
+        help="auto: by extension (.csv, .tsv, .parquet, .txt = one document), else JSONL; "
+        "lines: one record per non-empty line; text: the whole file one record",
+    ),
+]
+LinesOpt = Annotated[bool, typer.Option("--lines", help="plain text, one record per non-empty line")]
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dataset", help="Hugging Face dataset (hub name or local path) instead of INPUT", show_default=False
+    ),
+]
+DatasetConfigOpt = Annotated[
+    str | None, typer.Option("--dataset-config", help="the dataset's configuration", show_default=False)
+]
+SplitOpt = Annotated[str | None, typer.Option("--split", help="--dataset: the split to score", show_default=False)]
+LimitOpt = Annotated[
+    int | None, typer.Option("--limit", min=1, help="--dataset: score only the first N records", show_default=False)
+]
+KeepOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--keep",
+        help="carry this input field into each output row (repeatable, or comma-separated)",
+        show_default=False,
+    ),  # fmt: skip
 ]

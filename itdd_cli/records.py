@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from itdd_cli.errors import InputError
@@ -19,6 +19,7 @@ class Fields:
     chosen: str = "chosen"
     rejected: str = "rejected"
     id: str = "id"
+    keep: tuple[str, ...] = ()  # input fields carried into the output row (--keep)
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Record:
     id: str | int
     prompt: str | None
     texts: tuple[str, ...]
+    kept: dict[str, Any] = field(default_factory=dict)  # the --keep fields, as read
 
 
 def _text(obj: dict[str, Any], name: str, line: int, option: str) -> str:
@@ -78,14 +80,29 @@ def _record_id(obj: dict[str, Any], fields: Fields, line: int) -> str | int:
     return value
 
 
+def _kept(obj: dict[str, Any], fields: Fields, line: int) -> dict[str, Any]:
+    missing = [name for name in fields.keep if name not in obj]
+    if missing:
+        raise InputError(line, f"missing field '{missing[0]}' named by --keep")
+    return {name: _plain(obj[name]) for name in fields.keep}
+
+
+def _plain(value: Any) -> Any:
+    """A kept value as JSON can write it (a Parquet timestamp or bytes becomes its text)."""
+    if value is None or isinstance(value, str | int | float | bool | list | dict):
+        return value
+    return str(value)
+
+
 def text_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
-    return Record(line, _record_id(obj, fields, line), None, (_text(obj, fields.text, line, "--text-field"),))
+    text = _text(obj, fields.text, line, "--text-field")
+    return Record(line, _record_id(obj, fields, line), None, (text,), _kept(obj, fields, line))
 
 
 def conditional_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
     prompt = _text(obj, fields.prompt, line, "--prompt-field")
     response = _text(obj, fields.response, line, "--response-field")
-    return Record(line, _record_id(obj, fields, line), prompt, (response,))
+    return Record(line, _record_id(obj, fields, line), prompt, (response,), _kept(obj, fields, line))
 
 
 def pair_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
@@ -93,4 +110,4 @@ def pair_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
     prompt = _text(obj, fields.prompt, line, "--prompt-field") if fields.prompt in obj else None
     chosen = _text(obj, fields.chosen, line, "--chosen-field")
     rejected = _text(obj, fields.rejected, line, "--rejected-field")
-    return Record(line, _record_id(obj, fields, line), prompt, (chosen, rejected))
+    return Record(line, _record_id(obj, fields, line), prompt, (chosen, rejected), _kept(obj, fields, line))

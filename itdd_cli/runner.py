@@ -236,4 +236,5 @@ def score(
 
     engine = Engine(model, batch_rows=settings.batch_rows, max_tokens=settings.max_tokens)
     for prepared, losses in engine.run(tasks()):
-        yield prepared if isinstance(prepared, Skipped) else spec.row(**values(prepared, losses))
+        # --keep fields follow the declared ones (their names were checked against them up front)
+        yield prepared if isinstance(prepared, Skipped) else spec.row(**values(prepared, losses)) | prepared.record.kept

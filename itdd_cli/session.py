@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from itdd_cli.errors import InputError, UsageError
-from itdd_cli.io.reader import open_input, read_objects
+from itdd_cli.io.sources import Source, read_source
 from itdd_cli.models.base import ScoringModel
 from itdd_cli.parallel import Shard, close_shard, current_shard, score_sharded
 from itdd_cli.records import Fields, flag_duplicate_ids
@@ -72,8 +72,8 @@ def _open_output(output: Output, stack: ExitStack) -> TextIO:
         raise UsageError(f"cannot write {output.path}: {error.strerror}") from error
 
 
-def run_scoring(command: Command, input_path: str | None, model: ScoringModel, settings: Settings, fields: Fields,
-                output: Output, policy: Policy) -> None:  # fmt: skip
+def run_scoring(command: Command, input_path: str | Source | None, model: ScoringModel, settings: Settings,
+                fields: Fields, output: Output, policy: Policy) -> None:  # fmt: skip
     """Open (format, resume), stream (input → rows → sink), finish (summary, gates)."""
     _check(output)
     shard = current_shard()
@@ -102,11 +102,8 @@ class _Run:
             self.summary.add(row)
         self.stream_out: TextIO = sys.stdout
 
-    def _objects(self, input_path: str | None, stack: ExitStack) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
-        source = open_input(input_path)
-        if source is not sys.stdin.buffer:
-            stack.callback(source.close)
-        objects = flag_duplicate_ids(read_objects(source), self.fields.id)
+    def _objects(self, source: Source, stack: ExitStack) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+        objects = flag_duplicate_ids(read_source(source, self.fields.text, stack), self.fields.id)
         if not self.done:
             return objects
         spec = SPECS[self.command]
@@ -120,21 +117,23 @@ class _Run:
 
         return score_sharded(objects, score_some, self.shard) if self.shard.world > 1 else score_some(objects)
 
-    def stream(self, input_path: str | None, stack: ExitStack) -> None:
+    def stream(self, input_path: str | Source | None, stack: ExitStack) -> None:
         """Every row to the sink as it finishes; what finished stays written on any failure."""
+        source = input_path if isinstance(input_path, Source) else Source(input_path)
         if self.shard.is_main:
             self.stream_out = _open_output(self.output, stack)
         else:
             self.stream_out = stack.enter_context(open(os.devnull, "w"))
         sink = make_sink(self.format, self.stream_out, self.command, header=not self.done)
-        rows = self._rows(self._objects(input_path, stack))
+        unit = source.unit()
+        rows = _relabelled(self._rows(self._objects(source, stack)), unit)
         show_progress = self.shard.is_main and not self.output.quiet and sys.stderr.isatty()
         try:
-            with progress_bar(input_path, enabled=show_progress) as advance:
+            with progress_bar(source.countable_path, enabled=show_progress) as advance:
                 for row in rows:
                     if isinstance(row, Skipped):
                         self.summary.skipped += 1
-                        notice(f"skipped line {row.line}: {row.message}")
+                        notice(f"skipped {unit} {row.line}: {row.message}")
                         continue
                     sink.write(row)
                     self.summary.add(row)
@@ -155,3 +154,13 @@ class _Run:
             document = summary_json(self.summary, self.model.info, self.settings, self.policy.revision)
             Path(self.output.summary_path).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         check_gates(self.policy.gates, self.summary)
+
+
+def _relabelled(rows: Iterator[dict[str, Any] | Skipped], unit: str) -> Iterator[dict[str, Any] | Skipped]:
+    """An invalid record's error names it as its source counts records (a CSV line, a Parquet row, …)."""
+    try:
+        yield from rows
+    except InputError as error:
+        if unit == error.unit:
+            raise
+        raise InputError(error.line, error.message, unit) from None
