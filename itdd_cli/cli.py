@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -47,9 +48,11 @@ from itdd_cli.options import (
     MaxTokensOpt,
     MetricOpt,
     ModelOpt,
+    ModelsOpt,
     NewArg,
     OutputOpt,
     OverwriteOpt,
+    PlotOpt,
     PromptFieldOpt,
     QuietOpt,
     RejectedFieldOpt,
@@ -213,6 +216,38 @@ def _keep(command: Command, keep: list[str] | None) -> tuple[str, ...]:
     return names
 
 
+def _study(command: Command, models: list[str], plot: str | None, source: Source, settings: Settings, fields: Fields,
+           output: Any, policy: Any, load: Callable[[str], ScoringModel]) -> bool:  # fmt: skip
+    """Several checkpoints (or a directory of them): score each in turn. False: a plain one-model run."""
+    from itdd_cli.checkpoints import expand
+
+    names = expand(models)
+    if len(names) < 2:
+        if plot:
+            raise UsageError("--plot draws several checkpoints: give -m more than once, or a checkpoint-* directory")
+        return False
+    from itdd_cli.reporting import Format, resolve_format
+    from itdd_cli.study import run_study, write_study_json
+    from itdd_cli.study_view import print_study, save_plot
+
+    study = run_study(command, source, names, load, settings, fields, output, policy)
+    if resolve_format(output.fmt, output.path, sys.stdout) is Format.table:
+        print_study(Console(highlight=False), study)
+    elif not output.quiet:
+        print_study(Console(file=sys.stderr, highlight=False, width=None if sys.stderr.isatty() else 160), study)
+    if output.summary_path:
+        write_study_json(study, command, settings, output.summary_path)
+    if plot:
+        save_plot(study, plot)
+    return True
+
+
+def _model_names(models: list[str] | None) -> list[str | None]:
+    if models:
+        return list(models)
+    return [os.environ.get("ITDD_MODEL") or None]
+
+
 def _run(command: Command, input_path: Source, model: ScoringModel, settings: Settings, fields: Fields,
          output: Any, policy: Any) -> None:  # fmt: skip
     from itdd_cli.session import run_scoring
@@ -223,7 +258,8 @@ def _run(command: Command, input_path: Source, model: ScoringModel, settings: Se
 @app.command("nll")
 def nll(
     input_path: InputArg = None,
-    model: ModelOpt = None,
+    model: ModelsOpt = None,
+    plot: PlotOpt = None,
     output: OutputOpt = None,
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = False,
@@ -262,16 +298,22 @@ def nll(
     settings = _settings(estimator, samples, seed, batch_size, max_tokens, long=long, context=context)
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
     out = _output(output, fmt, overwrite, resume, summary, quiet)
-    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
     source = _source(input_path, input_format, lines, dataset, dataset_config, split, limit)
     fields = Fields(text=text_field, id=id_field, keep=_keep(Command.nll, keep))
-    _run(Command.nll, source, loaded, settings, fields, out, policy)
+    names = _model_names(model)
+
+    def load(name: str | None) -> ScoringModel:
+        return _load(name, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
+
+    if names[0] is None or not _study(Command.nll, names, plot, source, settings, fields, out, policy, load):
+        _run(Command.nll, source, load(names[0]), settings, fields, out, policy)
 
 
 @app.command("cond-nll")
 def cond_nll(
     input_path: InputArg = None,
-    model: ModelOpt = None,
+    model: ModelsOpt = None,
+    plot: PlotOpt = None,
     output: OutputOpt = None,
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = False,
@@ -310,10 +352,15 @@ def cond_nll(
     settings = _settings(estimator, samples, seed, batch_size, max_tokens, chat_template=chat_template)
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
     out = _output(output, fmt, overwrite, resume, summary, quiet)
-    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
     source = _source(input_path, input_format, lines, dataset, dataset_config, split, limit)
     fields = Fields(prompt=prompt_field, response=response_field, id=id_field, keep=_keep(Command.cond_nll, keep))
-    _run(Command.cond_nll, source, loaded, settings, fields, out, policy)
+    names = _model_names(model)
+
+    def load(name: str | None) -> ScoringModel:
+        return _load(name, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
+
+    if names[0] is None or not _study(Command.cond_nll, names, plot, source, settings, fields, out, policy, load):
+        _run(Command.cond_nll, source, load(names[0]), settings, fields, out, policy)
 
 
 @app.command("ratio")

@@ -156,3 +156,19 @@ KeepOpt = Annotated[
         show_default=False,
     ),  # fmt: skip
 ]
+ModelsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model",
+        "-m",
+        help="hub id, local checkpoint directory, or a directory of checkpoint-* folders; repeat to score "
+        "every record under each checkpoint [default: $ITDD_MODEL, else the bundled demo]",
+        show_default=False,
+    ),
+]
+PlotOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--plot", help="several checkpoints: draw bits per byte by checkpoint to this .png or .svg", show_default=False
+    ),  # fmt: skip
+]
