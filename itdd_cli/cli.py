@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from itdd_cli import __version__
-from itdd_cli.bundled import DEFAULT, DESCRIPTIONS, bundled_path
+from itdd_cli.bundled import DESCRIPTIONS, model_or_default
 from itdd_cli.compare import compare_files
 from itdd_cli.errors import GateError, ItddError, UsageError
 from itdd_cli.estimators import Estimator
@@ -109,13 +109,10 @@ def _batch_rows(value: str) -> int | None:
 
 def _load(model: str | None, dtype: Dtype, device: str, trust: bool, family: str | None, tokenizer: str | None,
           revision: str | None, device_map: str | None = None, allow_pickle: bool = False) -> ScoringModel:  # fmt: skip
-    if model is None:
-        model = DEFAULT
-        notice(f"no --model given: scoring with the bundled '{DEFAULT}' model (tiny, for trying itdd out); "
+    model, is_default = model_or_default(model)
+    if is_default:
+        notice(f"no --model given: scoring with the bundled '{model}' model (tiny, for trying itdd out); "
                "pass -m with a checkpoint or hub id (e.g. GSAI-ML/LLaDA-8B-Base) for real numbers")  # fmt: skip
-    location = bundled_path(model)
-    if location is not None:
-        model = str(location)
     if device_map not in (None, "auto"):
         raise UsageError(f"--device-map {device_map!r}: only 'auto' is supported")
     options = LoadOptions(model, dtype.value, device, trust, family, tokenizer, revision, device_map, allow_pickle)
