@@ -52,6 +52,7 @@ from itdd_cli.options import (
     SamplesOpt,
     SeedOpt,
     SkipInvalidOpt,
+    StrictOpt,
     SummaryOpt,
     TextFieldOpt,
     TokenizerOpt,
@@ -120,8 +121,8 @@ def _load(model: str | None, dtype: Dtype, device: str, trust: bool, family: str
 
 
 def _settings(estimator: Estimator, samples: int, seed: int, independent: bool, batch_size: str,
-              max_tokens: int | None, chat_template: bool = False) -> Settings:  # fmt: skip
-    return Settings(estimator, samples, seed, independent, _batch_rows(batch_size), max_tokens, chat_template)
+              max_tokens: int | None, chat_template: bool = False, strict: bool = False) -> Settings:  # fmt: skip
+    return Settings(estimator, samples, seed, independent, _batch_rows(batch_size), max_tokens, chat_template, strict)
 
 
 @app.command("nll")
@@ -149,13 +150,14 @@ def nll(
     text_field: TextFieldOpt = "text",
     id_field: IdFieldOpt = "id",
     skip_invalid: SkipInvalidOpt = False,
+    strict: StrictOpt = False,
     summary: SummaryOpt = None,
     fail_above: FailAboveOpt = None,
     fail_below: FailBelowOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """−log p(text) for each record's text field."""
-    settings = _settings(estimator, samples, seed, False, batch_size, max_tokens)
+    settings = _settings(estimator, samples, seed, False, batch_size, max_tokens, strict=strict)
     gates = parse_gates(fail_above or [], fail_below or [])  # a bad gate fails before the model loads
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
     fields = Fields(text=text_field, id=id_field)
@@ -190,13 +192,14 @@ def cond_nll(
     response_field: ResponseFieldOpt = "response",
     id_field: IdFieldOpt = "id",
     skip_invalid: SkipInvalidOpt = False,
+    strict: StrictOpt = False,
     summary: SummaryOpt = None,
     fail_above: FailAboveOpt = None,
     fail_below: FailBelowOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """−log p(response | prompt); the prompt is never masked."""
-    settings = _settings(estimator, samples, seed, False, batch_size, max_tokens, chat_template)
+    settings = _settings(estimator, samples, seed, False, batch_size, max_tokens, chat_template, strict)
     gates = parse_gates(fail_above or [], fail_below or [])
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
     fields = Fields(prompt=prompt_field, response=response_field, id=id_field)
@@ -233,13 +236,14 @@ def ratio(
     rejected_field: RejectedFieldOpt = "rejected",
     id_field: IdFieldOpt = "id",
     skip_invalid: SkipInvalidOpt = False,
+    strict: StrictOpt = False,
     summary: SummaryOpt = None,
     fail_above: FailAboveOpt = None,
     fail_below: FailBelowOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """log p(chosen | prompt) − log p(rejected | prompt), with coupled masks by default."""
-    settings = _settings(estimator, samples, seed, independent, batch_size, max_tokens, chat_template)
+    settings = _settings(estimator, samples, seed, independent, batch_size, max_tokens, chat_template, strict)
     gates = parse_gates(fail_above or [], fail_below or [])
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
     fields = Fields(prompt=prompt_field, chosen=chosen_field, rejected=rejected_field, id=id_field)

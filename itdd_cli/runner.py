@@ -55,6 +55,7 @@ class Settings:
     batch_rows: int | None = None  # None: fill batches up to max_tokens
     max_tokens: int | None = None  # None: the engine's default for the model's device
     chat_template: bool = False  # wrap the prompt in the tokenizer's chat template as a user turn
+    strict: bool = False  # refuse a record whose text the tokenizer cannot represent, instead of flagging it
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,17 @@ class _Prepared:
     record: Record
     sides: list[_Side]
     prompt_tokens: int
+    lost: str | None = None  # what the tokenizer could not represent, when something was lost
+
+
+def _lost_text(model: ScoringModel, record: Record, strict: bool) -> str | None:
+    """What of the record's texts the tokenizer drops or maps to unknown; an InputError under --strict."""
+    labels = ["text"] if len(record.texts) == 1 else ["chosen", "rejected"]
+    parts = [("prompt", record.prompt), *zip(labels, record.texts, strict=True)]
+    lost = [f"{label}: {message}" for label, text in parts if text and (message := model.lost_text(text))]
+    if lost and strict:
+        raise InputError(record.line, "; ".join(lost) + " (refused under --strict)")
+    return "; ".join(lost) or None
 
 
 def token_counts(model: ScoringModel, record: Record) -> dict[str, int]:
@@ -128,10 +140,11 @@ def prepare(model: ScoringModel, record: Record, settings: Settings) -> tuple[_P
             f"{longest} scored tokens: --estimator exact enumerates 2^L − 1 masks and is limited "
             f"to {EXACT_MAX_TOKENS} — use a Monte Carlo estimator",
         )
+    lost = _lost_text(model, record, settings.strict)
     noises = _noises(settings, context, framed)
     sides = [_Side(f, plan_masks(settings.estimator, noise, f.length)) for f, noise in zip(framed, noises, strict=True)]
     jobs = [Job(torch.tensor(s.framed.ids, dtype=torch.long), s.framed.start, s.plan.masks) for s in sides]
-    return _Prepared(record, sides, len(context)), jobs
+    return _Prepared(record, sides, len(context), lost), jobs
 
 
 def _values(record: Record, side: _Side, losses: torch.Tensor) -> tuple[Estimate, torch.Tensor]:
@@ -188,6 +201,15 @@ class Skipped:
     message: str
 
 
+@dataclass(frozen=True)
+class Lossy:
+    """A scored record whose text the tokenizer could not fully represent: its row, and what was lost."""
+
+    row: dict[str, Any]
+    line: int
+    message: str
+
+
 def score(
     command: Command,
     objects: Iterable[tuple[int, dict[str, Any] | InputError]],
@@ -195,11 +217,12 @@ def score(
     settings: Settings,
     fields: Fields | None = None,
     skip_invalid: bool = False,
-) -> Iterator[dict[str, Any] | Skipped]:
+) -> Iterator[dict[str, Any] | Skipped | Lossy]:
     """Yield one output row per input record, in input order, as soon as each is finished.
 
     An invalid record raises its InputError (after every earlier row has been yielded), or,
-    with `skip_invalid`, comes out as a `Skipped` in its place.
+    with `skip_invalid`, comes out as a `Skipped` in its place. A record whose text lost
+    characters in tokenization comes out as a `Lossy` wrapping its row.
     """
     parse = PARSERS[command]
     fields = fields or Fields()
@@ -219,7 +242,6 @@ def score(
     for prepared, losses in engine.run(tasks()):
         if isinstance(prepared, Skipped):
             yield prepared
-        elif command is Command.ratio:
-            yield _ratio_row(prepared, losses)
-        else:
-            yield _nll_row(prepared, losses, command)
+            continue
+        row = _ratio_row(prepared, losses) if command is Command.ratio else _nll_row(prepared, losses, command)
+        yield row if prepared.lost is None else Lossy(row, prepared.record.line, prepared.lost)

@@ -29,7 +29,7 @@ from itdd_cli.reporting import (
     stderr_console,
 )
 from itdd_cli.resume import finished_rows, skip_finished
-from itdd_cli.runner import PARSERS, Command, Settings, Skipped, score, token_counts
+from itdd_cli.runner import PARSERS, Command, Lossy, Settings, Skipped, score, token_counts
 from itdd_cli.summary import Gate, Summary, check_gates, summary_json
 
 
@@ -113,6 +113,10 @@ def _run(command: Command, input_path: str | None, model: ScoringModel, settings
                         summary.skipped += 1
                         notice(f"skipped line {row.line}: {row.message}")
                         continue
+                    if isinstance(row, Lossy):
+                        summary.lossy += 1
+                        notice(f"line {row.line}: {row.message} — --strict refuses such records")
+                        row = row.row
                     sink.write(row)
                     summary.add(row)
                     advance(summary)

@@ -12,8 +12,8 @@ from itdd_cli.errors import GateError, UsageError
 from itdd_cli.models.base import ModelInfo
 from itdd_cli.runner import Command, Settings, safe_exp
 
-GATE_METRICS = ["records", "skipped", "tokens", "nll_per_token", "bits_per_token", "perplexity", "wall_seconds",
-                "share_chosen", "share_chosen_se", "mean_log_ratio"]  # fmt: skip
+GATE_METRICS = ["records", "skipped", "lossy", "tokens", "nll_per_token", "bits_per_token", "perplexity",
+                "wall_seconds", "share_chosen", "share_chosen_se", "mean_log_ratio"]  # fmt: skip
 
 
 @dataclass
@@ -23,6 +23,7 @@ class Summary:
     command: Command
     records: int = 0
     skipped: int = 0
+    lossy: int = 0  # scored records whose text lost characters in tokenization
     tokens: int = 0
     nll: float = 0.0
     chosen: int = 0
@@ -68,6 +69,7 @@ class Summary:
         numbers = {
             "records": float(self.records),
             "skipped": float(self.skipped),
+            "lossy": float(self.lossy),
             "tokens": float(self.tokens),
             "nll_per_token": self.nll_per_token,
             "bits_per_token": self.nll_per_token / math.log(2),
