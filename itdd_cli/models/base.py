@@ -6,6 +6,7 @@ each family's own module and are fixed when the adapter is built.
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -103,8 +104,16 @@ class ScoringModel(ABC):
         return ids
 
     def lost_text(self, text: str) -> str | None:
-        """What of `text` this tokenizer drops or maps to an unknown token; None when nothing is lost."""
-        return lost_text(self.tokenizer, text, unknown_ids(self.tokenizer, (self.info.mask_id,)))
+        """What of `text` this tokenizer drops or maps to an unknown token; None when nothing is lost.
+
+        A model without a tokenizer (one that overrides `encode`, like the test fakes) reports nothing."""
+        if getattr(self, "tokenizer", None) is None:
+            return None
+        return lost_text(self.tokenizer, text, self._unknown_ids)
+
+    @functools.cached_property
+    def _unknown_ids(self) -> set[int]:
+        return unknown_ids(self.tokenizer, (self.info.mask_id,))
 
     def frame(self, context: list[int], scored: list[int]) -> Framed:
         """Framing around context + scored; a prefix the context already starts with (a chat
