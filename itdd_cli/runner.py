@@ -7,9 +7,8 @@ estimators and the model contract, never a family's quirks nor how rows are rend
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import torch
@@ -28,45 +27,17 @@ from itdd_cli.estimators import (
     summarise,
 )
 from itdd_cli.models.base import Framed, ScoringModel
-from itdd_cli.records import Fields, Record, conditional_record, pair_record, text_record
+from itdd_cli.records import Fields, Record
+from itdd_cli.rows import SPECS, Command
+from itdd_cli.settings import LN2, Settings, safe_exp
 
-LN2 = math.log(2.0)
-
-
-class Command(StrEnum):
-    nll = "nll"
-    cond_nll = "cond-nll"
-    ratio = "ratio"
-
-
-PARSERS: dict[Command, Callable[[dict[str, Any], int, Fields], Record]] = {
-    Command.nll: text_record,
-    Command.cond_nll: conditional_record,
-    Command.ratio: pair_record,
-}
-
-
-@dataclass(frozen=True)
-class Settings:
-    estimator: Estimator = Estimator.stratified
-    samples: int = 128
-    seed: int = 0
-    independent: bool = False
-    batch_rows: int | None = None  # None: fill batches up to max_tokens
-    max_tokens: int | None = None  # None: the engine's default for the model's device
-    chat_template: bool = False  # wrap the prompt in the tokenizer's chat template as a user turn
-    strict: bool = False  # refuse a record whose text the tokenizer cannot represent, instead of flagging it
+__all__ = ["Command", "Lossy", "Settings", "Skipped", "prepare", "score", "token_counts"]
 
 
 @dataclass(frozen=True)
 class _Side:
     framed: Framed
     plan: MaskPlan
-
-
-def safe_exp(value: float) -> float:
-    """exp, saturating to inf instead of raising OverflowError (a perplexity can be huge)."""
-    return math.inf if value >= 700 else math.exp(value)  # NaN stays NaN
 
 
 def _frame_side(model: ScoringModel, record: Record, context: list[int], text: str) -> Framed:
@@ -102,13 +73,11 @@ def _lost_text(model: ScoringModel, record: Record, strict: bool) -> str | None:
     return "; ".join(lost) or None
 
 
-def token_counts(model: ScoringModel, record: Record) -> dict[str, int]:
+def token_counts(command: Command, model: ScoringModel, record: Record) -> dict[str, int]:
     """The token counts an output row reports for `record` (how --resume recognises it)."""
     context = model.encode(record.prompt) if record.prompt else []
     lengths = [_frame_side(model, record, context, text).length for text in record.texts]
-    if len(lengths) == 2:
-        return {"tokens_chosen": lengths[0], "tokens_rejected": lengths[1]}
-    return {"tokens": lengths[0]}
+    return dict(zip(SPECS[command].identity, lengths, strict=True))
 
 
 def _noises(settings: Settings, context: list[int], framed: list[Framed]) -> list[Noise | None]:
@@ -155,15 +124,16 @@ def _values(record: Record, side: _Side, losses: torch.Tensor) -> tuple[Estimate
     return estimate, values
 
 
-def _nll_row(prepared: _Prepared, losses: list[torch.Tensor], command: Command) -> dict[str, Any]:
+def _nll_values(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
     side = prepared.sides[0]
     estimate, _ = _values(prepared.record, side, losses[0])
     tokens = side.framed.length
     per_token = estimate.value / tokens
-    row: dict[str, Any] = {"id": prepared.record.id, "nll": estimate.value, "nll_se": estimate.se, "tokens": tokens}
-    if command is Command.cond_nll:
-        row["prompt_tokens"] = prepared.prompt_tokens
-    return row | {
+    return {
+        "id": prepared.record.id,
+        "nll": estimate.value,
+        "nll_se": estimate.se,
+        "tokens": tokens,
         "nll_per_token": per_token,
         "bits_per_token": per_token / LN2,
         "ppl": safe_exp(per_token),
@@ -171,7 +141,11 @@ def _nll_row(prepared: _Prepared, losses: list[torch.Tensor], command: Command) 
     }
 
 
-def _ratio_row(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
+def _cond_nll_values(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
+    return _nll_values(prepared, losses) | {"prompt_tokens": prepared.prompt_tokens}
+
+
+def _ratio_values(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
     (chosen, values_chosen), (rejected, values_rejected) = (
         _values(prepared.record, side, side_losses) for side, side_losses in zip(prepared.sides, losses, strict=True)
     )
@@ -191,6 +165,10 @@ def _ratio_row(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any
         "samples": sum(len(s.plan.masks) for s in prepared.sides) if strata is None else len(strata),
         "prefers": "chosen" if log_ratio.value > 0 else "rejected",
     }
+
+
+# Each command's row, by the fields its RowSpec declares (the spec fixes their order).
+ROW_VALUES = {Command.nll: _nll_values, Command.cond_nll: _cond_nll_values, Command.ratio: _ratio_values}
 
 
 @dataclass(frozen=True)
@@ -224,7 +202,8 @@ def score(
     with `skip_invalid`, comes out as a `Skipped` in its place. A record whose text lost
     characters in tokenization comes out as a `Lossy` wrapping its row.
     """
-    parse = PARSERS[command]
+    spec = SPECS[command]
+    values = ROW_VALUES[command]
     fields = fields or Fields()
 
     def tasks() -> Iterator[tuple[_Prepared | Skipped, list[Job]]]:
@@ -232,7 +211,7 @@ def score(
             try:
                 if isinstance(value, InputError):
                     raise value
-                yield prepare(model, parse(value, line, fields), settings)
+                yield prepare(model, spec.parse(value, line, fields), settings)
             except InputError as error:
                 if not skip_invalid:
                     raise
@@ -243,5 +222,5 @@ def score(
         if isinstance(prepared, Skipped):
             yield prepared
             continue
-        row = _ratio_row(prepared, losses) if command is Command.ratio else _nll_row(prepared, losses, command)
+        row = spec.row(**values(prepared, losses))
         yield row if prepared.lost is None else Lossy(row, prepared.record.line, prepared.lost)
