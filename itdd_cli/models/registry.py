@@ -15,7 +15,7 @@ Adding a family is one `Family(...)` entry below plus its adapter module (docs/a
 Claims are compared case-insensitively, and a value may be claimed by one family only (checked
 at import). Detection tries the most specific evidence first: an architecture name, then the
 model type, then the modules of `auto_map`; a config that no family claims goes to `generic`.
-This module imports no adapter: each one is imported when its family is loaded.
+This module imports no adapter (each one is imported when its family is loaded) and no torch.
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from itdd_cli.bundled import bundled_path
 from itdd_cli.errors import UsageError
-from itdd_cli.models.base import ScoringModel, check_vocabulary
-from itdd_cli.models.loading import LoadOptions, quiet_transformers, read_config, refuse_pickle_only
+
+if TYPE_CHECKING:  # imported when a model loads, so that listing the families needs no torch
+    from itdd_cli.models.base import ScoringModel
+    from itdd_cli.models.loading import LoadOptions
 
 FALLBACK = "generic"
 
@@ -144,6 +146,9 @@ def resolve_bundled(options: LoadOptions) -> LoadOptions:
 
 def load_model(options: LoadOptions) -> ScoringModel:
     """Read config.json, pick the family (or --family), build its adapter, check the tokenizer fits."""
+    from itdd_cli.models.base import check_vocabulary
+    from itdd_cli.models.loading import quiet_transformers, read_config, refuse_pickle_only
+
     options = resolve_bundled(options)
     config = read_config(options)
     refuse_pickle_only(options)
