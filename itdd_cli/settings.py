@@ -25,6 +25,7 @@ class Settings:
     chat_template: bool = False  # wrap the prompt in the tokenizer's chat template as a user turn
     long: Long = Long.error  # a text longer than the model's window: refuse it, or score it in windows
     context: int = 0  # --long rolling: earlier tokens each later window is conditioned on
+    strict: bool = False  # refuse a record whose text the tokenizer cannot represent, instead of flagging it
 
 
 def safe_exp(value: float) -> float:

@@ -84,7 +84,7 @@ def run_study(command: Command, source: Source, names: list[str], load: Callable
               settings: Settings, fields: Fields, output: Output, policy: Policy) -> Study:  # fmt: skip
     """Score the input under each checkpoint in turn; rows go to one sink, in checkpoint order."""
     from itdd_cli.reporting import Format, make_sink, notice, resolve_format
-    from itdd_cli.runner import Skipped, score
+    from itdd_cli.runner import Lossy, Skipped, score
     from itdd_cli.session import _open_output
 
     if source.dataset is None and source.path in (None, "-"):
@@ -112,6 +112,10 @@ def run_study(command: Command, source: Source, names: list[str], load: Callable
                             line.summary.skipped += 1
                             notice(f"{name}: skipped {source.unit()} {row.line}: {row.message}")
                             continue
+                        if isinstance(row, Lossy):
+                            line.summary.lossy += 1
+                            notice(f"{name}: {source.unit()} {row.line}: {row.message} — --strict refuses such records")
+                            row = row.row
                         if sink is not None:
                             sink.write({"model": name} | row)
                         line.summary.add(row)
