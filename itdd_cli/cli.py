@@ -221,7 +221,7 @@ def _study(command: Command, models: list[str], plot: str | None, source: Source
     from itdd_cli.checkpoints import expand
 
     names = expand(models)
-    if len(names) < 2:
+    if names == models and len(names) < 2:
         if plot:
             raise UsageError("--plot draws several checkpoints: give -m more than once, or a checkpoint-* directory")
         return False

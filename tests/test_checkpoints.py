@@ -97,3 +97,11 @@ def test_ratio_tally_is_the_ratio_estimator_with_its_standard_error():
     residuals = [x - ratio * b for x, b in pairs]
     expected = math.sqrt(len(pairs) / (len(pairs) - 1) * sum(r * r for r in residuals)) / sum(b for _, b in pairs)
     assert tally.value == pytest.approx(ratio) and tally.se == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_run_directory_with_one_checkpoint_scores_it(oracle_dir, tmp_path):
+    shutil.copytree(oracle_dir, tmp_path / "run" / "checkpoint-7")
+    source = write_jsonl(tmp_path / "in.jsonl", TEXTS[:2])
+    result = invoke(["nll", source, "-m", tmp_path / "run", "--trust-remote-code", "-n", "4"])
+    assert result.exit_code == 0, result.stderr
+    assert [row["model"] for row in read_jsonl(result.stdout)] == [str(tmp_path / "run" / "checkpoint-7")] * 2
