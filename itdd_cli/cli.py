@@ -227,8 +227,10 @@ def _study(command: Command, models: list[str], plot: str | None, source: Source
         return False
     from itdd_cli.reporting import Format, resolve_format
     from itdd_cli.study import run_study, write_study_json
-    from itdd_cli.study_view import print_study, save_plot
+    from itdd_cli.study_view import check_plot, print_study, save_plot
 
+    if plot:
+        check_plot(plot)
     study = run_study(command, source, names, load, settings, fields, output, policy)
     if resolve_format(output.fmt, output.path, sys.stdout) is Format.table:
         print_study(Console(highlight=False), study)

@@ -64,17 +64,22 @@ def _chart(console: Console, study: Study) -> None:
         console.print(f"{line.name:>{width}} {'█' * filled} {value:.4f}", markup=False)
 
 
-def save_plot(study: Study, path: str) -> None:
-    """Bits per byte (± SE) against the training step (or the checkpoint's position), PNG or SVG."""
+def check_plot(path: str) -> None:
+    """Before any scoring: a name matplotlib can write, and matplotlib itself."""
     if Path(path).suffix.lower() not in (".png", ".svg"):
         raise UsageError(f"--plot {path}: name a .png or .svg file")
     try:
         import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
     except ImportError:
         raise UsageError("--plot needs matplotlib: pip install 'itdd[plot]'") from None
+    matplotlib.use("Agg")  # no display needed
+
+
+def save_plot(study: Study, path: str) -> None:
+    """Bits per byte (± SE) against the training step (or the checkpoint's position), PNG or SVG."""
+    check_plot(path)
+    import matplotlib.pyplot as plt
+
     steps = [line.step for line in study.lines]
     by_step = all(step is not None for step in steps) and len(set(steps)) == len(steps)
     xs = steps if by_step else list(range(1, len(study.lines) + 1))

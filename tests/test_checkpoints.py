@@ -40,9 +40,8 @@ def test_a_run_directory_expands_to_its_checkpoints_in_step_order(run_dir):
 
 def test_copies_give_identical_rows_and_a_zero_difference_with_zero_se(run_dir, tmp_path):
     source = write_jsonl(tmp_path / "in.jsonl", TEXTS)
-    summary, plot = tmp_path / "study.json", tmp_path / "study.png"
-    result = invoke(["nll", source, "-m", run_dir, "--trust-remote-code", "-n", "8", "--summary", summary,
-                     "--plot", plot])  # fmt: skip
+    summary = tmp_path / "study.json"
+    result = invoke(["nll", source, "-m", run_dir, "--trust-remote-code", "-n", "8", "--summary", summary])
     assert result.exit_code == 0, result.stderr
     rows = read_jsonl(result.stdout)
     first, second = rows[: len(TEXTS)], rows[len(TEXTS) :]
@@ -52,8 +51,27 @@ def test_copies_give_identical_rows_and_a_zero_difference_with_zero_se(run_dir, 
     assert [line["step"] for line in lines] == [200, 1000] and lines[1]["coupled"] is True
     assert lines[1]["delta_nll_per_token"] == 0.0 and lines[1]["delta_nll_per_token_se"] == 0.0
     assert lines[1]["delta_bits_per_byte"] == 0.0 and lines[1]["delta_bits_per_byte_se"] == 0.0
-    assert plot.stat().st_size > 1000 and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "checkpoint-1000" in result.stderr and "coupled" in result.stderr
+
+
+@pytest.mark.parametrize("suffix", ["png", "svg"])
+def test_the_plot_file_is_produced(run_dir, tmp_path, suffix):
+    pytest.importorskip("matplotlib")
+    plot = tmp_path / f"study.{suffix}"
+    source = write_jsonl(tmp_path / "in.jsonl", TEXTS)
+    result = invoke(["nll", source, "-m", run_dir, "--trust-remote-code", "-n", "4", "--plot", plot, "-q"])
+    assert result.exit_code == 0, result.stderr
+    head = plot.read_bytes()[:200]
+    assert plot.stat().st_size > 1000
+    assert head.startswith(b"\x89PNG\r\n\x1a\n") if suffix == "png" else b"<svg" in plot.read_bytes()
+
+
+def test_plot_needs_several_checkpoints_and_a_png_or_svg_name(oracle_dir, run_dir, tmp_path):
+    source = write_jsonl(tmp_path / "in.jsonl", TEXTS)
+    one = invoke(["nll", source, "-m", oracle_dir, "--trust-remote-code", "--plot", tmp_path / "p.png"])
+    assert one.exit_code == 2 and "several checkpoints" in one.stderr
+    jpeg = invoke(["nll", source, "-m", run_dir, "--trust-remote-code", "--plot", tmp_path / "p.jpg"])
+    assert jpeg.exit_code == 2 and "name a .png or .svg file" in jpeg.stderr and not jpeg.stdout
 
 
 def test_checkpoints_with_different_tokenizers_are_scored_independently_and_say_so(oracle_dir, tmp_path):
