@@ -117,7 +117,9 @@ DeviceOpt = Annotated[
 ]
 TrustOpt = Annotated[
     bool,
-    typer.Option("--trust-remote-code", help=_shown("allow the checkpoint's own Python code", "off"), show_default=False),
+    typer.Option(
+        "--trust-remote-code", show_default=False, help=_shown("allow the checkpoint's own Python code", "off")
+    ),
 ]
 FamilyOpt = Annotated[
     str | None,
