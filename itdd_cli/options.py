@@ -156,9 +156,7 @@ TextFieldOpt = Annotated[str, typer.Option("--text-field", metavar="NAME", help=
 PromptFieldOpt = Annotated[
     str, typer.Option("--prompt-field", metavar="NAME", help="field holding the prompt (never scored)")
 ]
-ResponseFieldOpt = Annotated[
-    str, typer.Option("--response-field", metavar="NAME", help="field holding the response")
-]
+ResponseFieldOpt = Annotated[str, typer.Option("--response-field", metavar="NAME", help="field holding the response")]
 ChosenFieldOpt = Annotated[
     str, typer.Option("--chosen-field", metavar="NAME", help="field holding the preferred response")
 ]
@@ -232,11 +230,8 @@ MetricOpt = Annotated[
 ]  # fmt: skip
 FailIfWorseOpt = Annotated[
     bool,
-    typer.Option(
-        "--fail-if-worse", show_default=False, help=_shown("exit 4 when NEW is significantly worse", "off")
-    ),
+    typer.Option("--fail-if-worse", show_default=False, help=_shown("exit 4 when NEW is significantly worse", "off")),
 ]
-
 
 
 def _show_version(value: bool) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 from typer._click.exceptions import BadOptionUsage, BadParameter, ClickException, MissingParameter, NoSuchOption
 
 _NOT_ONE_OF = re.compile(r"'(.*)' is not one of")
-_NO_SUCH_COMMAND = re.compile(r"No such command '(.*)'")
+_NO_SUCH_COMMAND = re.compile(r"No such command '([^']*)'\.(?: Did you mean (.*)\?)?")
 _REQUIRES = re.compile(r"Option '(.*)' requires")
 _EXTRA = re.compile(r"unexpected extra argument\(s\) \((.*)\)")
 _FLAG = re.compile(r"Option '(.*)' does not take a value")
@@ -72,7 +72,8 @@ def describe(error: ClickException) -> str:
         return f"{flag.group(1)} is a flag and takes no value"
     if command := _NO_SUCH_COMMAND.search(message):
         names = [name for name, cmd in ctx.command.commands.items() if not cmd.hidden] if ctx is not None else []
-        return f"no such command {command.group(1)!r}; choose one of {', '.join(names)}"
+        guess = f"; did you mean {command.group(2)}?" if command.group(2) else ""
+        return f"no such command {command.group(1)!r}{guess} (choose one of {', '.join(names)})"
     if extra := _EXTRA.search(message):
         return f"unexpected argument(s) {extra.group(1)}; {_help_hint(ctx)} shows what it takes"
     return message[:1].lower() + message[1:]

@@ -124,7 +124,7 @@ def test_the_model_can_come_from_the_environment(oracle_dir, tmp_path):
 BAD_LINES = [
     ('{"text": "ab"}\n{"text": \n', 2, "invalid JSON"),
     ('{"text": "ab"}\n[1, 2]\n', 2, "expected a JSON object"),
-    ('{"body": "ab"}\n', 1, "missing field 'text' — use --text-field"),
+    ('{"body": "ab"}\n', 1, "missing field 'text' (the record has fields 'body') — use --text-field"),
     ('{"text": null}\n', 1, "must be a string, got null"),
     ('{"text": 5}\n', 1, "must be a string, got int"),
     ('{"text": ""}\n', 1, "is empty"),

@@ -36,7 +36,7 @@ def base(oracle_dir):
 
 BAD_INPUT = [  # (content, line named in the message, what the message says)
     (b'{"text": "ab"}\n{"text": "ab"\n', 2, "invalid JSON"),
-    (b'"just a string"\n', 1, "expected a JSON object, got str"),
+    (b'"just a string"\n', 1, "expected a JSON object ({…} on each line), got a string"),
     (b'{"text": "ab"}\n{"other": "x"}\n', 2, "missing field 'text'"),
     (b'{"text": null}\n', 1, "got null"),
     (b'{"text": ["a"]}\n', 1, "got list"),
