@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from rich.console import Console
 from rich.measure import Measurement
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from itdd_cli.io.writers import CsvWriter, JsonlWriter
@@ -25,6 +26,7 @@ from itdd_cli.settings import Settings
 from itdd_cli.summary import Summary
 
 if TYPE_CHECKING:
+    from itdd_cli.engine import BatchProgress
     from itdd_cli.models.base import ModelInfo
 
 FILE_WIDTH = 160
@@ -208,29 +210,65 @@ def _count_records(path: str | None) -> int | None:
         return sum(1 for line in file if line.strip())
 
 
+class _Bar:
+    """The progress bar's two inputs: the engine after each forward batch, the session after each row.
+
+    The bar counts (record × draw) rows done of the rows known (the records read so far); with a
+    file's record count it extrapolates the total, which the ETA follows.
+    """
+
+    def __init__(self, progress: Progress | None, records_total: int | None) -> None:
+        self.progress = progress
+        self.records_total = records_total  # records this run will score (None: unknown, e.g. stdin)
+        self.records = 0
+        self.started = time.perf_counter()
+        self.task = (
+            progress.add_task("scoring", total=None, rows="0 rows", records=self._records(), rate="–")
+            if progress
+            else None
+        )
+
+    def _records(self) -> str:
+        return f"{self.records:,}{f'/{self.records_total:,}' if self.records_total is not None else ''} records"
+
+    def batch(self, done: BatchProgress) -> None:
+        if self.progress is None or self.task is None:
+            return
+        total = done.rows_known
+        if self.records_total and done.records_known:
+            total = max(total, round(done.rows_known * self.records_total / done.records_known))
+        wall = time.perf_counter() - self.started
+        rate = f"{done.tokens / wall:,.0f}" if wall > 0 else "–"
+        self.progress.update(self.task, completed=done.rows_done, total=total, rate=rate,
+                             rows=f"{done.rows_done:,}/{done.rows_known:,} rows", refresh=True)  # fmt: skip
+
+    def record(self, summary: Summary) -> None:
+        if self.progress is None or self.task is None or summary.records + summary.skipped == self.records:
+            return
+        self.records = summary.records + summary.skipped
+        self.progress.update(self.task, records=self._records(), refresh=True)
+
+
 @contextmanager
-def progress_bar(path: str | None, enabled: bool) -> Iterator[Callable[[Summary], None]]:
-    """A progress bar on stderr (records, tokens/s, ETA); a no-op when disabled."""
+def progress_bar(path: str | None, enabled: bool, finished: int = 0) -> Iterator[_Bar]:
+    """A progress bar on stderr, advanced per forward batch; a bar that draws nothing when disabled.
+
+    `finished`: records an earlier run already scored (--resume), left out of the total.
+    """
     if not enabled:
-        yield lambda summary: None
+        yield _Bar(None, None)
         return
     columns = (
         TextColumn("scoring"),
         BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]} tokens/s"),
+        TextColumn("{task.fields[rows]} · {task.fields[records]} · {task.fields[rate]} tokens/s through the model"),
         TimeElapsedColumn(),
+        TextColumn("ETA"),
         TimeRemainingColumn(),
     )
+    counted = _count_records(path)
     with Progress(*columns, console=Console(file=sys.stderr), transient=True) as progress:
-        task = progress.add_task("scoring", total=_count_records(path), rate="–")
-
-        def advance(summary: Summary) -> None:
-            wall = summary.wall_seconds
-            rate = f"{summary.tokens / wall:,.0f}" if wall > 0 else "–"
-            progress.update(task, completed=summary.records, rate=rate)
-
-        yield advance
+        yield _Bar(progress, None if counted is None else max(counted - finished, 0))
 
 
 def print_comparison(console: Console, comparison: Any) -> None:
