@@ -15,7 +15,7 @@ from typing import Any
 
 from itdd_cli.errors import UsageError
 from itdd_cli.results import NotResults, parse_results, row_key
-from itdd_cli.rows import comparable, spec_of_columns
+from itdd_cli.rows import SPECS, comparable, spec_of_columns
 
 Z_975 = 1.959963984540054
 
@@ -90,7 +90,9 @@ def compare_files(base_path: str, new_path: str, metric: str | None) -> Comparis
     if not base or not new:
         raise UsageError("both files need at least one row")
     spec = spec_of_columns(set(base[0]))
-    metric = metric or (spec.compare_metric if spec else "nll_per_token")
+    if metric is None:  # a partial file (a few columns) still says which kind it is by its metric
+        defaults = [spec.compare_metric] if spec else [s.compare_metric for s in SPECS.values()]
+        metric = next((name for name in defaults if name in base[0]), defaults[0])
     metrics = comparable()
     if metric not in metrics:
         raise UsageError(f"--metric {metric!r}: choose one of {', '.join(sorted(metrics))}")
