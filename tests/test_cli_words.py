@@ -144,7 +144,7 @@ def test_the_readme_exit_code_table_matches_the_error_classes():
 
 
 INPUT_ERRORS = [  # (line fed as JSONL, what the error teaches)
-    (b"Plain text is not JSON Lines\n", "not JSON: the input must be JSON Lines, one object per line"),
+    (b"Plain text is not JSON Lines\n", "not JSON: the input must be JSON Lines, one JSON object per line"),
     (b'{"text": "abc}\n', "invalid JSON (Invalid control character at column"),
     (b'{"text": "ab', "Unterminated string starting at column"),
     (b'{"text": "ab", "text": "cd"}\n', "duplicate key 'text' in one object"),

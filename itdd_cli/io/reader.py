@@ -56,7 +56,7 @@ def _json_problem(error: json.JSONDecodeError | RecursionError, text: str) -> st
     if isinstance(error, RecursionError):
         return "invalid JSON (nested too deeply)"
     if error.pos == len(text) - len(text.lstrip()) and text.lstrip()[:1] not in ("{", "[", '"'):
-        return 'not JSON: the input must be JSON Lines, one object per line such as {"text": "…"}'
+        return "not JSON: the input must be JSON Lines, one JSON object per line"
     where = "" if error.msg.endswith(" at") else " at"  # "Unterminated string starting at" has its own
     return f"invalid JSON ({error.msg}{where} column {error.colno})"
 
