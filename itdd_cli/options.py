@@ -191,6 +191,14 @@ SkipInvalidOpt = Annotated[
 ResumeOpt = Annotated[
     bool, typer.Option("--resume", show_default=False, help=_shown("continue a partial --output file", "off"))
 ]
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict", show_default=False,
+        help=_shown("refuse (exit 3) a record whose text the tokenizer drops or maps to unknown tokens",
+                    "warn and score it"),
+    ),
+]  # fmt: skip
 SummaryOpt = Annotated[
     str | None,
     typer.Option(
