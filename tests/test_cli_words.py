@@ -121,8 +121,8 @@ def test_the_model_help_names_the_bundled_models_and_the_default():
     assert "demo" in help_text and "dna8" in help_text and "[default: $ITDD_MODEL, else the bundled demo]" in help_text
 
 
-@pytest.mark.parametrize("args", [["--help"], ["--version"], ["nll", "-h"], ["compare", "-h"]])
-def test_help_and_version_import_neither_torch_nor_transformers(args):
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["nll", "-h"], ["compare", "-h"], ["models"]])
+def test_help_version_and_models_import_neither_torch_nor_transformers(args):
     code = (
         "import sys\nfrom itdd_cli.cli import app\n"
         f"try:\n    app({args!r})\nexcept SystemExit:\n    pass\n"
