@@ -12,6 +12,9 @@ from itdd_cli.estimators.kinds import Estimator
 from itdd_cli.windows import Long
 
 LN2 = math.log(2.0)
+# The seed is hashed with each record's token ids as 16 signed bytes (estimators.sampling),
+# so any integer in this range works and none outside it does.
+SEED_MIN, SEED_MAX = -(2**127), 2**127 - 1
 
 
 @dataclass(frozen=True)
