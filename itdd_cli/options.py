@@ -265,9 +265,10 @@ LongOpt = Annotated[
 ContextOpt = Annotated[
     int,
     typer.Option(
-        "--context", min=0, help="--long rolling: earlier tokens each later window is conditioned on (never scored)"
+        "--context", min=0, metavar="N",
+        help="--long rolling: earlier tokens each later window is conditioned on (never scored)",
     ),
-]
+]  # fmt: skip
 InputFormatOpt = Annotated[
     InputFormat,
     typer.Option(
@@ -276,28 +277,36 @@ InputFormatOpt = Annotated[
         "lines: one record per non-empty line; text: the whole file one record",
     ),
 ]
-LinesOpt = Annotated[bool, typer.Option("--lines", help="plain text, one record per non-empty line")]
+LinesOpt = Annotated[
+    bool,
+    typer.Option("--lines", show_default=False, help=_shown("plain text, one record per non-empty line", "off")),
+]
 DatasetOpt = Annotated[
     str | None,
     typer.Option(
-        "--dataset", help="Hugging Face dataset (hub name or local path) instead of INPUT", show_default=False
+        "--dataset", metavar="NAME|PATH", show_default=False,
+        help=_shown("Hugging Face dataset (hub name or local path) instead of INPUT", "none"),
     ),
-]
+]  # fmt: skip
 DatasetConfigOpt = Annotated[
-    str | None, typer.Option("--dataset-config", help="the dataset's configuration", show_default=False)
+    str | None,
+    typer.Option("--dataset-config", metavar="NAME", show_default=False,
+                 help=_shown("the dataset's configuration", "none")),
+]  # fmt: skip
+SplitOpt = Annotated[
+    str | None,
+    typer.Option("--split", metavar="NAME", show_default=False, help=_shown("--dataset: the split to score", "none")),
 ]
-SplitOpt = Annotated[str | None, typer.Option("--split", help="--dataset: the split to score", show_default=False)]
 LimitOpt = Annotated[
-    int | None, typer.Option("--limit", min=1, help="--dataset: score only the first N records", show_default=False)
-]
+    int | None,
+    typer.Option("--limit", min=1, metavar="N", show_default=False,
+                 help=_shown("--dataset: score only the first N records", "all")),
+]  # fmt: skip
 KeepOpt = Annotated[
     list[str] | None,
-    typer.Option(
-        "--keep",
-        help="carry this input field into each output row (repeatable, or comma-separated)",
-        show_default=False,
-    ),  # fmt: skip
-]
+    typer.Option("--keep", metavar="FIELD", show_default=False,
+                 help=_shown("carry this input field into each output row (repeatable, or comma-separated)", "none")),
+]  # fmt: skip
 ModelsOpt = Annotated[
     list[str] | None,
     typer.Option(
@@ -311,7 +320,6 @@ ModelsOpt = Annotated[
 ]  # fmt: skip
 PlotOpt = Annotated[
     str | None,
-    typer.Option(
-        "--plot", help="several checkpoints: draw bits per byte by checkpoint to this .png or .svg", show_default=False
-    ),  # fmt: skip
-]
+    typer.Option("--plot", metavar="PATH", show_default=False,
+                 help=_shown("several checkpoints: draw bits per byte by checkpoint to this .png or .svg", "none")),
+]  # fmt: skip
