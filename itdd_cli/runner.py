@@ -12,21 +12,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import torch
-
-from itdd_cli.engine import Engine, Job
+from itdd_cli.draws import Budget, RecordDraws, run_rounds
+from itdd_cli.engine import Engine
 from itdd_cli.errors import InputError, ModelError
-from itdd_cli.estimators import (
-    EXACT_MAX_TOKENS,
-    Estimate,
-    Estimator,
-    MaskPlan,
-    Noise,
-    draw_noise,
-    plan_masks,
-    record_generator,
-    summarise,
-)
+from itdd_cli.estimators import DEFAULT_ESTIMATOR, Estimate, Estimator
 from itdd_cli.models.base import Framed, ScoringModel
 from itdd_cli.records import Fields, Record, conditional_record, pair_record, text_record
 
@@ -48,19 +37,20 @@ PARSERS: dict[Command, Callable[[dict[str, Any], int, Fields], Record]] = {
 
 @dataclass(frozen=True)
 class Settings:
-    estimator: Estimator = Estimator.stratified
-    samples: int = 128
+    estimator: Estimator = DEFAULT_ESTIMATOR
+    samples: int = 128  # forward passes per record (per side for ratio), pilot included
     seed: int = 0
     independent: bool = False
     batch_rows: int | None = None  # None: fill batches up to max_tokens
     max_tokens: int | None = None  # None: the engine's default for the model's device
     chat_template: bool = False  # wrap the prompt in the tokenizer's chat template as a user turn
+    target_se: float | None = None  # draw in rounds until the SE is at most this (nats)
+    until_decided: float | None = None  # ratio: stop once |log_ratio| > this × SE
+    max_samples: int | None = None  # cap on passes per record in rounds; None: 8 × samples
 
-
-@dataclass(frozen=True)
-class _Side:
-    framed: Framed
-    plan: MaskPlan
+    def budget(self) -> Budget:
+        return Budget(self.estimator, self.samples, self.seed, self.independent, self.target_se,
+                      self.until_decided, self.max_samples)  # fmt: skip
 
 
 def safe_exp(value: float) -> float:
@@ -86,8 +76,12 @@ def _frame_side(model: ScoringModel, record: Record, context: list[int], text: s
 @dataclass(frozen=True)
 class _Prepared:
     record: Record
-    sides: list[_Side]
+    draws: RecordDraws
     prompt_tokens: int
+
+    @property
+    def framed(self) -> list[Framed]:
+        return self.draws.framed
 
 
 def token_counts(model: ScoringModel, record: Record) -> dict[str, int]:
@@ -99,21 +93,8 @@ def token_counts(model: ScoringModel, record: Record) -> dict[str, int]:
     return {"tokens": lengths[0]}
 
 
-def _noises(settings: Settings, context: list[int], framed: list[Framed]) -> list[Noise | None]:
-    if settings.estimator is Estimator.exact:
-        return [None] * len(framed)
-    if len(framed) > 1 and not settings.independent:  # coupled: one (u, κ), keys shared by rank
-        scored = [f.ids[f.start : f.start + f.length] for f in framed]
-        generator = record_generator(settings.seed, context, *scored)
-        return [draw_noise(settings.samples, max(f.length for f in framed), generator)] * len(framed)
-    return [
-        draw_noise(settings.samples, f.length, record_generator(settings.seed, f.ids, [f.start, side]))
-        for side, f in enumerate(framed)
-    ]
-
-
-def prepare(model: ScoringModel, record: Record, settings: Settings) -> tuple[_Prepared, list[Job]]:
-    """Tokenize, frame and validate one record, and draw the masks of all its draws."""
+def prepare(model: ScoringModel, record: Record, settings: Settings) -> _Prepared:
+    """Tokenize, frame and validate one record, and draw the masks of its first round."""
     if record.prompt is None:
         context = []
     elif settings.chat_template:
@@ -122,30 +103,25 @@ def prepare(model: ScoringModel, record: Record, settings: Settings) -> tuple[_P
         context = model.encode(record.prompt)
     framed = [_frame_side(model, record, context, text) for text in record.texts]
     longest = max(f.length for f in framed)
-    if settings.estimator is Estimator.exact and longest > EXACT_MAX_TOKENS:
+    limit = settings.estimator.max_tokens
+    if limit is not None and longest > limit:
         raise InputError(
             record.line,
-            f"{longest} scored tokens: --estimator exact enumerates 2^L − 1 masks and is limited "
-            f"to {EXACT_MAX_TOKENS} — use a Monte Carlo estimator",
+            f"{longest} scored tokens: --estimator {settings.estimator.value} enumerates 2^L − 1 masks and is "
+            f"limited to {limit} — use a Monte Carlo estimator",
         )
-    noises = _noises(settings, context, framed)
-    sides = [_Side(f, plan_masks(settings.estimator, noise, f.length)) for f, noise in zip(framed, noises, strict=True)]
-    jobs = [Job(torch.tensor(s.framed.ids, dtype=torch.long), s.framed.start, s.plan.masks) for s in sides]
-    return _Prepared(record, sides, len(context)), jobs
+    return _Prepared(record, RecordDraws(context, framed, settings.budget()), len(context))
 
 
-def _values(record: Record, side: _Side, losses: torch.Tensor) -> tuple[Estimate, torch.Tensor]:
-    values = side.plan.weights * losses  # (N,)
-    estimate = summarise(values, side.plan.strata)
+def _checked(record: Record, estimate: Estimate) -> Estimate:
     if not (math.isfinite(estimate.value) and math.isfinite(estimate.se)):
         raise ModelError(f"line {record.line}: the model returned non-finite log-probabilities for this record")
-    return estimate, values
+    return estimate
 
 
-def _nll_row(prepared: _Prepared, losses: list[torch.Tensor], command: Command) -> dict[str, Any]:
-    side = prepared.sides[0]
-    estimate, _ = _values(prepared.record, side, losses[0])
-    tokens = side.framed.length
+def _nll_row(prepared: _Prepared, command: Command) -> dict[str, Any]:
+    estimate = _checked(prepared.record, prepared.draws.estimates()[0])
+    tokens = prepared.framed[0].length
     per_token = estimate.value / tokens
     row: dict[str, Any] = {"id": prepared.record.id, "nll": estimate.value, "nll_se": estimate.se, "tokens": tokens}
     if command is Command.cond_nll:
@@ -154,28 +130,22 @@ def _nll_row(prepared: _Prepared, losses: list[torch.Tensor], command: Command) 
         "nll_per_token": per_token,
         "bits_per_token": per_token / LN2,
         "ppl": safe_exp(per_token),
-        "samples": len(side.plan.masks),
+        "samples": prepared.draws.passes,
     }
 
 
-def _ratio_row(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
-    (chosen, values_chosen), (rejected, values_rejected) = (
-        _values(prepared.record, side, side_losses) for side, side_losses in zip(prepared.sides, losses, strict=True)
-    )
-    strata = prepared.sides[0].plan.strata
-    if strata is None:  # exact sums: no error, and the two sides may enumerate different counts
-        log_ratio = Estimate(rejected.value - chosen.value, 0.0)
-    else:  # draws are paired by index, so the difference's SE sees the coupling
-        log_ratio = summarise(values_rejected - values_chosen, strata)
+def _ratio_row(prepared: _Prepared) -> dict[str, Any]:
+    chosen, rejected = (_checked(prepared.record, estimate) for estimate in prepared.draws.estimates())
+    log_ratio = prepared.draws.difference()
     return {
         "id": prepared.record.id,
         "log_ratio": log_ratio.value,
         "log_ratio_se": log_ratio.se,
         "nll_chosen": chosen.value,
         "nll_rejected": rejected.value,
-        "tokens_chosen": prepared.sides[0].framed.length,
-        "tokens_rejected": prepared.sides[1].framed.length,
-        "samples": sum(len(s.plan.masks) for s in prepared.sides) if strata is None else len(strata),
+        "tokens_chosen": prepared.framed[0].length,
+        "tokens_rejected": prepared.framed[1].length,
+        "samples": prepared.draws.passes,
         "prefers": "chosen" if log_ratio.value > 0 else "rejected",
     }
 
@@ -204,7 +174,7 @@ def score(
     parse = PARSERS[command]
     fields = fields or Fields()
 
-    def tasks() -> Iterator[tuple[_Prepared | Skipped, list[Job]]]:
+    def prepared() -> Iterator[_Prepared | Skipped]:
         for line, value in objects:
             try:
                 if isinstance(value, InputError):
@@ -213,13 +183,17 @@ def score(
             except InputError as error:
                 if not skip_invalid:
                     raise
-                yield Skipped(error.line, error.message), []
+                yield Skipped(error.line, error.message)
 
     engine = Engine(model, batch_rows=settings.batch_rows, max_tokens=settings.max_tokens)
-    for prepared, losses in engine.run(tasks()):
-        if isinstance(prepared, Skipped):
-            yield prepared
+
+    def draws_of(item: _Prepared | Skipped) -> RecordDraws | None:
+        return item.draws if isinstance(item, _Prepared) else None
+
+    for item in run_rounds(engine, prepared(), draws_of, settings.budget().adaptive):
+        if isinstance(item, Skipped):
+            yield item
         elif command is Command.ratio:
-            yield _ratio_row(prepared, losses)
+            yield _ratio_row(item)
         else:
-            yield _nll_row(prepared, losses, command)
+            yield _nll_row(item, command)
