@@ -16,7 +16,7 @@ from itdd_cli import __version__
 from itdd_cli.bundled import DEFAULT, DESCRIPTIONS, bundled_path
 from itdd_cli.compare import compare_files
 from itdd_cli.errors import GateError, ItddError, UsageError
-from itdd_cli.estimators import Estimator
+from itdd_cli.estimators import DEFAULT_ESTIMATOR, Estimator
 from itdd_cli.models import FAMILIES, LoadOptions, ScoringModel, load_model
 from itdd_cli.options import (
     AllowPickleOpt,
@@ -37,6 +37,7 @@ from itdd_cli.options import (
     IdFieldOpt,
     IndependentOpt,
     InputArg,
+    MaxSamplesOpt,
     MaxTokensOpt,
     MetricOpt,
     ModelOpt,
@@ -53,9 +54,11 @@ from itdd_cli.options import (
     SeedOpt,
     SkipInvalidOpt,
     SummaryOpt,
+    TargetSeOpt,
     TextFieldOpt,
     TokenizerOpt,
     TrustOpt,
+    UntilDecidedOpt,
 )
 from itdd_cli.records import Fields
 from itdd_cli.reporting import Format, notice, print_comparison, print_families, print_model_info, stderr_console
@@ -123,8 +126,15 @@ def _load(model: str | None, dtype: Dtype, device: str, trust: bool, family: str
 
 
 def _settings(estimator: Estimator, samples: int, seed: int, independent: bool, batch_size: str,
-              max_tokens: int | None, chat_template: bool = False) -> Settings:  # fmt: skip
-    return Settings(estimator, samples, seed, independent, _batch_rows(batch_size), max_tokens, chat_template)
+              max_tokens: int | None, chat_template: bool = False, target_se: float | None = None,
+              max_samples: int | None = None, until_decided: float | None = None) -> Settings:  # fmt: skip
+    if max_samples is not None and max_samples < samples:
+        raise UsageError(f"--max-samples {max_samples} is below --samples {samples}; raise it or lower -n")
+    if max_samples is not None and target_se is None and until_decided is None:
+        raise UsageError("--max-samples caps --target-se or --until-decided rounds; pass one of them")
+    return Settings(estimator=estimator, samples=samples, seed=seed, independent=independent,
+                    batch_rows=_batch_rows(batch_size), max_tokens=max_tokens, chat_template=chat_template,
+                    target_se=target_se, until_decided=until_decided, max_samples=max_samples)  # fmt: skip
 
 
 @app.command("nll")
@@ -137,7 +147,9 @@ def nll(
     resume: ResumeOpt = False,
     fmt: FormatOpt = Format.auto,
     samples: SamplesOpt = 128,
-    estimator: EstimatorOpt = Estimator.stratified,
+    estimator: EstimatorOpt = DEFAULT_ESTIMATOR,
+    target_se: TargetSeOpt = None,
+    max_samples: MaxSamplesOpt = None,
     seed: SeedOpt = 0,
     batch_size: BatchSizeOpt = "auto",
     max_tokens: MaxTokensOpt = None,
@@ -158,7 +170,7 @@ def nll(
     quiet: QuietOpt = False,
 ) -> None:
     """−log p(text) for each record's text field."""
-    settings = _settings(estimator, samples, seed, False, batch_size, max_tokens)
+    settings = _settings(estimator, samples, seed, False, batch_size, max_tokens, False, target_se, max_samples)
     gates = parse_gates(fail_above or [], fail_below or [])  # a bad gate fails before the model loads
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
     fields = Fields(text=text_field, id=id_field)
@@ -176,7 +188,9 @@ def cond_nll(
     resume: ResumeOpt = False,
     fmt: FormatOpt = Format.auto,
     samples: SamplesOpt = 128,
-    estimator: EstimatorOpt = Estimator.stratified,
+    estimator: EstimatorOpt = DEFAULT_ESTIMATOR,
+    target_se: TargetSeOpt = None,
+    max_samples: MaxSamplesOpt = None,
     seed: SeedOpt = 0,
     batch_size: BatchSizeOpt = "auto",
     max_tokens: MaxTokensOpt = None,
@@ -199,7 +213,7 @@ def cond_nll(
     quiet: QuietOpt = False,
 ) -> None:
     """−log p(response | prompt); the prompt is never masked."""
-    settings = _settings(estimator, samples, seed, False, batch_size, max_tokens, chat_template)
+    settings = _settings(estimator, samples, seed, False, batch_size, max_tokens, chat_template, target_se, max_samples)
     gates = parse_gates(fail_above or [], fail_below or [])
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
     fields = Fields(prompt=prompt_field, response=response_field, id=id_field)
@@ -217,9 +231,12 @@ def ratio(
     resume: ResumeOpt = False,
     fmt: FormatOpt = Format.auto,
     samples: SamplesOpt = 128,
-    estimator: EstimatorOpt = Estimator.stratified,
+    estimator: EstimatorOpt = DEFAULT_ESTIMATOR,
+    target_se: TargetSeOpt = None,
+    max_samples: MaxSamplesOpt = None,
     seed: SeedOpt = 0,
     independent: IndependentOpt = False,
+    until_decided: UntilDecidedOpt = None,
     batch_size: BatchSizeOpt = "auto",
     max_tokens: MaxTokensOpt = None,
     dtype: DtypeOpt = Dtype.auto,
@@ -242,7 +259,10 @@ def ratio(
     quiet: QuietOpt = False,
 ) -> None:
     """log p(chosen | prompt) − log p(rejected | prompt), with coupled masks by default."""
-    settings = _settings(estimator, samples, seed, independent, batch_size, max_tokens, chat_template)
+    settings = _settings(
+        estimator, samples, seed, independent, batch_size, max_tokens, chat_template, target_se, max_samples,
+        until_decided,
+    )  # fmt: skip
     gates = parse_gates(fail_above or [], fail_below or [])
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
     fields = Fields(prompt=prompt_field, chosen=chosen_field, rejected=rejected_field, id=id_field)

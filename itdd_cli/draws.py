@@ -53,6 +53,12 @@ class Budget:
     def adaptive(self) -> bool:
         return self.estimator.monte_carlo and (self.target_se is not None or self.until_decided is not None)
 
+    def reached(self, estimate: Estimate, pair: bool) -> bool:
+        """Whether an adaptive run may stop: precise enough, or (for a pair) decided."""
+        precise = self.target_se is not None and estimate.se <= self.target_se
+        decided = self.until_decided is not None and pair and abs(estimate.value) > self.until_decided * estimate.se
+        return precise or decided
+
     @property
     def cap(self) -> int:
         return self.max_samples if self.max_samples is not None else 8 * self.samples
@@ -107,13 +113,11 @@ class RecordDraws:
         """Plan another round if the record is not yet precise (or decided) enough; False: done."""
         budget = self.budget
         estimate = self.watched()
-        precise = budget.target_se is not None and estimate.se <= budget.target_se
         pair = len(self.tallies) == 2
-        decided = budget.until_decided is not None and pair and abs(estimate.value) > budget.until_decided * estimate.se
         goals = [budget.target_se] if budget.target_se is not None else []
         if budget.until_decided is not None and pair:
             goals.append(abs(estimate.value) / budget.until_decided)
-        if precise or decided or not goals:
+        if budget.reached(estimate, pair) or not goals:
             return False
         goal = max(goals)
         left = budget.cap - self.passes

@@ -34,9 +34,47 @@ FormatOpt = Annotated[
     Format, typer.Option("--format", help="auto: table on a terminal, JSONL in a pipe, or by --output extension")
 ]
 SamplesOpt = Annotated[
-    int, typer.Option("--samples", "-n", min=2, help="Monte Carlo draws per record (per pair for ratio)")
+    int,
+    typer.Option(
+        "--samples",
+        "-n",
+        min=2,
+        help="forward passes per record (per side for ratio), the control variate's pilot included",
+    ),
 ]
-EstimatorOpt = Annotated[Estimator, typer.Option("--estimator", help="how masks are drawn (see README)")]
+EstimatorOpt = Annotated[
+    Estimator,
+    typer.Option(
+        "--estimator", help="how masks are drawn: control-variate for text, chain-rule for DNA-like models (see README)"
+    ),
+]
+TargetSeOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--target-se",
+        min=0.0,
+        show_default=False,
+        help="draw more rounds until each record's SE (of nll, or of log_ratio) is at most this many nats",
+    ),
+]
+MaxSamplesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-samples",
+        min=2,
+        show_default=False,
+        help="cap on passes per record with --target-se / --until-decided [default: 8 × --samples]",
+    ),
+]
+UntilDecidedOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--until-decided",
+        min=0.0,
+        show_default=False,
+        help="Z: draw more rounds until |log_ratio| > Z × SE (the preference is decided), up to --max-samples",
+    ),
+]
 SeedOpt = Annotated[int, typer.Option("--seed", help="base seed; draws depend only on it and the token ids")]
 BatchSizeOpt = Annotated[
     str, typer.Option("--batch-size", help="forward rows per batch, or 'auto' to fill --max-tokens")

@@ -150,6 +150,16 @@ def _ratio_row(prepared: _Prepared) -> dict[str, Any]:
     }
 
 
+def stopped_at_cap(row: dict[str, Any], settings: Settings) -> bool:
+    """Whether a row of a --target-se / --until-decided run spent its --max-samples short of its goal."""
+    budget = settings.budget()
+    if not budget.adaptive:
+        return False
+    pair = "log_ratio" in row
+    estimate = Estimate(row["log_ratio"], row["log_ratio_se"]) if pair else Estimate(row["nll"], row["nll_se"])
+    return not budget.reached(estimate, pair)
+
+
 @dataclass(frozen=True)
 class Skipped:
     """An invalid record passed over under --skip-invalid; it keeps its place in the output order."""

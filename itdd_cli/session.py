@@ -29,7 +29,7 @@ from itdd_cli.reporting import (
     stderr_console,
 )
 from itdd_cli.resume import finished_rows, skip_finished
-from itdd_cli.runner import PARSERS, Command, Settings, Skipped, score, token_counts
+from itdd_cli.runner import PARSERS, Command, Settings, Skipped, score, stopped_at_cap, token_counts
 from itdd_cli.summary import Gate, Summary, check_gates, summary_json
 
 
@@ -105,6 +105,7 @@ def _run(command: Command, input_path: str | None, model: ScoringModel, settings
             )
         else:
             rows = score(command, objects, model, settings, fields, policy.skip_invalid)
+        capped = 0
         show_progress = shard.is_main and not output.quiet and sys.stderr.isatty()
         try:
             with progress_bar(input_path, enabled=show_progress) as advance:
@@ -115,12 +116,16 @@ def _run(command: Command, input_path: str | None, model: ScoringModel, settings
                         continue
                     sink.write(row)
                     summary.add(row)
+                    capped += stopped_at_cap(row, settings)
                     advance(summary)
         finally:
             sink.close()  # what finished is written even when a later record fails or Ctrl-C arrives
         summary.finished = time.perf_counter()
         if not shard.is_main:
             return
+        if capped:
+            notice(f"{capped} record(s) stopped at --max-samples {settings.budget().cap} before reaching the "
+                   "requested precision; raise --max-samples to go further")  # fmt: skip
         if resolved is Format.table:
             print_summary(console_for(stream), summary, model.info, settings)
         elif not output.quiet:

@@ -12,8 +12,8 @@ from itdd_cli.errors import GateError, UsageError
 from itdd_cli.models.base import ModelInfo
 from itdd_cli.runner import Command, Settings, safe_exp
 
-GATE_METRICS = ["records", "skipped", "tokens", "nll_per_token", "bits_per_token", "perplexity", "wall_seconds",
-                "share_chosen", "share_chosen_se", "mean_log_ratio"]  # fmt: skip
+GATE_METRICS = ["records", "skipped", "tokens", "passes", "nll_per_token", "bits_per_token", "perplexity",
+                "wall_seconds", "share_chosen", "share_chosen_se", "mean_log_ratio"]  # fmt: skip
 
 
 @dataclass
@@ -24,6 +24,7 @@ class Summary:
     records: int = 0
     skipped: int = 0
     tokens: int = 0
+    passes: int = 0  # forward passes spent, every pilot pass and round included
     nll: float = 0.0
     chosen: int = 0
     log_ratio: float = 0.0
@@ -32,6 +33,7 @@ class Summary:
 
     def add(self, row: dict[str, Any]) -> None:
         self.records += 1
+        self.passes += row["samples"] * (2 if self.command is Command.ratio else 1)
         if self.command is Command.ratio:
             self.tokens += row["tokens_chosen"] + row["tokens_rejected"]
             self.nll += row["nll_chosen"] + row["nll_rejected"]
@@ -69,6 +71,7 @@ class Summary:
             "records": float(self.records),
             "skipped": float(self.skipped),
             "tokens": float(self.tokens),
+            "passes": float(self.passes),
             "nll_per_token": self.nll_per_token,
             "bits_per_token": self.nll_per_token / math.log(2),
             "perplexity": self.corpus_ppl,
