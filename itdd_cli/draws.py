@@ -126,13 +126,16 @@ class RecordDraws:
             return False
         needed = math.ceil(1.1 * self.passes * (estimate.se / goal) ** 2) - self.passes if goal > 0 else left
         self.round += 1
-        self.plans = self._plan(min(left, max(needed, budget.samples // 2, 2)))
+        size = min(left, max(needed, budget.samples // 2, 2))
+        if left - size == 1:  # never strand a single pass below the cap
+            size = left
+        self.plans = self._plan(size, spend_all=size == left)
         return True
 
-    def _plan(self, passes: int) -> list[RoundPlan]:
+    def _plan(self, passes: int, spend_all: bool = False) -> list[RoundPlan]:
         budget = self.budget
         lengths = [f.length for f in self.framed]
-        shape = round_shape(budget.estimator, passes, lengths, first=self.round == 0)
+        shape = round_shape(budget.estimator, passes, lengths, first=self.round == 0, spend_all=spend_all)
         noises, keys = self._noise(shape.draws, shape.levels, max(lengths))
         return [
             plan_round(budget.estimator, f.length, shape, noise, key)

@@ -29,14 +29,21 @@ class RoundShape:
     orders: bool = False  # chain rule by whole orders (L passes each)
 
 
-def round_shape(estimator: Estimator, passes: int, lengths: list[int], first: bool) -> RoundShape:
-    """Split `passes` per side (≥ 2) between pilot and main draws, or into whole orders."""
+def round_shape(
+    estimator: Estimator, passes: int, lengths: list[int], first: bool, spend_all: bool = False
+) -> RoundShape:
+    """Split `passes` per side (≥ 2) between pilot and main draws, or into whole orders.
+
+    Whole orders may leave a few passes unspent; with `spend_all` (the round that reaches
+    --max-samples) the chain rule then samples single steps instead.
+    """
     if not estimator.monte_carlo:
         return RoundShape(0)
     if estimator.uses_pilot and first:
         levels = pilot_levels(passes, min(lengths))
         return RoundShape(passes - (2**levels - 1), levels)
-    if estimator is Estimator.chain_rule and passes // max(lengths) >= 2:
+    whole = passes // max(lengths) >= 2 and not (spend_all and passes % max(lengths))
+    if estimator is Estimator.chain_rule and whole:
         return RoundShape(passes // max(lengths), orders=True)
     return RoundShape(passes)
 
