@@ -20,7 +20,6 @@ from itdd_cli.engine import Engine, Job
 from itdd_cli.estimators import (
     PILOT_STREAM,
     Estimate,
-    Estimator,
     Noise,
     RoundPlan,
     Tally,
@@ -33,35 +32,9 @@ from itdd_cli.estimators import (
     summarise,
 )
 from itdd_cli.models.base import Framed
+from itdd_cli.settings import Settings
 
 Item = TypeVar("Item")
-
-
-@dataclass(frozen=True)
-class Budget:
-    """How many passes a record may spend, and when it may stop early."""
-
-    estimator: Estimator
-    samples: int  # passes per side in the first round
-    seed: int = 0
-    independent: bool = False
-    target_se: float | None = None  # stop once the SE (of nll, or of log_ratio) is at most this
-    until_decided: float | None = None  # ratio: stop once |log_ratio| > this × SE
-    max_samples: int | None = None  # cap on passes per side when rounds continue
-
-    @property
-    def adaptive(self) -> bool:
-        return self.estimator.monte_carlo and (self.target_se is not None or self.until_decided is not None)
-
-    def reached(self, estimate: Estimate, pair: bool) -> bool:
-        """Whether an adaptive run may stop: precise enough, or (for a pair) decided."""
-        precise = self.target_se is not None and estimate.se <= self.target_se
-        decided = self.until_decided is not None and pair and abs(estimate.value) > self.until_decided * estimate.se
-        return precise or decided
-
-    @property
-    def cap(self) -> int:
-        return self.max_samples if self.max_samples is not None else 8 * self.samples
 
 
 @dataclass
@@ -70,15 +43,15 @@ class RecordDraws:
 
     context: list[int]
     framed: list[Framed]
-    budget: Budget
+    settings: Settings
     tallies: list[Tally] = field(default_factory=list)
     plans: list[RoundPlan] = field(default_factory=list)
     round: int = 0
     capped: bool = False
 
     def __post_init__(self) -> None:
-        self.tallies = [Tally(self.budget.estimator) for _ in self.framed]
-        self.plans = self._plan(self.budget.samples)
+        self.tallies = [Tally(self.settings.estimator) for _ in self.framed]
+        self.plans = self._plan(self.settings.samples)
 
     @property
     def passes(self) -> int:
@@ -111,53 +84,53 @@ class RecordDraws:
 
     def next_round(self) -> bool:
         """Plan another round if the record is not yet precise (or decided) enough; False: done."""
-        budget = self.budget
+        settings = self.settings
         estimate = self.watched()
         pair = len(self.tallies) == 2
-        goals = [budget.target_se] if budget.target_se is not None else []
-        if budget.until_decided is not None and pair:
-            goals.append(abs(estimate.value) / budget.until_decided)
-        if budget.reached(estimate, pair) or not goals:
+        goals = [settings.target_se] if settings.target_se is not None else []
+        if settings.until_decided is not None and pair:
+            goals.append(abs(estimate.value) / settings.until_decided)
+        if settings.reached(estimate.value, estimate.se, pair) or not goals:
             return False
         goal = max(goals)
-        left = budget.cap - self.passes
+        left = settings.cap - self.passes
         if left < 2:
             self.capped = True
             return False
         needed = math.ceil(1.1 * self.passes * (estimate.se / goal) ** 2) - self.passes if goal > 0 else left
         self.round += 1
-        size = min(left, max(needed, budget.samples // 2, 2))
+        size = min(left, max(needed, settings.samples // 2, 2))
         if left - size == 1:  # never strand a single pass below the cap
             size = left
         self.plans = self._plan(size, spend_all=size == left)
         return True
 
     def _plan(self, passes: int, spend_all: bool = False) -> list[RoundPlan]:
-        budget = self.budget
+        settings = self.settings
         lengths = [f.length for f in self.framed]
-        shape = round_shape(budget.estimator, passes, lengths, first=self.round == 0, spend_all=spend_all)
+        shape = round_shape(settings.estimator, passes, lengths, first=self.round == 0, spend_all=spend_all)
         noises, keys = self._noise(shape.draws, shape.levels, max(lengths))
         return [
-            plan_round(budget.estimator, f.length, shape, noise, key)
+            plan_round(settings.estimator, f.length, shape, noise, key)
             for f, noise, key in zip(self.framed, noises, keys, strict=True)
         ]
 
     def _noise(self, draws: int, levels: int, key_count: int) -> tuple[list[Noise | None], list[torch.Tensor | None]]:
-        budget, sides = self.budget, len(self.framed)
-        if not budget.estimator.monte_carlo:
+        settings, sides = self.settings, len(self.framed)
+        if not settings.estimator.monte_carlo:
             return [None] * sides, [None] * sides
         stream = round_stream(self.round)
-        if sides > 1 and not budget.independent:  # coupled: one (u, κ) and one pilot, keys shared by rank
+        if sides > 1 and not settings.independent:  # coupled: one (u, κ) and one pilot, keys shared by rank
             scored = [f.ids[f.start : f.start + f.length] for f in self.framed]
-            noise = draw_noise(draws, key_count, record_generator(budget.seed, self.context, *scored, *stream))
-            pilot = pilot_keys(levels, key_count, record_generator(budget.seed, self.context, *scored, *PILOT_STREAM))
+            noise = draw_noise(draws, key_count, record_generator(settings.seed, self.context, *scored, *stream))
+            pilot = pilot_keys(levels, key_count, record_generator(settings.seed, self.context, *scored, *PILOT_STREAM))
             return [noise] * sides, [pilot if levels else None] * sides
         noises: list[Noise | None] = []
         pilots: list[torch.Tensor | None] = []
         for side, f in enumerate(self.framed):
             identity = (f.ids, [f.start, side])
-            noises.append(draw_noise(draws, f.length, record_generator(budget.seed, *identity, *stream)))
-            pilot = pilot_keys(levels, f.length, record_generator(budget.seed, *identity, *PILOT_STREAM))
+            noises.append(draw_noise(draws, f.length, record_generator(settings.seed, *identity, *stream)))
+            pilot = pilot_keys(levels, f.length, record_generator(settings.seed, *identity, *PILOT_STREAM))
             pilots.append(pilot if levels else None)
         return noises, pilots
 

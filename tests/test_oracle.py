@@ -18,7 +18,6 @@ CONDITIONALS = [("a", "b"), ("ab", "cd"), ("dcb", "a"), ("c", "adbca"), ("abcd",
 PAIRS = [("ab", "cd", "ca"), ("d", "abca", "ab"), (None, "abcd", "abdd"), (None, "dd", "cabac"), ("c", "a", "a")]
 
 
-
 def _run(oracle_dir, tmp_path, command, rows, *options):
     path = write_jsonl(tmp_path / "in.jsonl", rows)
     result = CliRunner().invoke(app, [command, str(path), "-m", str(oracle_dir), "--trust-remote-code", *options])

@@ -15,38 +15,35 @@ m chain-rule orders.
 This package knows nothing about tokenizers, models or files.
 """
 
-from itdd_cli.estimators.kinds import DEFAULT_ESTIMATOR, EXACT_MAX_TOKENS, MONTE_CARLO, Estimator, StandardError
-from itdd_cli.estimators.masks import MaskPlan, plan_masks
-from itdd_cli.estimators.rounds import RoundPlan, RoundShape, Tally, plan_round, round_shape
-from itdd_cli.estimators.sampling import (
-    PILOT_STREAM,
-    Noise,
-    draw_noise,
-    pilot_keys,
-    record_generator,
-    round_stream,
-)
-from itdd_cli.estimators.stats import Estimate, summarise
+from importlib import import_module
+from typing import Any
 
-__all__ = [
-    "DEFAULT_ESTIMATOR",
-    "EXACT_MAX_TOKENS",
-    "MONTE_CARLO",
-    "PILOT_STREAM",
-    "Estimate",
-    "Estimator",
-    "MaskPlan",
-    "Noise",
-    "RoundPlan",
-    "RoundShape",
-    "StandardError",
-    "Tally",
-    "draw_noise",
-    "pilot_keys",
-    "plan_masks",
-    "plan_round",
-    "record_generator",
-    "round_shape",
-    "round_stream",
-    "summarise",
-]
+from itdd_cli.estimators.kinds import DEFAULT_ESTIMATOR, EXACT_MAX_TOKENS, MONTE_CARLO, Estimator, StandardError
+
+# The tensor modules load on first use, so `Estimator` alone costs no torch import.
+_LAZY = {
+    "MaskPlan": "masks",
+    "plan_masks": "masks",
+    "RoundPlan": "rounds",
+    "RoundShape": "rounds",
+    "Tally": "rounds",
+    "plan_round": "rounds",
+    "round_shape": "rounds",
+    "PILOT_STREAM": "sampling",
+    "Noise": "sampling",
+    "draw_noise": "sampling",
+    "pilot_keys": "sampling",
+    "record_generator": "sampling",
+    "round_stream": "sampling",
+    "Estimate": "stats",
+    "summarise": "stats",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"itdd_cli.estimators.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'itdd_cli.estimators' has no attribute {name!r}")
+
+
+__all__ = ["DEFAULT_ESTIMATOR", "EXACT_MAX_TOKENS", "MONTE_CARLO", "Estimator", "StandardError", *_LAZY]
