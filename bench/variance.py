@@ -41,7 +41,8 @@ from itdd_cli.estimators import DEFAULT_ESTIMATOR, MONTE_CARLO, Estimator, recor
 from itdd_cli.models import LoadOptions, load_model  # noqa: E402
 from itdd_cli.oracle import OracleDistribution, write_checkpoint  # noqa: E402
 from itdd_cli.records import Fields  # noqa: E402
-from itdd_cli.runner import PARSERS, Command, Settings, prepare  # noqa: E402
+from itdd_cli.rows import SPECS, Command  # noqa: E402
+from itdd_cli.runner import Settings, prepare  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LLADA = "llada-published"
@@ -49,7 +50,7 @@ ORACLE_TEXTS = ["abcdabcd", "ddcbaabc", "badcab", "cabdd", "bbacdb"]
 
 
 def _records(command: Command, objects: list[dict]) -> list:
-    return [PARSERS[command](obj, i + 1, Fields()) for i, obj in enumerate(objects)]
+    return [SPECS[command].parse(obj, i + 1, Fields()) for i, obj in enumerate(objects)]
 
 
 def estimates(model, command, records, estimator, samples, reps, independent=False):
