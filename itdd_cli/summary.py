@@ -27,6 +27,7 @@ class Summary:
     skipped: int = 0
     lossy: int = 0  # scored records whose text lost characters in tokenization
     tokens: int = 0
+    passes: int = 0  # forward passes spent, every pilot pass and round included
     nll: float = 0.0
     tally_sums: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
@@ -39,6 +40,7 @@ class Summary:
     def add(self, row: dict[str, Any]) -> None:
         spec = self.spec
         self.records += 1
+        self.passes += row["samples"] * len(spec.identity)  # per side, for each scored text
         self.tokens += sum(row[name] for name in spec.identity)
         self.nll += sum(row[name] for name in spec.nll_fields)
         for tally in spec.tallies:
@@ -73,6 +75,7 @@ class Summary:
             "skipped": float(self.skipped),
             "lossy": float(self.lossy),
             "tokens": float(self.tokens),
+            "passes": float(self.passes),
             "nll_per_token": self.nll_per_token,
             "bits_per_token": self.nll_per_token / LN2,
             "perplexity": self.corpus_ppl,
