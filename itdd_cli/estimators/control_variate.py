@@ -19,10 +19,18 @@ from dataclasses import dataclass
 
 import torch
 
+MIN_PILOT_LENGTH = 3
+
 
 def pilot_levels(samples: int, length: int) -> int:
     """How many rates the pilot measures: ⌈log₂(n)/2⌉ (15 of 128 passes, 7 of 32), at most one
-    block per position, and at least two main draws left for the error bar. 0: no pilot."""
+    block per position, and at least two main draws left for the error bar. 0: no pilot.
+
+    No pilot below 3 positions: there the pilot measures every possible masked set, each main
+    value is fixed by its masked count alone, and stratum pairs straddling a count boundary would
+    report an error bar of 0 (measured on the oracle). The choice depends only on the length."""
+    if length < MIN_PILOT_LENGTH:
+        return 0
     levels = math.ceil(math.log2(samples) / 2) if samples > 1 else 0
     levels = min(levels, int(math.log2(length)) + 1)  # 2^(R−1) blocks ≤ L positions
     while levels > 0 and samples - pilot_passes(levels) < 2:
