@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 
 from itdd_cli import __version__
 from itdd_cli.errors import GateError, ItddError, UsageError
-from itdd_cli.estimators.kinds import Estimator
+from itdd_cli.estimators.kinds import DEFAULT_ESTIMATOR, Estimator
 from itdd_cli.io.sources import InputFormat, Source
 from itdd_cli.options import (
     AllowPickleOpt,
@@ -45,6 +45,7 @@ from itdd_cli.options import (
     LimitOpt,
     LinesOpt,
     LongOpt,
+    MaxSamplesOpt,
     MaxTokensOpt,
     MetricOpt,
     ModelOpt,
@@ -65,9 +66,11 @@ from itdd_cli.options import (
     SplitOpt,
     StrictOpt,
     SummaryOpt,
+    TargetSeOpt,
     TextFieldOpt,
     TokenizerOpt,
     TrustOpt,
+    UntilDecidedOpt,
     VersionOpt,
 )
 from itdd_cli.records import Fields
@@ -210,9 +213,14 @@ def _load(model: str | None, dtype: Dtype, device: str, trust_remote_code: bool,
 
 def _settings(estimator: Estimator, samples: int, seed: int, batch_size: str, max_tokens: int | None,
               independent: bool = False, chat_template: bool = False, strict: bool = False,
-              long: Long = Long.error, context: int = 0) -> Settings:  # fmt: skip
+              target_se: float | None = None, max_samples: int | None = None,
+              until_decided: float | None = None, long: Long = Long.error, context: int = 0) -> Settings:  # fmt: skip
     from itdd_cli.settings import Settings
 
+    if max_samples is not None and max_samples < samples:
+        raise UsageError(f"--max-samples {max_samples} is below --samples {samples}; raise it or lower -n")
+    if max_samples is not None and target_se is None and until_decided is None:
+        raise UsageError("--max-samples caps --target-se or --until-decided rounds; pass one of them")
     return Settings(
         estimator=estimator,
         samples=samples,
@@ -224,6 +232,9 @@ def _settings(estimator: Estimator, samples: int, seed: int, batch_size: str, ma
         long=long,
         context=context,
         strict=strict,
+        target_se=target_se,
+        until_decided=until_decided,
+        max_samples=max_samples,
     )
 
 
@@ -314,7 +325,9 @@ def nll(
     resume: ResumeOpt = False,
     fmt: FormatOpt = Format.auto,
     samples: SamplesOpt = 128,
-    estimator: EstimatorOpt = Estimator.stratified,
+    estimator: EstimatorOpt = DEFAULT_ESTIMATOR,
+    target_se: TargetSeOpt = None,
+    max_samples: MaxSamplesOpt = None,
     seed: SeedOpt = 0,
     batch_size: BatchSizeOpt = "auto",
     max_tokens: MaxTokensOpt = None,
@@ -345,7 +358,8 @@ def nll(
     quiet: QuietOpt = False,
 ) -> None:
     """−log p(text) for each record's text field."""
-    settings = _settings(estimator, samples, seed, batch_size, max_tokens, strict=strict, long=long, context=context)
+    settings = _settings(estimator, samples, seed, batch_size, max_tokens, strict=strict, target_se=target_se,
+                         max_samples=max_samples, long=long, context=context)  # fmt: skip
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
     out = _output(output, fmt, overwrite, resume, summary, quiet)
     source = _source(input_path, input_format, lines, dataset, dataset_config, split, limit)
@@ -369,7 +383,9 @@ def cond_nll(
     resume: ResumeOpt = False,
     fmt: FormatOpt = Format.auto,
     samples: SamplesOpt = 128,
-    estimator: EstimatorOpt = Estimator.stratified,
+    estimator: EstimatorOpt = DEFAULT_ESTIMATOR,
+    target_se: TargetSeOpt = None,
+    max_samples: MaxSamplesOpt = None,
     seed: SeedOpt = 0,
     batch_size: BatchSizeOpt = "auto",
     max_tokens: MaxTokensOpt = None,
@@ -400,7 +416,8 @@ def cond_nll(
     quiet: QuietOpt = False,
 ) -> None:
     """−log p(response | prompt); the prompt is never masked."""
-    settings = _settings(estimator, samples, seed, batch_size, max_tokens, chat_template=chat_template, strict=strict)
+    settings = _settings(estimator, samples, seed, batch_size, max_tokens, chat_template=chat_template, strict=strict,
+                         target_se=target_se, max_samples=max_samples)  # fmt: skip
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
     out = _output(output, fmt, overwrite, resume, summary, quiet)
     source = _source(input_path, input_format, lines, dataset, dataset_config, split, limit)
@@ -423,9 +440,12 @@ def ratio(
     resume: ResumeOpt = False,
     fmt: FormatOpt = Format.auto,
     samples: SamplesOpt = 128,
-    estimator: EstimatorOpt = Estimator.stratified,
+    estimator: EstimatorOpt = DEFAULT_ESTIMATOR,
+    target_se: TargetSeOpt = None,
+    max_samples: MaxSamplesOpt = None,
     seed: SeedOpt = 0,
     independent: IndependentOpt = False,
+    until_decided: UntilDecidedOpt = None,
     batch_size: BatchSizeOpt = "auto",
     max_tokens: MaxTokensOpt = None,
     dtype: DtypeOpt = Dtype.auto,
@@ -456,7 +476,8 @@ def ratio(
     quiet: QuietOpt = False,
 ) -> None:
     """log p(chosen | prompt) − log p(rejected | prompt), with coupled masks by default."""
-    settings = _settings(estimator, samples, seed, batch_size, max_tokens, independent, chat_template, strict)
+    settings = _settings(estimator, samples, seed, batch_size, max_tokens, independent, chat_template, strict,
+                         target_se=target_se, max_samples=max_samples, until_decided=until_decided)  # fmt: skip
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
     out = _output(output, fmt, overwrite, resume, summary, quiet)
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)

@@ -148,9 +148,10 @@ def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list
     lines.append(
         f"model {info.name} ({info.family}, {info.dtype} on {info.device}) · framing: {info.framing}"
         f"{' + chat template (prompt as user turn)' if settings.chat_template else ''} · "
-        f"estimator {settings.estimator.value}, {settings.samples} draws, seed {settings.seed}"
+        f"estimator {settings.estimator.value}, {settings.samples} passes per record, seed {settings.seed}"
         + (f" · long texts in rolling windows (context {settings.context})" if settings.long == "rolling" else "")
     )
+    lines.append(f"forward passes {summary.passes} in all")
     rate = summary.records / wall if wall > 0 else math.inf
     lines.append(f"wall {wall:.2f} s · {rate:.2f} records/s · {summary.tokens / wall if wall else 0:.1f} tokens/s")
     return lines

@@ -150,7 +150,7 @@ SPECS: dict[Command, RowSpec] = {
 }
 
 # Metrics every run's summary reports, in the order the summary and the gates list them.
-RUN_METRICS = ("records", "skipped", "lossy", "tokens", "nll_per_token", "bits_per_token", "perplexity",
+RUN_METRICS = ("records", "skipped", "lossy", "tokens", "passes", "nll_per_token", "bits_per_token", "perplexity",
                "wall_seconds")  # fmt: skip
 # Reported by the commands whose rows carry `bytes` and `words` (one scored text per row).
 TEXT_METRICS = ("bytes", "words", "bits_per_byte", "word_perplexity")

@@ -8,24 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-import torch
-
-from itdd_cli.engine import BatchProgress, Engine, Job
-from itdd_cli.errors import InputError, ModelError
-from itdd_cli.estimators import (
-    EXACT_MAX_TOKENS,
-    Estimate,
-    Estimator,
-    MaskPlan,
-    Noise,
-    draw_noise,
-    plan_masks,
-    record_generator,
-    summarise,
-)
+from itdd_cli.draws import RecordDraws, run_rounds
+from itdd_cli.engine import BatchProgress, Engine
+from itdd_cli.errors import InputError, ModelError, UsageError
+from itdd_cli.estimators import Estimate
 from itdd_cli.measures import text_measures
 from itdd_cli.models.base import Framed, ScoringModel
 from itdd_cli.records import Fields, Record
@@ -33,13 +22,7 @@ from itdd_cli.rows import SPECS, Command
 from itdd_cli.settings import LN2, Settings, safe_exp
 from itdd_cli.windows import Long, check_context, rolling_windows
 
-__all__ = ["Command", "Lossy", "Settings", "Skipped", "prepare", "score", "token_counts"]
-
-
-@dataclass(frozen=True)
-class _Side:
-    framed: Framed
-    plan: MaskPlan
+__all__ = ["Command", "Lossy", "Settings", "Skipped", "prepare", "score", "stopped_at_cap", "token_counts"]
 
 
 def _frame_side(model: ScoringModel, record: Record, context: list[int], text: str) -> Framed:
@@ -81,10 +64,14 @@ def _frame_sides(model: ScoringModel, record: Record, context: list[int], settin
 @dataclass(frozen=True)
 class _Prepared:
     record: Record
-    sides: list[_Side]  # one per scored text, or the windows of one long text (--long rolling)
+    draws: RecordDraws
     prompt_tokens: int
     windows: int = 1
     lost: str | None = None  # what the tokenizer could not represent, when something was lost
+
+    @property
+    def framed(self) -> list[Framed]:
+        return self.draws.framed
 
 
 def _lost_text(model: ScoringModel, record: Record, strict: bool) -> str | None:
@@ -107,22 +94,8 @@ def token_counts(
     return dict(zip(SPECS[command].identity, lengths, strict=True))
 
 
-def _noises(settings: Settings, context: list[int], framed: list[Framed], windows: bool) -> list[Noise | None]:
-    """Coupled sides of a pair share noise; windows of a long text draw independently (their SEs add)."""
-    if settings.estimator is Estimator.exact:
-        return [None] * len(framed)
-    if len(framed) > 1 and not (settings.independent or windows):  # coupled: one (u, κ), keys shared by rank
-        scored = [f.ids[f.start : f.start + f.length] for f in framed]
-        generator = record_generator(settings.seed, context, *scored)
-        return [draw_noise(settings.samples, max(f.length for f in framed), generator)] * len(framed)
-    return [
-        draw_noise(settings.samples, f.length, record_generator(settings.seed, f.ids, [f.start, side]))
-        for side, f in enumerate(framed)
-    ]
-
-
-def prepare(model: ScoringModel, record: Record, settings: Settings) -> tuple[_Prepared, list[Job]]:
-    """Tokenize, frame and validate one record, and draw the masks of all its draws."""
+def prepare(model: ScoringModel, record: Record, settings: Settings) -> _Prepared:
+    """Tokenize, frame and validate one record, and draw the masks of its first round."""
     if record.prompt is None:
         context = []
     elif settings.chat_template:
@@ -132,34 +105,29 @@ def prepare(model: ScoringModel, record: Record, settings: Settings) -> tuple[_P
     framed = _frame_sides(model, record, context, settings)
     windows = len(framed) if len(framed) != len(record.texts) else 1
     longest = max(f.length for f in framed)
-    if settings.estimator is Estimator.exact and longest > EXACT_MAX_TOKENS:
+    limit = settings.estimator.max_tokens
+    if limit is not None and longest > limit:
         raise InputError(
             record.line,
-            f"{longest} scored tokens: --estimator exact enumerates 2^L − 1 masks and is limited "
-            f"to {EXACT_MAX_TOKENS} — use a Monte Carlo estimator",
+            f"{longest} scored tokens: --estimator {settings.estimator.value} enumerates 2^L − 1 masks and is "
+            f"limited to {limit} — use a Monte Carlo estimator",
         )
     lost = _lost_text(model, record, settings.strict)
-    noises = _noises(settings, context, framed, windows > 1)
-    sides = [_Side(f, plan_masks(settings.estimator, noise, f.length)) for f, noise in zip(framed, noises, strict=True)]
-    jobs = [Job(torch.tensor(s.framed.ids, dtype=torch.long), s.framed.start, s.plan.masks) for s in sides]
-    return _Prepared(record, sides, len(context), windows=windows, lost=lost), jobs
+    draws = RecordDraws(context, framed, replace(settings, independent=True) if windows > 1 else settings)
+    return _Prepared(record, draws, len(context), windows=windows, lost=lost)
 
 
-def _values(record: Record, side: _Side, losses: torch.Tensor) -> tuple[Estimate, torch.Tensor]:
-    values = side.plan.weights * losses  # (N,)
-    estimate = summarise(values, side.plan.strata)
+def _checked(record: Record, estimate: Estimate) -> Estimate:
     if not (math.isfinite(estimate.value) and math.isfinite(estimate.se)):
         raise ModelError(f"line {record.line}: the model returned non-finite log-probabilities for this record")
-    return estimate, values
+    return estimate
 
 
-def _nll_values(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
+def _nll_values(prepared: _Prepared) -> dict[str, Any]:
     """A rolled text's windows drew independently: their estimates add, and so do their variances."""
-    estimates = [_values(prepared.record, side, side_losses)[0]
-                 for side, side_losses in zip(prepared.sides, losses, strict=True)]  # fmt: skip
+    estimates = [_checked(prepared.record, estimate) for estimate in prepared.draws.estimates()]
     estimate = Estimate(sum(e.value for e in estimates), math.sqrt(sum(e.se**2 for e in estimates)))
-    tokens = sum(side.framed.length for side in prepared.sides)
-    exact = prepared.sides[0].plan.strata is None
+    tokens = sum(f.length for f in prepared.framed)
     per_token = estimate.value / tokens
     return {
         "id": prepared.record.id,
@@ -169,42 +137,43 @@ def _nll_values(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, An
         "nll_per_token": per_token,
         "bits_per_token": per_token / LN2,
         "ppl": safe_exp(per_token),
-        # draws per window; for `exact`, the subsets enumerated over all windows
-        "samples": sum(len(s.plan.masks) for s in prepared.sides) if exact else len(prepared.sides[0].plan.masks),
+        "samples": prepared.draws.passes,  # per window under --long rolling
         "windows": prepared.windows,
     } | text_measures(prepared.record.texts[0], estimate.value)
 
 
-def _cond_nll_values(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
-    return {k: v for k, v in _nll_values(prepared, losses).items() if k != "windows"} | {
-        "prompt_tokens": prepared.prompt_tokens
-    }
+def _cond_nll_values(prepared: _Prepared) -> dict[str, Any]:
+    row = {k: v for k, v in _nll_values(prepared).items() if k != "windows"}
+    return row | {"prompt_tokens": prepared.prompt_tokens}
 
 
-def _ratio_values(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
-    (chosen, values_chosen), (rejected, values_rejected) = (
-        _values(prepared.record, side, side_losses) for side, side_losses in zip(prepared.sides, losses, strict=True)
-    )
-    strata = prepared.sides[0].plan.strata
-    if strata is None:  # exact sums: no error, and the two sides may enumerate different counts
-        log_ratio = Estimate(rejected.value - chosen.value, 0.0)
-    else:  # draws are paired by index, so the difference's SE sees the coupling
-        log_ratio = summarise(values_rejected - values_chosen, strata)
+def _ratio_values(prepared: _Prepared) -> dict[str, Any]:
+    chosen, rejected = (_checked(prepared.record, estimate) for estimate in prepared.draws.estimates())
+    log_ratio = prepared.draws.difference()  # draws paired by index: the SE sees the coupling
     return {
         "id": prepared.record.id,
         "log_ratio": log_ratio.value,
         "log_ratio_se": log_ratio.se,
         "nll_chosen": chosen.value,
         "nll_rejected": rejected.value,
-        "tokens_chosen": prepared.sides[0].framed.length,
-        "tokens_rejected": prepared.sides[1].framed.length,
-        "samples": sum(len(s.plan.masks) for s in prepared.sides) if strata is None else len(strata),
+        "tokens_chosen": prepared.framed[0].length,
+        "tokens_rejected": prepared.framed[1].length,
+        "samples": prepared.draws.passes,
         "prefers": "chosen" if log_ratio.value > 0 else "rejected",
     }
 
 
 # Each command's row, by the fields its RowSpec declares (the spec fixes their order).
 ROW_VALUES = {Command.nll: _nll_values, Command.cond_nll: _cond_nll_values, Command.ratio: _ratio_values}
+
+
+def stopped_at_cap(row: dict[str, Any], settings: Settings) -> bool:
+    """Whether a row of a --target-se / --until-decided run spent its --max-samples short of its goal."""
+    if not settings.adaptive:
+        return False
+    pair = "log_ratio" in row
+    value, se = (row["log_ratio"], row["log_ratio_se"]) if pair else (row["nll"], row["nll_se"])
+    return not settings.reached(value, se, pair)
 
 
 @dataclass(frozen=True)
@@ -246,8 +215,10 @@ def score(
     capacity = _capacity(model)
     if settings.long is Long.rolling and capacity is not None:
         check_context(capacity, settings.context)  # before any record: a bad --context is a usage error
+        if settings.target_se is not None or settings.until_decided is not None:
+            raise UsageError("--long rolling draws a fixed -n per window; it does not combine with --target-se")
 
-    def tasks() -> Iterator[tuple[_Prepared | Skipped, list[Job]]]:
+    def prepared() -> Iterator[_Prepared | Skipped]:
         for line, value in objects:
             try:
                 if isinstance(value, InputError):
@@ -256,13 +227,16 @@ def score(
             except InputError as error:
                 if not skip_invalid:
                     raise
-                yield Skipped(error.line, error.message), []
+                yield Skipped(error.line, error.message)
+
+    def draws_of(item: _Prepared | Skipped) -> RecordDraws | None:
+        return item.draws if isinstance(item, _Prepared) else None
 
     engine = Engine(model, batch_rows=settings.batch_rows, max_tokens=settings.max_tokens, on_batch=on_batch)
-    for prepared, losses in engine.run(tasks()):
-        if isinstance(prepared, Skipped):
-            yield prepared
+    for item in run_rounds(engine, prepared(), draws_of, settings.adaptive):
+        if isinstance(item, Skipped):
+            yield item
             continue
         # --keep fields follow the declared ones (their names were checked against them up front)
-        row = spec.row(**values(prepared, losses)) | prepared.record.kept
-        yield row if prepared.lost is None else Lossy(row, prepared.record.line, prepared.lost)
+        row = spec.row(**values(item)) | item.record.kept
+        yield row if item.lost is None else Lossy(row, item.record.line, item.lost)

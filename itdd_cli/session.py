@@ -32,7 +32,7 @@ from itdd_cli.reporting import (
 )
 from itdd_cli.resume import finished_rows, skip_finished
 from itdd_cli.rows import SPECS, Command
-from itdd_cli.runner import Lossy, Skipped, score, token_counts
+from itdd_cli.runner import Lossy, Skipped, score, stopped_at_cap, token_counts
 from itdd_cli.settings import Settings
 from itdd_cli.summary import Gate, Summary, check_gates, summary_json
 
@@ -130,6 +130,7 @@ class _Run:
         sink = make_sink(self.format, self.stream_out, self.command, header=not self.done)
         unit = source.unit()
         show_progress = self.shard.is_main and not self.output.quiet and sys.stderr.isatty()
+        capped = 0
         try:
             with progress_bar(source.countable_path, enabled=show_progress, finished=len(self.done)) as bar:
                 for row in _relabelled(self._rows(self._objects(source, stack), bar.batch), unit):
@@ -145,11 +146,15 @@ class _Run:
                     sink.write(row)
                     self.summary.add(row)
                     bar.record(self.summary)
+                    capped += stopped_at_cap(row, self.settings)
         finally:
             sink.close()
         self.summary.finished = time.perf_counter()
         if not self.shard.is_main:
             return
+        if capped:
+            notice(f"{capped} record(s) stopped at --max-samples {self.settings.cap} before reaching the "
+                   "requested precision; raise --max-samples to go further")  # fmt: skip
         if self.format is Format.table:
             print_summary(console_for(self.stream_out), self.summary, self.model.info, self.settings)
         elif not self.output.quiet:

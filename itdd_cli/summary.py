@@ -27,6 +27,7 @@ class Summary:
     skipped: int = 0
     lossy: int = 0  # scored records whose text lost characters in tokenization
     tokens: int = 0
+    passes: int = 0  # forward passes spent, every pilot pass and round included
     nll: float = 0.0
     bytes: int = 0
     words: int = 0
@@ -41,6 +42,7 @@ class Summary:
     def add(self, row: dict[str, Any]) -> None:
         spec = self.spec
         self.records += 1
+        self.passes += row["samples"] * len(spec.identity)  # per side, for each scored text
         self.tokens += sum(row[name] for name in spec.identity)
         self.nll += sum(row[name] for name in spec.nll_fields)
         if spec.measures_text:
@@ -101,6 +103,7 @@ class Summary:
             "skipped": float(self.skipped),
             "lossy": float(self.lossy),
             "tokens": float(self.tokens),
+            "passes": float(self.passes),
             "nll_per_token": self.nll_per_token,
             "bits_per_token": self.nll_per_token / LN2,
             "perplexity": self.corpus_ppl,
