@@ -73,6 +73,14 @@ IdFieldOpt = Annotated[str, typer.Option("--id-field", help="field holding the r
 ChatTemplateOpt = Annotated[
     bool, typer.Option("--chat-template", help="wrap the prompt in the tokenizer's chat template as a user turn")
 ]
+KeepBoundaryOpt = Annotated[
+    bool,
+    typer.Option(
+        "--keep-boundary",
+        help="score the response exactly as split; by default the prompt's trailing whitespace starts the "
+        "response (lm-evaluation-harness's convention)",
+    ),
+]
 DeviceMapOpt = Annotated[
     str | None,
     typer.Option(
