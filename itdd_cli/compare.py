@@ -17,7 +17,7 @@ from typing import Any
 
 from itdd_cli.errors import UsageError
 from itdd_cli.results import NotResults, parse_results, row_key
-from itdd_cli.rows import comparable, spec_of_columns
+from itdd_cli.rows import SPECS, comparable, spec_of_columns
 from itdd_cli.settings import LN2
 from itdd_cli.tdist import critical, two_sided_p
 
@@ -86,7 +86,11 @@ def compare_files(base_path: str, new_path: str, metric: str | None) -> Comparis
     if not base or not new:
         raise UsageError("both files need at least one row")
     spec = spec_of_columns(set(base[0]))
-    metric = metric or (spec.compare_metric if spec else "nll_per_token")
+    if spec is not None:
+        metric = metric or spec.compare_metric
+    else:  # a partial file (hand-made, or only some columns): the default metric its columns hold
+        defaults = [s.compare_metric for s in SPECS.values() if s.compare_metric in base[0]]
+        metric = metric or (defaults[0] if defaults else "nll_per_token")
     metrics = comparable()
     if metric not in metrics:
         raise UsageError(f"--metric {metric!r}: choose one of {', '.join(sorted(metrics))}")
