@@ -194,9 +194,10 @@ def prepare_target(path: str | None, input_path: str | None, overwrite: bool, re
     return Target(path, resume=resume and info is not None, lock_fd=_lock(path) if main else None)
 
 
-def write_failure(error: OSError, path: str | None, rows: int) -> ModelError:
-    """A failed write (a full disk, `/dev/full`) as one line; the rows before it stay written."""
+def write_failure(error: OSError, path: str | None, rows: int, resumable: bool) -> ModelError:
+    """A failed write (a full disk, `/dev/full`) as one line; the whole rows before it stay written."""
     where = path or "standard output"
     reason = "the disk is full" if error.errno in (errno.ENOSPC, errno.EDQUOT) else _reason(error)
-    return ModelError(f"cannot write {where}: {reason}; the {rows} rows finished before are kept (continue with "
-                      "--resume once there is room)" if path else f"cannot write {where}: {reason}")  # fmt: skip
+    kept = f"; the {rows} rows finished before are kept" + (" (continue with --resume once there is room)"
+                                                             if resumable else "")  # fmt: skip
+    return ModelError(f"cannot write {where}: {reason}{kept}")

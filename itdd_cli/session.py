@@ -228,9 +228,9 @@ class _Run:
                             write_record(str(self.target.path), self.record, self.skipped_lines)
                         notice(f"skipped line {row.line}: {row.message}")
                         continue
-                    if self.shard.is_main:
-                        self._commit()
                     sink.write(row)
+                    if self.shard.is_main:
+                        self._commit()  # after the row is written: a failed first write replaces nothing
                     good = self._position()
                     self.summary.add(row)
                     advance(self.summary)
@@ -241,9 +241,9 @@ class _Run:
             if isinstance(error, BrokenPipeError) or not self.shard.is_main:
                 raise
             self._cut_back(good)
-            raise write_failure(error, self.target.path, self.summary.records - written) from None
+            raise write_failure(error, self.target.path, self.summary.records - written, self.target.regular) from None
         finally:
-            with suppress(OSError):
+            with suppress(OSError, ValueError):  # ValueError: the stream was closed after a failed write
                 sink.close()
         self.summary.finished = time.perf_counter()
         if not self.shard.is_main:
