@@ -80,9 +80,17 @@ class TableSink:
         self.console.print(table)
 
 
+class _PipeConsole(Console):
+    """rich exits 1 on a closed pipe; itdd's error map ends it quietly (exit 141) instead."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def console_for(stream: TextIO) -> Console:
     """A terminal's own width; a file gets room for every column."""
-    return Console(file=stream, highlight=False, width=None if stream.isatty() else FILE_WIDTH)
+    return _PipeConsole(file=stream, highlight=False, width=None if stream.isatty() else FILE_WIDTH)
 
 
 def make_sink(fmt: Format, stream: TextIO, command: Command, header: bool = True) -> Sink:
