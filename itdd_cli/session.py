@@ -34,7 +34,7 @@ from itdd_cli.reporting import (
 )
 from itdd_cli.resume import Finished, Inspected, plan_resume, read_finished
 from itdd_cli.rows import SPECS, Command
-from itdd_cli.runner import Skipped, check_samples, score, token_counts
+from itdd_cli.runner import Lossy, Skipped, check_samples, score, token_counts
 from itdd_cli.runrecord import (
     DETERMINING,
     ROUNDING,
@@ -228,6 +228,10 @@ class _Run:
                             write_record(str(self.target.path), self.record, self.skipped_lines)
                         notice(f"skipped line {row.line}: {row.message}")
                         continue
+                    if isinstance(row, Lossy):
+                        self.summary.lossy += 1
+                        notice(f"line {row.line}: {row.message} — --strict refuses such records")
+                        row = row.row
                     sink.write(row)
                     if self.shard.is_main:
                         self._commit()  # after the row is written: a failed first write replaces nothing

@@ -23,6 +23,7 @@ class Settings:
     max_tokens: int | None = None  # None: the engine's default for the model's device
     chat_template: bool = False  # wrap the prompt in the tokenizer's chat template as a user turn
     keep_boundary: bool = False  # False: the prompt's trailing whitespace starts the response (lm-eval)
+    strict: bool = False  # refuse a record whose text the tokenizer cannot represent, instead of flagging it
 
 
 def safe_exp(value: float) -> float:

@@ -14,19 +14,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from itdd_cli import engine
-from itdd_cli.cli import app
 from itdd_cli.tdist import critical, two_sided_p
-from tests.conftest import read_jsonl, write_jsonl
+from tests.conftest import invoke, read_jsonl, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ["-m", "demo", "--device", "cpu", "-q"]
-
-
-def invoke(args, stdin=None):
-    return CliRunner().invoke(app, [str(a) for a in args], input=stdin)
 
 
 def itdd(*args, **kwargs):
