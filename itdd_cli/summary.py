@@ -113,7 +113,7 @@ class Gate:
             return f"{self.metric} is not reported by this command"
         if math.isnan(value):
             return f"{self.metric} is undefined: no records were scored"
-        if (value > self.limit if self.above else value < self.limit):
+        if value > self.limit if self.above else value < self.limit:
             return f"{self.metric} = {value:.6g} is {'above' if self.above else 'below'} {self.limit:g}"
         return None
 
