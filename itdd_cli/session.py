@@ -8,7 +8,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from itdd_cli import __version__
 from itdd_cli import engine as engine_module
+from itdd_cli.engine import BatchProgress
 from itdd_cli.errors import InputError, ModelError, UsageError
 from itdd_cli.io.reader import open_input, read_objects
 from itdd_cli.models.base import ScoringModel
@@ -194,9 +195,11 @@ class _Run:
             write_record(str(self.target.path), self.record, self.skipped_lines)
         return rest
 
-    def _rows(self, objects: Iterator[tuple[int, dict[str, Any] | InputError]]) -> Iterator[dict[str, Any] | Skipped]:
+    def _rows(self, objects: Iterator[tuple[int, dict[str, Any] | InputError]],
+              on_batch: Callable[[BatchProgress], None]) -> Iterator[dict[str, Any] | Skipped]:  # fmt: skip
         def score_some(chunk: Iterable[tuple[int, dict[str, Any] | InputError]]) -> Iterator[dict[str, Any] | Skipped]:
-            return score(self.command, chunk, self.model, self.settings, self.fields, self.policy.skip_invalid)
+            return score(self.command, chunk, self.model, self.settings, self.fields, self.policy.skip_invalid,
+                         on_batch)  # fmt: skip
 
         return score_sharded(objects, score_some, self.shard) if self.shard.world > 1 else score_some(objects)
 
@@ -214,19 +217,19 @@ class _Run:
         else:
             self.stream_out = stack.enter_context(open(os.devnull, "w"))
         sink = make_sink(self.format, self.stream_out, self.command, header=self.header)
-        rows = self._rows(objects)
         show_progress = self.shard.is_main and not self.output.quiet and sys.stderr.isatty()
         written = self.summary.records
         good = self._position()
         try:
-            with progress_bar(input_path, enabled=show_progress) as advance:
-                for row in rows:
+            with progress_bar(input_path, enabled=show_progress, finished=self.summary.records) as bar:
+                for row in self._rows(objects, bar.batch):
                     if isinstance(row, Skipped):
                         self.summary.skipped += 1
                         self.skipped_lines.append(row.line)
                         if self.target.committed and self.shard.is_main:
                             write_record(str(self.target.path), self.record, self.skipped_lines)
                         notice(f"skipped line {row.line}: {row.message}")
+                        bar.record(self.summary)
                         continue
                     if isinstance(row, Lossy):
                         self.summary.lossy += 1
@@ -237,7 +240,7 @@ class _Run:
                         self._commit()  # after the row is written: a failed first write replaces nothing
                     good = self._position()
                     self.summary.add(row)
-                    advance(self.summary)
+                    bar.record(self.summary)
             if self.shard.is_main:
                 self._commit()
             sink.close()
