@@ -307,8 +307,13 @@ def score(
                     raise
                 yield Skipped(error.line, error.message), []
 
-    engine = Engine(model, batch_rows=settings.batch_rows, max_tokens=settings.max_tokens, on_batch=on_batch,
-                    window_rows=engine_module.WINDOW_ROWS)  # read now: --resume replays the same windows
+    engine = Engine(
+        model,
+        batch_rows=settings.batch_rows,
+        max_tokens=settings.max_tokens,
+        on_batch=on_batch,
+        window_rows=engine_module.WINDOW_ROWS,
+    )  # read now: --resume replays the same windows
     for prepared, losses in engine.run(tasks()):
         if isinstance(prepared, Skipped):
             yield prepared
