@@ -209,6 +209,14 @@ ChatTemplateOpt = Annotated[
         help=_shown("wrap the prompt in the tokenizer's chat template as a user turn", "off"),
     ),
 ]  # fmt: skip
+KeepBoundaryOpt = Annotated[
+    bool,
+    typer.Option(
+        "--keep-boundary", show_default=False,
+        help=_shown("score the response exactly as split; by default the prompt's trailing whitespace starts the "
+                    "response (lm-evaluation-harness's convention)", "off"),
+    ),
+]  # fmt: skip
 DeviceMapOpt = Annotated[
     str | None,
     typer.Option(

@@ -7,23 +7,97 @@ estimators and the model contract, never a family's quirks nor how rows are rend
 from __future__ import annotations
 
 import math
+import os
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from itdd_cli import engine as engine_module
 from itdd_cli.draws import RecordDraws, run_rounds
-from itdd_cli.engine import BatchProgress, Engine
-from itdd_cli.errors import InputError, ModelError
+from itdd_cli.engine import BatchProgress, Engine, Job
+from itdd_cli.errors import InputError, ModelError, UsageError
 from itdd_cli.estimators import Estimate
 from itdd_cli.models.base import Framed, ScoringModel
 from itdd_cli.records import Fields, Record
 from itdd_cli.rows import SPECS, Command
 from itdd_cli.settings import LN2, Settings, safe_exp
 
-__all__ = ["Command", "Lossy", "Settings", "Skipped", "prepare", "score", "stopped_at_cap", "token_counts"]
+__all__ = ["Command", "Lossy", "Settings", "Skipped", "check_samples", "draw_count", "prepare", "score", "stopped_at_cap",
+           "token_counts"]  # fmt: skip
+
+_LONGEST_TOKEN: weakref.WeakKeyDictionary[ScoringModel, int] = weakref.WeakKeyDictionary()
+
+
+def _longest_token(model: ScoringModel) -> int:
+    """Characters of the longest vocabulary entry: no token covers more text (unknown tokens aside)."""
+    if model not in _LONGEST_TOKEN:
+        try:
+            vocabulary = model.tokenizer.get_vocab()
+        except Exception:  # a tokenizer without a vocabulary listing: no cheap bound
+            vocabulary = {}
+        _LONGEST_TOKEN[model] = max((len(token) for token in vocabulary), default=0)
+    return _LONGEST_TOKEN[model]
+
+
+def _refuse_oversized(model: ScoringModel, record: Record, text: str) -> None:
+    """Refuse a text that cannot fit before tokenizing it (a 50 MB line costs a minute and gigabytes)."""
+    limit, longest = model.info.max_length, _longest_token(model)
+    if limit is None or longest == 0 or len(text) <= limit * longest:
+        return
+    visible = len(text) - sum(map(text.count, " \t\n\r"))  # a normalizer may drop whitespace
+    if visible > limit * longest:
+        raise InputError(
+            record.line,
+            f"{len(text):,} characters cannot fit the model's maximum of {limit} tokens (no token is longer "
+            f"than {longest} characters) — shorten or split this record",
+        )
+
+
+# Bytes a draw costs while its record is prepared and scored: per scored token the noise key
+# (float64), the mask (bool) and the batch's ids, mask and target (int64, bool, int64); per draw
+# its time, stratum, weight and loss tensors and the engine's bookkeeping object.
+BYTES_PER_DRAW_TOKEN = 8 + 1 + 8 + 1 + 8
+BYTES_PER_DRAW = 256
+
+
+def available_memory() -> int:
+    """Bytes the system can still give this process (MemAvailable; free pages elsewhere)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 2**62  # unknown: no bound
+
+
+def check_samples(samples: int, tokens: int, available: int | None = None) -> None:
+    """Refuse a draw count whose draws over `tokens` scored tokens cannot fit in memory."""
+    available = available_memory() if available is None else available
+    per_draw = BYTES_PER_DRAW + max(tokens, 1) * BYTES_PER_DRAW_TOKEN
+    need = samples * per_draw
+    if need > available:
+        most = max(2, available // per_draw)
+        raise UsageError(
+            f"--samples {samples:,}: the draws of a {tokens}-token record need about {need / 2**30:,.1f} GiB, more "
+            f"than the {available / 2**30:,.1f} GiB of memory available; use at most about {most:,}"
+        )
+
+
+def draw_count(jobs: list[Job]) -> int:
+    """The rows a record puts into the engine's window (what --resume replays to find windows)."""
+    return sum(len(job.masks) for job in jobs)
+
+
 
 
 def _frame_side(model: ScoringModel, record: Record, context: list[int], text: str) -> Framed:
+    _refuse_oversized(model, record, text)
     scored = model.encode(text)
     if not scored:
         raise InputError(record.line, "the text tokenizes to no tokens; there is nothing to score")
@@ -60,15 +134,31 @@ def _lost_text(model: ScoringModel, record: Record, strict: bool) -> str | None:
     return "; ".join(lost) or None
 
 
-def token_counts(command: Command, model: ScoringModel, record: Record) -> dict[str, int]:
-    """The token counts an output row reports for `record` (how --resume recognises it)."""
-    context = model.encode(record.prompt) if record.prompt else []
-    lengths = [_frame_side(model, record, context, text).length for text in record.texts]
-    return dict(zip(SPECS[command].identity, lengths, strict=True))
+def token_counts(
+    command: Command, model: ScoringModel, record: Record, settings: Settings
+) -> tuple[dict[str, int], int]:
+    """The token counts an output row reports for `record` (how --resume recognises it), and the
+    rows its draws put into the engine's window."""
+    prepared = prepare(model, record, settings)
+    lengths = [framed.length for framed in prepared.framed]
+    return dict(zip(SPECS[command].identity, lengths, strict=True)), draw_count(prepared.draws.jobs())
+
+
+def split_boundary(record: Record, settings: Settings) -> Record:
+    """lm-evaluation-harness's convention: the prompt's trailing whitespace belongs to the response
+    (so "the " + "cat" scores the token " cat"); --keep-boundary keeps the literal split."""
+    if record.prompt is None or settings.keep_boundary or settings.chat_template:
+        return record
+    prompt = record.prompt.rstrip()
+    moved = record.prompt[len(prompt) :]
+    if not moved:
+        return record
+    return Record(record.line, record.id, prompt, tuple(moved + text for text in record.texts))
 
 
 def prepare(model: ScoringModel, record: Record, settings: Settings) -> _Prepared:
     """Tokenize, frame and validate one record, and draw the masks of its first round."""
+    record = split_boundary(record, settings)
     if record.prompt is None:
         context = []
     elif settings.chat_template:
@@ -84,6 +174,7 @@ def prepare(model: ScoringModel, record: Record, settings: Settings) -> _Prepare
             f"{longest} scored tokens: --estimator {settings.estimator.value} enumerates 2^L − 1 masks and is "
             f"limited to {limit} — use a Monte Carlo estimator",
         )
+    check_samples(settings.samples, longest)
     lost = _lost_text(model, record, settings.strict)
     return _Prepared(record, RecordDraws(context, framed, settings), len(context), lost)
 
@@ -194,7 +285,13 @@ def score(
     def draws_of(item: _Prepared | Skipped) -> RecordDraws | None:
         return item.draws if isinstance(item, _Prepared) else None
 
-    engine = Engine(model, batch_rows=settings.batch_rows, max_tokens=settings.max_tokens, on_batch=on_batch)
+    engine = Engine(
+        model,
+        batch_rows=settings.batch_rows,
+        max_tokens=settings.max_tokens,
+        on_batch=on_batch,
+        window_rows=engine_module.WINDOW_ROWS,
+    )  # read now: --resume replays the same windows
     for item in run_rounds(engine, prepared(), draws_of, settings.adaptive):
         if isinstance(item, Skipped):
             yield item

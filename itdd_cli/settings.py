@@ -25,6 +25,7 @@ class Settings:
     batch_rows: int | None = None  # None: fill batches up to max_tokens
     max_tokens: int | None = None  # None: the engine's default for the model's device
     chat_template: bool = False  # wrap the prompt in the tokenizer's chat template as a user turn
+    keep_boundary: bool = False  # False: the prompt's trailing whitespace starts the response (lm-eval)
     strict: bool = False  # refuse a record whose text the tokenizer cannot represent, instead of flagging it
     target_se: float | None = None  # draw in rounds until the SE (of nll, or of log_ratio) is at most this
     until_decided: float | None = None  # ratio: stop once |log_ratio| > this × SE

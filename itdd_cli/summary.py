@@ -114,7 +114,9 @@ class Gate:
         value = metrics.get(self.metric)
         if value is None:
             return f"{self.metric} is not reported by this command"
-        if math.isnan(value) or (value > self.limit if self.above else value < self.limit):
+        if math.isnan(value):
+            return f"{self.metric} is undefined: no records were scored"
+        if value > self.limit if self.above else value < self.limit:
             return f"{self.metric} = {value:.6g} is {'above' if self.above else 'below'} {self.limit:g}"
         return None
 
@@ -127,9 +129,12 @@ def parse_gates(above: list[str], below: list[str]) -> list[Gate]:
             if metric not in GATE_METRICS:
                 raise UsageError(f"{option} {spec!r}: unknown metric; choose one of {', '.join(GATE_METRICS)}")
             try:
-                gates.append(Gate(metric, float(number), is_above))
+                limit = float(number)
             except ValueError:
                 raise UsageError(f"{option} {spec!r}: expected METRIC=NUMBER") from None
+            if not math.isfinite(limit):  # a NaN limit is never crossed: a gate that can never fail
+                raise UsageError(f"{option} {spec!r}: the limit must be a finite number")
+            gates.append(Gate(metric, limit, is_above))
     return gates
 
 
