@@ -23,8 +23,10 @@ from itdd_cli.records import Fields, Record
 from itdd_cli.rows import SPECS, Command
 from itdd_cli.settings import LN2, Settings, safe_exp
 
-__all__ = ["Command", "Lossy", "Settings", "Skipped", "check_samples", "draw_count", "prepare", "score", "stopped_at_cap",
-           "token_counts"]  # fmt: skip
+__all__ = [
+    "Command", "Lossy", "Settings", "Skipped", "check_samples", "draw_count", "prepare", "score", "stopped_at_cap",
+    "token_counts",
+]  # fmt: skip
 
 _LONGEST_TOKEN: weakref.WeakKeyDictionary[ScoringModel, int] = weakref.WeakKeyDictionary()
 
