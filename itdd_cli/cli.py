@@ -23,6 +23,7 @@ from itdd_cli.options import (
     BaseArg,
     BatchSizeOpt,
     ChatTemplateOpt,
+    ChoicesFieldOpt,
     ChosenFieldOpt,
     DeviceMapOpt,
     DeviceOpt,
@@ -37,6 +38,7 @@ from itdd_cli.options import (
     IdFieldOpt,
     IndependentOpt,
     InputArg,
+    LabelFieldOpt,
     MaxTokensOpt,
     MetricOpt,
     ModelOpt,
@@ -248,6 +250,49 @@ def ratio(
     fields = Fields(prompt=prompt_field, chosen=chosen_field, rejected=rejected_field, id=id_field)
     out = Output(output, fmt, overwrite, resume, summary, quiet)
     run_scoring(Command.ratio, input_path, loaded, settings, fields, out, Policy(skip_invalid, gates, revision))
+
+
+@app.command("choice")
+@exits_cleanly
+def choice(
+    input_path: InputArg = None,
+    model: ModelOpt = None,
+    output: OutputOpt = None,
+    overwrite: OverwriteOpt = False,
+    resume: ResumeOpt = False,
+    fmt: FormatOpt = Format.auto,
+    samples: SamplesOpt = 128,
+    estimator: EstimatorOpt = Estimator.stratified,
+    seed: SeedOpt = 0,
+    independent: IndependentOpt = False,
+    batch_size: BatchSizeOpt = "auto",
+    max_tokens: MaxTokensOpt = None,
+    dtype: DtypeOpt = Dtype.auto,
+    device: DeviceOpt = "auto",
+    device_map: DeviceMapOpt = None,
+    trust_remote_code: TrustOpt = False,
+    allow_pickle: AllowPickleOpt = False,
+    family: FamilyOpt = None,
+    tokenizer: TokenizerOpt = None,
+    revision: RevisionOpt = None,
+    chat_template: ChatTemplateOpt = False,
+    prompt_field: PromptFieldOpt = "prompt",
+    choices_field: ChoicesFieldOpt = "choices",
+    label_field: LabelFieldOpt = "label",
+    id_field: IdFieldOpt = "id",
+    skip_invalid: SkipInvalidOpt = False,
+    summary: SummaryOpt = None,
+    fail_above: FailAboveOpt = None,
+    fail_below: FailBelowOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """k-way multiple choice: log p(choice | prompt) for each choice, the pick and the accuracy."""
+    settings = _settings(estimator, samples, seed, independent, batch_size, max_tokens, chat_template)
+    gates = parse_gates(fail_above or [], fail_below or [])
+    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
+    fields = Fields(prompt=prompt_field, choices=choices_field, label=label_field, id=id_field)
+    out = Output(output, fmt, overwrite, resume, summary, quiet)
+    run_scoring(Command.choice, input_path, loaded, settings, fields, out, Policy(skip_invalid, gates, revision))
 
 
 @app.command("compare")

@@ -18,7 +18,7 @@ from typing import Any
 from itdd_cli.errors import UsageError
 
 HIGHER_IS_WORSE = {"nll", "nll_per_token", "bits_per_token", "ppl", "nll_chosen", "nll_rejected"}
-LOWER_IS_WORSE = {"log_ratio"}
+LOWER_IS_WORSE = {"log_ratio", "correct", "correct_norm"}  # correct*: choice files, 1 right / 0 wrong
 Z_975 = 1.959963984540054
 
 
@@ -73,8 +73,11 @@ def _read(path: str) -> list[dict[str, Any]]:
 
 
 def _number(row: dict[str, Any], key: str, path: str) -> float:
+    value = row.get(key)
+    if value in ("True", "False"):  # a CSV cell of a boolean column
+        return float(value == "True")
     try:
-        return float(row[key])
+        return float(value)
     except (KeyError, TypeError, ValueError):
         raise UsageError(f"{path}: row id {row.get('id')!r} has no numeric '{key}'") from None
 
@@ -83,7 +86,7 @@ def compare_files(base_path: str, new_path: str, metric: str | None) -> Comparis
     base, new = _read(base_path), _read(new_path)
     if not base or not new:
         raise UsageError("both files need at least one row")
-    metric = metric or ("log_ratio" if "log_ratio" in base[0] else "nll_per_token")
+    metric = metric or next((key for key in ("log_ratio", "correct") if key in base[0]), "nll_per_token")
     if metric not in HIGHER_IS_WORSE | LOWER_IS_WORSE:
         raise UsageError(f"--metric {metric!r}: choose one of {', '.join(sorted(HIGHER_IS_WORSE | LOWER_IS_WORSE))}")
     base_by_id = {str(row.get("id")): row for row in base}

@@ -62,13 +62,17 @@ TokenizerOpt = Annotated[
 RevisionOpt = Annotated[str | None, typer.Option("--revision", help="hub revision to pin", show_default=False)]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar and no summary on standard error")]
 IndependentOpt = Annotated[
-    bool, typer.Option("--independent", help="draw each side's masks separately instead of coupling them")
+    bool, typer.Option("--independent", help="draw each side's (choice's) masks separately instead of coupling them")
 ]
 TextFieldOpt = Annotated[str, typer.Option("--text-field", help="field holding the text")]
 PromptFieldOpt = Annotated[str, typer.Option("--prompt-field", help="field holding the prompt (never scored)")]
 ResponseFieldOpt = Annotated[str, typer.Option("--response-field", help="field holding the response")]
 ChosenFieldOpt = Annotated[str, typer.Option("--chosen-field", help="field holding the preferred response")]
 RejectedFieldOpt = Annotated[str, typer.Option("--rejected-field", help="field holding the other response")]
+ChoicesFieldOpt = Annotated[str, typer.Option("--choices-field", help="field holding the list of choices")]
+LabelFieldOpt = Annotated[
+    str, typer.Option("--label-field", help="field holding the right choice (an index or its text; optional)")
+]
 IdFieldOpt = Annotated[str, typer.Option("--id-field", help="field holding the record id (default: line number)")]
 ChatTemplateOpt = Annotated[
     bool, typer.Option("--chat-template", help="wrap the prompt in the tokenizer's chat template as a user turn")
@@ -103,7 +107,9 @@ NewArg = Annotated[str, typer.Argument(metavar="NEW", help="result file to compa
 MetricOpt = Annotated[
     str | None,
     typer.Option(
-        "--metric", help="field to compare [default: nll_per_token, or log_ratio for ratio files]", show_default=False
+        "--metric",
+        help="field to compare [default: nll_per_token; log_ratio for ratio files, correct for choice files]",
+        show_default=False,
     ),
 ]
 FailIfWorseOpt = Annotated[bool, typer.Option("--fail-if-worse", help="exit 4 when NEW is significantly worse")]

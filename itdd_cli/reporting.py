@@ -48,6 +48,8 @@ def resolve_format(requested: Format, output: str | None, stream: TextIO) -> For
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        return " ".join(_cell(item) for item in value)
     if isinstance(value, float):
         return f"{value:.4f}" if math.isfinite(value) else str(value)
     return str(value)
@@ -100,6 +102,8 @@ def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list
     if summary.command is Command.ratio:
         coupling = "independent" if settings.independent else "coupled"
         lines.append(f"prefers chosen {summary.share_chosen:.1%} of pairs ({coupling} masks)")
+    if summary.command is Command.choice:
+        lines.append(choice_line(summary.metrics(), settings.independent))
     lines.append(
         f"model {info.name} ({info.family}, {info.dtype} on {info.device}) · framing: {info.framing}"
         f"{' + chat template (prompt as user turn)' if settings.chat_template else ''} · "
@@ -108,6 +112,16 @@ def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list
     rate = summary.records / wall if wall > 0 else math.inf
     lines.append(f"wall {wall:.2f} s · {rate:.2f} records/s · {summary.tokens / wall if wall else 0:.1f} tokens/s")
     return lines
+
+
+def choice_line(metrics: dict[str, float], independent: bool) -> str:
+    coupling = "independent" if independent else "coupled"
+    undecided = f"{metrics['undecided']:.1%} undecided (margin within 2 SE; {coupling} draws)"
+    if not metrics["labelled"]:
+        return f"no labels: accuracy not measured · {undecided}"
+    return (f"accuracy {metrics['accuracy']:.1%} ± {metrics['accuracy_se']:.1%} · acc_norm "
+            f"{metrics['accuracy_norm']:.1%} ± {metrics['accuracy_norm_se']:.1%} over {metrics['labelled']:.0f} "
+            f"labelled records · {undecided}")  # fmt: skip
 
 
 def stderr_console() -> Console:

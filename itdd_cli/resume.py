@@ -20,6 +20,7 @@ from itdd_cli.records import Record
 
 INT_FIELDS = {"tokens", "prompt_tokens", "samples", "tokens_chosen", "tokens_rejected"}
 TEXT_FIELDS = {"id", "prefers"}
+BOOL_FIELDS = {"correct", "correct_norm"}
 
 
 def _typed(row: dict[str, str]) -> dict[str, Any]:
@@ -28,6 +29,10 @@ def _typed(row: dict[str, str]) -> dict[str, Any]:
     for key, value in row.items():
         if key in TEXT_FIELDS or value == "":
             typed[key] = value if value != "" else None
+        elif value.startswith("["):  # a choice row's per-choice list, written as a JSON array
+            typed[key] = json.loads(value)
+        elif key in BOOL_FIELDS:
+            typed[key] = value == "True"
         elif key in INT_FIELDS:
             typed[key] = int(value)
         else:

@@ -28,7 +28,8 @@ from itdd_cli.estimators import (
     summarise,
 )
 from itdd_cli.models.base import Framed, ScoringModel
-from itdd_cli.records import Fields, Record, conditional_record, pair_record, text_record
+from itdd_cli.choice import ChoiceScores, choice_row
+from itdd_cli.records import Fields, Record, choice_record, conditional_record, pair_record, text_record
 
 LN2 = math.log(2.0)
 
@@ -37,12 +38,14 @@ class Command(StrEnum):
     nll = "nll"
     cond_nll = "cond-nll"
     ratio = "ratio"
+    choice = "choice"
 
 
 PARSERS: dict[Command, Callable[[dict[str, Any], int, Fields], Record]] = {
     Command.nll: text_record,
     Command.cond_nll: conditional_record,
     Command.ratio: pair_record,
+    Command.choice: choice_record,
 }
 
 
@@ -90,10 +93,12 @@ class _Prepared:
     prompt_tokens: int
 
 
-def token_counts(model: ScoringModel, record: Record) -> dict[str, int]:
+def token_counts(model: ScoringModel, record: Record, command: Command) -> dict[str, Any]:
     """The token counts an output row reports for `record` (how --resume recognises it)."""
     context = model.encode(record.prompt) if record.prompt else []
     lengths = [_frame_side(model, record, context, text).length for text in record.texts]
+    if command is Command.choice:
+        return {"tokens": lengths}
     if len(lengths) == 2:
         return {"tokens_chosen": lengths[0], "tokens_rejected": lengths[1]}
     return {"tokens": lengths[0]}
@@ -180,6 +185,23 @@ def _ratio_row(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any
     }
 
 
+def choice_scores(prepared: _Prepared, losses: list[torch.Tensor]) -> ChoiceScores:
+    """Per-choice estimates of a prepared multi-text record (choices share draws unless independent)."""
+    estimates, values = zip(
+        *(_values(prepared.record, side, side_losses) for side, side_losses in zip(prepared.sides, losses, strict=True)),
+        strict=True,
+    )
+    return ChoiceScores(list(estimates), list(values), prepared.sides[0].plan.strata)
+
+
+def _choice_row(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
+    record, sides = prepared.record, prepared.sides
+    strata = sides[0].plan.strata
+    samples = sum(len(s.plan.masks) for s in sides) if strata is None else len(strata)
+    tokens = [side.framed.length for side in sides]
+    return choice_row(record.id, record.label, choice_scores(prepared, losses), record.texts, tokens, samples)
+
+
 @dataclass(frozen=True)
 class Skipped:
     """An invalid record passed over under --skip-invalid; it keeps its place in the output order."""
@@ -221,5 +243,7 @@ def score(
             yield prepared
         elif command is Command.ratio:
             yield _ratio_row(prepared, losses)
+        elif command is Command.choice:
+            yield _choice_row(prepared, losses)
         else:
             yield _nll_row(prepared, losses, command)

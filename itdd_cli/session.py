@@ -98,7 +98,7 @@ def _run(command: Command, input_path: str | None, model: ScoringModel, settings
         if done:
             parse = PARSERS[command]
             objects = skip_finished(objects, done, lambda obj, line: parse(obj, line, fields),
-                                    lambda record: token_counts(model, record), str(output.path))  # fmt: skip
+                                    lambda record: token_counts(model, record, command), str(output.path))  # fmt: skip
         if shard.world > 1:
             rows = score_sharded(
                 objects, lambda chunk: score(command, chunk, model, settings, fields, policy.skip_invalid), shard

@@ -8,12 +8,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from itdd_cli import __version__
+from itdd_cli.choice import ChoiceTally
 from itdd_cli.errors import GateError, UsageError
 from itdd_cli.models.base import ModelInfo
 from itdd_cli.runner import Command, Settings, safe_exp
 
 GATE_METRICS = ["records", "skipped", "tokens", "nll_per_token", "bits_per_token", "perplexity", "wall_seconds",
-                "share_chosen", "share_chosen_se", "mean_log_ratio"]  # fmt: skip
+                "share_chosen", "share_chosen_se", "mean_log_ratio", "accuracy", "accuracy_se", "accuracy_norm",
+                "accuracy_norm_se", "undecided"]  # fmt: skip
 
 
 @dataclass
@@ -27,6 +29,7 @@ class Summary:
     nll: float = 0.0
     chosen: int = 0
     log_ratio: float = 0.0
+    choice: ChoiceTally = field(default_factory=ChoiceTally)
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
 
@@ -37,6 +40,10 @@ class Summary:
             self.nll += row["nll_chosen"] + row["nll_rejected"]
             self.chosen += row["prefers"] == "chosen"
             self.log_ratio += row["log_ratio"]
+        elif self.command is Command.choice:
+            self.tokens += sum(row["tokens"])
+            self.nll -= sum(row["logliks"])
+            self.choice.add(row)
         else:
             self.tokens += row["tokens"]
             self.nll += row["nll"]
@@ -78,6 +85,8 @@ class Summary:
             numbers["share_chosen"] = self.share_chosen
             numbers["share_chosen_se"] = self.share_chosen_se
             numbers["mean_log_ratio"] = self.log_ratio / self.records if self.records else math.nan
+        if self.command is Command.choice:
+            numbers |= self.choice.metrics()
         return numbers
 
 
@@ -96,7 +105,7 @@ def summary_json(summary: Summary, info: ModelInfo, settings: Settings, revision
         "estimator": settings.estimator.value,
         "samples": settings.samples,
         "seed": settings.seed,
-        "coupled": not settings.independent if summary.command is Command.ratio else None,
+        "coupled": not settings.independent if summary.command in (Command.ratio, Command.choice) else None,
     } | {key: (value if math.isfinite(value) else None) for key, value in summary.metrics().items()}
 
 

@@ -9,8 +9,18 @@ from typing import Any, TextIO
 
 
 def _json_safe(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None  # JSON has no Infinity; a null is honest and parseable
+    return value
+
+
+def _csv_cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, list):  # a choice row's per-choice values: one JSON array per cell
+        return json.dumps(_json_safe(value))
     return value
 
 
@@ -38,7 +48,7 @@ class CsvWriter:
             self._writer = csv.DictWriter(self.stream, fieldnames=list(row), lineterminator="\n")
             if self.header:
                 self._writer.writeheader()
-        self._writer.writerow({key: ("" if value is None else value) for key, value in row.items()})
+        self._writer.writerow({key: _csv_cell(value) for key, value in row.items()})
         self.stream.flush()
 
     def close(self) -> None:
