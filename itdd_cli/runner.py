@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from itdd_cli.choice import ChoiceScores, choice_row
 from itdd_cli.engine import Engine, Job
 from itdd_cli.errors import InputError, ModelError
 from itdd_cli.estimators import (
@@ -28,7 +29,6 @@ from itdd_cli.estimators import (
     summarise,
 )
 from itdd_cli.models.base import Framed, ScoringModel
-from itdd_cli.choice import ChoiceScores, choice_row
 from itdd_cli.records import Fields, Record, choice_record, conditional_record, pair_record, text_record
 
 LN2 = math.log(2.0)
@@ -187,11 +187,9 @@ def _ratio_row(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any
 
 def choice_scores(prepared: _Prepared, losses: list[torch.Tensor]) -> ChoiceScores:
     """Per-choice estimates of a prepared multi-text record (choices share draws unless independent)."""
-    estimates, values = zip(
-        *(_values(prepared.record, side, side_losses) for side, side_losses in zip(prepared.sides, losses, strict=True)),
-        strict=True,
-    )
-    return ChoiceScores(list(estimates), list(values), prepared.sides[0].plan.strata)
+    pairs = [_values(prepared.record, side, loss) for side, loss in zip(prepared.sides, losses, strict=True)]
+    strata = prepared.sides[0].plan.strata
+    return ChoiceScores([estimate for estimate, _ in pairs], [values for _, values in pairs], strata)
 
 
 def _choice_row(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
