@@ -161,7 +161,8 @@ def test_csv_keeps_lists_as_json_cells_and_resume_continues_it_byte_for_byte(bas
 
 def test_resume_refuses_a_choice_file_of_other_choices(base, tmp_path):
     target = tmp_path / "out.jsonl"
-    assert invoke(["choice", "-", *base, "-n", "4", "-q", "-o", target], stdin='{"choices": ["ab", "cd"]}\n').exit_code == 0
+    first = invoke(["choice", "-", *base, "-n", "4", "-q", "-o", target], stdin='{"choices": ["ab", "cd"]}\n')
+    assert first.exit_code == 0, first.stderr
     changed = invoke(["choice", "-", *base, "-n", "4", "-o", target, "--resume"], stdin='{"choices": ["ab", "cda"]}\n')
     assert changed.exit_code == 2
     assert "different tokens" in changed.stderr
