@@ -15,7 +15,7 @@ from rich.console import Console
 from itdd_cli import __version__
 from itdd_cli.bundled import DEFAULT, DESCRIPTIONS, bundled_path
 from itdd_cli.compare import compare_files
-from itdd_cli.errors import GateError, ItddError, UsageError
+from itdd_cli.errors import GateError, ItddError, ModelError, UsageError
 from itdd_cli.estimators import Estimator
 from itdd_cli.models import FAMILIES, LoadOptions, ScoringModel, load_model
 from itdd_cli.options import (
@@ -293,6 +293,47 @@ def choice(
     fields = Fields(prompt=prompt_field, choices=choices_field, label=label_field, id=id_field)
     out = Output(output, fmt, overwrite, resume, summary, quiet)
     run_scoring(Command.choice, input_path, loaded, settings, fields, out, Policy(skip_invalid, gates, revision))
+
+
+LM_EVAL_HELP = """Usage: itdd lm-eval [LM-EVAL ARGUMENTS]...
+
+Run lm-evaluation-harness with itdd's `itdd` model backend registered; every argument goes to
+lm-eval's own command line unchanged (`itdd lm-eval run --help` lists them). Needs the extra:
+pip install 'itdd[lm-eval]'.
+
+Model args (--model_args, comma-separated): pretrained (hub id, directory or bundled name; default
+demo), samples (draws per question, 128), estimator, seed, independent, max_tokens, dtype, device,
+family, tokenizer, revision, trust_remote_code, chat_template, mc_log (JSONL of per-request Monte
+Carlo standard errors).
+
+Examples:
+  itdd lm-eval run --model itdd --model_args pretrained=GSAI-ML/LLaDA-8B-Base,samples=128 --tasks arc_easy
+  itdd lm-eval run --model itdd --model_args pretrained=demo,samples=32 --include_path my_tasks --tasks my_task
+  accelerate launch -m itdd_cli lm-eval run --model itdd --model_args pretrained=... --tasks piqa
+"""
+
+
+@app.command(
+    "lm-eval",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+@exits_cleanly
+def lm_eval(ctx: typer.Context) -> None:
+    """Run lm-evaluation-harness with the `itdd` backend (`itdd lm-eval --help`; every lm-eval flag works)."""
+    if ctx.args in ([], ["--help"], ["-h"]):
+        typer.echo(LM_EVAL_HELP, nl=False)
+        return
+    try:
+        from itdd_cli.lm_eval_backend import run_lm_eval
+    except ImportError as error:
+        raise UsageError(f"lm-eval is not installed ({error}); pip install 'itdd[lm-eval]'") from None
+    try:
+        run_lm_eval(ctx.args)
+    except ItddError:
+        raise
+    except Exception as error:  # lm-eval's own failures (unknown task, bad flag value): one line, exit 1
+        raise ModelError(f"lm-eval failed: {type(error).__name__}: {error}") from error
 
 
 @app.command("compare")
