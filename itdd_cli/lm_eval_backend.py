@@ -108,7 +108,8 @@ class ItddLM(LM):
         atexit.register(close_shard, shard)
         rows = None if str(batch_size).startswith("auto") or batch_size in (None, 1, "1") else int(batch_size)
         self.scorer = Scorer.load(str(pretrained), estimator=estimator, samples=int(samples), seed=int(seed),
-                                  independent=_flag(independent), device=device or "auto", dtype=dtype, family=family,
+                                  independent=_flag(independent), device=_device(device, shard.world), dtype=dtype,
+                                  family=family,
                                   trust_remote_code=_flag(trust_remote_code), tokenizer=tokenizer, revision=revision,
                                   batch_size=rows, max_tokens=int(max_tokens) if max_tokens else None,
                                   chat_template=_flag(chat_template))  # fmt: skip
@@ -224,6 +225,14 @@ class ItddLM(LM):
             import torch.distributed as dist
 
             dist.barrier()
+
+
+def _device(requested: str | None, world: int) -> str:
+    """lm-eval's CLI always passes a device (cuda:0 by default): like its own HF backend, fall back
+    when CUDA is absent; under a launcher each process takes its own GPU."""
+    if requested is None or world > 1 or (requested.startswith("cuda") and not torch.cuda.is_available()):
+        return "auto"
+    return requested
 
 
 def _flag(value: Any) -> bool:
