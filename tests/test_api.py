@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -76,3 +79,16 @@ def test_scorer_loads_a_bundled_model_by_name():
 def test_importing_the_package_loads_neither_torch_nor_transformers():
     code = "import sys, itdd_cli; assert not {'torch', 'transformers'} & set(sys.modules), sorted(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_readme_api_example_runs_and_prints_what_the_readme_says():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("**Python API.**") :]
+    start = section.index("```python\n") + len("```python\n")
+    end = section.index("```\n", start)
+    code, quoted = section[start:end], section[end + 4 :].strip().split("\n\n")[0]
+    printed = re.findall(r"`([^`]+)`", quoted)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == printed
