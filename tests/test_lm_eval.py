@@ -135,3 +135,26 @@ def test_itdd_lm_eval_command_runs_the_local_task_with_itdd_choices_accuracy(cho
     assert results["acc_norm,none"] == summary["accuracy_norm"]
     logged = read_jsonl(mc_log.read_text())
     assert [row["loglik_se"] for row in logged] == [se for row in rows for se in row["logliks_se"]]
+
+
+@pytest.mark.slow  # two processes, each indexing lm-eval's built-in tasks
+def test_data_parallel_lm_eval_splits_the_documents_and_keeps_every_number(choice_rows, tmp_path):
+    rows, summary = choice_rows
+    mc_log = tmp_path / "mc.jsonl"
+    model_args = f"pretrained=demo,samples={SAMPLES},seed={SEED},mc_log={mc_log}"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "itdd_cli",
+               "lm-eval", "run", "--model", "itdd", "--model_args", model_args, "--include_path", str(TASK_DIR),
+               "--tasks", "itdd_sentences", "--output_path", str(tmp_path / "out")]  # fmt: skip
+    env = os.environ | OFFLINE | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=900, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [results_file] = (tmp_path / "out").rglob("results_*.json")
+    results = json.loads(results_file.read_text())["results"]["itdd_sentences"]
+    assert results["acc,none"] == summary["accuracy"]
+    shares = [read_jsonl((tmp_path / f"mc.jsonl.rank{rank}").read_text()) for rank in (0, 1)]
+    assert all(shares) and {row["doc_id"] for row in shares[0]}.isdisjoint(row["doc_id"] for row in shares[1])
+    by_request = {(row["doc_id"], row["idx"]): row["loglik"] for share in shares for row in share}
+    expected = {(doc, idx): loglik for doc, row in enumerate(rows) for idx, loglik in enumerate(row["logliks"])}
+    assert by_request.keys() == expected.keys()  # every request scored once, on one process or the other
+    # the same draws; float32 sums may round differently with one thread per process and other batch mates
+    assert [by_request[key] for key in expected] == pytest.approx(list(expected.values()), rel=1e-6)
