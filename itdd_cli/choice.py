@@ -3,20 +3,18 @@
 All k choices of a record share their draws (one u and one key vector per draw, keys by rank,
 as `ratio` does), so the margin between two choices is the mean of paired per-draw
 differences and its standard error sees the coupling. This module turns a prepared record's
-per-draw losses into the choice row; it knows nothing about files, the CLI or lm-eval.
+per-draw losses into the choice row's values (rows.py declares the row); it knows nothing about
+files, the CLI or lm-eval.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from itdd_cli.estimators import Estimate, summarise
-
-UNDECIDED_SE = 2.0  # a decision whose margin is within this many SE could flip at this budget
 
 
 @dataclass(frozen=True)
@@ -50,9 +48,9 @@ class ChoiceScores:
         return summarise(self.values[second] - self.values[best], self.strata)
 
 
-def choice_row(record_id: str | int, label: int | None, scores: ChoiceScores, texts: tuple[str, ...],
+def choice_values(record_id: str | int, label: int | None, scores: ChoiceScores, texts: tuple[str, ...],
                tokens: list[int], samples: int) -> dict[str, Any]:  # fmt: skip
-    """The output row of `itdd choice` (`correct*` are null when the record has no label)."""
+    """The values of an `itdd choice` row (`correct*` are None when the record has no label)."""
     byte_counts = [len(text.encode("utf-8")) for text in texts]
     pred, pred_norm = scores.pred(), scores.pred_by(byte_counts)
     margin = scores.margin()
@@ -70,44 +68,3 @@ def choice_row(record_id: str | int, label: int | None, scores: ChoiceScores, te
         "correct_norm": None if label is None else pred_norm == label,
         "samples": samples,
     }
-
-
-@dataclass
-class ChoiceTally:
-    """Running accuracy of a choice run, over the records that carry a label."""
-
-    labelled: int = 0
-    correct: int = 0
-    correct_norm: int = 0
-    decided: int = 0
-    records: int = 0
-
-    def add(self, row: dict[str, Any]) -> None:
-        self.records += 1
-        self.decided += not undecided(row)
-        if row.get("correct") is not None:
-            self.labelled += 1
-            self.correct += bool(row["correct"])
-            self.correct_norm += bool(row["correct_norm"])
-
-    def metrics(self) -> dict[str, float]:
-        accuracy, accuracy_norm = self._share(self.correct), self._share(self.correct_norm)
-        return {
-            "labelled": float(self.labelled),
-            "accuracy": accuracy,
-            "accuracy_se": self._binomial_se(accuracy),
-            "accuracy_norm": accuracy_norm,
-            "accuracy_norm_se": self._binomial_se(accuracy_norm),
-            "undecided": (self.records - self.decided) / self.records if self.records else math.nan,
-        }
-
-    def _share(self, count: int) -> float:
-        return count / self.labelled if self.labelled else math.nan
-
-    def _binomial_se(self, share: float) -> float:
-        return math.sqrt(share * (1 - share) / self.labelled) if self.labelled else math.nan
-
-
-def undecided(row: dict[str, Any]) -> bool:
-    """The decision could flip at this budget: the margin is within UNDECIDED_SE of its SE."""
-    return row["margin"] <= UNDECIDED_SE * row["margin_se"]

@@ -41,11 +41,11 @@ from lm_eval.api.registry import model_registry
 from tqdm import tqdm
 
 from itdd_cli.api import Scorer
-from itdd_cli.choice import UNDECIDED_SE
 from itdd_cli.engine import Engine
 from itdd_cli.errors import InputError, ItddError
 from itdd_cli.parallel import close_shard, current_shard
 from itdd_cli.records import Record
+from itdd_cli.rows import UNDECIDED_SE
 from itdd_cli.runner import choice_scores, prepare
 
 logger = logging.getLogger("lm_eval.itdd")  # under lm-eval's logger, so its handler prints it

@@ -7,14 +7,13 @@ estimators and the model contract, never a family's quirks nor how rows are rend
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import torch
 
-from itdd_cli.choice import ChoiceScores, choice_row
+from itdd_cli.choice import ChoiceScores, choice_values
 from itdd_cli.engine import Engine, Job
 from itdd_cli.errors import InputError, ModelError
 from itdd_cli.estimators import (
@@ -29,46 +28,17 @@ from itdd_cli.estimators import (
     summarise,
 )
 from itdd_cli.models.base import Framed, ScoringModel
-from itdd_cli.records import Fields, Record, choice_record, conditional_record, pair_record, text_record
+from itdd_cli.records import Fields, Record
+from itdd_cli.rows import SPECS, Command
+from itdd_cli.settings import LN2, Settings, safe_exp
 
-LN2 = math.log(2.0)
-
-
-class Command(StrEnum):
-    nll = "nll"
-    cond_nll = "cond-nll"
-    ratio = "ratio"
-    choice = "choice"
-
-
-PARSERS: dict[Command, Callable[[dict[str, Any], int, Fields], Record]] = {
-    Command.nll: text_record,
-    Command.cond_nll: conditional_record,
-    Command.ratio: pair_record,
-    Command.choice: choice_record,
-}
-
-
-@dataclass(frozen=True)
-class Settings:
-    estimator: Estimator = Estimator.stratified
-    samples: int = 128
-    seed: int = 0
-    independent: bool = False
-    batch_rows: int | None = None  # None: fill batches up to max_tokens
-    max_tokens: int | None = None  # None: the engine's default for the model's device
-    chat_template: bool = False  # wrap the prompt in the tokenizer's chat template as a user turn
+__all__ = ["Command", "Settings", "Skipped", "prepare", "score", "token_counts"]
 
 
 @dataclass(frozen=True)
 class _Side:
     framed: Framed
     plan: MaskPlan
-
-
-def safe_exp(value: float) -> float:
-    """exp, saturating to inf instead of raising OverflowError (a perplexity can be huge)."""
-    return math.inf if value >= 700 else math.exp(value)  # NaN stays NaN
 
 
 def _frame_side(model: ScoringModel, record: Record, context: list[int], text: str) -> Framed:
@@ -93,15 +63,14 @@ class _Prepared:
     prompt_tokens: int
 
 
-def token_counts(model: ScoringModel, record: Record, command: Command) -> dict[str, Any]:
+def token_counts(command: Command, model: ScoringModel, record: Record) -> dict[str, int]:
     """The token counts an output row reports for `record` (how --resume recognises it)."""
     context = model.encode(record.prompt) if record.prompt else []
     lengths = [_frame_side(model, record, context, text).length for text in record.texts]
-    if command is Command.choice:
-        return {"tokens": lengths}
-    if len(lengths) == 2:
-        return {"tokens_chosen": lengths[0], "tokens_rejected": lengths[1]}
-    return {"tokens": lengths[0]}
+    spec = SPECS[command]
+    if not spec.several_texts or len(spec.identity) > 1:
+        return dict(zip(spec.identity, lengths, strict=True))
+    return {spec.identity[0]: lengths}  # one list of every choice's count
 
 
 def _noises(settings: Settings, context: list[int], framed: list[Framed]) -> list[Noise | None]:
@@ -147,15 +116,16 @@ def _values(record: Record, side: _Side, losses: torch.Tensor) -> tuple[Estimate
     return estimate, values
 
 
-def _nll_row(prepared: _Prepared, losses: list[torch.Tensor], command: Command) -> dict[str, Any]:
+def _nll_values(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
     side = prepared.sides[0]
     estimate, _ = _values(prepared.record, side, losses[0])
     tokens = side.framed.length
     per_token = estimate.value / tokens
-    row: dict[str, Any] = {"id": prepared.record.id, "nll": estimate.value, "nll_se": estimate.se, "tokens": tokens}
-    if command is Command.cond_nll:
-        row["prompt_tokens"] = prepared.prompt_tokens
-    return row | {
+    return {
+        "id": prepared.record.id,
+        "nll": estimate.value,
+        "nll_se": estimate.se,
+        "tokens": tokens,
         "nll_per_token": per_token,
         "bits_per_token": per_token / LN2,
         "ppl": safe_exp(per_token),
@@ -163,7 +133,11 @@ def _nll_row(prepared: _Prepared, losses: list[torch.Tensor], command: Command) 
     }
 
 
-def _ratio_row(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
+def _cond_nll_values(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
+    return _nll_values(prepared, losses) | {"prompt_tokens": prepared.prompt_tokens}
+
+
+def _ratio_values(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
     (chosen, values_chosen), (rejected, values_rejected) = (
         _values(prepared.record, side, side_losses) for side, side_losses in zip(prepared.sides, losses, strict=True)
     )
@@ -186,18 +160,23 @@ def _ratio_row(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any
 
 
 def choice_scores(prepared: _Prepared, losses: list[torch.Tensor]) -> ChoiceScores:
-    """Per-choice estimates of a prepared multi-text record (choices share draws unless independent)."""
+    """Per-text estimates of a prepared record, paired by draw (coupled unless --independent)."""
     pairs = [_values(prepared.record, side, loss) for side, loss in zip(prepared.sides, losses, strict=True)]
     strata = prepared.sides[0].plan.strata
     return ChoiceScores([estimate for estimate, _ in pairs], [values for _, values in pairs], strata)
 
 
-def _choice_row(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
+def _choice_values(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
     record, sides = prepared.record, prepared.sides
     strata = sides[0].plan.strata
     samples = sum(len(s.plan.masks) for s in sides) if strata is None else len(strata)
     tokens = [side.framed.length for side in sides]
-    return choice_row(record.id, record.label, choice_scores(prepared, losses), record.texts, tokens, samples)
+    return choice_values(record.id, record.label, choice_scores(prepared, losses), record.texts, tokens, samples)
+
+
+# Each command's row, by the fields its RowSpec declares (the spec fixes their order).
+ROW_VALUES = {Command.nll: _nll_values, Command.cond_nll: _cond_nll_values, Command.ratio: _ratio_values,
+              Command.choice: _choice_values}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -221,7 +200,8 @@ def score(
     An invalid record raises its InputError (after every earlier row has been yielded), or,
     with `skip_invalid`, comes out as a `Skipped` in its place.
     """
-    parse = PARSERS[command]
+    spec = SPECS[command]
+    values = ROW_VALUES[command]
     fields = fields or Fields()
 
     def tasks() -> Iterator[tuple[_Prepared | Skipped, list[Job]]]:
@@ -229,7 +209,7 @@ def score(
             try:
                 if isinstance(value, InputError):
                     raise value
-                yield prepare(model, parse(value, line, fields), settings)
+                yield prepare(model, spec.parse(value, line, fields), settings)
             except InputError as error:
                 if not skip_invalid:
                     raise
@@ -237,11 +217,4 @@ def score(
 
     engine = Engine(model, batch_rows=settings.batch_rows, max_tokens=settings.max_tokens)
     for prepared, losses in engine.run(tasks()):
-        if isinstance(prepared, Skipped):
-            yield prepared
-        elif command is Command.ratio:
-            yield _ratio_row(prepared, losses)
-        elif command is Command.choice:
-            yield _choice_row(prepared, losses)
-        else:
-            yield _nll_row(prepared, losses, command)
+        yield prepared if isinstance(prepared, Skipped) else spec.row(**values(prepared, losses))

@@ -5,17 +5,17 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from itdd_cli import __version__
-from itdd_cli.choice import ChoiceTally
 from itdd_cli.errors import GateError, UsageError
-from itdd_cli.models.base import ModelInfo
-from itdd_cli.runner import Command, Settings, safe_exp
+from itdd_cli.rows import RUN_METRICS, SPECS, Command, RowSpec, gate_metrics
+from itdd_cli.settings import LN2, Settings, safe_exp
 
-GATE_METRICS = ["records", "skipped", "tokens", "nll_per_token", "bits_per_token", "perplexity", "wall_seconds",
-                "share_chosen", "share_chosen_se", "mean_log_ratio", "accuracy", "accuracy_se", "accuracy_norm",
-                "accuracy_norm_se", "undecided"]  # fmt: skip
+if TYPE_CHECKING:
+    from itdd_cli.models.base import ModelInfo
+
+GATE_METRICS = gate_metrics()
 
 
 @dataclass
@@ -27,26 +27,24 @@ class Summary:
     skipped: int = 0
     tokens: int = 0
     nll: float = 0.0
-    chosen: int = 0
-    log_ratio: float = 0.0
-    choice: ChoiceTally = field(default_factory=ChoiceTally)
+    tally_sums: dict[str, float] = field(default_factory=dict)
+    tally_rows: dict[str, int] = field(default_factory=dict)  # rows each tally averages over
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
 
+    @property
+    def spec(self) -> RowSpec:
+        return SPECS[self.command]
+
     def add(self, row: dict[str, Any]) -> None:
+        spec = self.spec
         self.records += 1
-        if self.command is Command.ratio:
-            self.tokens += row["tokens_chosen"] + row["tokens_rejected"]
-            self.nll += row["nll_chosen"] + row["nll_rejected"]
-            self.chosen += row["prefers"] == "chosen"
-            self.log_ratio += row["log_ratio"]
-        elif self.command is Command.choice:
-            self.tokens += sum(row["tokens"])
-            self.nll -= sum(row["logliks"])
-            self.choice.add(row)
-        else:
-            self.tokens += row["tokens"]
-            self.nll += row["nll"]
+        self.tokens += spec.tokens_of(row)
+        self.nll += spec.nll_of(row)
+        for tally in spec.tallies:
+            if tally.over is None or tally.over(row):
+                self.tally_sums[tally.name] = self.tally_sums.get(tally.name, 0.0) + tally.value(row)
+                self.tally_rows[tally.name] = self.tally_rows.get(tally.name, 0) + 1
 
     @property
     def wall_seconds(self) -> float:
@@ -60,34 +58,30 @@ class Summary:
     def corpus_ppl(self) -> float:
         return safe_exp(self.nll_per_token)
 
-    @property
-    def share_chosen(self) -> float:
-        return self.chosen / self.records if self.records else math.nan
-
-    @property
-    def share_chosen_se(self) -> float:
-        """Binomial standard error of the share, over pairs."""
-        share = self.share_chosen
-        return math.sqrt(share * (1 - share) / self.records) if self.records else math.nan
+    def tallies(self) -> dict[str, float]:
+        """Each tally's mean over rows (and the binomial SE of a share)."""
+        numbers: dict[str, float] = {}
+        for tally in self.spec.tallies:
+            rows = self.tally_rows.get(tally.name, 0)
+            mean = self.tally_sums.get(tally.name, 0.0) / rows if rows else math.nan
+            numbers[tally.name] = mean
+            if tally.binomial:
+                numbers[f"{tally.name}_se"] = math.sqrt(mean * (1 - mean) / rows) if rows else math.nan
+        return numbers
 
     def metrics(self) -> dict[str, float]:
         """The numbers a CI gate can test (`--fail-above` / `--fail-below`)."""
-        numbers = {
+        run = {
             "records": float(self.records),
             "skipped": float(self.skipped),
             "tokens": float(self.tokens),
             "nll_per_token": self.nll_per_token,
-            "bits_per_token": self.nll_per_token / math.log(2),
+            "bits_per_token": self.nll_per_token / LN2,
             "perplexity": self.corpus_ppl,
             "wall_seconds": self.wall_seconds,
         }
-        if self.command is Command.ratio:
-            numbers["share_chosen"] = self.share_chosen
-            numbers["share_chosen_se"] = self.share_chosen_se
-            numbers["mean_log_ratio"] = self.log_ratio / self.records if self.records else math.nan
-        if self.command is Command.choice:
-            numbers |= self.choice.metrics()
-        return numbers
+        assert tuple(run) == RUN_METRICS
+        return run | self.tallies()
 
 
 def summary_json(summary: Summary, info: ModelInfo, settings: Settings, revision: str | None) -> dict[str, Any]:
@@ -105,7 +99,7 @@ def summary_json(summary: Summary, info: ModelInfo, settings: Settings, revision
         "estimator": settings.estimator.value,
         "samples": settings.samples,
         "seed": settings.seed,
-        "coupled": not settings.independent if summary.command in (Command.ratio, Command.choice) else None,
+        "coupled": not settings.independent if summary.spec.several_texts else None,
     } | {key: (value if math.isfinite(value) else None) for key, value in summary.metrics().items()}
 
 
