@@ -108,7 +108,7 @@ class Scorer:
         cls,
         model: str = "demo",
         *,
-        estimator: Estimator | str = Estimator.stratified,
+        estimator: Estimator | str | None = None,
         samples: int = 128,
         seed: int = 0,
         independent: bool = False,
@@ -125,11 +125,14 @@ class Scorer:
         """Load `model` (a hub id, a local checkpoint directory or a bundled name: 'demo', 'dna8').
 
         The settings mean what the CLI options of the same names mean (`batch_size=None` is
-        `--batch-size auto`); the defaults are the CLI's.
+        `--batch-size auto`); the defaults are the CLI's (`estimator=None`: the default estimator).
         """
         location = bundled_path(model)
         options = LoadOptions(str(location or model), dtype, device, trust_remote_code, family, tokenizer, revision)
-        settings = Settings(Estimator(estimator), samples, seed, independent, batch_size, max_tokens, chat_template)
+        settings = Settings(samples=samples, seed=seed, independent=independent, batch_rows=batch_size,
+                            max_tokens=max_tokens, chat_template=chat_template)  # fmt: skip
+        if estimator is not None:
+            settings = replace(settings, estimator=Estimator(estimator))
         return cls(load_model(options), settings)
 
     def with_settings(self, **changes: Any) -> Scorer:

@@ -94,7 +94,7 @@ class ItddLM(LM):
     per batch; 1 (lm-eval's default) and 'auto' fill batches up to max_tokens.
     """
 
-    def __init__(self, pretrained: str = "demo", samples: int = 128, estimator: str = "stratified", seed: int = 0,
+    def __init__(self, pretrained: str = "demo", samples: int = 128, estimator: str | None = None, seed: int = 0,
                  independent: bool = False, batch_size: int | str | None = None, max_tokens: int | None = None,
                  dtype: str = "auto", device: str | None = None, family: str | None = None,
                  tokenizer: str | None = None, revision: str | None = None, trust_remote_code: bool = False,
