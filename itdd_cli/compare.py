@@ -15,7 +15,7 @@ from typing import Any
 
 from itdd_cli.errors import UsageError
 from itdd_cli.results import NotResults, parse_results, row_key
-from itdd_cli.rows import comparable, spec_of_columns
+from itdd_cli.rows import SPECS, comparable, spec_of_columns
 
 Z_975 = 1.959963984540054
 
@@ -74,12 +74,18 @@ def _number(row: dict[str, Any], key: str, path: str) -> float:
         raise UsageError(f"{path}: row id {row.get('id')!r} has no numeric '{key}'") from None
 
 
+def _metric_of_columns(columns: set[str]) -> str:
+    """A file with only some of a command's columns (hand-made, or cut down): the first command's
+    default metric it holds."""
+    return next((spec.compare_metric for spec in SPECS.values() if spec.compare_metric in columns), "nll_per_token")
+
+
 def compare_files(base_path: str, new_path: str, metric: str | None) -> Comparison:
     base, new = _read(base_path), _read(new_path)
     if not base or not new:
         raise UsageError("both files need at least one row")
     spec = spec_of_columns(set(base[0]))
-    metric = metric or (spec.compare_metric if spec else "nll_per_token")
+    metric = metric or (spec.compare_metric if spec else _metric_of_columns(set(base[0])))
     metrics = comparable()
     if metric not in metrics:
         raise UsageError(f"--metric {metric!r}: choose one of {', '.join(sorted(metrics))}")
