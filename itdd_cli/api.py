@@ -12,6 +12,7 @@ files, no CLI options and no rendering.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from itdd_cli.bundled import bundled_path
 from itdd_cli.estimators import Estimator
 from itdd_cli.models import LoadOptions, ScoringModel, load_model
-from itdd_cli.runner import Command, Settings, Skipped, score
+from itdd_cli.runner import Command, Lossy, Settings, Skipped, score
 
 
 @dataclass(frozen=True)
@@ -185,7 +186,11 @@ def _with_prompt(obj: dict[str, Any], prompt: str | None) -> dict[str, Any]:
     return obj if prompt is None else obj | {"prompt": prompt}
 
 
-def _rows(rows: Iterator[dict[str, Any] | Skipped]) -> Iterator[dict[str, Any]]:
+def _rows(rows: Iterator[dict[str, Any] | Skipped | Lossy]) -> Iterator[dict[str, Any]]:
     for row in rows:
         assert not isinstance(row, Skipped), "the API never skips: an invalid item raises"
-        yield row
+        if isinstance(row, Lossy):  # scored as the CLI scores it; the loss is said, not hidden
+            warnings.warn(f"item {row.line}: {row.message}", stacklevel=4)
+            yield row.row
+        else:
+            yield row

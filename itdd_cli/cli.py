@@ -52,6 +52,7 @@ from itdd_cli.options import (
     SamplesOpt,
     SeedOpt,
     SkipInvalidOpt,
+    StrictOpt,
     SummaryOpt,
     TextFieldOpt,
     TokenizerOpt,
@@ -123,17 +124,14 @@ def _batch_rows(value: str) -> int | None:
 def _load(model: str | None, dtype: Dtype, device: str, trust_remote_code: bool, family: str | None,
           tokenizer: str | None, revision: str | None, device_map: str | None = None,
           allow_pickle: bool = False) -> ScoringModel:  # fmt: skip
-    from itdd_cli.bundled import DEFAULT, bundled_path
+    from itdd_cli.bundled import model_or_default
     from itdd_cli.models import LoadOptions, load_model
     from itdd_cli.reporting import notice
 
-    if model is None:
-        model = DEFAULT
-        notice(f"no --model given: scoring with the bundled '{DEFAULT}' model (tiny, for trying itdd out); "
+    model, is_default = model_or_default(model)
+    if is_default:
+        notice(f"no --model given: scoring with the bundled '{model}' model (tiny, for trying itdd out); "
                "pass -m with a checkpoint or hub id (e.g. GSAI-ML/LLaDA-8B-Base) for real numbers")  # fmt: skip
-    location = bundled_path(model)
-    if location is not None:
-        model = str(location)
     if device_map not in (None, "auto"):
         raise UsageError(f"--device-map {device_map!r}: only 'auto' is supported")
     options = LoadOptions(
@@ -151,7 +149,7 @@ def _load(model: str | None, dtype: Dtype, device: str, trust_remote_code: bool,
 
 
 def _settings(estimator: Estimator, samples: int, seed: int, batch_size: str, max_tokens: int | None,
-              independent: bool = False, chat_template: bool = False) -> Settings:  # fmt: skip
+              independent: bool = False, chat_template: bool = False, strict: bool = False) -> Settings:  # fmt: skip
     from itdd_cli.settings import Settings
 
     return Settings(
@@ -162,6 +160,7 @@ def _settings(estimator: Estimator, samples: int, seed: int, batch_size: str, ma
         batch_rows=_batch_rows(batch_size),
         max_tokens=max_tokens,
         chat_template=chat_template,
+        strict=strict,
     )
 
 
@@ -211,13 +210,14 @@ def nll(
     text_field: TextFieldOpt = "text",
     id_field: IdFieldOpt = "id",
     skip_invalid: SkipInvalidOpt = False,
+    strict: StrictOpt = False,
     summary: SummaryOpt = None,
     fail_above: FailAboveOpt = None,
     fail_below: FailBelowOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """−log p(text) for each record's text field."""
-    settings = _settings(estimator, samples, seed, batch_size, max_tokens)
+    settings = _settings(estimator, samples, seed, batch_size, max_tokens, strict=strict)
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
     out = _output(output, fmt, overwrite, resume, summary, quiet)
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
@@ -250,13 +250,14 @@ def cond_nll(
     response_field: ResponseFieldOpt = "response",
     id_field: IdFieldOpt = "id",
     skip_invalid: SkipInvalidOpt = False,
+    strict: StrictOpt = False,
     summary: SummaryOpt = None,
     fail_above: FailAboveOpt = None,
     fail_below: FailBelowOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """−log p(response | prompt); the prompt is never masked."""
-    settings = _settings(estimator, samples, seed, batch_size, max_tokens, chat_template=chat_template)
+    settings = _settings(estimator, samples, seed, batch_size, max_tokens, chat_template=chat_template, strict=strict)
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
     out = _output(output, fmt, overwrite, resume, summary, quiet)
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
@@ -292,13 +293,14 @@ def ratio(
     rejected_field: RejectedFieldOpt = "rejected",
     id_field: IdFieldOpt = "id",
     skip_invalid: SkipInvalidOpt = False,
+    strict: StrictOpt = False,
     summary: SummaryOpt = None,
     fail_above: FailAboveOpt = None,
     fail_below: FailBelowOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """log p(chosen | prompt) − log p(rejected | prompt), with coupled masks by default."""
-    settings = _settings(estimator, samples, seed, batch_size, max_tokens, independent, chat_template)
+    settings = _settings(estimator, samples, seed, batch_size, max_tokens, independent, chat_template, strict)
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
     out = _output(output, fmt, overwrite, resume, summary, quiet)
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
@@ -338,9 +340,10 @@ def choice(
     fail_above: FailAboveOpt = None,
     fail_below: FailBelowOpt = None,
     quiet: QuietOpt = False,
+    strict: StrictOpt = False,
 ) -> None:
     """k-way multiple choice: log p(choice | prompt) for each choice, the pick and the accuracy."""
-    settings = _settings(estimator, samples, seed, batch_size, max_tokens, independent, chat_template)
+    settings = _settings(estimator, samples, seed, batch_size, max_tokens, independent, chat_template, strict)
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
     out = _output(output, fmt, overwrite, resume, summary, quiet)
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)

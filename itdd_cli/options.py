@@ -86,6 +86,13 @@ DeviceMapOpt = Annotated[
 SkipInvalidOpt = Annotated[
     bool, typer.Option("--skip-invalid", help="report bad records on stderr and go on, instead of stopping (exit 3)")
 ]
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict",
+        help="refuse (exit 3) a record whose text the tokenizer drops or maps to unknown tokens, instead of warning",
+    ),
+]
 ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue a partial --output file")]
 SummaryOpt = Annotated[
     str | None, typer.Option("--summary", help="write a JSON summary of the run here (for CI)", show_default=False)

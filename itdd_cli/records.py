@@ -33,6 +33,7 @@ class Record:
     prompt: str | None
     texts: tuple[str, ...]
     label: int | None = None
+    names: tuple[str, ...] | None = None  # what messages call each text (None: text, or chosen and rejected)
 
 
 def _text(obj: dict[str, Any], name: str, line: int, option: str) -> str:
@@ -115,7 +116,9 @@ def choice_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
             kind = "an empty string" if choice == "" else "null" if choice is None else type(choice).__name__
             raise InputError(line, f"choice {index} of '{fields.choices}' must be a non-empty string, got {kind}")
         _text({fields.choices: choice}, fields.choices, line, "--choices-field")  # unpaired surrogates
-    return Record(line, _record_id(obj, fields, line), prompt, tuple(choices), _label(obj, fields, line, choices))
+    label = _label(obj, fields, line, choices)
+    names = tuple(f"choice {index}" for index in range(len(choices)))
+    return Record(line, _record_id(obj, fields, line), prompt, tuple(choices), label, names)
 
 
 def _label(obj: dict[str, Any], fields: Fields, line: int, choices: list[str]) -> int | None:

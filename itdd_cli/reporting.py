@@ -98,9 +98,10 @@ def make_sink(fmt: Format, stream: TextIO, command: Command, header: bool = True
 
 def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list[str]:
     wall = summary.wall_seconds
-    skipped = f" · skipped {summary.skipped}" if summary.skipped else ""
+    notes = f" · skipped {summary.skipped}" if summary.skipped else ""
+    notes += f" · {summary.lossy} with characters lost in tokenization" if summary.lossy else ""
     lines = [
-        f"records {summary.records}{skipped} · tokens {summary.tokens} · "
+        f"records {summary.records}{notes} · tokens {summary.tokens} · "
         f"mean NLL/token {summary.nll_per_token:.4f} nats · corpus perplexity {summary.corpus_ppl:.3f}",
     ]
     coupling = "independent" if settings.independent else "coupled"

@@ -195,7 +195,8 @@ SPECS: dict[Command, RowSpec] = {
 }
 
 # Metrics every run's summary reports, in the order the summary and the gates list them.
-RUN_METRICS = ("records", "skipped", "tokens", "nll_per_token", "bits_per_token", "perplexity", "wall_seconds")
+RUN_METRICS = ("records", "skipped", "lossy", "tokens", "nll_per_token", "bits_per_token", "perplexity",
+               "wall_seconds")  # fmt: skip
 
 
 def tally_names(spec: RowSpec) -> list[str]:

@@ -32,7 +32,7 @@ from itdd_cli.records import Fields, Record
 from itdd_cli.rows import SPECS, Command
 from itdd_cli.settings import LN2, Settings, safe_exp
 
-__all__ = ["Command", "Settings", "Skipped", "prepare", "score", "token_counts"]
+__all__ = ["Command", "Lossy", "Settings", "Skipped", "prepare", "score", "token_counts"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,17 @@ class _Prepared:
     record: Record
     sides: list[_Side]
     prompt_tokens: int
+    lost: str | None = None  # what the tokenizer could not represent, when something was lost
+
+
+def _lost_text(model: ScoringModel, record: Record, strict: bool) -> str | None:
+    """What of the record's texts the tokenizer drops or maps to unknown; an InputError under --strict."""
+    labels = record.names or (["text"] if len(record.texts) == 1 else ["chosen", "rejected"])
+    parts = [("prompt", record.prompt), *zip(labels, record.texts, strict=True)]
+    lost = [f"{label}: {message}" for label, text in parts if text and (message := model.lost_text(text))]
+    if lost and strict:
+        raise InputError(record.line, "; ".join(lost) + " (refused under --strict)")
+    return "; ".join(lost) or None
 
 
 def token_counts(command: Command, model: ScoringModel, record: Record) -> dict[str, int]:
@@ -102,10 +113,11 @@ def prepare(model: ScoringModel, record: Record, settings: Settings) -> tuple[_P
             f"{longest} scored tokens: --estimator exact enumerates 2^L − 1 masks and is limited "
             f"to {EXACT_MAX_TOKENS} — use a Monte Carlo estimator",
         )
+    lost = _lost_text(model, record, settings.strict)
     noises = _noises(settings, context, framed)
     sides = [_Side(f, plan_masks(settings.estimator, noise, f.length)) for f, noise in zip(framed, noises, strict=True)]
     jobs = [Job(torch.tensor(s.framed.ids, dtype=torch.long), s.framed.start, s.plan.masks) for s in sides]
-    return _Prepared(record, sides, len(context)), jobs
+    return _Prepared(record, sides, len(context), lost), jobs
 
 
 def _values(record: Record, side: _Side, losses: torch.Tensor) -> tuple[Estimate, torch.Tensor]:
@@ -187,6 +199,15 @@ class Skipped:
     message: str
 
 
+@dataclass(frozen=True)
+class Lossy:
+    """A scored record whose text the tokenizer could not fully represent: its row, and what was lost."""
+
+    row: dict[str, Any]
+    line: int
+    message: str
+
+
 def score(
     command: Command,
     objects: Iterable[tuple[int, dict[str, Any] | InputError]],
@@ -194,11 +215,12 @@ def score(
     settings: Settings,
     fields: Fields | None = None,
     skip_invalid: bool = False,
-) -> Iterator[dict[str, Any] | Skipped]:
+) -> Iterator[dict[str, Any] | Skipped | Lossy]:
     """Yield one output row per input record, in input order, as soon as each is finished.
 
     An invalid record raises its InputError (after every earlier row has been yielded), or,
-    with `skip_invalid`, comes out as a `Skipped` in its place.
+    with `skip_invalid`, comes out as a `Skipped` in its place. A record whose text lost
+    characters in tokenization comes out as a `Lossy` wrapping its row.
     """
     spec = SPECS[command]
     values = ROW_VALUES[command]
@@ -217,4 +239,8 @@ def score(
 
     engine = Engine(model, batch_rows=settings.batch_rows, max_tokens=settings.max_tokens)
     for prepared, losses in engine.run(tasks()):
-        yield prepared if isinstance(prepared, Skipped) else spec.row(**values(prepared, losses))
+        if isinstance(prepared, Skipped):
+            yield prepared
+            continue
+        row = spec.row(**values(prepared, losses))
+        yield row if prepared.lost is None else Lossy(row, prepared.record.line, prepared.lost)

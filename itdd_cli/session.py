@@ -31,7 +31,7 @@ from itdd_cli.reporting import (
 )
 from itdd_cli.resume import finished_rows, skip_finished
 from itdd_cli.rows import SPECS, Command
-from itdd_cli.runner import Skipped, score, token_counts
+from itdd_cli.runner import Lossy, Skipped, score, token_counts
 from itdd_cli.settings import Settings
 from itdd_cli.summary import Gate, Summary, check_gates, summary_json
 
@@ -136,6 +136,10 @@ class _Run:
                         self.summary.skipped += 1
                         notice(f"skipped line {row.line}: {row.message}")
                         continue
+                    if isinstance(row, Lossy):
+                        self.summary.lossy += 1
+                        notice(f"line {row.line}: {row.message} — --strict refuses such records")
+                        row = row.row
                     sink.write(row)
                     self.summary.add(row)
                     advance(self.summary)

@@ -22,6 +22,7 @@ class Settings:
     batch_rows: int | None = None  # None: fill batches up to max_tokens
     max_tokens: int | None = None  # None: the engine's default for the model's device
     chat_template: bool = False  # wrap the prompt in the tokenizer's chat template as a user turn
+    strict: bool = False  # refuse a record whose text the tokenizer cannot represent, instead of flagging it
 
 
 def safe_exp(value: float) -> float:
