@@ -162,6 +162,9 @@ class ItddLM(LM):
         engine = Engine(scorer.model, batch_rows=scorer.settings.batch_rows, max_tokens=scorer.settings.max_tokens)
         with tqdm(total=len(questions), desc="itdd scoring", disable=quiet or self.rank != 0) as progress:
             for prepared, losses in engine.run(tasks()):
+                if prepared.lost:  # scored as `itdd choice` scores it; the loss is said, not hidden
+                    request = requests[questions[prepared.record.id].first_request]
+                    logger.warning(f"itdd: {_describe(request)}: {prepared.lost}")
                 scores = choice_scores(prepared, losses)
                 margin = scores.margin() if len(scores.nll) > 1 else None
                 best = scores.pred()

@@ -199,3 +199,15 @@ def test_compare_pairs_choice_files_on_correctness_by_default(base, distribution
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("correct: base 1 → new 0 over 5 paired records")
     assert invoke(["compare", *outputs, "--fail-if-worse"]).exit_code == 4
+
+
+def test_text_the_tokenizer_loses_is_named_by_its_choice_and_refused_under_strict(tmp_path):
+    path = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "say", "choices": ["hello", "hello 日本語", "hi"]}])
+    flagged = invoke(["choice", path, "-m", "demo", "-n", "4", "-q"])
+    assert flagged.exit_code == 0, flagged.stderr
+    assert "line 1: choice 1: the tokenizer has no token for '日本語'" in flagged.stderr
+    assert "choice 0:" not in flagged.stderr and "choice 2:" not in flagged.stderr
+    assert len(read_jsonl(flagged.stdout)) == 1
+    refused = invoke(["choice", path, "-m", "demo", "-n", "4", "-q", "--strict"])
+    assert refused.exit_code == 3
+    assert "choice 1:" in refused.stderr and "--strict" in refused.stderr
