@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from typer._click.exceptions import ClickException
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
 from itdd_cli import __version__
@@ -57,10 +57,12 @@ from itdd_cli.options import (
     TextFieldOpt,
     TokenizerOpt,
     TrustOpt,
+    VersionOpt,
 )
 from itdd_cli.records import Fields
 from itdd_cli.reporting import Format, print_comparison, stderr_console
 from itdd_cli.rows import Command
+from itdd_cli.usage import describe
 
 if TYPE_CHECKING:
     from itdd_cli.models import ScoringModel
@@ -76,14 +78,35 @@ def _internal(error: BaseException) -> tuple[str, int]:
 
 ERROR_MAP: list[tuple[type[BaseException], Callable[[Any], tuple[str, int]]]] = [
     (ItddError, lambda error: (str(error), error.exit_code)),
-    (ClickException, lambda error: (error.format_message(), error.exit_code)),  # option parsing: exit 2
+    (ClickException, lambda error: (describe(error), error.exit_code)),  # option parsing: exit 2
     (KeyboardInterrupt, lambda error: (INTERRUPTED, 130)),
     (Exception, _internal),  # a bug or an unforeseen library failure: still one line
 ]
 
 
+def _report(error: BaseException) -> int:
+    """One line on stderr for `error` (ERROR_MAP), the traceback too under ITDD_DEBUG=1; the exit code."""
+    mapping = next((to_line for kind, to_line in ERROR_MAP if isinstance(error, kind)), None)
+    if mapping is None:
+        raise error
+    message, code = mapping(error)
+    if os.environ.get("ITDD_DEBUG"):
+        traceback.print_exc()
+    if os.environ.get("RANK", "0") == "0":  # under a launcher, the main process speaks for all
+        stderr_console().print(f"itdd: error: {' '.join(message.split())}", markup=False)  # one line
+    return code
+
+
 class _ItddGroup(TyperGroup):
-    """Applies ERROR_MAP around every command; ITDD_DEBUG=1 adds the traceback."""
+    """Applies ERROR_MAP around every command, and to the top level's own options (`itdd --bogus`)."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except NoArgsIsHelpError:
+            raise  # bare `itdd`: the help
+        except ClickException as error:
+            raise typer.Exit(_report(error)) from None
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -91,15 +114,7 @@ class _ItddGroup(TyperGroup):
         except (typer.Exit, typer.Abort):
             raise
         except BaseException as error:
-            mapping = next((to_line for kind, to_line in ERROR_MAP if isinstance(error, kind)), None)
-            if mapping is None:
-                raise
-            message, code = mapping(error)
-            if os.environ.get("ITDD_DEBUG"):
-                traceback.print_exc()
-            if os.environ.get("RANK", "0") == "0":  # under a launcher, the main process speaks for all
-                stderr_console().print(f"itdd: error: {' '.join(message.split())}", markup=False)  # one line
-            raise typer.Exit(code) from None
+            raise typer.Exit(_report(error)) from None
 
 
 app = typer.Typer(
@@ -110,7 +125,44 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Run 'itdd COMMAND -h' for a command's options and examples; README.md has the details.",
 )
+
+
+@app.callback()
+def _top(version: VersionOpt = False) -> None:
+    """Log-likelihoods of masked-diffusion language models (I-MDCE Monte Carlo estimators)."""
+
+
+def _examples(*lines: str) -> str:
+    """A command's help ends with runnable lines (kept as written: click rewraps other paragraphs)."""
+    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
+
+
+NLL_EXAMPLES = _examples(
+    "itdd nll examples/demo.jsonl --format table",
+    "itdd nll examples/dna8.jsonl -m dna8 -n 512 -o dna8.csv",
+    "cat eval.jsonl | itdd nll -m GSAI-ML/LLaDA-8B-Base | jq .nll_per_token",
+)
+COND_NLL_EXAMPLES = _examples(
+    "itdd cond-nll qa.jsonl -m GSAI-ML/LLaDA-8B-Instruct --chat-template -o answers.jsonl",
+    "itdd cond-nll qa.jsonl --prompt-field question --response-field answer",
+)
+RATIO_EXAMPLES = _examples(
+    "itdd ratio examples/shuffled-pairs.jsonl -m demo -n 64 --format table",
+    "itdd ratio prefs.jsonl -m Dream-org/Dream-v0-Base-7B -o ratios.jsonl --summary run.json",
+)
+CHOICE_EXAMPLES = _examples(
+    "itdd choice tests/lm_eval_task/sentences.jsonl -m demo -n 64 --format table",
+    "itdd choice mmlu.jsonl -m GSAI-ML/LLaDA-8B-Base -o picks.jsonl --summary run.json --fail-below accuracy=0.6",
+)
+COMPARE_EXAMPLES = _examples(
+    "itdd compare base.jsonl new.jsonl",
+    "itdd compare base.csv new.csv --metric bits_per_token --fail-if-worse",
+)
+INSPECT_EXAMPLES = _examples("itdd inspect -m demo", "itdd inspect -m GSAI-ML/LLaDA-8B-Base --device cpu")
+MODELS_EXAMPLES = _examples("itdd models")
 
 
 def _batch_rows(value: str) -> int | None:
@@ -186,7 +238,7 @@ def _run(command: Command, input_path: str | None, model: ScoringModel, settings
     run_scoring(command, input_path, model, settings, fields, output, policy)
 
 
-@app.command("nll")
+@app.command("nll", epilog=NLL_EXAMPLES)
 def nll(
     input_path: InputArg = None,
     model: ModelOpt = None,
@@ -224,7 +276,7 @@ def nll(
     _run(Command.nll, input_path, loaded, settings, Fields(text=text_field, id=id_field), out, policy)
 
 
-@app.command("cond-nll")
+@app.command("cond-nll", epilog=COND_NLL_EXAMPLES)
 def cond_nll(
     input_path: InputArg = None,
     model: ModelOpt = None,
@@ -265,7 +317,7 @@ def cond_nll(
     _run(Command.cond_nll, input_path, loaded, settings, fields, out, policy)
 
 
-@app.command("ratio")
+@app.command("ratio", epilog=RATIO_EXAMPLES)
 def ratio(
     input_path: InputArg = None,
     model: ModelOpt = None,
@@ -308,7 +360,7 @@ def ratio(
     _run(Command.ratio, input_path, loaded, settings, fields, out, policy)
 
 
-@app.command("choice")
+@app.command("choice", epilog=CHOICE_EXAMPLES)
 def choice(
     input_path: InputArg = None,
     model: ModelOpt = None,
@@ -391,7 +443,7 @@ def lm_eval(ctx: typer.Context) -> None:
         raise ModelError(f"lm-eval failed: {type(error).__name__}: {error}") from error
 
 
-@app.command("compare")
+@app.command("compare", epilog=COMPARE_EXAMPLES)
 def compare(
     base: BaseArg,
     new: NewArg,
@@ -407,7 +459,7 @@ def compare(
         raise GateError(f"{new} is significantly worse than {base} on {comparison.metric}")
 
 
-@app.command("inspect")
+@app.command("inspect", epilog=INSPECT_EXAMPLES)
 def inspect(
     model: ModelOpt = None,
     dtype: DtypeOpt = Dtype.auto,
@@ -424,7 +476,7 @@ def inspect(
     print_model_info(Console(highlight=False), loaded.info)
 
 
-@app.command("models")
+@app.command("models", epilog=MODELS_EXAMPLES)
 def models() -> None:
     """Supported checkpoint families, with example hub ids."""
     from itdd_cli.bundled import DESCRIPTIONS

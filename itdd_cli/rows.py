@@ -31,12 +31,15 @@ class Command(StrEnum):
 @dataclass(frozen=True)
 class Field:
     """One output column. `worse` says which direction of a change `compare` calls worse
-    (None: not a comparable metric); `se` names the field holding this one's standard error."""
+    (None: not a comparable metric); `se` names the field holding this one's standard error;
+    `rank` is its importance in a table: when a terminal is too narrow for every column, the
+    highest ranks are left out first (1: always shown)."""
 
     name: str
     kind: type  # int, float, str, bool or list (a list of numbers, one per choice; a JSON array in CSV)
     worse: str | None = None  # "higher" or "lower"
     se: str | None = None
+    rank: int = 4
 
 
 @dataclass(frozen=True)
@@ -101,17 +104,17 @@ def undecided(row: dict[str, Any]) -> bool:
     return row["margin"] <= UNDECIDED_SE * row["margin_se"]
 
 
-ID = Field("id", str)
+ID = Field("id", str, rank=1)
 _NLL = (
-    Field("nll", float, worse="higher", se="nll_se"),
-    Field("nll_se", float),
-    Field("tokens", int),
+    Field("nll", float, worse="higher", se="nll_se", rank=1),
+    Field("nll_se", float, rank=2),
+    Field("tokens", int, rank=3),
 )
 _PER_TOKEN = (
-    Field("nll_per_token", float, worse="higher"),
-    Field("bits_per_token", float, worse="higher"),
-    Field("ppl", float, worse="higher"),
-    Field("samples", int),
+    Field("nll_per_token", float, worse="higher", rank=2),
+    Field("bits_per_token", float, worse="higher", rank=6),
+    Field("ppl", float, worse="higher", rank=5),
+    Field("samples", int, rank=7),
 )
 
 
@@ -128,7 +131,7 @@ SPECS: dict[Command, RowSpec] = {
         ),
         RowSpec(
             Command.cond_nll,
-            (ID, *_NLL, Field("prompt_tokens", int), *_PER_TOKEN),
+            (ID, *_NLL, Field("prompt_tokens", int, rank=4), *_PER_TOKEN),
             conditional_record,
             identity=("tokens",),
             nll_fields=("nll",),
@@ -138,14 +141,14 @@ SPECS: dict[Command, RowSpec] = {
             Command.ratio,
             (
                 ID,
-                Field("log_ratio", float, worse="lower", se="log_ratio_se"),
-                Field("log_ratio_se", float),
-                Field("nll_chosen", float, worse="higher"),
-                Field("nll_rejected", float, worse="higher"),
-                Field("tokens_chosen", int),
-                Field("tokens_rejected", int),
-                Field("samples", int),
-                Field("prefers", str),
+                Field("log_ratio", float, worse="lower", se="log_ratio_se", rank=1),
+                Field("log_ratio_se", float, rank=2),
+                Field("nll_chosen", float, worse="higher", rank=3),
+                Field("nll_rejected", float, worse="higher", rank=3),
+                Field("tokens_chosen", int, rank=5),
+                Field("tokens_rejected", int, rank=5),
+                Field("samples", int, rank=7),
+                Field("prefers", str, rank=1),
             ),
             pair_record,
             identity=("tokens_chosen", "tokens_rejected"),
@@ -165,17 +168,17 @@ SPECS: dict[Command, RowSpec] = {
             Command.choice,
             (
                 ID,
-                Field("pred", int),
-                Field("pred_norm", int),
-                Field("logliks", list),
-                Field("logliks_se", list),
-                Field("margin", float, se="margin_se"),
-                Field("margin_se", float),
-                Field("tokens", list),
-                Field("bytes", list),
-                Field("correct", bool, worse="lower"),
-                Field("correct_norm", bool, worse="lower"),
-                Field("samples", int),
+                Field("pred", int, rank=1),
+                Field("pred_norm", int, rank=3),
+                Field("logliks", list, rank=2),
+                Field("logliks_se", list, rank=5),
+                Field("margin", float, se="margin_se", rank=2),
+                Field("margin_se", float, rank=2),
+                Field("tokens", list, rank=6),
+                Field("bytes", list, rank=7),
+                Field("correct", bool, worse="lower", rank=1),
+                Field("correct_norm", bool, worse="lower", rank=4),
+                Field("samples", int, rank=7),
             ),
             choice_record,
             identity=("tokens",),

@@ -7,14 +7,14 @@ estimators and the model contract, never a family's quirks nor how rows are rend
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from itdd_cli.choice import ChoiceScores, choice_values
-from itdd_cli.engine import Engine, Job
+from itdd_cli.engine import BatchProgress, Engine, Job
 from itdd_cli.errors import InputError, ModelError
 from itdd_cli.estimators import (
     EXACT_MAX_TOKENS,
@@ -215,12 +215,14 @@ def score(
     settings: Settings,
     fields: Fields | None = None,
     skip_invalid: bool = False,
+    on_batch: Callable[[BatchProgress], None] | None = None,
 ) -> Iterator[dict[str, Any] | Skipped | Lossy]:
     """Yield one output row per input record, in input order, as soon as each is finished.
 
     An invalid record raises its InputError (after every earlier row has been yielded), or,
     with `skip_invalid`, comes out as a `Skipped` in its place. A record whose text lost
-    characters in tokenization comes out as a `Lossy` wrapping its row.
+    characters in tokenization comes out as a `Lossy` wrapping its row. `on_batch` hears the
+    engine's progress after each forward batch.
     """
     spec = SPECS[command]
     values = ROW_VALUES[command]
@@ -237,7 +239,7 @@ def score(
                     raise
                 yield Skipped(error.line, error.message), []
 
-    engine = Engine(model, batch_rows=settings.batch_rows, max_tokens=settings.max_tokens)
+    engine = Engine(model, batch_rows=settings.batch_rows, max_tokens=settings.max_tokens, on_batch=on_batch)
     for prepared, losses in engine.run(tasks()):
         if isinstance(prepared, Skipped):
             yield prepared

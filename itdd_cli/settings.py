@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from itdd_cli.estimators.kinds import Estimator
 
 LN2 = math.log(2.0)
+# The seed is hashed with each record's token ids as 16 signed bytes (estimators.sampling),
+# so any integer in this range works and none outside it does.
+SEED_MIN, SEED_MAX = -(2**127), 2**127 - 1
 
 
 @dataclass(frozen=True)
