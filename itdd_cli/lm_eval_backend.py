@@ -153,7 +153,9 @@ class ItddLM(LM):
 
         def tasks() -> Iterator[tuple[int, Any]]:
             for number, question in enumerate(questions):
-                record = Record(number + 1, number, question.context or None, tuple(question.continuations))
+                names = tuple(f"continuation {i}" for i in range(len(question.continuations)))
+                record = Record(number + 1, number, question.context or None, tuple(question.continuations),
+                                names=names)  # fmt: skip
                 try:
                     yield prepare(scorer.model, record, scorer.settings)
                 except InputError as error:
