@@ -15,7 +15,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
 from itdd_cli import __version__
-from itdd_cli.errors import GateError, ItddError, UsageError
+from itdd_cli.errors import GateError, ItddError, ModelError, UsageError
 from itdd_cli.estimators.kinds import DEFAULT_ESTIMATOR, Estimator
 from itdd_cli.io.sources import InputFormat, Source
 from itdd_cli.options import (
@@ -23,6 +23,7 @@ from itdd_cli.options import (
     BaseArg,
     BatchSizeOpt,
     ChatTemplateOpt,
+    ChoicesFieldOpt,
     ChosenFieldOpt,
     ContextOpt,
     DatasetConfigOpt,
@@ -41,7 +42,9 @@ from itdd_cli.options import (
     IndependentOpt,
     InputArg,
     InputFormatOpt,
+    KeepBoundaryOpt,
     KeepOpt,
+    LabelFieldOpt,
     LimitOpt,
     LinesOpt,
     LongOpt,
@@ -91,7 +94,20 @@ def _internal(error: BaseException) -> tuple[str, int]:
     return f"internal error: {type(error).__name__}: {error} (set ITDD_DEBUG=1 for the traceback)", 1
 
 
+# A reader that closed the pipe (`itdd … | head -1`) ends the run quietly with 141 = 128 + SIGPIPE,
+# what a shell reports for any tool stopped by a closed pipe.
+BROKEN_PIPE = 141
+
+
+def _broken_pipe(error: BrokenPipeError) -> tuple[str, int]:
+    devnull = os.open(os.devnull, os.O_WRONLY)  # Python's final flush of stdout must not fail again
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    return "", BROKEN_PIPE
+
+
 ERROR_MAP: list[tuple[type[BaseException], Callable[[Any], tuple[str, int]]]] = [
+    (BrokenPipeError, _broken_pipe),
     (ItddError, lambda error: (str(error), error.exit_code)),
     (ClickException, lambda error: (describe(error), error.exit_code)),  # option parsing: exit 2
     (KeyboardInterrupt, lambda error: (INTERRUPTED, 130)),
@@ -107,7 +123,7 @@ def _report(error: BaseException) -> int:
     message, code = mapping(error)
     if os.environ.get("ITDD_DEBUG"):
         traceback.print_exc()
-    if os.environ.get("RANK", "0") == "0":  # under a launcher, the main process speaks for all
+    if message and os.environ.get("RANK", "0") == "0":  # under a launcher, the main process speaks for all
         stderr_console().print(f"itdd: error: {' '.join(message.split())}", markup=False)  # one line
     return code
 
@@ -168,6 +184,10 @@ RATIO_EXAMPLES = _examples(
     "itdd ratio examples/shuffled-pairs.jsonl -m demo -n 64 --format table",
     "itdd ratio prefs.jsonl -m Dream-org/Dream-v0-Base-7B -o ratios.jsonl --summary run.json",
 )
+CHOICE_EXAMPLES = _examples(
+    "itdd choice tests/lm_eval_task/sentences.jsonl -m demo -n 64 --format table",
+    "itdd choice mmlu.jsonl -m GSAI-ML/LLaDA-8B-Base -o picks.jsonl --summary run.json --fail-below accuracy=0.6",
+)
 COMPARE_EXAMPLES = _examples(
     "itdd compare base.jsonl new.jsonl",
     "itdd compare base.csv new.csv --metric bits_per_token --fail-if-worse",
@@ -212,8 +232,8 @@ def _load(model: str | None, dtype: Dtype, device: str, trust_remote_code: bool,
 
 
 def _settings(estimator: Estimator, samples: int, seed: int, batch_size: str, max_tokens: int | None,
-              independent: bool = False, chat_template: bool = False, strict: bool = False,
-              target_se: float | None = None, max_samples: int | None = None,
+              independent: bool = False, chat_template: bool = False, keep_boundary: bool = False,
+              strict: bool = False, target_se: float | None = None, max_samples: int | None = None,
               until_decided: float | None = None, long: Long = Long.error, context: int = 0) -> Settings:  # fmt: skip
     from itdd_cli.settings import Settings
 
@@ -231,6 +251,7 @@ def _settings(estimator: Estimator, samples: int, seed: int, batch_size: str, ma
         chat_template=chat_template,
         long=long,
         context=context,
+        keep_boundary=keep_boundary,
         strict=strict,
         target_se=target_se,
         until_decided=until_decided,
@@ -238,10 +259,13 @@ def _settings(estimator: Estimator, samples: int, seed: int, batch_size: str, ma
     )
 
 
-def _output(output: str | None, fmt: Format, overwrite: bool, resume: bool, summary: str | None, quiet: bool) -> Any:
-    from itdd_cli.session import Output
+def _output(input_path: str | None, output: str | None, fmt: Format, overwrite: bool, resume: bool,
+            summary: str | None, quiet: bool) -> Any:  # fmt: skip
+    """Input, output and summary checked (and the output locked) before the model loads."""
+    from itdd_cli.session import Output, prepare_output
 
-    return Output(path=output, fmt=fmt, overwrite=overwrite, resume=resume, summary_path=summary, quiet=quiet)
+    out = Output(path=output, fmt=fmt, overwrite=overwrite, resume=resume, summary_path=summary, quiet=quiet)
+    return prepare_output(out, input_path)
 
 
 def _policy(skip_invalid: bool, fail_above: list[str] | None, fail_below: list[str] | None,
@@ -302,17 +326,32 @@ def _study(command: Command, models: list[str], plot: str | None, source: Source
     return True
 
 
+def _run_models(command: Command, names: list[str | None], plot: str | None, source: Source, settings: Settings,
+                fields: Fields, output: Any, policy: Any,
+                load: Callable[[str | None], ScoringModel]) -> None:  # fmt: skip
+    """One checkpoint (loaded lazily), or several in turn; the output is released whatever happens."""
+    try:
+        if names[0] is None or not _study(command, names, plot, source, settings, fields, output, policy, load):
+            _run(command, source, lambda: load(names[0]), settings, fields, output, policy)
+    finally:
+        output.target.close()
+
+
 def _model_names(models: list[str] | None) -> list[str | None]:
     if models:
         return list(models)
     return [os.environ.get("ITDD_MODEL") or None]
 
 
-def _run(command: Command, input_path: Source, model: ScoringModel, settings: Settings, fields: Fields,
-         output: Any, policy: Any) -> None:  # fmt: skip
+def _run(command: Command, input_path: str | Source | None, load: Callable[[], ScoringModel], settings: Settings,
+         fields: Fields, output: Any, policy: Any) -> None:  # fmt: skip
+    """Load the model and score; the output's lock and temporary file are released whatever happens."""
     from itdd_cli.session import run_scoring
 
-    run_scoring(command, input_path, model, settings, fields, output, policy)
+    try:
+        run_scoring(command, input_path, load(), settings, fields, output, policy)
+    finally:
+        output.target.close()
 
 
 @app.command("nll", epilog=NLL_EXAMPLES)
@@ -361,16 +400,12 @@ def nll(
     settings = _settings(estimator, samples, seed, batch_size, max_tokens, strict=strict, target_se=target_se,
                          max_samples=max_samples, long=long, context=context)  # fmt: skip
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
-    out = _output(output, fmt, overwrite, resume, summary, quiet)
     source = _source(input_path, input_format, lines, dataset, dataset_config, split, limit)
+    out = _output(source.path, output, fmt, overwrite, resume, summary, quiet)
     fields = Fields(text=text_field, id=id_field, keep=_keep(Command.nll, keep))
-    names = _model_names(model)
-
-    def load(name: str | None) -> ScoringModel:
-        return _load(name, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
-
-    if names[0] is None or not _study(Command.nll, names, plot, source, settings, fields, out, policy, load):
-        _run(Command.nll, source, load(names[0]), settings, fields, out, policy)
+    _run_models(Command.nll, _model_names(model), plot, source, settings, fields, out, policy,
+                lambda name: _load(name, dtype, device, trust_remote_code, family, tokenizer, revision, device_map,
+                                   allow_pickle))  # fmt: skip
 
 
 @app.command("cond-nll", epilog=COND_NLL_EXAMPLES)
@@ -398,6 +433,7 @@ def cond_nll(
     tokenizer: TokenizerOpt = None,
     revision: RevisionOpt = None,
     chat_template: ChatTemplateOpt = False,
+    keep_boundary: KeepBoundaryOpt = False,
     prompt_field: PromptFieldOpt = "prompt",
     response_field: ResponseFieldOpt = "response",
     id_field: IdFieldOpt = "id",
@@ -416,19 +452,16 @@ def cond_nll(
     quiet: QuietOpt = False,
 ) -> None:
     """−log p(response | prompt); the prompt is never masked."""
-    settings = _settings(estimator, samples, seed, batch_size, max_tokens, chat_template=chat_template, strict=strict,
-                         target_se=target_se, max_samples=max_samples)  # fmt: skip
+    settings = _settings(estimator, samples, seed, batch_size, max_tokens, chat_template=chat_template,
+                         keep_boundary=keep_boundary, strict=strict, target_se=target_se,
+                         max_samples=max_samples)  # fmt: skip
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
-    out = _output(output, fmt, overwrite, resume, summary, quiet)
     source = _source(input_path, input_format, lines, dataset, dataset_config, split, limit)
+    out = _output(source.path, output, fmt, overwrite, resume, summary, quiet)
     fields = Fields(prompt=prompt_field, response=response_field, id=id_field, keep=_keep(Command.cond_nll, keep))
-    names = _model_names(model)
-
-    def load(name: str | None) -> ScoringModel:
-        return _load(name, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
-
-    if names[0] is None or not _study(Command.cond_nll, names, plot, source, settings, fields, out, policy, load):
-        _run(Command.cond_nll, source, load(names[0]), settings, fields, out, policy)
+    _run_models(Command.cond_nll, _model_names(model), plot, source, settings, fields, out, policy,
+                lambda name: _load(name, dtype, device, trust_remote_code, family, tokenizer, revision, device_map,
+                                   allow_pickle))  # fmt: skip
 
 
 @app.command("ratio", epilog=RATIO_EXAMPLES)
@@ -457,6 +490,7 @@ def ratio(
     tokenizer: TokenizerOpt = None,
     revision: RevisionOpt = None,
     chat_template: ChatTemplateOpt = False,
+    keep_boundary: KeepBoundaryOpt = False,
     prompt_field: PromptFieldOpt = "prompt",
     chosen_field: ChosenFieldOpt = "chosen",
     rejected_field: RejectedFieldOpt = "rejected",
@@ -476,15 +510,102 @@ def ratio(
     quiet: QuietOpt = False,
 ) -> None:
     """log p(chosen | prompt) − log p(rejected | prompt), with coupled masks by default."""
-    settings = _settings(estimator, samples, seed, batch_size, max_tokens, independent, chat_template, strict,
-                         target_se=target_se, max_samples=max_samples, until_decided=until_decided)  # fmt: skip
+    settings = _settings(estimator, samples, seed, batch_size, max_tokens, independent, chat_template, keep_boundary,
+                         strict, target_se=target_se, max_samples=max_samples,
+                         until_decided=until_decided)  # fmt: skip
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
-    out = _output(output, fmt, overwrite, resume, summary, quiet)
-    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
+    source = _source(input_path, input_format, lines, dataset, dataset_config, split, limit)
+    out = _output(source.path, output, fmt, overwrite, resume, summary, quiet)
     fields = Fields(prompt=prompt_field, chosen=chosen_field, rejected=rejected_field, id=id_field,
                     keep=_keep(Command.ratio, keep))  # fmt: skip
-    source = _source(input_path, input_format, lines, dataset, dataset_config, split, limit)
-    _run(Command.ratio, source, loaded, settings, fields, out, policy)
+    _run(Command.ratio, source,
+         lambda: _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle),
+         settings, fields, out, policy)  # fmt: skip
+
+
+@app.command("choice", epilog=CHOICE_EXAMPLES)
+def choice(
+    input_path: InputArg = None,
+    model: ModelOpt = None,
+    output: OutputOpt = None,
+    overwrite: OverwriteOpt = False,
+    resume: ResumeOpt = False,
+    fmt: FormatOpt = Format.auto,
+    samples: SamplesOpt = 128,
+    estimator: EstimatorOpt = DEFAULT_ESTIMATOR,
+    seed: SeedOpt = 0,
+    independent: IndependentOpt = False,
+    batch_size: BatchSizeOpt = "auto",
+    max_tokens: MaxTokensOpt = None,
+    dtype: DtypeOpt = Dtype.auto,
+    device: DeviceOpt = "auto",
+    device_map: DeviceMapOpt = None,
+    trust_remote_code: TrustOpt = False,
+    allow_pickle: AllowPickleOpt = False,
+    family: FamilyOpt = None,
+    tokenizer: TokenizerOpt = None,
+    revision: RevisionOpt = None,
+    chat_template: ChatTemplateOpt = False,
+    prompt_field: PromptFieldOpt = "prompt",
+    choices_field: ChoicesFieldOpt = "choices",
+    label_field: LabelFieldOpt = "label",
+    id_field: IdFieldOpt = "id",
+    skip_invalid: SkipInvalidOpt = False,
+    summary: SummaryOpt = None,
+    fail_above: FailAboveOpt = None,
+    fail_below: FailBelowOpt = None,
+    quiet: QuietOpt = False,
+    strict: StrictOpt = False,
+) -> None:
+    """k-way multiple choice: log p(choice | prompt) for each choice, the pick and the accuracy."""
+    settings = _settings(estimator, samples, seed, batch_size, max_tokens, independent=independent,
+                         chat_template=chat_template, strict=strict)  # fmt: skip
+    policy = _policy(skip_invalid, fail_above, fail_below, revision)
+    out = _output(input_path, output, fmt, overwrite, resume, summary, quiet)
+    fields = Fields(prompt=prompt_field, choices=choices_field, label=label_field, id=id_field)
+    _run(Command.choice, input_path,
+         lambda: _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle),
+         settings, fields, out, policy)  # fmt: skip
+
+
+LM_EVAL_HELP = """Usage: itdd lm-eval [LM-EVAL ARGUMENTS]...
+
+Run lm-evaluation-harness with itdd's `itdd` model backend registered; every argument goes to
+lm-eval's own command line unchanged (`itdd lm-eval run --help` lists them). Needs the extra:
+pip install 'itdd[lm-eval]'.
+
+Model args (--model_args, comma-separated): pretrained (hub id, directory or bundled name; default
+demo), samples (draws per question, 128), estimator, seed, independent, max_tokens, dtype, device,
+family, tokenizer, revision, trust_remote_code, chat_template, mc_log (JSONL of per-request Monte
+Carlo standard errors).
+
+Examples:
+  itdd lm-eval run --model itdd --model_args pretrained=GSAI-ML/LLaDA-8B-Base,samples=128 --tasks arc_easy
+  itdd lm-eval run --model itdd --model_args pretrained=demo,samples=32 --include_path my_tasks --tasks my_task
+  torchrun --nproc_per_node 2 -m itdd_cli lm-eval run --model itdd --model_args pretrained=... --tasks piqa
+"""
+
+
+@app.command(
+    "lm-eval",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+def lm_eval(ctx: typer.Context) -> None:
+    """Run lm-evaluation-harness with the `itdd` backend (`itdd lm-eval --help`; every lm-eval flag works)."""
+    if ctx.args in ([], ["--help"], ["-h"]):
+        typer.echo(LM_EVAL_HELP, nl=False)
+        return
+    try:
+        from itdd_cli.lm_eval_backend import run_lm_eval
+    except ImportError as error:
+        raise UsageError(f"lm-eval is not installed ({error}); pip install 'itdd[lm-eval]'") from None
+    try:
+        run_lm_eval(ctx.args)
+    except ItddError:
+        raise
+    except Exception as error:  # lm-eval's own failures (unknown task, bad flag value): one line, exit 1
+        raise ModelError(f"lm-eval failed: {type(error).__name__}: {error}") from error
 
 
 @app.command("compare", epilog=COMPARE_EXAMPLES)

@@ -192,7 +192,7 @@ IndependentOpt = Annotated[
     bool,
     typer.Option(
         "--independent", show_default=False,
-        help=_shown("draw each side's masks separately instead of coupling them", "coupled"),
+        help=_shown("draw each side's (choice's) masks separately instead of coupling them", "coupled"),
     ),
 ]  # fmt: skip
 TextFieldOpt = Annotated[str, typer.Option("--text-field", metavar="NAME", help="field holding the text")]
@@ -206,6 +206,12 @@ ChosenFieldOpt = Annotated[
 RejectedFieldOpt = Annotated[
     str, typer.Option("--rejected-field", metavar="NAME", help="field holding the other response")
 ]
+ChoicesFieldOpt = Annotated[
+    str, typer.Option("--choices-field", metavar="NAME", help="field holding the list of choices")
+]
+LabelFieldOpt = Annotated[
+    str, typer.Option("--label-field", metavar="NAME", help="field holding the right choice (an index or its text)")
+]
 IdFieldOpt = Annotated[
     str,
     typer.Option("--id-field", metavar="NAME", help="field holding the record id (without it: the line number)"),
@@ -215,6 +221,14 @@ ChatTemplateOpt = Annotated[
     typer.Option(
         "--chat-template", show_default=False,
         help=_shown("wrap the prompt in the tokenizer's chat template as a user turn", "off"),
+    ),
+]  # fmt: skip
+KeepBoundaryOpt = Annotated[
+    bool,
+    typer.Option(
+        "--keep-boundary", show_default=False,
+        help=_shown("score the response exactly as split; by default the prompt's trailing whitespace starts the "
+                    "response (lm-evaluation-harness's convention)", "off"),
     ),
 ]  # fmt: skip
 DeviceMapOpt = Annotated[
@@ -276,7 +290,7 @@ MetricOpt = Annotated[
     str | None,
     typer.Option(
         "--metric", metavar="FIELD", show_default=False,
-        help=_shown("field to compare", "nll_per_token, or log_ratio for ratio files"),
+        help=_shown("field to compare", "nll_per_token; log_ratio for ratio files, correct for choice files"),
     ),
 ]  # fmt: skip
 FailIfWorseOpt = Annotated[

@@ -18,18 +18,23 @@ class Fields:
     response: str = "response"
     chosen: str = "chosen"
     rejected: str = "rejected"
+    choices: str = "choices"
+    label: str = "label"
     id: str = "id"
     keep: tuple[str, ...] = ()  # input fields carried into the output row (--keep)
 
 
 @dataclass(frozen=True)
 class Record:
-    """One input line. `prompt` is never scored; `texts` are the scored strings (two for ratio)."""
+    """One input line. `prompt` is never scored; `texts` are the scored strings (two for ratio,
+    k for choice, whose `label` is the index of the right one when known)."""
 
     line: int
     id: str | int
     prompt: str | None
     texts: tuple[str, ...]
+    label: int | None = None
+    names: tuple[str, ...] | None = None  # what messages call each text (None: text, or chosen and rejected)
     kept: dict[str, Any] = field(default_factory=dict)  # the --keep fields, as read
 
 
@@ -60,17 +65,37 @@ def flag_duplicate_ids(
 ) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
     """Pass items through, replacing a record whose id was seen before with an InputError.
 
+    Ids compare as written (the number 1 and the string "1" differ). A record without an id gets
+    its line number, which must not be an explicit id of another record either way round.
     Remembers every id (a set of them), so that output rows can be matched to input by id.
     """
-    seen: dict[Any, int] = {}
+    seen: dict[tuple[str, Any], tuple[int, bool]] = {}  # id key → (line, generated)
     for line, value in items:
-        if isinstance(value, dict) and _valid_id(value.get(id_field)):
-            key = (type(value[id_field]).__name__, value[id_field])
-            if key in seen:
-                value = InputError(line, f"duplicate id {value[id_field]!r} (first on line {seen[key]})")
-            else:
-                seen[key] = line
+        if isinstance(value, dict):
+            generated = id_field not in value
+            ident = line if generated else value[id_field]
+            if _valid_id(ident):
+                key = (type(ident).__name__, ident)
+                if key in seen:
+                    value = InputError(line, _collision(ident, generated, seen[key], id_field))
+                else:
+                    seen[key] = (line, generated)
         yield line, value
+
+
+def _collision(ident: Any, generated: bool, first: tuple[int, bool], id_field: str) -> str:
+    first_line, first_generated = first
+    if generated:
+        return (
+            f"this record has no '{id_field}', and its line number {ident} is already the id of line "
+            f"{first_line}; give it an explicit id"
+        )
+    if first_generated:
+        return (
+            f"id {ident!r} is also the line number of line {first_line}, which has no '{id_field}' and is "
+            "named by its line number; give that record an explicit id"
+        )
+    return f"duplicate id {ident!r} (first on line {first_line})"
 
 
 def _valid_id(value: Any) -> bool:
@@ -106,13 +131,13 @@ def _plain(value: Any) -> Any:
 
 def text_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
     text = _text(obj, fields.text, line, "--text-field")
-    return Record(line, _record_id(obj, fields, line), None, (text,), _kept(obj, fields, line))
+    return Record(line, _record_id(obj, fields, line), None, (text,), kept=_kept(obj, fields, line))
 
 
 def conditional_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
     prompt = _text(obj, fields.prompt, line, "--prompt-field")
     response = _text(obj, fields.response, line, "--response-field")
-    return Record(line, _record_id(obj, fields, line), prompt, (response,), _kept(obj, fields, line))
+    return Record(line, _record_id(obj, fields, line), prompt, (response,), kept=_kept(obj, fields, line))
 
 
 def pair_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
@@ -120,4 +145,40 @@ def pair_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
     prompt = _text(obj, fields.prompt, line, "--prompt-field") if fields.prompt in obj else None
     chosen = _text(obj, fields.chosen, line, "--chosen-field")
     rejected = _text(obj, fields.rejected, line, "--rejected-field")
-    return Record(line, _record_id(obj, fields, line), prompt, (chosen, rejected), _kept(obj, fields, line))
+    return Record(line, _record_id(obj, fields, line), prompt, (chosen, rejected), kept=_kept(obj, fields, line))
+
+
+def choice_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
+    """k-way multiple choice: optional prompt, ≥ 2 non-empty choices, an optional label (an index
+    into the choices or the exact text of one)."""
+    prompt = _text(obj, fields.prompt, line, "--prompt-field") if fields.prompt in obj else None
+    if fields.choices not in obj:
+        raise InputError(line, f"missing field '{fields.choices}' — use --choices-field to name another")
+    choices = obj[fields.choices]
+    if not isinstance(choices, list) or len(choices) < 2:
+        got = f"a list of {len(choices)}" if isinstance(choices, list) else type(choices).__name__
+        raise InputError(line, f"field '{fields.choices}' must be a list of at least 2 strings, got {got}")
+    for index, choice in enumerate(choices):
+        if not isinstance(choice, str) or not choice:
+            kind = "an empty string" if choice == "" else "null" if choice is None else type(choice).__name__
+            raise InputError(line, f"choice {index} of '{fields.choices}' must be a non-empty string, got {kind}")
+        _text({fields.choices: choice}, fields.choices, line, "--choices-field")  # unpaired surrogates
+    label = _label(obj, fields, line, choices)
+    names = tuple(f"choice {index}" for index in range(len(choices)))
+    record_id = _record_id(obj, fields, line)
+    return Record(line, record_id, prompt, tuple(choices), label, names, kept=_kept(obj, fields, line))
+
+
+def _label(obj: dict[str, Any], fields: Fields, line: int, choices: list[str]) -> int | None:
+    value = obj.get(fields.label)
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value < len(choices):
+            raise InputError(line, f"label {value} is out of range: there are {len(choices)} choices (0-based)")
+        return value
+    if isinstance(value, str):
+        if value not in choices:
+            raise InputError(line, f"label {value!r} is none of the choices; give the exact text or an index")
+        return choices.index(value)
+    raise InputError(line, f"field '{fields.label}' must be a choice index or the text of a choice")

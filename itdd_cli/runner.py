@@ -7,12 +7,16 @@ estimators and the model contract, never a family's quirks nor how rows are rend
 from __future__ import annotations
 
 import math
+import os
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from itdd_cli import engine as engine_module
+from itdd_cli.choice import ChoiceScores, choice_values
 from itdd_cli.draws import RecordDraws, run_rounds
-from itdd_cli.engine import BatchProgress, Engine
+from itdd_cli.engine import BatchProgress, Engine, Job
 from itdd_cli.errors import InputError, ModelError, UsageError
 from itdd_cli.estimators import Estimate
 from itdd_cli.measures import text_measures
@@ -22,10 +26,83 @@ from itdd_cli.rows import SPECS, Command
 from itdd_cli.settings import LN2, Settings, safe_exp
 from itdd_cli.windows import Long, check_context, rolling_windows
 
-__all__ = ["Command", "Lossy", "Settings", "Skipped", "prepare", "score", "stopped_at_cap", "token_counts"]
+__all__ = [
+    "Command", "Lossy", "Settings", "Skipped", "check_samples", "draw_count", "prepare", "score", "stopped_at_cap",
+    "token_counts",
+]  # fmt: skip
+
+_LONGEST_TOKEN: weakref.WeakKeyDictionary[ScoringModel, int] = weakref.WeakKeyDictionary()
+
+
+def _longest_token(model: ScoringModel) -> int:
+    """Characters of the longest vocabulary entry: no token covers more text (unknown tokens aside)."""
+    if model not in _LONGEST_TOKEN:
+        try:
+            vocabulary = model.tokenizer.get_vocab()
+        except Exception:  # a tokenizer without a vocabulary listing: no cheap bound
+            vocabulary = {}
+        _LONGEST_TOKEN[model] = max((len(token) for token in vocabulary), default=0)
+    return _LONGEST_TOKEN[model]
+
+
+def _refuse_oversized(model: ScoringModel, record: Record, text: str) -> None:
+    """Refuse a text that cannot fit before tokenizing it (a 50 MB line costs a minute and gigabytes)."""
+    limit, longest = model.info.max_length, _longest_token(model)
+    if limit is None or longest == 0 or len(text) <= limit * longest:
+        return
+    visible = len(text) - sum(map(text.count, " \t\n\r"))  # a normalizer may drop whitespace
+    if visible > limit * longest:
+        raise InputError(
+            record.line,
+            f"{len(text):,} characters cannot fit the model's maximum of {limit} tokens (no token is longer "
+            f"than {longest} characters) — shorten or split this record",
+        )
+
+
+# Bytes a draw costs while its record is prepared and scored: per scored token the noise key
+# (float64), the mask (bool) and the batch's ids, mask and target (int64, bool, int64); per draw
+# its time, stratum, weight and loss tensors and the engine's bookkeeping object.
+BYTES_PER_DRAW_TOKEN = 8 + 1 + 8 + 1 + 8
+BYTES_PER_DRAW = 256
+
+
+def available_memory() -> int:
+    """Bytes the system can still give this process (MemAvailable; free pages elsewhere)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 2**62  # unknown: no bound
+
+
+def check_samples(samples: int, tokens: int, available: int | None = None) -> None:
+    """Refuse a draw count whose draws over `tokens` scored tokens cannot fit in memory."""
+    available = available_memory() if available is None else available
+    per_draw = BYTES_PER_DRAW + max(tokens, 1) * BYTES_PER_DRAW_TOKEN
+    need = samples * per_draw
+    if need > available:
+        most = max(2, available // per_draw)
+        raise UsageError(
+            f"--samples {samples:,}: the draws of a {tokens}-token record need about {need / 2**30:,.1f} GiB, more "
+            f"than the {available / 2**30:,.1f} GiB of memory available; use at most about {most:,}"
+        )
+
+
+def draw_count(jobs: list[Job]) -> int:
+    """The rows a record puts into the engine's window (what --resume replays to find windows)."""
+    return sum(len(job.masks) for job in jobs)
+
+
 
 
 def _frame_side(model: ScoringModel, record: Record, context: list[int], text: str) -> Framed:
+    _refuse_oversized(model, record, text)
     scored = model.encode(text)
     if not scored:
         raise InputError(record.line, "the text tokenizes to no tokens; there is nothing to score")
@@ -76,7 +153,7 @@ class _Prepared:
 
 def _lost_text(model: ScoringModel, record: Record, strict: bool) -> str | None:
     """What of the record's texts the tokenizer drops or maps to unknown; an InputError under --strict."""
-    labels = ["text"] if len(record.texts) == 1 else ["chosen", "rejected"]
+    labels = record.names or (["text"] if len(record.texts) == 1 else ["chosen", "rejected"])
     parts = [("prompt", record.prompt), *zip(labels, record.texts, strict=True)]
     lost = [f"{label}: {message}" for label, text in parts if text and (message := model.lost_text(text))]
     if lost and strict:
@@ -85,17 +162,37 @@ def _lost_text(model: ScoringModel, record: Record, strict: bool) -> str | None:
 
 
 def token_counts(
-    command: Command, model: ScoringModel, record: Record, settings: Settings | None = None
-) -> dict[str, int]:
-    """The token counts an output row reports for `record` (how --resume recognises it)."""
-    context = model.encode(record.prompt) if record.prompt else []
-    framed = _frame_sides(model, record, context, settings or Settings())
-    lengths = [f.length for f in framed] if len(framed) == len(record.texts) else [sum(f.length for f in framed)]
-    return dict(zip(SPECS[command].identity, lengths, strict=True))
+    command: Command, model: ScoringModel, record: Record, settings: Settings
+) -> tuple[dict[str, Any], int]:
+    """The token counts an output row reports for `record` (how --resume recognises it), and the
+    rows its draws put into the engine's window."""
+    prepared = prepare(model, record, settings)
+    lengths = [framed.length for framed in prepared.framed]
+    if prepared.windows > 1:
+        lengths = [sum(lengths)]  # a rolled text's row reports every window's scored tokens together
+    spec = SPECS[command]
+    if not spec.several_texts or len(spec.identity) > 1:
+        counts: dict[str, Any] = dict(zip(spec.identity, lengths, strict=True))
+    else:
+        counts = {spec.identity[0]: lengths}  # one list of every choice's count
+    return counts, draw_count(prepared.draws.jobs())
+
+
+def split_boundary(record: Record, settings: Settings) -> Record:
+    """lm-evaluation-harness's convention: the prompt's trailing whitespace belongs to the response
+    (so "the " + "cat" scores the token " cat"); --keep-boundary keeps the literal split."""
+    if record.prompt is None or settings.keep_boundary or settings.chat_template:
+        return record
+    prompt = record.prompt.rstrip()
+    moved = record.prompt[len(prompt) :]
+    if not moved:
+        return record
+    return replace(record, prompt=prompt, texts=tuple(moved + text for text in record.texts))
 
 
 def prepare(model: ScoringModel, record: Record, settings: Settings) -> _Prepared:
     """Tokenize, frame and validate one record, and draw the masks of its first round."""
+    record = split_boundary(record, settings)
     if record.prompt is None:
         context = []
     elif settings.chat_template:
@@ -112,6 +209,7 @@ def prepare(model: ScoringModel, record: Record, settings: Settings) -> _Prepare
             f"{longest} scored tokens: --estimator {settings.estimator.value} enumerates 2^L − 1 masks and is "
             f"limited to {limit} — use a Monte Carlo estimator",
         )
+    check_samples(settings.samples, longest)
     lost = _lost_text(model, record, settings.strict)
     draws = RecordDraws(context, framed, replace(settings, independent=True) if windows > 1 else settings)
     return _Prepared(record, draws, len(context), windows=windows, lost=lost)
@@ -163,8 +261,23 @@ def _ratio_values(prepared: _Prepared) -> dict[str, Any]:
     }
 
 
+def choice_scores(prepared: _Prepared) -> ChoiceScores:
+    """Per-text estimates of a scored record, paired by draw (coupled unless --independent)."""
+    tallies = prepared.draws.tallies
+    estimates = [_checked(prepared.record, estimate) for estimate in prepared.draws.estimates()]
+    return ChoiceScores(estimates, [tally.all_values() for tally in tallies], tallies[0].all_strata())
+
+
+def _choice_values(prepared: _Prepared) -> dict[str, Any]:
+    record = prepared.record
+    tokens = [framed.length for framed in prepared.framed]
+    samples = prepared.draws.passes  # per choice, pilot included
+    return choice_values(record.id, record.label, choice_scores(prepared), record.texts, tokens, samples)
+
+
 # Each command's row, by the fields its RowSpec declares (the spec fixes their order).
-ROW_VALUES = {Command.nll: _nll_values, Command.cond_nll: _cond_nll_values, Command.ratio: _ratio_values}
+ROW_VALUES = {Command.nll: _nll_values, Command.cond_nll: _cond_nll_values, Command.ratio: _ratio_values,
+              Command.choice: _choice_values}  # fmt: skip
 
 
 def stopped_at_cap(row: dict[str, Any], settings: Settings) -> bool:
@@ -232,7 +345,13 @@ def score(
     def draws_of(item: _Prepared | Skipped) -> RecordDraws | None:
         return item.draws if isinstance(item, _Prepared) else None
 
-    engine = Engine(model, batch_rows=settings.batch_rows, max_tokens=settings.max_tokens, on_batch=on_batch)
+    engine = Engine(
+        model,
+        batch_rows=settings.batch_rows,
+        max_tokens=settings.max_tokens,
+        on_batch=on_batch,
+        window_rows=engine_module.WINDOW_ROWS,
+    )  # read now: --resume replays the same windows
     for item in run_rounds(engine, prepared(), draws_of, settings.adaptive):
         if isinstance(item, Skipped):
             yield item

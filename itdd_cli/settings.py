@@ -28,6 +28,7 @@ class Settings:
     chat_template: bool = False  # wrap the prompt in the tokenizer's chat template as a user turn
     long: Long = Long.error  # a text longer than the model's window: refuse it, or score it in windows
     context: int = 0  # --long rolling: earlier tokens each later window is conditioned on
+    keep_boundary: bool = False  # False: the prompt's trailing whitespace starts the response (lm-eval)
     strict: bool = False  # refuse a record whose text the tokenizer cannot represent, instead of flagging it
     target_se: float | None = None  # draw in rounds until the SE (of nll, or of log_ratio) is at most this
     until_decided: float | None = None  # ratio: stop once |log_ratio| > this × SE

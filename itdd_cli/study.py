@@ -85,7 +85,7 @@ def run_study(command: Command, source: Source, names: list[str], load: Callable
     """Score the input under each checkpoint in turn; rows go to one sink, in checkpoint order."""
     from itdd_cli.reporting import Format, make_sink, notice, resolve_format
     from itdd_cli.runner import Lossy, Skipped, score
-    from itdd_cli.session import _open_output
+    from itdd_cli.session import prepare_output
 
     if source.dataset is None and source.path in (None, "-"):
         raise UsageError("several checkpoints read the input once each: name a file instead of standard input")
@@ -94,8 +94,12 @@ def run_study(command: Command, source: Source, names: list[str], load: Callable
     fmt = resolve_format(output.fmt, output.path, sys.stdout)
     study = Study()
     first_key: tuple[Any, ...] | None = None
+    prepared = output if output.target else prepare_output(output, source.path)
+    assert prepared.target is not None
     with ExitStack() as stack:
-        stream = _open_output(output, stack)
+        if not output.target:  # prepared here: released here (the lock, an uncommitted temporary file)
+            stack.callback(prepared.target.close)
+        stream = prepared.target.open()
         # a table shows the checkpoints' summary table; the rows themselves go to -o FILE
         sink = None if fmt is Format.table else make_sink(fmt, stream, command)
         try:
@@ -124,6 +128,7 @@ def run_study(command: Command, source: Source, names: list[str], load: Callable
                 del model  # one checkpoint in memory at a time
                 gc.collect()
                 _empty_cuda_cache()
+            prepared.target.commit()  # every checkpoint scored: the rows become the user's
         finally:
             if sink is not None:
                 sink.close()

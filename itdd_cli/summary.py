@@ -32,6 +32,7 @@ class Summary:
     bytes: int = 0
     words: int = 0
     tally_sums: dict[str, float] = field(default_factory=dict)
+    tally_rows: dict[str, int] = field(default_factory=dict)  # rows each tally averages over
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
 
@@ -43,13 +44,15 @@ class Summary:
         spec = self.spec
         self.records += 1
         self.passes += row["samples"] * len(spec.identity)  # per side, for each scored text
-        self.tokens += sum(row[name] for name in spec.identity)
-        self.nll += sum(row[name] for name in spec.nll_fields)
+        self.tokens += spec.tokens_of(row)
+        self.nll += spec.nll_of(row)
         if spec.measures_text:
             self.bytes += row["bytes"]
             self.words += row["words"]
         for tally in spec.tallies:
-            self.tally_sums[tally.name] = self.tally_sums.get(tally.name, 0.0) + tally.value(row)
+            if tally.over is None or tally.over(row):
+                self.tally_sums[tally.name] = self.tally_sums.get(tally.name, 0.0) + tally.value(row)
+                self.tally_rows[tally.name] = self.tally_rows.get(tally.name, 0) + 1
 
     @property
     def wall_seconds(self) -> float:
@@ -90,10 +93,11 @@ class Summary:
         """Each tally's mean over rows (and the binomial SE of a share)."""
         numbers: dict[str, float] = {}
         for tally in self.spec.tallies:
-            mean = self.tally_sums.get(tally.name, 0.0) / self.records if self.records else math.nan
+            rows = self.tally_rows.get(tally.name, 0)
+            mean = self.tally_sums.get(tally.name, 0.0) / rows if rows else math.nan
             numbers[tally.name] = mean
             if tally.binomial:
-                numbers[f"{tally.name}_se"] = math.sqrt(mean * (1 - mean) / self.records) if self.records else math.nan
+                numbers[f"{tally.name}_se"] = math.sqrt(mean * (1 - mean) / rows) if rows else math.nan
         return numbers
 
     def metrics(self) -> dict[str, float]:
@@ -130,7 +134,7 @@ def summary_json(summary: Summary, info: ModelInfo, settings: Settings, revision
         "seed": settings.seed,
         "long": settings.long.value if summary.command is Command.nll else None,
         "context": settings.context if summary.command is Command.nll else None,
-        "coupled": not settings.independent if len(summary.spec.identity) > 1 else None,
+        "coupled": not settings.independent if summary.spec.several_texts else None,
     } | {key: (value if math.isfinite(value) else None) for key, value in summary.metrics().items()}
 
 
@@ -144,7 +148,9 @@ class Gate:
         value = metrics.get(self.metric)
         if value is None:
             return f"{self.metric} is not reported by this command"
-        if math.isnan(value) or (value > self.limit if self.above else value < self.limit):
+        if math.isnan(value):
+            return f"{self.metric} is undefined: no records were scored"
+        if value > self.limit if self.above else value < self.limit:
             return f"{self.metric} = {value:.6g} is {'above' if self.above else 'below'} {self.limit:g}"
         return None
 
@@ -157,9 +163,12 @@ def parse_gates(above: list[str], below: list[str]) -> list[Gate]:
             if metric not in GATE_METRICS:
                 raise UsageError(f"{option} {spec!r}: unknown metric; choose one of {', '.join(GATE_METRICS)}")
             try:
-                gates.append(Gate(metric, float(number), is_above))
+                limit = float(number)
             except ValueError:
                 raise UsageError(f"{option} {spec!r}: expected METRIC=NUMBER") from None
+            if not math.isfinite(limit):  # a NaN limit is never crossed: a gate that can never fail
+                raise UsageError(f"{option} {spec!r}: the limit must be a finite number")
+            gates.append(Gate(metric, limit, is_above))
     return gates
 
 

@@ -109,7 +109,8 @@ def test_resume_recognises_rolled_rows(oracle_dir, tmp_path):
     options = ["-m", oracle_dir, "--trust-remote-code", "-n", "4", "--long", "rolling"]
     full = invoke(["nll", source, *options])
     partial = tmp_path / "out.jsonl"
-    partial.write_text(full.stdout.splitlines()[0] + "\n", encoding="utf-8")
+    assert invoke(["nll", source, *options, "-o", partial]).exit_code == 0  # writes the settings record too
+    partial.write_text(full.stdout.splitlines()[0] + "\n", encoding="utf-8")  # cut after the rolled row
     resumed = invoke(["nll", source, *options, "-o", partial, "--resume"])
     assert resumed.exit_code == 0, resumed.stderr
     assert read_jsonl(partial.read_text()) == read_jsonl(full.stdout)
