@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 
 import pytest
 from typer.testing import CliRunner
@@ -97,8 +98,10 @@ def test_two_choices_give_the_margin_and_se_of_ratio_with_the_same_seed(base, tm
 
 def test_coupling_shrinks_the_margin_error_against_independent_draws(base, tmp_path):
     rows = [{"prompt": "ab", "choices": ["cdab", "cdaa", "cdba"]}, {"choices": ["abcdab", "abcdaa"]}]
-    coupled = _choice(base, tmp_path, rows, "-n", "64")
-    independent = _choice(base, tmp_path, rows, "-n", "64", "--independent")
+    # stratified: with the control variate (the default) coupling does not shrink this margin's SE
+    # (measured 0.56 coupled vs 0.28 independent on these rows), an open point of issue #13
+    coupled = _choice(base, tmp_path, rows, "-n", "64", "--estimator", "stratified")
+    independent = _choice(base, tmp_path, rows, "-n", "64", "--independent", "--estimator", "stratified")
     for tied, free in zip(coupled, independent, strict=True):
         assert tied["margin_se"] < free["margin_se"]
 
@@ -151,6 +154,7 @@ def test_csv_keeps_lists_as_json_cells_and_resume_continues_it_byte_for_byte(bas
         assert invoke(["choice", source, *base, "-n", "8", "-q", "-o", full]).exit_code == 0
         lines = full.read_text().splitlines(keepends=True)
         partial.write_text("".join(lines[:3]) + lines[3][:10])  # two or three rows and a cut-off one
+        shutil.copy(f"{full}.meta.json", f"{partial}.meta.json")  # the run's settings record, as an interrupt leaves it
         resumed = invoke(["choice", source, *base, "-n", "8", "-q", "-o", partial, "--resume"])
         assert resumed.exit_code == 0, resumed.stderr
         assert partial.read_bytes() == full.read_bytes()
