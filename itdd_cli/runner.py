@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from itdd_cli.blocks import Span, block_spans, total
 from itdd_cli.engine import Engine, Job
 from itdd_cli.errors import InputError, ModelError
 from itdd_cli.estimators import (
@@ -21,7 +22,6 @@ from itdd_cli.estimators import (
     Estimate,
     Estimator,
     MaskPlan,
-    Noise,
     draw_noise,
     plan_masks,
     record_generator,
@@ -60,7 +60,8 @@ class Settings:
 @dataclass(frozen=True)
 class _Side:
     framed: Framed
-    plan: MaskPlan
+    spans: list[Span]  # one per block (a single one for a model without blocks)
+    plans: list[MaskPlan]  # the draws of each span
 
 
 def safe_exp(value: float) -> float:
@@ -99,17 +100,33 @@ def token_counts(model: ScoringModel, record: Record) -> dict[str, int]:
     return {"tokens": lengths[0]}
 
 
-def _noises(settings: Settings, context: list[int], framed: list[Framed]) -> list[Noise | None]:
+def _plans(settings: Settings, context: list[int], framed: list[Framed], spans: list[list[Span]],
+           blocked: bool) -> list[list[MaskPlan]]:  # fmt: skip
+    """The draws of every span of every side. Each block draws its own `settings.samples` masks;
+    coupled ratio sides share one noise per block (keys by rank)."""
     if settings.estimator is Estimator.exact:
-        return [None] * len(framed)
-    if len(framed) > 1 and not settings.independent:  # coupled: one (u, κ), keys shared by rank
+        return [[plan_masks(Estimator.exact, None, span.length) for span in side] for side in spans]
+    plans: list[list[MaskPlan | None]] = [[None] * len(side) for side in spans]
+    if len(framed) > 1 and not settings.independent:
         scored = [f.ids[f.start : f.start + f.length] for f in framed]
-        generator = record_generator(settings.seed, context, *scored)
-        return [draw_noise(settings.samples, max(f.length for f in framed), generator)] * len(framed)
-    return [
-        draw_noise(settings.samples, f.length, record_generator(settings.seed, f.ids, [f.start, side]))
-        for side, f in enumerate(framed)
-    ]
+        members: dict[int, list[tuple[int, int]]] = {}
+        for i, side in enumerate(spans):
+            for k, span in enumerate(side):
+                members.setdefault(span.block, []).append((i, k))
+        for block, places in members.items():
+            tag = [[block]] if blocked else []
+            generator = record_generator(settings.seed, context, *scored, *tag)
+            noise = draw_noise(settings.samples, max(spans[i][k].length for i, k in places), generator)
+            for i, k in places:
+                plans[i][k] = plan_masks(settings.estimator, noise, spans[i][k].length)
+    else:
+        for i, (f, side) in enumerate(zip(framed, spans, strict=True)):
+            for k, span in enumerate(side):
+                tag = [span.block] if blocked else []
+                generator = record_generator(settings.seed, f.ids, [f.start, i, *tag])
+                plans[i][k] = plan_masks(settings.estimator, draw_noise(settings.samples, span.length, generator),
+                                         span.length)  # fmt: skip
+    return [[plan for plan in side if plan is not None] for side in plans]
 
 
 def prepare(model: ScoringModel, record: Record, settings: Settings) -> tuple[_Prepared, list[Job]]:
@@ -121,30 +138,53 @@ def prepare(model: ScoringModel, record: Record, settings: Settings) -> tuple[_P
     else:
         context = model.encode(record.prompt)
     framed = [_frame_side(model, record, context, text) for text in record.texts]
-    longest = max(f.length for f in framed)
+    block_size = model.info.block_size
+    spans = [block_spans(f, block_size) for f in framed]
+    longest = max(span.length for side in spans for span in side)
     if settings.estimator is Estimator.exact and longest > EXACT_MAX_TOKENS:
+        where = "in one block" if block_size else ""
         raise InputError(
             record.line,
-            f"{longest} scored tokens: --estimator exact enumerates 2^L − 1 masks and is limited "
-            f"to {EXACT_MAX_TOKENS} — use a Monte Carlo estimator",
+            f"{longest} scored tokens {where}: --estimator exact enumerates 2^L − 1 masks and is limited "
+            f"to {EXACT_MAX_TOKENS} — use a Monte Carlo estimator".replace("  ", " "),
         )
-    noises = _noises(settings, context, framed)
-    sides = [_Side(f, plan_masks(settings.estimator, noise, f.length)) for f, noise in zip(framed, noises, strict=True)]
-    jobs = [Job(torch.tensor(s.framed.ids, dtype=torch.long), s.framed.start, s.plan.masks) for s in sides]
+    plans = _plans(settings, context, framed, spans, block_size is not None)
+    sides = [_Side(f, s, p) for f, s, p in zip(framed, spans, plans, strict=True)]
+    jobs = [
+        Job(torch.tensor(side.framed.ids[: span.end], dtype=torch.long), span.start, plan.masks)
+        for side in sides
+        for span, plan in zip(side.spans, side.plans, strict=True)
+    ]
     return _Prepared(record, sides, len(context)), jobs
 
 
-def _values(record: Record, side: _Side, losses: torch.Tensor) -> tuple[Estimate, torch.Tensor]:
-    values = side.plan.weights * losses  # (N,)
-    estimate = summarise(values, side.plan.strata)
+def _per_side(prepared: _Prepared, losses: list[torch.Tensor]) -> list[list[torch.Tensor]]:
+    """The engine's flat per-job losses, regrouped per side and span."""
+    grouped, offset = [], 0
+    for side in prepared.sides:
+        grouped.append(losses[offset : offset + len(side.spans)])
+        offset += len(side.spans)
+    return grouped
+
+
+def _checked(record: Record, estimate: Estimate) -> Estimate:
     if not (math.isfinite(estimate.value) and math.isfinite(estimate.se)):
         raise ModelError(f"line {record.line}: the model returned non-finite log-probabilities for this record")
-    return estimate, values
+    return estimate
+
+
+def _values(side: _Side, losses: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [plan.weights * span_losses for plan, span_losses in zip(side.plans, losses, strict=True)]  # (N,) each
+
+
+def _side_estimate(record: Record, side: _Side, losses: list[torch.Tensor]) -> Estimate:
+    values = _values(side, losses)
+    return _checked(record, total([summarise(v, plan.strata) for v, plan in zip(values, side.plans, strict=True)]))
 
 
 def _nll_row(prepared: _Prepared, losses: list[torch.Tensor], command: Command) -> dict[str, Any]:
     side = prepared.sides[0]
-    estimate, _ = _values(prepared.record, side, losses[0])
+    estimate = _side_estimate(prepared.record, side, _per_side(prepared, losses)[0])
     tokens = side.framed.length
     per_token = estimate.value / tokens
     row: dict[str, Any] = {"id": prepared.record.id, "nll": estimate.value, "nll_se": estimate.se, "tokens": tokens}
@@ -154,19 +194,36 @@ def _nll_row(prepared: _Prepared, losses: list[torch.Tensor], command: Command) 
         "nll_per_token": per_token,
         "bits_per_token": per_token / LN2,
         "ppl": safe_exp(per_token),
-        "samples": len(side.plan.masks),
+        "samples": sum(len(plan.masks) for plan in side.plans),
     }
 
 
+def _log_ratio(prepared: _Prepared, grouped: list[list[torch.Tensor]]) -> tuple[Estimate, int]:
+    """Σ over blocks of rejected − chosen; a block both sides have is differenced draw by draw
+    (draws are paired by index, so the SE sees the coupling). Also the number of draws."""
+    (chosen, rejected), record = prepared.sides, prepared.record
+    values_chosen = dict(zip((s.block for s in chosen.spans), _values(chosen, grouped[0]), strict=True))
+    values_rejected = dict(zip((s.block for s in rejected.spans), _values(rejected, grouped[1]), strict=True))
+    strata = {s.block: p.strata for side in (chosen, rejected) for s, p in zip(side.spans, side.plans, strict=True)}
+    parts, draws, absent = [], 0, torch.zeros((), dtype=torch.float64)
+    for block, block_strata in strata.items():
+        difference = values_rejected.get(block, absent) - values_chosen.get(block, absent)  # (N,)
+        parts.append(summarise(difference, block_strata))
+        draws += len(block_strata)
+    return _checked(record, total(parts)), draws
+
+
 def _ratio_row(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
-    (chosen, values_chosen), (rejected, values_rejected) = (
-        _values(prepared.record, side, side_losses) for side, side_losses in zip(prepared.sides, losses, strict=True)
+    grouped = _per_side(prepared, losses)
+    chosen, rejected = (
+        _side_estimate(prepared.record, side, side_losses)
+        for side, side_losses in zip(prepared.sides, grouped, strict=True)
     )
-    strata = prepared.sides[0].plan.strata
-    if strata is None:  # exact sums: no error, and the two sides may enumerate different counts
+    if prepared.sides[0].plans[0].strata is None:  # exact sums: no error, the sides may enumerate different counts
         log_ratio = Estimate(rejected.value - chosen.value, 0.0)
-    else:  # draws are paired by index, so the difference's SE sees the coupling
-        log_ratio = summarise(values_rejected - values_chosen, strata)
+        samples = sum(len(plan.masks) for side in prepared.sides for plan in side.plans)
+    else:
+        log_ratio, samples = _log_ratio(prepared, grouped)
     return {
         "id": prepared.record.id,
         "log_ratio": log_ratio.value,
@@ -175,7 +232,7 @@ def _ratio_row(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any
         "nll_rejected": rejected.value,
         "tokens_chosen": prepared.sides[0].framed.length,
         "tokens_rejected": prepared.sides[1].framed.length,
-        "samples": sum(len(s.plan.masks) for s in prepared.sides) if strata is None else len(strata),
+        "samples": samples,
         "prefers": "chosen" if log_ratio.value > 0 else "rejected",
     }
 

@@ -15,6 +15,7 @@ import torch
 
 from itdd_cli.errors import ModelError
 from itdd_cli.models.base import ModelInfo, ScoringModel, target_log_softmax
+from itdd_cli.models.block import block_causal_mask
 from itdd_cli.models.loading import LoadOptions, load_tokenizer, parameter_count
 
 
@@ -22,9 +23,12 @@ class BidirectionalDecoderAdapter(ScoringModel):
     family: str
     shifted_logits: bool = False  # True: the hidden state at i−1 predicts token i (Dream)
     append_eos: bool = False  # True: EOS closes the sequence as unscored context (Dream)
+    eos_as_bos: bool = False  # True: a tokenizer without BOS starts sequences with EOS (Qwen convention)
+    block_size: int | None = None  # set by block-diffusion families: block-causal attention
 
     def __init__(self, options: LoadOptions, config: dict[str, Any]) -> None:
         self.tokenizer = load_tokenizer(options)
+        self.block_size = self.resolve_block_size(config, options)
         model_class, hf_config = self.build_config(config)
         try:
             self.model = model_class.from_pretrained(
@@ -43,6 +47,8 @@ class BidirectionalDecoderAdapter(ScoringModel):
         mask_id = self.find_mask_id(config)
         bos = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else config.get("bos_token_id")
         eos = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else config.get("eos_token_id")
+        if bos is None and self.eos_as_bos:
+            bos = eos
         self.prefix_ids = [int(bos)] if bos is not None else []
         self.suffix_ids = [int(eos)] if self.append_eos and eos is not None else []
         if self.shifted_logits and not self.prefix_ids:
@@ -61,6 +67,7 @@ class BidirectionalDecoderAdapter(ScoringModel):
             time_input=False,
             framing=self.describe_framing(),
             vocab_size=int(self.model.lm_head.weight.shape[0]),
+            block_size=self.block_size,
         )
 
     @abstractmethod
@@ -68,6 +75,10 @@ class BidirectionalDecoderAdapter(ScoringModel):
         """(transformers model class, its config with is_causal=False) from config.json."""
 
     def key_mapping(self) -> dict[str, str] | None:
+        return None
+
+    def resolve_block_size(self, config: dict[str, Any], options: LoadOptions) -> int | None:
+        """Block-diffusion families return their block size; bidirectional ones None."""
         return None
 
     def text_columns(self, config: dict[str, Any]) -> int | None:
@@ -89,9 +100,10 @@ class BidirectionalDecoderAdapter(ScoringModel):
         targets: torch.Tensor,
     ) -> torch.Tensor:
         device = self.model.device
-        hidden = self.model.model(
-            input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)
-        ).last_hidden_state  # (B, T, D)
+        mask = attention_mask.to(device)
+        if self.block_size is not None:  # (B, 1, T, T): transformers passes a 4-D mask through unchanged
+            mask = block_causal_mask(mask, self.block_size, self.model.dtype)
+        hidden = self.model.model(input_ids=input_ids.to(device), attention_mask=mask).last_hidden_state  # (B, T, D)
         device = hidden.device  # the last layer's device under --device-map
         source = score_mask
         if self.shifted_logits:  # the state one position to the left predicts the token
