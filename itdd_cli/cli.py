@@ -22,6 +22,7 @@ from itdd_cli.options import (
     AllowPickleOpt,
     BaseArg,
     BatchSizeOpt,
+    BlockSizeOpt,
     ChatTemplateOpt,
     ChosenFieldOpt,
     DeviceMapOpt,
@@ -108,7 +109,8 @@ def _batch_rows(value: str) -> int | None:
 
 
 def _load(model: str | None, dtype: Dtype, device: str, trust: bool, family: str | None, tokenizer: str | None,
-          revision: str | None, device_map: str | None = None, allow_pickle: bool = False) -> ScoringModel:  # fmt: skip
+          revision: str | None, device_map: str | None = None, allow_pickle: bool = False,
+          block_size: int | None = None) -> ScoringModel:  # fmt: skip
     if model is None:
         model = DEFAULT
         notice(f"no --model given: scoring with the bundled '{DEFAULT}' model (tiny, for trying itdd out); "
@@ -118,7 +120,8 @@ def _load(model: str | None, dtype: Dtype, device: str, trust: bool, family: str
         model = str(location)
     if device_map not in (None, "auto"):
         raise UsageError(f"--device-map {device_map!r}: only 'auto' is supported")
-    options = LoadOptions(model, dtype.value, device, trust, family, tokenizer, revision, device_map, allow_pickle)
+    options = LoadOptions(model, dtype.value, device, trust, family, tokenizer, revision, device_map, allow_pickle,
+                          block_size)  # fmt: skip
     return load_model(options)
 
 
@@ -144,6 +147,7 @@ def nll(
     dtype: DtypeOpt = Dtype.auto,
     device: DeviceOpt = "auto",
     device_map: DeviceMapOpt = None,
+    block_size: BlockSizeOpt = None,
     trust_remote_code: TrustOpt = False,
     allow_pickle: AllowPickleOpt = False,
     family: FamilyOpt = None,
@@ -160,7 +164,8 @@ def nll(
     """−log p(text) for each record's text field."""
     settings = _settings(estimator, samples, seed, False, batch_size, max_tokens)
     gates = parse_gates(fail_above or [], fail_below or [])  # a bad gate fails before the model loads
-    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
+    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle,
+                   block_size)  # fmt: skip
     fields = Fields(text=text_field, id=id_field)
     out = Output(output, fmt, overwrite, resume, summary, quiet)
     run_scoring(Command.nll, input_path, loaded, settings, fields, out, Policy(skip_invalid, gates, revision))
@@ -183,6 +188,7 @@ def cond_nll(
     dtype: DtypeOpt = Dtype.auto,
     device: DeviceOpt = "auto",
     device_map: DeviceMapOpt = None,
+    block_size: BlockSizeOpt = None,
     trust_remote_code: TrustOpt = False,
     allow_pickle: AllowPickleOpt = False,
     family: FamilyOpt = None,
@@ -201,7 +207,8 @@ def cond_nll(
     """−log p(response | prompt); the prompt is never masked."""
     settings = _settings(estimator, samples, seed, False, batch_size, max_tokens, chat_template)
     gates = parse_gates(fail_above or [], fail_below or [])
-    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
+    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle,
+                   block_size)  # fmt: skip
     fields = Fields(prompt=prompt_field, response=response_field, id=id_field)
     out = Output(output, fmt, overwrite, resume, summary, quiet)
     run_scoring(Command.cond_nll, input_path, loaded, settings, fields, out, Policy(skip_invalid, gates, revision))
@@ -225,6 +232,7 @@ def ratio(
     dtype: DtypeOpt = Dtype.auto,
     device: DeviceOpt = "auto",
     device_map: DeviceMapOpt = None,
+    block_size: BlockSizeOpt = None,
     trust_remote_code: TrustOpt = False,
     allow_pickle: AllowPickleOpt = False,
     family: FamilyOpt = None,
@@ -244,7 +252,8 @@ def ratio(
     """log p(chosen | prompt) − log p(rejected | prompt), with coupled masks by default."""
     settings = _settings(estimator, samples, seed, independent, batch_size, max_tokens, chat_template)
     gates = parse_gates(fail_above or [], fail_below or [])
-    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle)
+    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle,
+                   block_size)  # fmt: skip
     fields = Fields(prompt=prompt_field, chosen=chosen_field, rejected=rejected_field, id=id_field)
     out = Output(output, fmt, overwrite, resume, summary, quiet)
     run_scoring(Command.ratio, input_path, loaded, settings, fields, out, Policy(skip_invalid, gates, revision))
@@ -271,13 +280,14 @@ def inspect(
     model: ModelOpt = None,
     dtype: DtypeOpt = Dtype.auto,
     device: DeviceOpt = "auto",
+    block_size: BlockSizeOpt = None,
     trust_remote_code: TrustOpt = False,
     family: FamilyOpt = None,
     tokenizer: TokenizerOpt = None,
     revision: RevisionOpt = None,
 ) -> None:
     """What itdd detected for a model: family, mask id, framing, maximum length, …"""
-    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision)
+    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, block_size=block_size)
     print_model_info(Console(highlight=False), loaded.info)
 
 

@@ -79,6 +79,10 @@ DeviceMapOpt = Annotated[
         "--device-map", help="'auto': spread a model too large for one GPU over all of them", show_default=False
     ),
 ]
+BlockSizeOpt = Annotated[
+    int | None,
+    typer.Option("--block-size", help="block-diffusion models: override the block size", show_default=False),
+]
 SkipInvalidOpt = Annotated[
     bool, typer.Option("--skip-invalid", help="report bad records on stderr and go on, instead of stopping (exit 3)")
 ]
