@@ -39,7 +39,8 @@ SHIFT = {"sdar": False, "fast-dllm-v2": True, "llada2": False, "llada-moe": Fals
 def reference_config(family: str) -> dict:
     s = SIZES
     common = dict(heads=s["heads"], kv_heads=s["kv_heads"], head_dim=s["head_dim"], layers=s["layers"], eps=1e-6,
-                  theta=10000.0, rotary=1.0, qk_norm=True, names=QWEN, top_k=s["top_k"], mlp=lambda layer: "dense")  # fmt: skip
+                  theta=10000.0, rotary=1.0, qk_norm=True, names=QWEN, top_k=s["top_k"],
+                  mlp=lambda layer: "dense")  # fmt: skip
     if family == "fast-dllm-v2":
         return common | dict(qk_norm=False)
     if family == "llada-moe":
