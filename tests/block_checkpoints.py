@@ -5,6 +5,8 @@ with the hub's parameter names, and a tokenizer."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -75,6 +77,18 @@ def _qwen_config(**extra) -> dict:
         "max_position_embeddings": 256, "tie_word_embeddings": False, "attention_dropout": 0.0,
         "eos_token_id": EOS, "pad_token_id": PAD, "use_cache": False, "torch_dtype": "float32",
     } | extra  # fmt: skip
+
+
+@contextmanager
+def sized(**sizes: int) -> Iterator[None]:
+    """Writers inside this block use `sizes` in place of SIZES entries (benches want bigger models)."""
+    saved = dict(SIZES)
+    SIZES.update(sizes)
+    try:
+        yield
+    finally:
+        SIZES.clear()
+        SIZES.update(saved)
 
 
 def write_sdar(directory: Path, seed: int = 0, block_size: int = 4) -> Path:

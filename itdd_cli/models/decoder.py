@@ -15,7 +15,7 @@ import torch
 
 from itdd_cli.errors import ModelError
 from itdd_cli.models.base import ModelInfo, ScoringModel, target_log_softmax
-from itdd_cli.models.block import block_causal_mask
+from itdd_cli.models.block import Layout, attention_inputs, predicting_columns
 from itdd_cli.models.loading import LoadOptions, load_tokenizer, parameter_count
 
 
@@ -25,6 +25,7 @@ class BidirectionalDecoderAdapter(ScoringModel):
     append_eos: bool = False  # True: EOS closes the sequence as unscored context (Dream)
     eos_as_bos: bool = False  # True: a tokenizer without BOS starts sequences with EOS (Qwen convention)
     block_size: int | None = None  # set by block-diffusion families: block-causal attention
+    layout: Layout = Layout.per_block  # how rows of a block model are laid out (models/block.py)
 
     def __init__(self, options: LoadOptions, config: dict[str, Any]) -> None:
         self.tokenizer = load_tokenizer(options)
@@ -100,19 +101,17 @@ class BidirectionalDecoderAdapter(ScoringModel):
         targets: torch.Tensor,
     ) -> torch.Tensor:
         device = self.model.device
-        mask = attention_mask.to(device)
-        if self.block_size is not None:  # (B, 1, T, T): transformers passes a 4-D mask through unchanged
-            mask = block_causal_mask(mask, self.block_size, self.model.dtype)
-        hidden = self.model.model(input_ids=input_ids.to(device), attention_mask=mask).last_hidden_state  # (B, T, D)
-        device = hidden.device  # the last layer's device under --device-map
-        source = score_mask
+        mask, positions = attention_inputs(attention_mask.to(device), self.block_size, self.layout, self.model.dtype)
+        extra = {} if positions is None else {"position_ids": positions}  # None: 0..T−1
+        hidden = self.model.model(input_ids=input_ids.to(device), attention_mask=mask, **extra).last_hidden_state
+        rows, columns = score_mask.nonzero(as_tuple=True)  # (P,) each, row-major like targets[score_mask]
         if self.shifted_logits:  # the state one position to the left predicts the token
-            source = torch.zeros_like(score_mask)
-            source[:, :-1] = score_mask[:, 1:]
-        logits = self.model.lm_head(hidden[source.to(device)])  # (P, V): the head only where scored
+            columns = predicting_columns(rows, columns, attention_mask, self.block_size, self.layout)
+        device = hidden.device  # the last layer's device under --device-map
+        logits = self.model.lm_head(hidden[rows.to(device), columns.to(device)])  # (P, V): the head only where scored
         if self.vocab_limit is not None:
             logits = logits[:, : self.vocab_limit]
-        return target_log_softmax(logits, targets[score_mask])  # same row-major order as `source`
+        return target_log_softmax(logits, targets[score_mask])
 
 
 def require(config: dict[str, Any], key: str, family: str) -> Any:
