@@ -250,3 +250,36 @@ def test_models_lists_the_new_families_and_inspect_shows_the_block_size(checkpoi
     assert "block size 4" in shown.output
     overridden = CliRunner().invoke(app, ["inspect", "-m", str(checkpoints["llada2"]), "--block-size", "8"])
     assert "block size 8" in overridden.output
+
+
+@pytest.mark.parametrize("family", ["sdar", "fast-dllm-v2", "llada2"])
+def test_the_concatenated_layout_gives_the_per_block_numbers(models, family):
+    """One [noisy ‖ clean] row per draw carries every block; its per-block losses equal the
+    per-block rows' (fast-dllm-v2: the shift reads a block's first token from the clean copy)."""
+    from itdd_cli.blocks import block_spans
+    from itdd_cli.engine import Engine, Job
+    from itdd_cli.models.base import Framed
+    from itdd_cli.models.block import Layout
+
+    model, block = models[family], BLOCK[family]
+    ids = torch.tensor(model.frame([], model.encode("the quiet zebra")).ids)
+    generator = torch.Generator().manual_seed(3)
+    spans = block_spans(Framed(ids.tolist(), 1, len(ids) - 1), block)  # position 0 stays clean (a BOS)
+    masks = [torch.rand(5, span.length, generator=generator) < 0.5 for span in spans]
+    jobs = [Job(ids[: span.end], span.start, m) for span, m in zip(spans, masks, strict=True)]
+    [(_, per_block)] = list(Engine(model).run([(0, jobs)]))
+    where = torch.cat([torch.zeros(5, 1, dtype=torch.bool), *masks], dim=1)  # (N, T)
+    rows = ids.repeat(5, 2)
+    score = torch.zeros_like(rows, dtype=torch.bool)
+    score[:, : len(ids)] = where
+    targets = rows.clone()
+    rows[score] = model.info.mask_id
+    model.layout = Layout.concatenated
+    try:
+        logprobs = model.target_logprobs(rows, torch.ones_like(rows), score, targets)
+    finally:
+        model.layout = Layout.per_block
+    draw, position = score.nonzero(as_tuple=True)
+    concatenated = torch.zeros(len(masks), 5, dtype=torch.float64)
+    concatenated.index_put_((position // block, draw), -logprobs.double(), accumulate=True)  # span k = block k
+    assert torch.allclose(torch.stack(per_block), concatenated, atol=1e-4)
