@@ -205,3 +205,16 @@ def write_llada2(directory: Path, seed: int = 0, block_size: int | None = None) 
 def rewrite_config(directory: Path, **changes) -> None:
     path = directory / "config.json"
     path.write_text(json.dumps(json.loads(path.read_text()) | changes, indent=2))
+
+
+def write_bd3lm(directory: Path, block_size: int = 4, seed: int = 0) -> Path:
+    """BD3-LM's hub layout: MDLM's weights and keys plus block_size / cross_attn / adaln, no tokenizer."""
+    from tests.family_checkpoints import write_mdlm
+
+    write_mdlm(directory, seed=seed)
+    rewrite_config(
+        directory, model_type="bd3lm", architectures=["BD3LM"], block_size=block_size, cross_attn=True, adaln=True,
+        attn_backend="flex", causal=False, var_min=True, sampling_eps_min=1e-3, sampling_eps_max=0.999,
+        auto_map={"AutoConfig": "configuration_bd3lm.BD3LMConfig", "AutoModelForMaskedLM": "modeling_bd3lm.BD3LM"},
+    )  # fmt: skip
+    return directory

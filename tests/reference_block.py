@@ -140,3 +140,42 @@ def block_causal(length: int, valid: int, block_size: int | None) -> torch.Tenso
         blocks = torch.arange(length) // block_size
         allowed &= blocks[None, :] <= blocks[:, None]
     return allowed
+
+
+def layer_norm(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    mean = x.mean(-1, keepdim=True)
+    return (x - mean) / torch.sqrt(((x - mean) ** 2).mean(-1, keepdim=True) + 1e-5) * weight
+
+
+def dit(w: dict, heads: int, ids: list[int], allowed: torch.Tensor) -> torch.Tensor:
+    """Logits (T, V) of MDLM's / BD3-LM's DiT at time 0: adaLN-modulated pre-norm blocks, rotary
+    attention (θ 10⁴, rotate-half), GELU(tanh) MLP, the mask column left in (callers drop it)."""
+    b = "backbone."
+    x = w[b + "vocab_embed.embedding"][torch.tensor(ids)]
+    width, dim = x.shape
+    hd = dim // heads
+    frequencies = torch.exp(-math.log(10000) * torch.arange(128, dtype=torch.float32) / 128)
+    embedding = torch.cat([torch.cos(0 * frequencies), torch.sin(0 * frequencies)])  # σ = 0
+    c = torch.nn.functional.silu(embedding @ w[b + "sigma_map.mlp.0.weight"].T + w[b + "sigma_map.mlp.0.bias"])
+    c = torch.nn.functional.silu(c @ w[b + "sigma_map.mlp.2.weight"].T + w[b + "sigma_map.mlp.2.bias"])
+    bias = torch.zeros(width, width).masked_fill(~allowed, -math.inf)
+    layer = 0
+    while f"{b}blocks.{layer}.norm1.weight" in w:
+        p = f"{b}blocks.{layer}."
+        modulation = c @ w[p + "adaLN_modulation.weight"].T + w[p + "adaLN_modulation.bias"]
+        shift1, scale1, gate1, shift2, scale2, gate2 = modulation.chunk(6)
+        h = layer_norm(x, w[p + "norm1.weight"]) * (1 + scale1) + shift1
+        qkv = (h @ w[p + "attn_qkv.weight"].T).view(width, 3, heads, hd)
+        q, k, v = (qkv[:, i].transpose(0, 1) for i in range(3))
+        q, k = rope(q, 10000.0, 1.0), rope(k, 10000.0, 1.0)
+        out = torch.cat([torch.softmax(q[i] @ k[i].T / math.sqrt(hd) + bias, -1) @ v[i] for i in range(heads)], -1)
+        x = x + gate1 * (out @ w[p + "attn_out.weight"].T)
+        n = layer_norm(x, w[p + "norm2.weight"]) * (1 + scale2) + shift2
+        mlp = torch.nn.functional.gelu(n @ w[p + "mlp.0.weight"].T + w[p + "mlp.0.bias"], approximate="tanh")
+        x = x + gate2 * (mlp @ w[p + "mlp.2.weight"].T + w[p + "mlp.2.bias"])
+        layer += 1
+    shift, scale = (
+        c @ w[b + "output_layer.adaLN_modulation.weight"].T + w[b + "output_layer.adaLN_modulation.bias"]
+    ).chunk(2)
+    n = layer_norm(x, w[b + "output_layer.norm_final.weight"]) * (1 + scale) + shift
+    return n @ w[b + "output_layer.linear.weight"].T + w[b + "output_layer.linear.bias"]
