@@ -142,11 +142,11 @@ def prepare(model: ScoringModel, record: Record, settings: Settings) -> tuple[_P
     spans = [block_spans(f, block_size) for f in framed]
     longest = max(span.length for side in spans for span in side)
     if settings.estimator is Estimator.exact and longest > EXACT_MAX_TOKENS:
-        where = "in one block" if block_size else ""
+        where = " in one block" if block_size else ""
         raise InputError(
             record.line,
-            f"{longest} scored tokens {where}: --estimator exact enumerates 2^L − 1 masks and is limited "
-            f"to {EXACT_MAX_TOKENS} — use a Monte Carlo estimator".replace("  ", " "),
+            f"{longest} scored tokens{where}: --estimator exact enumerates 2^L − 1 masks and is limited "
+            f"to {EXACT_MAX_TOKENS} — use a Monte Carlo estimator",
         )
     plans = _plans(settings, context, framed, spans, block_size is not None)
     sides = [_Side(f, s, p) for f, s, p in zip(framed, spans, plans, strict=True)]
