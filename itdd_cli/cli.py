@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import signal
 import traceback
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from typer._click.exceptions import ClickException
+from typer.core import TyperGroup
 
 from itdd_cli import __version__
-from itdd_cli.bundled import DEFAULT, DESCRIPTIONS, bundled_path
-from itdd_cli.compare import compare_files
 from itdd_cli.errors import GateError, ItddError, UsageError
-from itdd_cli.estimators import Estimator
-from itdd_cli.models import FAMILIES, LoadOptions, ScoringModel, load_model
+from itdd_cli.estimators.kinds import Estimator
 from itdd_cli.options import (
     AllowPickleOpt,
     BaseArg,
@@ -59,45 +57,58 @@ from itdd_cli.options import (
     TrustOpt,
 )
 from itdd_cli.records import Fields
-from itdd_cli.reporting import Format, notice, print_comparison, print_families, print_model_info, stderr_console
-from itdd_cli.runner import Command, Settings
-from itdd_cli.session import Output, Policy, run_scoring
-from itdd_cli.summary import parse_gates
+from itdd_cli.reporting import Format, print_comparison, stderr_console
+from itdd_cli.rows import Command
+
+if TYPE_CHECKING:
+    from itdd_cli.models import ScoringModel
+    from itdd_cli.settings import Settings
+
+# The one map from a failure to its line on stderr and its exit code (first match wins).
+INTERRUPTED = "interrupted; the rows finished so far are written (continue with --resume)"
+
+
+def _internal(error: BaseException) -> tuple[str, int]:
+    return f"internal error: {type(error).__name__}: {error} (set ITDD_DEBUG=1 for the traceback)", 1
+
+
+ERROR_MAP: list[tuple[type[BaseException], Callable[[Any], tuple[str, int]]]] = [
+    (ItddError, lambda error: (str(error), error.exit_code)),
+    (ClickException, lambda error: (error.format_message(), error.exit_code)),  # option parsing: exit 2
+    (KeyboardInterrupt, lambda error: (INTERRUPTED, 130)),
+    (Exception, _internal),  # a bug or an unforeseen library failure: still one line
+]
+
+
+class _ItddGroup(TyperGroup):
+    """Applies ERROR_MAP around every command; ITDD_DEBUG=1 adds the traceback."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort):
+            raise
+        except BaseException as error:
+            mapping = next((to_line for kind, to_line in ERROR_MAP if isinstance(error, kind)), None)
+            if mapping is None:
+                raise
+            message, code = mapping(error)
+            if os.environ.get("ITDD_DEBUG"):
+                traceback.print_exc()
+            if os.environ.get("RANK", "0") == "0":  # under a launcher, the main process speaks for all
+                stderr_console().print(f"itdd: error: {' '.join(message.split())}", markup=False)  # one line
+            raise typer.Exit(code) from None
+
 
 app = typer.Typer(
     name="itdd",
+    cls=_ItddGroup,
     help="Log-likelihoods of masked-diffusion language models (I-MDCE Monte Carlo estimators).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     add_completion=False,
 )
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def exits_cleanly(command: F) -> F:
-    """Map every failure to one line on stderr and its exit code; ITDD_DEBUG=1 adds the traceback."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except ItddError as error:
-            _fail(str(error), error.exit_code)
-        except KeyboardInterrupt:
-            _fail("interrupted; the rows finished so far are written (continue with --resume)", 130)
-        except Exception as error:  # a bug or an unforeseen library failure: still one line
-            _fail(f"internal error: {type(error).__name__}: {error} (set ITDD_DEBUG=1 for the traceback)", 1)
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _fail(message: str, code: int) -> None:
-    if os.environ.get("ITDD_DEBUG"):
-        traceback.print_exc()
-    if os.environ.get("RANK", "0") != "0":  # under a launcher, the main process speaks for all
-        raise typer.Exit(code)
-    stderr_console().print(f"itdd: error: {' '.join(message.split())}", markup=False)  # always one line
-    raise typer.Exit(code)
 
 
 def _batch_rows(value: str) -> int | None:
@@ -108,9 +119,13 @@ def _batch_rows(value: str) -> int | None:
     raise UsageError(f"--batch-size {value!r}: expected a positive integer or 'auto'")
 
 
-def _load(model: str | None, dtype: Dtype, device: str, trust: bool, family: str | None, tokenizer: str | None,
-          revision: str | None, device_map: str | None = None, allow_pickle: bool = False,
-          block_size: int | None = None) -> ScoringModel:  # fmt: skip
+def _load(model: str | None, dtype: Dtype, device: str, trust_remote_code: bool, family: str | None,
+          tokenizer: str | None, revision: str | None, device_map: str | None = None,
+          allow_pickle: bool = False, block_size: int | None = None) -> ScoringModel:  # fmt: skip
+    from itdd_cli.bundled import DEFAULT, bundled_path
+    from itdd_cli.models import LoadOptions, load_model
+    from itdd_cli.reporting import notice
+
     if model is None:
         model = DEFAULT
         notice(f"no --model given: scoring with the bundled '{DEFAULT}' model (tiny, for trying itdd out); "
@@ -120,18 +135,59 @@ def _load(model: str | None, dtype: Dtype, device: str, trust: bool, family: str
         model = str(location)
     if device_map not in (None, "auto"):
         raise UsageError(f"--device-map {device_map!r}: only 'auto' is supported")
-    options = LoadOptions(model, dtype.value, device, trust, family, tokenizer, revision, device_map, allow_pickle,
-                          block_size)  # fmt: skip
+    options = LoadOptions(
+        model=model,
+        dtype=dtype.value,
+        device=device,
+        trust_remote_code=trust_remote_code,
+        family=family,
+        tokenizer=tokenizer,
+        revision=revision,
+        device_map=device_map,
+        allow_pickle=allow_pickle,
+        block_size=block_size,
+    )
     return load_model(options)
 
 
-def _settings(estimator: Estimator, samples: int, seed: int, independent: bool, batch_size: str,
-              max_tokens: int | None, chat_template: bool = False) -> Settings:  # fmt: skip
-    return Settings(estimator, samples, seed, independent, _batch_rows(batch_size), max_tokens, chat_template)
+def _settings(estimator: Estimator, samples: int, seed: int, batch_size: str, max_tokens: int | None,
+              independent: bool = False, chat_template: bool = False) -> Settings:  # fmt: skip
+    from itdd_cli.settings import Settings
+
+    return Settings(
+        estimator=estimator,
+        samples=samples,
+        seed=seed,
+        independent=independent,
+        batch_rows=_batch_rows(batch_size),
+        max_tokens=max_tokens,
+        chat_template=chat_template,
+    )
+
+
+def _output(output: str | None, fmt: Format, overwrite: bool, resume: bool, summary: str | None, quiet: bool) -> Any:
+    from itdd_cli.session import Output
+
+    return Output(path=output, fmt=fmt, overwrite=overwrite, resume=resume, summary_path=summary, quiet=quiet)
+
+
+def _policy(skip_invalid: bool, fail_above: list[str] | None, fail_below: list[str] | None,
+            revision: str | None) -> Any:  # fmt: skip
+    from itdd_cli.session import Policy
+    from itdd_cli.summary import parse_gates
+
+    gates = parse_gates(fail_above or [], fail_below or [])  # a bad gate fails before the model loads
+    return Policy(skip_invalid=skip_invalid, gates=gates, revision=revision)
+
+
+def _run(command: Command, input_path: str | None, model: ScoringModel, settings: Settings, fields: Fields,
+         output: Any, policy: Any) -> None:  # fmt: skip
+    from itdd_cli.session import run_scoring
+
+    run_scoring(command, input_path, model, settings, fields, output, policy)
 
 
 @app.command("nll")
-@exits_cleanly
 def nll(
     input_path: InputArg = None,
     model: ModelOpt = None,
@@ -162,17 +218,15 @@ def nll(
     quiet: QuietOpt = False,
 ) -> None:
     """−log p(text) for each record's text field."""
-    settings = _settings(estimator, samples, seed, False, batch_size, max_tokens)
-    gates = parse_gates(fail_above or [], fail_below or [])  # a bad gate fails before the model loads
+    settings = _settings(estimator, samples, seed, batch_size, max_tokens)
+    policy = _policy(skip_invalid, fail_above, fail_below, revision)
+    out = _output(output, fmt, overwrite, resume, summary, quiet)
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle,
                    block_size)  # fmt: skip
-    fields = Fields(text=text_field, id=id_field)
-    out = Output(output, fmt, overwrite, resume, summary, quiet)
-    run_scoring(Command.nll, input_path, loaded, settings, fields, out, Policy(skip_invalid, gates, revision))
+    _run(Command.nll, input_path, loaded, settings, Fields(text=text_field, id=id_field), out, policy)
 
 
 @app.command("cond-nll")
-@exits_cleanly
 def cond_nll(
     input_path: InputArg = None,
     model: ModelOpt = None,
@@ -205,17 +259,16 @@ def cond_nll(
     quiet: QuietOpt = False,
 ) -> None:
     """−log p(response | prompt); the prompt is never masked."""
-    settings = _settings(estimator, samples, seed, False, batch_size, max_tokens, chat_template)
-    gates = parse_gates(fail_above or [], fail_below or [])
+    settings = _settings(estimator, samples, seed, batch_size, max_tokens, chat_template=chat_template)
+    policy = _policy(skip_invalid, fail_above, fail_below, revision)
+    out = _output(output, fmt, overwrite, resume, summary, quiet)
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle,
                    block_size)  # fmt: skip
     fields = Fields(prompt=prompt_field, response=response_field, id=id_field)
-    out = Output(output, fmt, overwrite, resume, summary, quiet)
-    run_scoring(Command.cond_nll, input_path, loaded, settings, fields, out, Policy(skip_invalid, gates, revision))
+    _run(Command.cond_nll, input_path, loaded, settings, fields, out, policy)
 
 
 @app.command("ratio")
-@exits_cleanly
 def ratio(
     input_path: InputArg = None,
     model: ModelOpt = None,
@@ -250,17 +303,16 @@ def ratio(
     quiet: QuietOpt = False,
 ) -> None:
     """log p(chosen | prompt) − log p(rejected | prompt), with coupled masks by default."""
-    settings = _settings(estimator, samples, seed, independent, batch_size, max_tokens, chat_template)
-    gates = parse_gates(fail_above or [], fail_below or [])
+    settings = _settings(estimator, samples, seed, batch_size, max_tokens, independent, chat_template)
+    policy = _policy(skip_invalid, fail_above, fail_below, revision)
+    out = _output(output, fmt, overwrite, resume, summary, quiet)
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle,
                    block_size)  # fmt: skip
     fields = Fields(prompt=prompt_field, chosen=chosen_field, rejected=rejected_field, id=id_field)
-    out = Output(output, fmt, overwrite, resume, summary, quiet)
-    run_scoring(Command.ratio, input_path, loaded, settings, fields, out, Policy(skip_invalid, gates, revision))
+    _run(Command.ratio, input_path, loaded, settings, fields, out, policy)
 
 
 @app.command("compare")
-@exits_cleanly
 def compare(
     base: BaseArg,
     new: NewArg,
@@ -268,6 +320,8 @@ def compare(
     fail_if_worse: FailIfWorseOpt = False,
 ) -> None:
     """Pair two result files by id: the mean difference NEW − BASE, its standard error, significance."""
+    from itdd_cli.compare import compare_files
+
     comparison = compare_files(base, new, metric)
     print_comparison(Console(highlight=False, soft_wrap=True), comparison)
     if fail_if_worse and comparison.significantly_worse:
@@ -275,7 +329,6 @@ def compare(
 
 
 @app.command("inspect")
-@exits_cleanly
 def inspect(
     model: ModelOpt = None,
     dtype: DtypeOpt = Dtype.auto,
@@ -287,14 +340,19 @@ def inspect(
     revision: RevisionOpt = None,
 ) -> None:
     """What itdd detected for a model: family, mask id, framing, maximum length, …"""
+    from itdd_cli.reporting import print_model_info
+
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, block_size=block_size)
     print_model_info(Console(highlight=False), loaded.info)
 
 
 @app.command("models")
-@exits_cleanly
 def models() -> None:
     """Supported checkpoint families, with example hub ids."""
+    from itdd_cli.bundled import DESCRIPTIONS
+    from itdd_cli.models.registry import FAMILIES
+    from itdd_cli.reporting import print_families
+
     print_families(Console(highlight=False), FAMILIES, DESCRIPTIONS)
 
 
@@ -309,4 +367,4 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def main() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
-    app()
+    app()  # failures are mapped to one line and an exit code by ERROR_MAP, in _ItddGroup

@@ -7,8 +7,6 @@ the two rows' own standard errors). Significance is two-sided at 5 % with Studen
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import statistics
 from dataclasses import dataclass
@@ -16,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from itdd_cli.errors import UsageError
+from itdd_cli.results import NotResults, parse_results, row_key
+from itdd_cli.rows import comparable, spec_of_columns
 
-HIGHER_IS_WORSE = {"nll", "nll_per_token", "bits_per_token", "ppl", "nll_chosen", "nll_rejected"}
-LOWER_IS_WORSE = {"log_ratio"}
 Z_975 = 1.959963984540054
 
 
@@ -46,7 +44,7 @@ class Comparison:
 
     @property
     def significantly_worse(self) -> bool:
-        worse = self.t > 0 if self.metric in HIGHER_IS_WORSE else self.t < 0
+        worse = self.t > 0 if comparable()[self.metric].worse == "higher" else self.t < 0
         return self.significant and worse
 
 
@@ -63,12 +61,9 @@ def _read(path: str) -> list[dict[str, Any]]:
     file = Path(path)
     if not file.is_file():
         raise UsageError(f"cannot read {path}: no such file")
-    text = file.read_text(encoding="utf-8")
     try:
-        if path.lower().endswith(".csv"):
-            return list(csv.DictReader(text.splitlines()))
-        return [json.loads(line) for line in text.splitlines() if line.strip()]
-    except json.JSONDecodeError as error:
+        return parse_results(file.read_text(encoding="utf-8"), path.lower().endswith(".csv"))
+    except NotResults as error:
         raise UsageError(f"{path} is not an itdd result file: {error}") from None
 
 
@@ -83,11 +78,13 @@ def compare_files(base_path: str, new_path: str, metric: str | None) -> Comparis
     base, new = _read(base_path), _read(new_path)
     if not base or not new:
         raise UsageError("both files need at least one row")
-    metric = metric or ("log_ratio" if "log_ratio" in base[0] else "nll_per_token")
-    if metric not in HIGHER_IS_WORSE | LOWER_IS_WORSE:
-        raise UsageError(f"--metric {metric!r}: choose one of {', '.join(sorted(HIGHER_IS_WORSE | LOWER_IS_WORSE))}")
-    base_by_id = {str(row.get("id")): row for row in base}
-    new_by_id = {str(row.get("id")): row for row in new}
+    spec = spec_of_columns(set(base[0]))
+    metric = metric or (spec.compare_metric if spec else "nll_per_token")
+    metrics = comparable()
+    if metric not in metrics:
+        raise UsageError(f"--metric {metric!r}: choose one of {', '.join(sorted(metrics))}")
+    base_by_id = {row_key(row): row for row in base}
+    new_by_id = {row_key(row): row for row in new}
     shared = [key for key in base_by_id if key in new_by_id]
     if not shared:
         raise UsageError(f"{base_path} and {new_path} share no id")
@@ -98,7 +95,7 @@ def compare_files(base_path: str, new_path: str, metric: str | None) -> Comparis
         se = statistics.stdev(differences) / math.sqrt(len(differences))
         critical = t_critical(len(differences) - 1)
     else:  # one record: only its Monte Carlo errors say how far apart the runs may fall
-        se_key = {"nll": "nll_se", "log_ratio": "log_ratio_se"}.get(metric)
+        se_key = metrics[metric].se
         key = shared[0]
         se = math.hypot(*(_number(rows[key], se_key, path) for rows, path in
                           ((base_by_id, base_path), (new_by_id, new_path)))) if se_key else math.nan  # fmt: skip

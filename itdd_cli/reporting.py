@@ -12,16 +12,19 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from itdd_cli.io.writers import CsvWriter, JsonlWriter
-from itdd_cli.models.base import ModelInfo
-from itdd_cli.runner import Command, Settings
+from itdd_cli.rows import SPECS, Command
+from itdd_cli.settings import Settings
 from itdd_cli.summary import Summary
+
+if TYPE_CHECKING:
+    from itdd_cli.models.base import ModelInfo
 
 FILE_WIDTH = 160
 
@@ -56,9 +59,9 @@ def _cell(value: Any) -> str:
 class TableSink:
     """Rows are kept until the end: a table needs its column widths."""
 
-    def __init__(self, console: Console, title: str) -> None:
+    def __init__(self, console: Console, command: Command) -> None:
         self.console = console
-        self.title = title
+        self.spec = SPECS[command]
         self.rows: list[dict[str, Any]] = []
 
     def write(self, row: dict[str, Any]) -> None:
@@ -67,9 +70,10 @@ class TableSink:
     def close(self) -> None:
         if not self.rows:
             return
-        table = Table(title=self.title, title_justify="left")
+        table = Table(title=f"itdd {self.spec.command.value}", title_justify="left")
         for name in self.rows[0]:
-            justify = "left" if name in ("id", "prefers") else "right"
+            field = self.spec.field(name)
+            justify = "left" if field is None or field.kind is str else "right"
             table.add_column(name, justify=justify, overflow="fold")  # fold, never drop digits
         for row in self.rows:
             table.add_row(*(_cell(value) for value in row.values()))
@@ -86,7 +90,7 @@ def make_sink(fmt: Format, stream: TextIO, command: Command, header: bool = True
     if fmt is Format.csv:
         return CsvWriter(stream, header)
     if fmt is Format.table:
-        return TableSink(console_for(stream), f"itdd {command.value}")
+        return TableSink(console_for(stream), command)
     return JsonlWriter(stream)
 
 
@@ -97,9 +101,10 @@ def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list
         f"records {summary.records}{skipped} · tokens {summary.tokens} · "
         f"mean NLL/token {summary.nll_per_token:.4f} nats · corpus perplexity {summary.corpus_ppl:.3f}",
     ]
-    if summary.command is Command.ratio:
-        coupling = "independent" if settings.independent else "coupled"
-        lines.append(f"prefers chosen {summary.share_chosen:.1%} of pairs ({coupling} masks)")
+    coupling = "independent" if settings.independent else "coupled"
+    tallies = summary.tallies()
+    lines += [tally.line.format(value=tallies[tally.name], coupling=coupling)
+              for tally in summary.spec.tallies if tally.line]  # fmt: skip
     lines.append(
         f"model {info.name} ({info.family}, {info.dtype} on {info.device}) · framing: {info.framing}"
         f"{' + chat template (prompt as user turn)' if settings.chat_template else ''} · "

@@ -8,31 +8,13 @@ mixing results of different inputs.
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from itdd_cli.errors import InputError, UsageError
 from itdd_cli.records import Record
-
-INT_FIELDS = {"tokens", "prompt_tokens", "samples", "tokens_chosen", "tokens_rejected"}
-TEXT_FIELDS = {"id", "prefers"}
-
-
-def _typed(row: dict[str, str]) -> dict[str, Any]:
-    """CSV cells back to the JSON types the writer started from."""
-    typed: dict[str, Any] = {}
-    for key, value in row.items():
-        if key in TEXT_FIELDS or value == "":
-            typed[key] = value if value != "" else None
-        elif key in INT_FIELDS:
-            typed[key] = int(value)
-        else:
-            typed[key] = float(value)
-    return typed
+from itdd_cli.results import NotResults, parse_results
 
 
 def finished_rows(path: Path, csv_format: bool, truncate: bool) -> list[dict[str, Any]]:
@@ -44,16 +26,10 @@ def finished_rows(path: Path, csv_format: bool, truncate: bool) -> list[dict[str
     if truncate and len(complete) < len(data):
         with path.open("r+b") as file:
             file.truncate(len(complete))
-    text = complete.decode("utf-8", errors="replace")
     try:
-        if csv_format:
-            return [_typed(row) for row in csv.DictReader(io.StringIO(text))]
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except (ValueError, json.JSONDecodeError) as error:
+        return parse_results(complete.decode("utf-8", errors="replace"), csv_format)
+    except NotResults as error:
         raise UsageError(f"cannot resume {path}: it is not an itdd result file ({error}); use --overwrite") from None
-    if not all(isinstance(row, dict) and "id" in row for row in rows):
-        raise UsageError(f"cannot resume {path}: it is not an itdd result file; use --overwrite")
-    return rows
 
 
 def skip_finished(

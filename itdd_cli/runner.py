@@ -7,9 +7,8 @@ estimators and the model contract, never a family's quirks nor how rows are rend
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 
 import torch
@@ -28,33 +27,11 @@ from itdd_cli.estimators import (
     summarise,
 )
 from itdd_cli.models.base import Framed, ScoringModel
-from itdd_cli.records import Fields, Record, conditional_record, pair_record, text_record
+from itdd_cli.records import Fields, Record
+from itdd_cli.rows import SPECS, Command
+from itdd_cli.settings import LN2, Settings, safe_exp
 
-LN2 = math.log(2.0)
-
-
-class Command(StrEnum):
-    nll = "nll"
-    cond_nll = "cond-nll"
-    ratio = "ratio"
-
-
-PARSERS: dict[Command, Callable[[dict[str, Any], int, Fields], Record]] = {
-    Command.nll: text_record,
-    Command.cond_nll: conditional_record,
-    Command.ratio: pair_record,
-}
-
-
-@dataclass(frozen=True)
-class Settings:
-    estimator: Estimator = Estimator.stratified
-    samples: int = 128
-    seed: int = 0
-    independent: bool = False
-    batch_rows: int | None = None  # None: fill batches up to max_tokens
-    max_tokens: int | None = None  # None: the engine's default for the model's device
-    chat_template: bool = False  # wrap the prompt in the tokenizer's chat template as a user turn
+__all__ = ["Command", "Settings", "Skipped", "prepare", "score", "token_counts"]
 
 
 @dataclass(frozen=True)
@@ -62,11 +39,6 @@ class _Side:
     framed: Framed
     spans: list[Span]  # one per block (a single one for a model without blocks)
     plans: list[MaskPlan]  # the draws of each span
-
-
-def safe_exp(value: float) -> float:
-    """exp, saturating to inf instead of raising OverflowError (a perplexity can be huge)."""
-    return math.inf if value >= 700 else math.exp(value)  # NaN stays NaN
 
 
 def _frame_side(model: ScoringModel, record: Record, context: list[int], text: str) -> Framed:
@@ -91,13 +63,11 @@ class _Prepared:
     prompt_tokens: int
 
 
-def token_counts(model: ScoringModel, record: Record) -> dict[str, int]:
+def token_counts(command: Command, model: ScoringModel, record: Record) -> dict[str, int]:
     """The token counts an output row reports for `record` (how --resume recognises it)."""
     context = model.encode(record.prompt) if record.prompt else []
     lengths = [_frame_side(model, record, context, text).length for text in record.texts]
-    if len(lengths) == 2:
-        return {"tokens_chosen": lengths[0], "tokens_rejected": lengths[1]}
-    return {"tokens": lengths[0]}
+    return dict(zip(SPECS[command].identity, lengths, strict=True))
 
 
 def _plans(settings: Settings, context: list[int], framed: list[Framed], spans: list[list[Span]],
@@ -182,20 +152,25 @@ def _side_estimate(record: Record, side: _Side, losses: list[torch.Tensor]) -> E
     return _checked(record, total([summarise(v, plan.strata) for v, plan in zip(values, side.plans, strict=True)]))
 
 
-def _nll_row(prepared: _Prepared, losses: list[torch.Tensor], command: Command) -> dict[str, Any]:
+def _nll_values(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
     side = prepared.sides[0]
     estimate = _side_estimate(prepared.record, side, _per_side(prepared, losses)[0])
     tokens = side.framed.length
     per_token = estimate.value / tokens
-    row: dict[str, Any] = {"id": prepared.record.id, "nll": estimate.value, "nll_se": estimate.se, "tokens": tokens}
-    if command is Command.cond_nll:
-        row["prompt_tokens"] = prepared.prompt_tokens
-    return row | {
+    return {
+        "id": prepared.record.id,
+        "nll": estimate.value,
+        "nll_se": estimate.se,
+        "tokens": tokens,
         "nll_per_token": per_token,
         "bits_per_token": per_token / LN2,
         "ppl": safe_exp(per_token),
         "samples": sum(len(plan.masks) for plan in side.plans),
     }
+
+
+def _cond_nll_values(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
+    return _nll_values(prepared, losses) | {"prompt_tokens": prepared.prompt_tokens}
 
 
 def _log_ratio(prepared: _Prepared, grouped: list[list[torch.Tensor]]) -> tuple[Estimate, int]:
@@ -213,7 +188,7 @@ def _log_ratio(prepared: _Prepared, grouped: list[list[torch.Tensor]]) -> tuple[
     return _checked(record, total(parts)), draws
 
 
-def _ratio_row(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
+def _ratio_values(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
     grouped = _per_side(prepared, losses)
     chosen, rejected = (
         _side_estimate(prepared.record, side, side_losses)
@@ -237,6 +212,10 @@ def _ratio_row(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any
     }
 
 
+# Each command's row, by the fields its RowSpec declares (the spec fixes their order).
+ROW_VALUES = {Command.nll: _nll_values, Command.cond_nll: _cond_nll_values, Command.ratio: _ratio_values}
+
+
 @dataclass(frozen=True)
 class Skipped:
     """An invalid record passed over under --skip-invalid; it keeps its place in the output order."""
@@ -258,7 +237,8 @@ def score(
     An invalid record raises its InputError (after every earlier row has been yielded), or,
     with `skip_invalid`, comes out as a `Skipped` in its place.
     """
-    parse = PARSERS[command]
+    spec = SPECS[command]
+    values = ROW_VALUES[command]
     fields = fields or Fields()
 
     def tasks() -> Iterator[tuple[_Prepared | Skipped, list[Job]]]:
@@ -266,7 +246,7 @@ def score(
             try:
                 if isinstance(value, InputError):
                     raise value
-                yield prepare(model, parse(value, line, fields), settings)
+                yield prepare(model, spec.parse(value, line, fields), settings)
             except InputError as error:
                 if not skip_invalid:
                     raise
@@ -274,9 +254,4 @@ def score(
 
     engine = Engine(model, batch_rows=settings.batch_rows, max_tokens=settings.max_tokens)
     for prepared, losses in engine.run(tasks()):
-        if isinstance(prepared, Skipped):
-            yield prepared
-        elif command is Command.ratio:
-            yield _ratio_row(prepared, losses)
-        else:
-            yield _nll_row(prepared, losses, command)
+        yield prepared if isinstance(prepared, Skipped) else spec.row(**values(prepared, losses))

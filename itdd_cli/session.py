@@ -8,12 +8,13 @@ import json
 import os
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from itdd_cli.errors import UsageError
+from itdd_cli.errors import InputError, UsageError
 from itdd_cli.io.reader import open_input, read_objects
 from itdd_cli.models.base import ScoringModel
 from itdd_cli.parallel import Shard, close_shard, current_shard, score_sharded
@@ -29,7 +30,9 @@ from itdd_cli.reporting import (
     stderr_console,
 )
 from itdd_cli.resume import finished_rows, skip_finished
-from itdd_cli.runner import PARSERS, Command, Settings, Skipped, score, token_counts
+from itdd_cli.rows import SPECS, Command
+from itdd_cli.runner import Skipped, score, token_counts
+from itdd_cli.settings import Settings
 from itdd_cli.summary import Gate, Summary, check_gates, summary_json
 
 
@@ -71,61 +74,84 @@ def _open_output(output: Output, stack: ExitStack) -> TextIO:
 
 def run_scoring(command: Command, input_path: str | None, model: ScoringModel, settings: Settings, fields: Fields,
                 output: Output, policy: Policy) -> None:  # fmt: skip
+    """Open (format, resume), stream (input → rows → sink), finish (summary, gates)."""
     _check(output)
     shard = current_shard()
     try:
-        _run(command, input_path, model, settings, fields, output, policy, shard)
+        run = _Run(command, model, settings, fields, output, policy, shard)
+        with ExitStack() as stack:
+            run.stream(input_path, stack)
+        run.finish()
     finally:
         close_shard(shard)
 
 
-def _run(command: Command, input_path: str | None, model: ScoringModel, settings: Settings, fields: Fields,
-         output: Output, policy: Policy, shard: Shard) -> None:  # fmt: skip
-    resolved = resolve_format(output.fmt, output.path, sys.stdout)
-    if output.resume and resolved is Format.table:
-        raise UsageError("--resume continues a JSONL or CSV file, not a table")
-    done = finished_rows(Path(output.path), resolved is Format.csv, shard.is_main) if output.resume else []
-    summary = Summary(command)
-    for row in done:
-        summary.add(row)
-    with ExitStack() as stack:
-        stream = _open_output(output, stack) if shard.is_main else stack.enter_context(open(os.devnull, "w"))
+class _Run:
+    def __init__(self, command: Command, model: ScoringModel, settings: Settings, fields: Fields, output: Output,
+                 policy: Policy, shard: Shard) -> None:  # fmt: skip
+        self.command, self.model, self.settings, self.fields = command, model, settings, fields
+        self.output, self.policy, self.shard = output, policy, shard
+        self.format = resolve_format(output.fmt, output.path, sys.stdout)
+        if output.resume and self.format is Format.table:
+            raise UsageError("--resume continues a JSONL or CSV file, not a table")
+        self.done = (
+            finished_rows(Path(str(output.path)), self.format is Format.csv, shard.is_main) if output.resume else []
+        )
+        self.summary = Summary(command)
+        for row in self.done:
+            self.summary.add(row)
+        self.stream_out: TextIO = sys.stdout
+
+    def _objects(self, input_path: str | None, stack: ExitStack) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
         source = open_input(input_path)
         if source is not sys.stdin.buffer:
             stack.callback(source.close)
-        sink = make_sink(resolved, stream, command, header=not done)
-        objects = flag_duplicate_ids(read_objects(source), fields.id)
-        if done:
-            parse = PARSERS[command]
-            objects = skip_finished(objects, done, lambda obj, line: parse(obj, line, fields),
-                                    lambda record: token_counts(model, record), str(output.path))  # fmt: skip
-        if shard.world > 1:
-            rows = score_sharded(
-                objects, lambda chunk: score(command, chunk, model, settings, fields, policy.skip_invalid), shard
-            )
+        objects = flag_duplicate_ids(read_objects(source), self.fields.id)
+        if not self.done:
+            return objects
+        spec = SPECS[self.command]
+        return skip_finished(objects, self.done, lambda obj, line: spec.parse(obj, line, self.fields),
+                             lambda record: token_counts(self.command, self.model, record),
+                             str(self.output.path))  # fmt: skip
+
+    def _rows(self, objects: Iterator[tuple[int, dict[str, Any] | InputError]]) -> Iterator[dict[str, Any] | Skipped]:
+        def score_some(chunk: Iterable[tuple[int, dict[str, Any] | InputError]]) -> Iterator[dict[str, Any] | Skipped]:
+            return score(self.command, chunk, self.model, self.settings, self.fields, self.policy.skip_invalid)
+
+        return score_sharded(objects, score_some, self.shard) if self.shard.world > 1 else score_some(objects)
+
+    def stream(self, input_path: str | None, stack: ExitStack) -> None:
+        """Every row to the sink as it finishes; what finished stays written on any failure."""
+        if self.shard.is_main:
+            self.stream_out = _open_output(self.output, stack)
         else:
-            rows = score(command, objects, model, settings, fields, policy.skip_invalid)
-        show_progress = shard.is_main and not output.quiet and sys.stderr.isatty()
+            self.stream_out = stack.enter_context(open(os.devnull, "w"))
+        sink = make_sink(self.format, self.stream_out, self.command, header=not self.done)
+        rows = self._rows(self._objects(input_path, stack))
+        show_progress = self.shard.is_main and not self.output.quiet and sys.stderr.isatty()
         try:
             with progress_bar(input_path, enabled=show_progress) as advance:
                 for row in rows:
                     if isinstance(row, Skipped):
-                        summary.skipped += 1
+                        self.summary.skipped += 1
                         notice(f"skipped line {row.line}: {row.message}")
                         continue
                     sink.write(row)
-                    summary.add(row)
-                    advance(summary)
+                    self.summary.add(row)
+                    advance(self.summary)
         finally:
-            sink.close()  # what finished is written even when a later record fails or Ctrl-C arrives
-        summary.finished = time.perf_counter()
-        if not shard.is_main:
+            sink.close()
+        self.summary.finished = time.perf_counter()
+        if not self.shard.is_main:
             return
-        if resolved is Format.table:
-            print_summary(console_for(stream), summary, model.info, settings)
-        elif not output.quiet:
-            print_summary(stderr_console(), summary, model.info, settings)
-    if shard.is_main and output.summary_path:
-        document = summary_json(summary, model.info, settings, policy.revision)
-        Path(output.summary_path).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    check_gates(policy.gates, summary)
+        if self.format is Format.table:
+            print_summary(console_for(self.stream_out), self.summary, self.model.info, self.settings)
+        elif not self.output.quiet:
+            print_summary(stderr_console(), self.summary, self.model.info, self.settings)
+
+    def finish(self) -> None:
+        """The JSON summary (main process), then the quality gates."""
+        if self.shard.is_main and self.output.summary_path:
+            document = summary_json(self.summary, self.model.info, self.settings, self.policy.revision)
+            Path(self.output.summary_path).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+        check_gates(self.policy.gates, self.summary)

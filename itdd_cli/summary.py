@@ -5,15 +5,17 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from itdd_cli import __version__
 from itdd_cli.errors import GateError, UsageError
-from itdd_cli.models.base import ModelInfo
-from itdd_cli.runner import Command, Settings, safe_exp
+from itdd_cli.rows import RUN_METRICS, SPECS, Command, RowSpec, gate_metrics
+from itdd_cli.settings import LN2, Settings, safe_exp
 
-GATE_METRICS = ["records", "skipped", "tokens", "nll_per_token", "bits_per_token", "perplexity", "wall_seconds",
-                "share_chosen", "share_chosen_se", "mean_log_ratio"]  # fmt: skip
+if TYPE_CHECKING:
+    from itdd_cli.models.base import ModelInfo
+
+GATE_METRICS = gate_metrics()
 
 
 @dataclass
@@ -25,21 +27,21 @@ class Summary:
     skipped: int = 0
     tokens: int = 0
     nll: float = 0.0
-    chosen: int = 0
-    log_ratio: float = 0.0
+    tally_sums: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
 
+    @property
+    def spec(self) -> RowSpec:
+        return SPECS[self.command]
+
     def add(self, row: dict[str, Any]) -> None:
+        spec = self.spec
         self.records += 1
-        if self.command is Command.ratio:
-            self.tokens += row["tokens_chosen"] + row["tokens_rejected"]
-            self.nll += row["nll_chosen"] + row["nll_rejected"]
-            self.chosen += row["prefers"] == "chosen"
-            self.log_ratio += row["log_ratio"]
-        else:
-            self.tokens += row["tokens"]
-            self.nll += row["nll"]
+        self.tokens += sum(row[name] for name in spec.identity)
+        self.nll += sum(row[name] for name in spec.nll_fields)
+        for tally in spec.tallies:
+            self.tally_sums[tally.name] = self.tally_sums.get(tally.name, 0.0) + tally.value(row)
 
     @property
     def wall_seconds(self) -> float:
@@ -53,32 +55,29 @@ class Summary:
     def corpus_ppl(self) -> float:
         return safe_exp(self.nll_per_token)
 
-    @property
-    def share_chosen(self) -> float:
-        return self.chosen / self.records if self.records else math.nan
-
-    @property
-    def share_chosen_se(self) -> float:
-        """Binomial standard error of the share, over pairs."""
-        share = self.share_chosen
-        return math.sqrt(share * (1 - share) / self.records) if self.records else math.nan
+    def tallies(self) -> dict[str, float]:
+        """Each tally's mean over rows (and the binomial SE of a share)."""
+        numbers: dict[str, float] = {}
+        for tally in self.spec.tallies:
+            mean = self.tally_sums.get(tally.name, 0.0) / self.records if self.records else math.nan
+            numbers[tally.name] = mean
+            if tally.binomial:
+                numbers[f"{tally.name}_se"] = math.sqrt(mean * (1 - mean) / self.records) if self.records else math.nan
+        return numbers
 
     def metrics(self) -> dict[str, float]:
         """The numbers a CI gate can test (`--fail-above` / `--fail-below`)."""
-        numbers = {
+        run = {
             "records": float(self.records),
             "skipped": float(self.skipped),
             "tokens": float(self.tokens),
             "nll_per_token": self.nll_per_token,
-            "bits_per_token": self.nll_per_token / math.log(2),
+            "bits_per_token": self.nll_per_token / LN2,
             "perplexity": self.corpus_ppl,
             "wall_seconds": self.wall_seconds,
         }
-        if self.command is Command.ratio:
-            numbers["share_chosen"] = self.share_chosen
-            numbers["share_chosen_se"] = self.share_chosen_se
-            numbers["mean_log_ratio"] = self.log_ratio / self.records if self.records else math.nan
-        return numbers
+        assert tuple(run) == RUN_METRICS
+        return run | self.tallies()
 
 
 def summary_json(summary: Summary, info: ModelInfo, settings: Settings, revision: str | None) -> dict[str, Any]:
@@ -96,7 +95,7 @@ def summary_json(summary: Summary, info: ModelInfo, settings: Settings, revision
         "estimator": settings.estimator.value,
         "samples": settings.samples,
         "seed": settings.seed,
-        "coupled": not settings.independent if summary.command is Command.ratio else None,
+        "coupled": not settings.independent if len(summary.spec.identity) > 1 else None,
     } | {key: (value if math.isfinite(value) else None) for key, value in summary.metrics().items()}
 
 

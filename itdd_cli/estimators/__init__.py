@@ -13,9 +13,29 @@ ratio sides share them by rank).
 This package knows nothing about tokenizers, models or files.
 """
 
-from itdd_cli.estimators.masks import EXACT_MAX_TOKENS, Estimator, MaskPlan, plan_masks
-from itdd_cli.estimators.sampling import Noise, draw_noise, record_generator
-from itdd_cli.estimators.stats import Estimate, summarise
+from importlib import import_module
+from typing import Any
+
+from itdd_cli.estimators.kinds import Estimator
+
+# The tensor modules load on first use, so `Estimator` alone costs no torch import.
+_LAZY = {
+    "EXACT_MAX_TOKENS": "masks",
+    "MaskPlan": "masks",
+    "plan_masks": "masks",
+    "Noise": "sampling",
+    "draw_noise": "sampling",
+    "record_generator": "sampling",
+    "Estimate": "stats",
+    "summarise": "stats",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(f"itdd_cli.estimators.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'itdd_cli.estimators' has no attribute {name!r}")
+
 
 __all__ = [
     "EXACT_MAX_TOKENS",

@@ -4,23 +4,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from enum import StrEnum
 from itertools import combinations
 
 import torch
 
+from itdd_cli.estimators.kinds import Estimator
 from itdd_cli.estimators.sampling import Noise
 
 # 2^16 − 1 forward passes per sequence is already minutes on a CPU; beyond it `exact` is
 # a mistake, not a measurement.
 EXACT_MAX_TOKENS = 16
-
-
-class Estimator(StrEnum):
-    stratified = "stratified"
-    time_free = "time-free"
-    time_integral = "time-integral"
-    exact = "exact"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,67 @@
+"""The one reader of itdd result files (JSONL or CSV), typed by the rows' declarations.
+
+Used by --resume and by `itdd compare`, so both see the same rows with the same types: CSV cells
+come back as the JSON types the writer started from (a CSV id that reads as a plain integer is
+the integer; the CSV format cannot tell the number 1 from the string "1").
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+from itdd_cli.rows import spec_of_columns
+
+
+class NotResults(ValueError):
+    """The text is not an itdd result file; the message says why."""
+
+
+def _csv_id(value: str) -> str | int:
+    digits = value.lstrip("-")
+    if digits.isdigit() and str(int(value)) == value:
+        return int(value)
+    return value
+
+
+def _typed_csv(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
+    if not rows:
+        return []
+    spec = spec_of_columns(set(rows[0]))
+    kinds = {field.name: field.kind for field in spec.fields} if spec else {}
+    typed: list[dict[str, Any]] = []
+    for row in rows:
+        out: dict[str, Any] = {}
+        for key, value in row.items():
+            kind = kinds.get(key, float)
+            if value == "" or value is None:
+                out[key] = None
+            elif key == "id":
+                out[key] = _csv_id(value)
+            elif kind is str:
+                out[key] = value
+            else:
+                out[key] = kind(value)
+        typed.append(out)
+    return typed
+
+
+def parse_results(text: str, csv_format: bool) -> list[dict[str, Any]]:
+    """Rows of a result file's text; raises `NotResults` for anything else."""
+    try:
+        if csv_format:
+            return _typed_csv(list(csv.DictReader(io.StringIO(text))))
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+    except (ValueError, TypeError, json.JSONDecodeError) as error:
+        raise NotResults(str(error)) from None
+    if not all(isinstance(row, dict) and "id" in row for row in rows):
+        raise NotResults("a row is not an object with an 'id'")
+    return rows
+
+
+def row_key(row: dict[str, Any]) -> tuple[str, Any]:
+    """Rows pair by id as written: the number 1 and the string "1" are different ids."""
+    value = row.get("id")
+    return (type(value).__name__, value)

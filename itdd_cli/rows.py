@@ -1,0 +1,161 @@
+"""What each command's output row holds, declared once.
+
+A `RowSpec` names a command's fields in output order with their types, the fields that identify
+a row's input on --resume, the metric `itdd compare` uses by default, what the closing summary
+tallies and which metrics a quality gate may test. The writers, the result reader, resume,
+compare, the summary and the table read these declarations; the runner fills them in.
+
+Adding a command: one `RowSpec` here (with its record parser) and its row function in the runner.
+This module imports no torch and renders nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from itdd_cli.records import Fields, Record, conditional_record, pair_record, text_record
+
+
+class Command(StrEnum):
+    nll = "nll"
+    cond_nll = "cond-nll"
+    ratio = "ratio"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One output column. `worse` says which direction of a change `compare` calls worse
+    (None: not a comparable metric); `se` names the field holding this one's standard error."""
+
+    name: str
+    kind: type  # int, float or str (ids are str | int)
+    worse: str | None = None  # "higher" or "lower"
+    se: str | None = None
+
+
+@dataclass(frozen=True)
+class Tally:
+    """A summary metric: the mean over rows of `value(row)`; `binomial` adds `<name>_se`."""
+
+    name: str
+    value: Callable[[dict[str, Any]], float]
+    binomial: bool = False
+    line: str | None = None  # the closing summary's line: format fields `value` and `coupling`
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    command: Command
+    fields: tuple[Field, ...]
+    parse: Callable[[dict[str, Any], int, Fields], Record]
+    identity: tuple[str, ...]  # token counts recomputed from the input on --resume, one per scored text
+    nll_fields: tuple[str, ...]  # summed into the summary's NLL
+    compare_metric: str
+    tallies: tuple[Tally, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(field.name for field in self.fields)
+
+    def field(self, name: str) -> Field | None:
+        return next((field for field in self.fields if field.name == name), None)
+
+    def row(self, **values: Any) -> dict[str, Any]:
+        """The row in declared order; a missing or undeclared field is a bug, caught here."""
+        if set(values) != set(self.names):
+            raise AssertionError(f"{self.command} row fields {sorted(values)} differ from {self.names}")
+        return {name: values[name] for name in self.names}
+
+
+ID = Field("id", str)
+_NLL = (
+    Field("nll", float, worse="higher", se="nll_se"),
+    Field("nll_se", float),
+    Field("tokens", int),
+)
+_PER_TOKEN = (
+    Field("nll_per_token", float, worse="higher"),
+    Field("bits_per_token", float, worse="higher"),
+    Field("ppl", float, worse="higher"),
+    Field("samples", int),
+)
+
+
+SPECS: dict[Command, RowSpec] = {
+    spec.command: spec
+    for spec in [
+        RowSpec(
+            Command.nll,
+            (ID, *_NLL, *_PER_TOKEN),
+            text_record,
+            identity=("tokens",),
+            nll_fields=("nll",),
+            compare_metric="nll_per_token",
+        ),
+        RowSpec(
+            Command.cond_nll,
+            (ID, *_NLL, Field("prompt_tokens", int), *_PER_TOKEN),
+            conditional_record,
+            identity=("tokens",),
+            nll_fields=("nll",),
+            compare_metric="nll_per_token",
+        ),
+        RowSpec(
+            Command.ratio,
+            (
+                ID,
+                Field("log_ratio", float, worse="lower", se="log_ratio_se"),
+                Field("log_ratio_se", float),
+                Field("nll_chosen", float, worse="higher"),
+                Field("nll_rejected", float, worse="higher"),
+                Field("tokens_chosen", int),
+                Field("tokens_rejected", int),
+                Field("samples", int),
+                Field("prefers", str),
+            ),
+            pair_record,
+            identity=("tokens_chosen", "tokens_rejected"),
+            nll_fields=("nll_chosen", "nll_rejected"),
+            compare_metric="log_ratio",
+            tallies=(
+                Tally(
+                    "share_chosen",
+                    lambda row: float(row["prefers"] == "chosen"),
+                    binomial=True,
+                    line="prefers chosen {value:.1%} of pairs ({coupling} masks)",
+                ),
+                Tally("mean_log_ratio", lambda row: row["log_ratio"]),
+            ),
+        ),
+    ]
+}
+
+# Metrics every run's summary reports, in the order the summary and the gates list them.
+RUN_METRICS = ("records", "skipped", "tokens", "nll_per_token", "bits_per_token", "perplexity", "wall_seconds")
+
+
+def tally_names(spec: RowSpec) -> list[str]:
+    return [name for tally in spec.tallies for name in (tally.name, *((f"{tally.name}_se",) if tally.binomial else ()))]
+
+
+def gate_metrics() -> list[str]:
+    """Every metric a gate may name, whatever the command."""
+    names = list(RUN_METRICS)
+    for spec in SPECS.values():
+        names += [name for name in tally_names(spec) if name not in names]
+    return names
+
+
+def spec_of_columns(columns: set[str]) -> RowSpec | None:
+    """The command whose rows these columns hold (a result file's header), the most specific one."""
+    matches = [spec for spec in SPECS.values() if set(spec.names) <= columns]
+    return max(matches, key=lambda spec: len(spec.fields), default=None)
+
+
+def comparable(spec: RowSpec | None = None) -> dict[str, Field]:
+    """Fields `compare` may compare (of one command, or of all)."""
+    specs = [spec] if spec else list(SPECS.values())
+    return {field.name: field for s in specs for field in s.fields if field.worse}

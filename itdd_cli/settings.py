@@ -1,0 +1,29 @@
+"""The settings that fix a scoring run's numbers, and the perplexity helper every report shares.
+
+Imports neither torch nor transformers, so the command line can read them before the model loads.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from itdd_cli.estimators.kinds import Estimator
+
+LN2 = math.log(2.0)
+
+
+@dataclass(frozen=True)
+class Settings:
+    estimator: Estimator = Estimator.stratified
+    samples: int = 128
+    seed: int = 0
+    independent: bool = False
+    batch_rows: int | None = None  # None: fill batches up to max_tokens
+    max_tokens: int | None = None  # None: the engine's default for the model's device
+    chat_template: bool = False  # wrap the prompt in the tokenizer's chat template as a user turn
+
+
+def safe_exp(value: float) -> float:
+    """exp, saturating to inf instead of raising OverflowError (a perplexity can be huge)."""
+    return math.inf if value >= 700 else math.exp(value)  # NaN stays NaN
