@@ -295,3 +295,35 @@ def test_the_concatenated_layout_gives_the_per_block_numbers(models, family):
     concatenated = torch.zeros(len(masks), 5, dtype=torch.float64)
     concatenated.index_put_((position // block, draw), -logprobs.double(), accumulate=True)  # span k = block k
     assert torch.allclose(torch.stack(per_block), concatenated, atol=1e-4)
+
+
+@pytest.mark.parametrize("command", ["nll", "cond-nll", "ratio"])
+def test_block_models_score_through_the_cli_with_a_block_size_override(checkpoints, models, tmp_path, command):
+    from tests.conftest import read_jsonl, write_jsonl
+
+    rows = {"nll": [{"text": "the cat sat"}], "cond-nll": [{"prompt": "the", "response": " cat sat"}],
+            "ratio": [{"prompt": "the", "chosen": " cat", "rejected": " dog ran"}]}[command]  # fmt: skip
+    path = str(write_jsonl(tmp_path / "in.jsonl", rows))
+    result = CliRunner().invoke(app, [command, path, "-m", str(checkpoints["llada2"]), "--block-size", "4",
+                                      "--estimator", "exact"])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    [row] = read_jsonl(result.stdout)
+    if command == "cond-nll":
+        [expected] = _score(models["llada2"], rows)  # loaded with block size 4 too
+        assert row["nll"] == pytest.approx(expected["nll"], rel=1e-6)
+    assert "(llada2, float32 on cpu)" in result.stderr
+
+
+@pytest.mark.parametrize("family", ["llada2", "llada-moe"])
+def test_the_lm_head_runs_only_at_scored_positions(models, family):
+    model = models[family]
+    ids = torch.tensor([model.encode("the cat sat on the mat")])
+    score_mask = torch.zeros_like(ids, dtype=torch.bool)
+    score_mask[0, [3, 4, 9]] = True
+    seen = []
+    handle = model.model.lm_head.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape))
+    try:
+        model.target_logprobs(ids.masked_fill(score_mask, model.info.mask_id), torch.ones_like(ids), score_mask, ids)
+    finally:
+        handle.remove()
+    assert seen == [torch.Size([3, SIZES["d"]])]  # three rows, not the 22 positions of the sequence
