@@ -1,12 +1,13 @@
 """Data parallel scoring: every process reads the input, scores its own share of the records,
 and the main process writes all rows in input order.
 
-Launched by `accelerate launch -m itdd_cli …` or `torchrun -m itdd_cli …` (both set RANK and
-WORLD_SIZE). Records are dealt round-robin inside chunks; after each chunk the processes
-exchange their rows (as Python objects over gloo, which works beside any GPU backend), so
-memory stays bounded and output streams. A record's numbers depend only on (seed, its tokens),
-so the merged output equals a single-process run. An invalid record in any shard stops every
-process at the same point, after the rows before it are written.
+Launched by `accelerate launch -m itdd_cli …` or `torchrun -m itdd_cli …`. accelerate's
+`PartialState` owns the process group, each process's device and the split of work; what is
+itdd's own is below: records go in chunks, each chunk is split between the processes and their
+rows are gathered back in input order before the next chunk starts, so memory stays bounded and
+output streams. A record's numbers depend only on (seed, its tokens), so the merged output equals
+a single-process run. An invalid record in any share stops every process at the same point,
+after the rows before it are written.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from itertools import islice
 from typing import Any
 
 from itdd_cli.errors import ItddError, ModelError
+from itdd_cli.processes import launched, process_state
 
 CHUNK_RECORDS = 256
+
+Chunk = list[tuple[int, dict[str, Any]]]  # (line, object) as the reader yields them
 
 
 @dataclass(frozen=True)
@@ -33,79 +37,64 @@ class Shard:
 
 
 def current_shard() -> Shard:
-    """This process's place in a launch; starts the process group when there are several."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
+    """This process's place in a launch; one process needs no process group."""
+    if not launched():
         return Shard()
-    import torch.distributed as dist
-
-    if not dist.is_initialized():
-        dist.init_process_group(backend="gloo")
-    return Shard(dist.get_rank(), dist.get_world_size())
+    state = process_state()
+    return Shard(state.process_index, state.num_processes)
 
 
 def close_shard(shard: Shard) -> None:
-    """Wait for every process, then tear the group down: exiting with gloo's threads still up
-    can abort the process (SIGABRT) at interpreter shutdown."""
+    """Wait for every process, then tear the group down (exiting with it up can abort at shutdown)."""
     if shard.world <= 1:
         return
-    import torch.distributed as dist
-
-    if dist.is_initialized():
-        try:
-            dist.barrier()
-        finally:
-            dist.destroy_process_group()
+    state = process_state()
+    try:
+        state.wait_for_everyone()
+    finally:
+        state.destroy_process_group()
 
 
 @dataclass(frozen=True)
 class _Failure:
-    """An error raised on one shard, carried to every process at the record where it happened."""
+    """An error raised on one process, carried to every process in place of the record that failed."""
 
-    position: int
     error: ItddError
 
 
-def _score_share(score_chunk: Callable[[list[tuple[int, dict[str, Any]]]], Iterator[dict[str, Any]]],
-                 mine: list[tuple[int, tuple[int, dict[str, Any]]]]) -> list[Any]:  # fmt: skip
-    """(position, row) for each of this process's records, and a _Failure where one failed."""
+def _score_share(score_chunk: Callable[[Chunk], Iterator[Any]], mine: Chunk) -> list[Any]:
+    """A row for each of this process's records up to the first that failed, then its _Failure."""
     results: list[Any] = []
     try:
-        for row in score_chunk([obj for _, obj in mine]):
-            results.append((mine[len(results)][0], row))
-    except Exception as error:  # the record after the last finished one failed; never leave peers waiting
-        position = mine[len(results)][0] if len(results) < len(mine) else mine[-1][0]
+        for row in score_chunk(mine):
+            results.append(row)
+    except Exception as error:  # never leave peers waiting in the gather
         if not isinstance(error, ItddError):
             error = ModelError(f"internal error on process {os.environ.get('RANK')}: {type(error).__name__}: {error}")
-        results.append(_Failure(position, error))
+        results.append(_Failure(error))
     return results
 
 
 def score_sharded(
     objects: Iterable[tuple[int, dict[str, Any]]],
-    score_chunk: Callable[[list[tuple[int, dict[str, Any]]]], Iterator[dict[str, Any]]],
+    score_chunk: Callable[[Chunk], Iterator[Any]],
     shard: Shard,
-) -> Iterator[dict[str, Any]]:
+) -> Iterator[Any]:
     """Rows for every record in input order (on the main process; others yield nothing)."""
-    import torch.distributed as dist
+    from accelerate.utils import gather_object
 
+    state = process_state()
     iterator = iter(objects)
-    offset = 0
     while True:
         chunk = list(islice(iterator, CHUNK_RECORDS))  # a bad line arrives as a value, never raised
-        mine = [(offset + i, obj) for i, obj in enumerate(chunk) if (offset + i) % shard.world == shard.rank]
-        gathered: list[Any] = [None] * shard.world
-        dist.all_gather_object(gathered, _score_share(score_chunk, mine))
-        merged = sorted((item for share in gathered for item in share), key=_position)
-        for item in merged:
+        # consecutive slices, gathered in process order: the rows come back in input order, and
+        # the first failure among them is the first in the input, where every process stops
+        with state.split_between_processes(chunk) as mine:
+            gathered = gather_object(_score_share(score_chunk, mine))
+        for item in gathered:
             if isinstance(item, _Failure):
                 raise item.error
             if shard.is_main:
-                yield item[1]
+                yield item
         if len(chunk) < CHUNK_RECORDS:
             return
-        offset += len(chunk)
-
-
-def _position(item: Any) -> int:
-    return item.position if isinstance(item, _Failure) else item[0]

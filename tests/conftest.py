@@ -35,3 +35,18 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 def read_jsonl(text: str) -> list[dict]:
     return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+def invoke(args, stdin=None, env=None):
+    """The CLI in this process, as a user would call it (every argument as a string)."""
+    from typer.testing import CliRunner
+
+    from itdd_cli.cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args], input=stdin, env=env)
+
+
+@pytest.fixture
+def base(oracle_dir):
+    """Options that score with the oracle checkpoint, cheaply."""
+    return ["-m", oracle_dir, "--trust-remote-code", "-n", "4"]

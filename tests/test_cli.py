@@ -7,10 +7,8 @@ import io
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from itdd_cli.cli import app
-from tests.conftest import read_jsonl, write_jsonl
+from tests.conftest import invoke, read_jsonl, write_jsonl
 
 NLL_FIELDS = ["id", "nll", "nll_se", "tokens", "nll_per_token", "bits_per_token", "ppl", "samples"]
 COND_FIELDS = ["id", "nll", "nll_se", "tokens", "prompt_tokens", "nll_per_token", "bits_per_token", "ppl", "samples"]
@@ -31,15 +29,6 @@ INPUTS = {
     "ratio": [{"prompt": "a", "chosen": "bc", "rejected": "dd"}, {"chosen": "abcd", "rejected": "ab"}],
 }
 FIELDS = {"nll": NLL_FIELDS, "cond-nll": COND_FIELDS, "ratio": RATIO_FIELDS}
-
-
-def invoke(args, stdin=None, env=None):
-    return CliRunner().invoke(app, [str(a) for a in args], input=stdin, env=env)
-
-
-@pytest.fixture
-def base(oracle_dir):
-    return ["-m", oracle_dir, "--trust-remote-code", "-n", "8"]
 
 
 @pytest.mark.parametrize("source", ["file", "stdin", "dash"])
@@ -121,54 +110,6 @@ def test_the_model_can_come_from_the_environment(oracle_dir, tmp_path):
     assert result.exit_code == 0, result.stderr
 
 
-BAD_LINES = [
-    ('{"text": "ab"}\n{"text": \n', 2, "invalid JSON"),
-    ('{"text": "ab"}\n[1, 2]\n', 2, "expected a JSON object"),
-    ('{"body": "ab"}\n', 1, "missing field 'text' — use --text-field"),
-    ('{"text": null}\n', 1, "must be a string, got null"),
-    ('{"text": 5}\n', 1, "must be a string, got int"),
-    ('{"text": ""}\n', 1, "is empty"),
-    ('{"text": "ab"}\n\n{"text": "abcdabcda"}\n', 3, "exceed the model's maximum of 8"),
-    ('{"text": "ab", "id": [1]}\n', 1, "must be a string or an integer"),
-]
-
-
-@pytest.mark.parametrize("source", ["file", "stdin"])
-@pytest.mark.parametrize("content,line,message", BAD_LINES)
-def test_an_invalid_record_exits_3_with_its_line_number_and_no_traceback(
-    base, tmp_path, source, content, line, message
-):
-    path = tmp_path / "in.jsonl"
-    path.write_text(content)
-    args = ["nll", path, *base] if source == "file" else ["nll", *base]
-    result = invoke(args, stdin=None if source == "file" else content)
-    assert result.exit_code == 3
-    assert result.stderr.startswith(f"itdd: error: line {line}: ") and message in result.stderr
-    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
-
-
-def test_records_before_an_invalid_line_are_still_written(base, tmp_path):
-    path = tmp_path / "in.jsonl"
-    path.write_text('{"text": "ab"}\n{"text": "cd"}\n{"oops": 1}\n')
-    result = invoke(["nll", path, *base])
-    assert result.exit_code == 3
-    assert len(read_jsonl(result.stdout)) == 2
-
-
-def test_invalid_utf8_is_reported_with_its_line(base, tmp_path):
-    path = tmp_path / "in.jsonl"
-    path.write_bytes(b'{"text": "ab"}\n{"text": "\xff"}\n')
-    result = invoke(["nll", path, *base])
-    assert result.exit_code == 3 and "line 2: not valid UTF-8" in result.stderr
-
-
-def test_exact_refuses_long_records_with_their_line(oracle_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr("itdd_cli.runner.EXACT_MAX_TOKENS", 3)
-    path = write_jsonl(tmp_path / "in.jsonl", [{"text": "ab"}, {"text": "abcd"}])
-    result = invoke(["nll", path, "-m", oracle_dir, "--trust-remote-code", "--estimator", "exact"])
-    assert result.exit_code == 3 and "line 2: 4 scored tokens" in result.stderr
-
-
 @pytest.mark.parametrize(
     "args,message",
     [
@@ -183,11 +124,6 @@ def test_usage_errors_exit_2(base, args, message):
     result = invoke([args[0], *base, *args[1:]], stdin='{"text": "ab"}\n')  # later options win
     assert result.exit_code == 2
     assert message in result.stderr
-
-
-def test_remote_code_is_refused_without_the_flag(oracle_dir):
-    result = invoke(["nll", "-m", oracle_dir], stdin='{"text": "ab"}\n')
-    assert result.exit_code == 1 and "--trust-remote-code" in result.stderr
 
 
 @pytest.mark.parametrize("setup", ["missing", "broken"])

@@ -7,11 +7,18 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from itdd_cli.errors import InputError, ModelError
+from itdd_cli.io.reader import read_objects
+from itdd_cli.parallel import CHUNK_RECORDS, Shard, score_sharded
+from itdd_cli.runner import Command, Settings, score
 from tests.conftest import write_jsonl
+from tests.fakes import UniformModel
 
+ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["abcd", "d", "cabbad", "dd", "abcdabcd", "bca", "cc", "a", "dcb"]
 
 
@@ -31,7 +38,7 @@ LAUNCHERS = {  # each run on a fresh free port, so runs never collide on a linge
 
 
 def _run(prefix, args, tmp_path):
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}  # runs in tmp_path
     return subprocess.run([*prefix, *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
 
 
@@ -64,3 +71,34 @@ def test_an_invalid_record_in_another_shard_stops_all_processes_after_writing_wh
     assert result.returncode != 0
     assert "line 6: missing field 'text'" in result.stderr
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 5
+
+
+def test_input_errors_survive_the_trip_between_processes():
+    import pickle
+
+    error = pickle.loads(pickle.dumps(InputError(7, "missing field 'text'")))
+    assert isinstance(error, InputError) and str(error) == "line 7: missing field 'text'"
+
+
+def _score_chunk(chunk):
+    return score(Command.nll, chunk, UniformModel(vocab_size=50, max_length=64), Settings(samples=2))
+
+
+def test_the_merge_yields_every_row_in_input_order_and_stops_at_the_first_bad_record():
+    bad = CHUNK_RECORDS + 44  # in the second chunk: the rows of the first are already out
+    lines = [b"not json\n" if number == bad else b'{"text": "ab"}\n' for number in range(1, 2 * CHUNK_RECORDS)]
+    rows = []
+    with pytest.raises(InputError, match=f"line {bad}: invalid JSON"):
+        rows.extend(score_sharded(read_objects(iter(lines)), _score_chunk, Shard()))
+    assert [row["id"] for row in rows] == list(range(1, bad))
+
+
+def test_an_unexpected_error_on_a_process_becomes_a_model_error_naming_it():
+    def broken(chunk):
+        yield from _score_chunk(chunk[:1])
+        raise RuntimeError("device lost")
+
+    rows = []
+    with pytest.raises(ModelError, match="internal error on process .*RuntimeError: device lost"):
+        rows.extend(score_sharded(read_objects(iter([b'{"text": "ab"}\n'] * 3)), broken, Shard()))
+    assert len(rows) == 1

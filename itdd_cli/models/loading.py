@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 import torch
 
 from itdd_cli.errors import ModelError, UsageError
+from itdd_cli.processes import launched, process_device
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Tokenizers without a limit report int(1e30); anything this large means "unknown".
@@ -43,10 +43,10 @@ class LoadOptions:
 
     @property
     def torch_device(self) -> torch.device:
-        if self.device == "auto":  # under a launcher, each process takes its own GPU
-            if torch.cuda.is_available():
-                return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            return torch.device("cpu")
+        if self.device == "auto":
+            if launched():  # each process takes its own GPU, as accelerate assigns them
+                return process_device()
+            return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
         try:
             device = torch.device(self.device)
         except RuntimeError as error:
