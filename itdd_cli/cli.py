@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
-from typer._click.exceptions import ClickException
+from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
 from itdd_cli import __version__
@@ -51,14 +51,17 @@ from itdd_cli.options import (
     SamplesOpt,
     SeedOpt,
     SkipInvalidOpt,
+    StrictOpt,
     SummaryOpt,
     TextFieldOpt,
     TokenizerOpt,
     TrustOpt,
+    VersionOpt,
 )
 from itdd_cli.records import Fields
 from itdd_cli.reporting import Format, print_comparison, stderr_console
 from itdd_cli.rows import Command
+from itdd_cli.usage import describe
 
 if TYPE_CHECKING:
     from itdd_cli.models import ScoringModel
@@ -74,14 +77,35 @@ def _internal(error: BaseException) -> tuple[str, int]:
 
 ERROR_MAP: list[tuple[type[BaseException], Callable[[Any], tuple[str, int]]]] = [
     (ItddError, lambda error: (str(error), error.exit_code)),
-    (ClickException, lambda error: (error.format_message(), error.exit_code)),  # option parsing: exit 2
+    (ClickException, lambda error: (describe(error), error.exit_code)),  # option parsing: exit 2
     (KeyboardInterrupt, lambda error: (INTERRUPTED, 130)),
     (Exception, _internal),  # a bug or an unforeseen library failure: still one line
 ]
 
 
+def _report(error: BaseException) -> int:
+    """One line on stderr for `error` (ERROR_MAP), the traceback too under ITDD_DEBUG=1; the exit code."""
+    mapping = next((to_line for kind, to_line in ERROR_MAP if isinstance(error, kind)), None)
+    if mapping is None:
+        raise error
+    message, code = mapping(error)
+    if os.environ.get("ITDD_DEBUG"):
+        traceback.print_exc()
+    if os.environ.get("RANK", "0") == "0":  # under a launcher, the main process speaks for all
+        stderr_console().print(f"itdd: error: {' '.join(message.split())}", markup=False)  # one line
+    return code
+
+
 class _ItddGroup(TyperGroup):
-    """Applies ERROR_MAP around every command; ITDD_DEBUG=1 adds the traceback."""
+    """Applies ERROR_MAP around every command, and to the top level's own options (`itdd --bogus`)."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except NoArgsIsHelpError:
+            raise  # bare `itdd`: the help
+        except ClickException as error:
+            raise typer.Exit(_report(error)) from None
 
     def invoke(self, ctx: Any) -> Any:
         try:
@@ -89,15 +113,7 @@ class _ItddGroup(TyperGroup):
         except (typer.Exit, typer.Abort):
             raise
         except BaseException as error:
-            mapping = next((to_line for kind, to_line in ERROR_MAP if isinstance(error, kind)), None)
-            if mapping is None:
-                raise
-            message, code = mapping(error)
-            if os.environ.get("ITDD_DEBUG"):
-                traceback.print_exc()
-            if os.environ.get("RANK", "0") == "0":  # under a launcher, the main process speaks for all
-                stderr_console().print(f"itdd: error: {' '.join(message.split())}", markup=False)  # one line
-            raise typer.Exit(code) from None
+            raise typer.Exit(_report(error)) from None
 
 
 app = typer.Typer(
@@ -108,7 +124,40 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Run 'itdd COMMAND -h' for a command's options and examples; README.md has the details.",
 )
+
+
+@app.callback()
+def _top(version: VersionOpt = False) -> None:
+    """Log-likelihoods of masked-diffusion language models (I-MDCE Monte Carlo estimators)."""
+
+
+def _examples(*lines: str) -> str:
+    """A command's help ends with runnable lines (kept as written: click rewraps other paragraphs)."""
+    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
+
+
+NLL_EXAMPLES = _examples(
+    "itdd nll examples/demo.jsonl --format table",
+    "itdd nll examples/dna8.jsonl -m dna8 -n 512 -o dna8.csv",
+    "cat eval.jsonl | itdd nll -m GSAI-ML/LLaDA-8B-Base | jq .nll_per_token",
+)
+COND_NLL_EXAMPLES = _examples(
+    "itdd cond-nll qa.jsonl -m GSAI-ML/LLaDA-8B-Instruct --chat-template -o answers.jsonl",
+    "itdd cond-nll qa.jsonl --prompt-field question --response-field answer",
+)
+RATIO_EXAMPLES = _examples(
+    "itdd ratio examples/shuffled-pairs.jsonl -m demo -n 64 --format table",
+    "itdd ratio prefs.jsonl -m Dream-org/Dream-v0-Base-7B -o ratios.jsonl --summary run.json",
+)
+COMPARE_EXAMPLES = _examples(
+    "itdd compare base.jsonl new.jsonl",
+    "itdd compare base.csv new.csv --metric bits_per_token --fail-if-worse",
+)
+INSPECT_EXAMPLES = _examples("itdd inspect -m demo", "itdd inspect -m GSAI-ML/LLaDA-8B-Base --device cpu")
+MODELS_EXAMPLES = _examples("itdd models")
 
 
 def _batch_rows(value: str) -> int | None:
@@ -122,17 +171,14 @@ def _batch_rows(value: str) -> int | None:
 def _load(model: str | None, dtype: Dtype, device: str, trust_remote_code: bool, family: str | None,
           tokenizer: str | None, revision: str | None, device_map: str | None = None,
           allow_pickle: bool = False, block_size: int | None = None) -> ScoringModel:  # fmt: skip
-    from itdd_cli.bundled import DEFAULT, bundled_path
+    from itdd_cli.bundled import model_or_default
     from itdd_cli.models import LoadOptions, load_model
     from itdd_cli.reporting import notice
 
-    if model is None:
-        model = DEFAULT
-        notice(f"no --model given: scoring with the bundled '{DEFAULT}' model (tiny, for trying itdd out); "
+    model, is_default = model_or_default(model)
+    if is_default:
+        notice(f"no --model given: scoring with the bundled '{model}' model (tiny, for trying itdd out); "
                "pass -m with a checkpoint or hub id (e.g. GSAI-ML/LLaDA-8B-Base) for real numbers")  # fmt: skip
-    location = bundled_path(model)
-    if location is not None:
-        model = str(location)
     if device_map not in (None, "auto"):
         raise UsageError(f"--device-map {device_map!r}: only 'auto' is supported")
     options = LoadOptions(
@@ -151,7 +197,7 @@ def _load(model: str | None, dtype: Dtype, device: str, trust_remote_code: bool,
 
 
 def _settings(estimator: Estimator, samples: int, seed: int, batch_size: str, max_tokens: int | None,
-              independent: bool = False, chat_template: bool = False) -> Settings:  # fmt: skip
+              independent: bool = False, chat_template: bool = False, strict: bool = False) -> Settings:  # fmt: skip
     from itdd_cli.settings import Settings
 
     return Settings(
@@ -162,6 +208,7 @@ def _settings(estimator: Estimator, samples: int, seed: int, batch_size: str, ma
         batch_rows=_batch_rows(batch_size),
         max_tokens=max_tokens,
         chat_template=chat_template,
+        strict=strict,
     )
 
 
@@ -187,7 +234,7 @@ def _run(command: Command, input_path: str | None, model: ScoringModel, settings
     run_scoring(command, input_path, model, settings, fields, output, policy)
 
 
-@app.command("nll")
+@app.command("nll", epilog=NLL_EXAMPLES)
 def nll(
     input_path: InputArg = None,
     model: ModelOpt = None,
@@ -212,13 +259,14 @@ def nll(
     text_field: TextFieldOpt = "text",
     id_field: IdFieldOpt = "id",
     skip_invalid: SkipInvalidOpt = False,
+    strict: StrictOpt = False,
     summary: SummaryOpt = None,
     fail_above: FailAboveOpt = None,
     fail_below: FailBelowOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """−log p(text) for each record's text field."""
-    settings = _settings(estimator, samples, seed, batch_size, max_tokens)
+    settings = _settings(estimator, samples, seed, batch_size, max_tokens, strict=strict)
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
     out = _output(output, fmt, overwrite, resume, summary, quiet)
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle,
@@ -226,7 +274,7 @@ def nll(
     _run(Command.nll, input_path, loaded, settings, Fields(text=text_field, id=id_field), out, policy)
 
 
-@app.command("cond-nll")
+@app.command("cond-nll", epilog=COND_NLL_EXAMPLES)
 def cond_nll(
     input_path: InputArg = None,
     model: ModelOpt = None,
@@ -253,13 +301,14 @@ def cond_nll(
     response_field: ResponseFieldOpt = "response",
     id_field: IdFieldOpt = "id",
     skip_invalid: SkipInvalidOpt = False,
+    strict: StrictOpt = False,
     summary: SummaryOpt = None,
     fail_above: FailAboveOpt = None,
     fail_below: FailBelowOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """−log p(response | prompt); the prompt is never masked."""
-    settings = _settings(estimator, samples, seed, batch_size, max_tokens, chat_template=chat_template)
+    settings = _settings(estimator, samples, seed, batch_size, max_tokens, chat_template=chat_template, strict=strict)
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
     out = _output(output, fmt, overwrite, resume, summary, quiet)
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle,
@@ -268,7 +317,7 @@ def cond_nll(
     _run(Command.cond_nll, input_path, loaded, settings, fields, out, policy)
 
 
-@app.command("ratio")
+@app.command("ratio", epilog=RATIO_EXAMPLES)
 def ratio(
     input_path: InputArg = None,
     model: ModelOpt = None,
@@ -297,13 +346,14 @@ def ratio(
     rejected_field: RejectedFieldOpt = "rejected",
     id_field: IdFieldOpt = "id",
     skip_invalid: SkipInvalidOpt = False,
+    strict: StrictOpt = False,
     summary: SummaryOpt = None,
     fail_above: FailAboveOpt = None,
     fail_below: FailBelowOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """log p(chosen | prompt) − log p(rejected | prompt), with coupled masks by default."""
-    settings = _settings(estimator, samples, seed, batch_size, max_tokens, independent, chat_template)
+    settings = _settings(estimator, samples, seed, batch_size, max_tokens, independent, chat_template, strict)
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
     out = _output(output, fmt, overwrite, resume, summary, quiet)
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle,
@@ -312,7 +362,7 @@ def ratio(
     _run(Command.ratio, input_path, loaded, settings, fields, out, policy)
 
 
-@app.command("compare")
+@app.command("compare", epilog=COMPARE_EXAMPLES)
 def compare(
     base: BaseArg,
     new: NewArg,
@@ -328,7 +378,7 @@ def compare(
         raise GateError(f"{new} is significantly worse than {base} on {comparison.metric}")
 
 
-@app.command("inspect")
+@app.command("inspect", epilog=INSPECT_EXAMPLES)
 def inspect(
     model: ModelOpt = None,
     dtype: DtypeOpt = Dtype.auto,
@@ -346,7 +396,7 @@ def inspect(
     print_model_info(Console(highlight=False), loaded.info)
 
 
-@app.command("models")
+@app.command("models", epilog=MODELS_EXAMPLES)
 def models() -> None:
     """Supported checkpoint families, with example hub ids."""
     from itdd_cli.bundled import DESCRIPTIONS

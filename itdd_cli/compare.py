@@ -15,7 +15,7 @@ from typing import Any
 
 from itdd_cli.errors import UsageError
 from itdd_cli.results import NotResults, parse_results, row_key
-from itdd_cli.rows import comparable, spec_of_columns
+from itdd_cli.rows import SPECS, comparable, spec_of_columns
 
 Z_975 = 1.959963984540054
 
@@ -59,19 +59,30 @@ def t_critical(df: int) -> float:
 
 def _read(path: str) -> list[dict[str, Any]]:
     file = Path(path)
-    if not file.is_file():
+    if file.is_dir():
+        raise UsageError(f"cannot read {path}: it is a directory; name a result file (JSONL or CSV)")
+    if not file.exists():
         raise UsageError(f"cannot read {path}: no such file")
     try:
-        return parse_results(file.read_text(encoding="utf-8"), path.lower().endswith(".csv"))
+        text = file.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{path} is not an itdd result file: not UTF-8 text (byte {error.start + 1})") from None
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        return parse_results(text, path.lower().endswith(".csv"))
     except NotResults as error:
         raise UsageError(f"{path} is not an itdd result file: {error}") from None
 
 
 def _number(row: dict[str, Any], key: str, path: str) -> float:
-    try:
-        return float(row[key])
-    except (KeyError, TypeError, ValueError):
-        raise UsageError(f"{path}: row id {row.get('id')!r} has no numeric '{key}'") from None
+    value = row.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        shown = "nothing" if value is None else repr(value)
+        raise UsageError(f"{path}: row id {row.get('id')!r} has {shown} for '{key}', not a number") from None
+    if not math.isfinite(value):
+        raise UsageError(f"{path}: row id {row.get('id')!r} has {value} for '{key}'; compare needs finite numbers")
+    return float(value)
 
 
 def compare_files(base_path: str, new_path: str, metric: str | None) -> Comparison:
@@ -79,7 +90,9 @@ def compare_files(base_path: str, new_path: str, metric: str | None) -> Comparis
     if not base or not new:
         raise UsageError("both files need at least one row")
     spec = spec_of_columns(set(base[0]))
-    metric = metric or (spec.compare_metric if spec else "nll_per_token")
+    if metric is None:  # a partial file (a few columns) still says which kind it is by its metric
+        defaults = [spec.compare_metric] if spec else [s.compare_metric for s in SPECS.values()]
+        metric = next((name for name in defaults if name in base[0]), defaults[0])
     metrics = comparable()
     if metric not in metrics:
         raise UsageError(f"--metric {metric!r}: choose one of {', '.join(sorted(metrics))}")

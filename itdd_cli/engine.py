@@ -8,7 +8,7 @@ knows nothing about tokenization, estimators or files.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -36,6 +36,20 @@ class Job:
 
 
 @dataclass(frozen=True)
+class BatchProgress:
+    """What the engine has done so far, handed to `on_batch` after each forward batch (a progress bar).
+
+    Rows are (record × draw); a row served by an identical mask or costing nothing counts as done
+    when its window starts. `records_known` counts the records pulled so far, skipped ones included.
+    """
+
+    rows_done: int
+    rows_known: int
+    records_known: int
+    tokens: int  # tokens sent through the model so far, padding excluded
+
+
+@dataclass(frozen=True)
 class _Row:
     task: int
     job: int
@@ -57,12 +71,16 @@ class Engine:
         batch_rows: int | None = None,
         max_tokens: int | None = None,
         window_rows: int = WINDOW_ROWS,
+        on_batch: Callable[[BatchProgress], None] | None = None,
     ) -> None:
         self.model = model
         self.batch_rows = batch_rows
         self.max_tokens = max_tokens or (GPU_MAX_TOKENS if model.info.device.startswith("cuda") else CPU_MAX_TOKENS)
         self.window_rows = window_rows
         self.forward_rows = 0  # rows actually sent through the model
+        # Progress reporting only (never changes a number): counted here, handed to `on_batch`.
+        self.on_batch = on_batch
+        self.progress = BatchProgress(0, 0, 0, 0)
 
     def run(self, tasks: Iterable[tuple[Payload, list[Job]]]) -> Iterator[tuple[Payload, list[torch.Tensor]]]:
         """Yield (payload, losses per job (N,) float64) in input order.
@@ -83,6 +101,7 @@ class Engine:
                 raise
             pending.append(_Pending(payload, jobs, [torch.zeros(len(j.masks), dtype=torch.float64) for j in jobs]))
             rows += sum(len(job.masks) for job in jobs)
+            self._report(rows_known=sum(len(job.masks) for job in jobs), records_known=1)
             if rows >= self.window_rows:
                 yield from self._flush(pending)
                 pending, rows = [], 0
@@ -102,13 +121,24 @@ class Engine:
                         first_with[key] = d
                         rows.append(_Row(t, j, d, len(job.ids)))
         rows.sort(key=lambda row: -row.width)  # stable: ties keep input order
+        window = sum(len(job.masks) for task in pending for job in task.jobs)
+        self._report(rows_done=window - len(rows), tell=False)  # copies and empty masks cost no forward
         for batch in self._batches(rows):
             self._forward_or_split(pending, batch)
+            self._report(rows_done=len(batch), tokens=sum(row.width for row in batch), tell=True)
         for row, source in copies:
             losses = pending[row.task].losses[row.job]
             losses[row.draw] = losses[source]
         for task in pending:
             yield task.payload, task.losses
+
+    def _report(self, rows_done: int = 0, rows_known: int = 0, records_known: int = 0, tokens: int = 0,
+                tell: bool = False) -> None:  # fmt: skip
+        p = self.progress
+        self.progress = BatchProgress(p.rows_done + rows_done, p.rows_known + rows_known,
+                                      p.records_known + records_known, p.tokens + tokens)  # fmt: skip
+        if tell and self.on_batch is not None:
+            self.on_batch(self.progress)
 
     def _batches(self, rows: list[_Row]) -> Iterator[list[_Row]]:
         batch: list[_Row] = []

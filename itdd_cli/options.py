@@ -1,4 +1,8 @@
-"""Every CLI option, declared once and reused by the commands that take it."""
+"""Every CLI option, declared once and reused by the commands that take it.
+
+Each option shows its default in the help (`[default: …]`, written out where it is not a plain
+value) and a metavar saying what it takes; bad values are reported in itdd's words by `usage.py`.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,12 @@ from typing import Annotated
 
 import typer
 
+from itdd_cli import __version__
+from itdd_cli.bundled import DEFAULT as DEFAULT_MODEL
+from itdd_cli.errors import UsageError
 from itdd_cli.estimators import Estimator
 from itdd_cli.reporting import Format
+from itdd_cli.settings import SEED_MAX, SEED_MIN
 
 
 class Dtype(StrEnum):
@@ -18,96 +26,232 @@ class Dtype(StrEnum):
     float16 = "float16"
 
 
+def _shown(help_text: str, default: str) -> str:
+    """Help with a default that is not a plain value (typer would print it in parentheses)."""
+    return f"{help_text}  [default: {default}]"
+
+
+def _seed(value: int) -> int:
+    if not SEED_MIN <= value <= SEED_MAX:
+        raise UsageError(f"--seed {value}: out of range; use an integer from -2**127 to 2**127 - 1 (e.g. 0)")
+    return value
+
+
+# When to pick which estimator (shown by --estimator's help, for the members that exist).
+ESTIMATOR_ADVICE = {
+    "control-variate": "lowest variance on text (a short pilot measures each token's loss)",
+    "chain-rule": "best on models whose conditionals agree with each other, such as dna8",
+    "stratified": "low variance, no pilot",
+    "time-free": "the paper's, noisier; for comparison",
+    "time-integral": "the paper's masking-rate integral, the noisiest; for comparison",
+    "exact": "every mask once, no error bar, at most 16 scored tokens; to check the others",
+}
+
+
+def _estimator_help() -> str:
+    advice = "; ".join(f"{member.value}: {ESTIMATOR_ADVICE.get(member.value, '')}" for member in Estimator)
+    return f"how masks are drawn; the default suits almost every use — {advice}"
+
+
 InputArg = Annotated[
     str | None,
-    typer.Argument(metavar="INPUT", help="JSONL file to score; omit or '-' for standard input", show_default=False),
-]
+    typer.Argument(
+        metavar="INPUT", help=_shown("JSONL file to score, or '-' for standard input", "standard input"),
+        show_default=False,
+    ),
+]  # fmt: skip
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", "-m", envvar="ITDD_MODEL", help="hub id or local checkpoint directory", show_default=False),
+    typer.Option(
+        "--model",
+        "-m",
+        envvar="ITDD_MODEL",
+        metavar="MODEL",
+        show_default=False,
+        help=_shown(
+            "hub id (e.g. GSAI-ML/LLaDA-8B-Base), local checkpoint directory, or a bundled model: "
+            "demo (tiny English, for trying itdd out) or dna8 (synthetic DNA with known answers)",
+            f"$ITDD_MODEL, else the bundled {DEFAULT_MODEL}",
+        ),
+    ),
 ]
 OutputOpt = Annotated[
-    str | None, typer.Option("--output", "-o", help="write results here (.jsonl or .csv)", show_default=False)
+    str | None,
+    typer.Option(
+        "--output", "-o", metavar="PATH", show_default=False,
+        help=_shown("write results here (.csv: CSV, otherwise JSONL)", "standard output"),
+    ),
+]  # fmt: skip
+OverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help=_shown("replace an existing --output file", "off"), show_default=False)
 ]
-OverwriteOpt = Annotated[bool, typer.Option("--overwrite", help="replace an existing --output file")]
 FormatOpt = Annotated[
-    Format, typer.Option("--format", help="auto: table on a terminal, JSONL in a pipe, or by --output extension")
+    Format,
+    typer.Option("--format", help="auto: by --output's extension, else a table on a terminal and JSONL in a pipe"),
 ]
 SamplesOpt = Annotated[
-    int, typer.Option("--samples", "-n", min=2, help="Monte Carlo draws per record (per pair for ratio)")
+    int, typer.Option("--samples", "-n", min=2, metavar="N", help="Monte Carlo draws per record (per pair for ratio)")
 ]
-EstimatorOpt = Annotated[Estimator, typer.Option("--estimator", help="how masks are drawn (see README)")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="base seed; draws depend only on it and the token ids")]
+EstimatorOpt = Annotated[Estimator, typer.Option("--estimator", help=_estimator_help())]
+SeedOpt = Annotated[
+    int,
+    typer.Option(
+        "--seed", metavar="INT", callback=_seed,
+        help="base seed, -2**127 to 2**127 - 1; a record's draws depend only on it and its token ids",
+    ),
+]  # fmt: skip
 BatchSizeOpt = Annotated[
-    str, typer.Option("--batch-size", help="forward rows per batch, or 'auto' to fill --max-tokens")
+    str,
+    typer.Option("--batch-size", metavar="ROWS|auto", help="forward rows per batch, or 'auto' to fill --max-tokens"),
 ]
 MaxTokensOpt = Annotated[
     int | None,
     typer.Option(
-        "--max-tokens",
-        min=1,
-        show_default=False,
-        help="padded tokens per forward batch when --batch-size is auto [default: 2048 on CPU, 16384 on GPU]",
+        "--max-tokens", min=1, metavar="TOKENS", show_default=False,
+        help=_shown("padded tokens per forward batch when --batch-size is auto", "2048 on CPU, 16384 on GPU"),
+    ),
+]  # fmt: skip
+DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="auto: bfloat16 on GPU, float32 on CPU")]
+DeviceOpt = Annotated[
+    str, typer.Option("--device", metavar="DEVICE", help="auto (a GPU if there is one), cpu, cuda or cuda:N")
+]
+TrustOpt = Annotated[
+    bool,
+    typer.Option(
+        "--trust-remote-code", show_default=False, help=_shown("allow the checkpoint's own Python code", "off")
     ),
 ]
-DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="auto: bfloat16 on GPU, float32 on CPU")]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N")]
-TrustOpt = Annotated[bool, typer.Option("--trust-remote-code", help="allow the checkpoint's own Python code")]
 FamilyOpt = Annotated[
-    str | None, typer.Option("--family", help="force a checkpoint family (see `itdd models`)", show_default=False)
-]
+    str | None,
+    typer.Option(
+        "--family", metavar="NAME", show_default=False,
+        help=_shown("force a checkpoint family (see `itdd models`)", "detected from config.json"),
+    ),
+]  # fmt: skip
 TokenizerOpt = Annotated[
-    str | None, typer.Option("--tokenizer", help="load the tokenizer from elsewhere", show_default=False)
+    str | None,
+    typer.Option(
+        "--tokenizer", metavar="MODEL", show_default=False,
+        help=_shown("load the tokenizer from elsewhere", "the model's own"),
+    ),
+]  # fmt: skip
+RevisionOpt = Annotated[
+    str | None,
+    typer.Option("--revision", metavar="REV", show_default=False, help=_shown("hub revision to pin", "latest")),
 ]
-RevisionOpt = Annotated[str | None, typer.Option("--revision", help="hub revision to pin", show_default=False)]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="no progress bar and no summary on standard error")]
+QuietOpt = Annotated[
+    bool,
+    typer.Option(
+        "--quiet", "-q", show_default=False, help=_shown("no progress bar and no summary on standard error", "off")
+    ),
+]
 IndependentOpt = Annotated[
-    bool, typer.Option("--independent", help="draw each side's masks separately instead of coupling them")
+    bool,
+    typer.Option(
+        "--independent", show_default=False,
+        help=_shown("draw each side's masks separately instead of coupling them", "coupled"),
+    ),
+]  # fmt: skip
+TextFieldOpt = Annotated[str, typer.Option("--text-field", metavar="NAME", help="field holding the text")]
+PromptFieldOpt = Annotated[
+    str, typer.Option("--prompt-field", metavar="NAME", help="field holding the prompt (never scored)")
 ]
-TextFieldOpt = Annotated[str, typer.Option("--text-field", help="field holding the text")]
-PromptFieldOpt = Annotated[str, typer.Option("--prompt-field", help="field holding the prompt (never scored)")]
-ResponseFieldOpt = Annotated[str, typer.Option("--response-field", help="field holding the response")]
-ChosenFieldOpt = Annotated[str, typer.Option("--chosen-field", help="field holding the preferred response")]
-RejectedFieldOpt = Annotated[str, typer.Option("--rejected-field", help="field holding the other response")]
-IdFieldOpt = Annotated[str, typer.Option("--id-field", help="field holding the record id (default: line number)")]
+ResponseFieldOpt = Annotated[str, typer.Option("--response-field", metavar="NAME", help="field holding the response")]
+ChosenFieldOpt = Annotated[
+    str, typer.Option("--chosen-field", metavar="NAME", help="field holding the preferred response")
+]
+RejectedFieldOpt = Annotated[
+    str, typer.Option("--rejected-field", metavar="NAME", help="field holding the other response")
+]
+IdFieldOpt = Annotated[
+    str,
+    typer.Option("--id-field", metavar="NAME", help="field holding the record id (without it: the line number)"),
+]
 ChatTemplateOpt = Annotated[
-    bool, typer.Option("--chat-template", help="wrap the prompt in the tokenizer's chat template as a user turn")
-]
+    bool,
+    typer.Option(
+        "--chat-template", show_default=False,
+        help=_shown("wrap the prompt in the tokenizer's chat template as a user turn", "off"),
+    ),
+]  # fmt: skip
 DeviceMapOpt = Annotated[
     str | None,
     typer.Option(
-        "--device-map", help="'auto': spread a model too large for one GPU over all of them", show_default=False
+        "--device-map", metavar="auto", show_default=False,
+        help=_shown("'auto': spread a model too large for one GPU over all of them", "one device"),
     ),
-]
+]  # fmt: skip
 BlockSizeOpt = Annotated[
     int | None,
     typer.Option("--block-size", help="block-diffusion models: override the block size", show_default=False),
 ]
 SkipInvalidOpt = Annotated[
-    bool, typer.Option("--skip-invalid", help="report bad records on stderr and go on, instead of stopping (exit 3)")
+    bool,
+    typer.Option(
+        "--skip-invalid", show_default=False,
+        help=_shown("report bad records on stderr and go on", "stop at the first, exit 3"),
+    ),
+]  # fmt: skip
+ResumeOpt = Annotated[
+    bool, typer.Option("--resume", show_default=False, help=_shown("continue a partial --output file", "off"))
 ]
-ResumeOpt = Annotated[bool, typer.Option("--resume", help="continue a partial --output file")]
+StrictOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strict", show_default=False,
+        help=_shown("refuse (exit 3) a record whose text the tokenizer drops or maps to unknown tokens",
+                    "warn and score it"),
+    ),
+]  # fmt: skip
 SummaryOpt = Annotated[
-    str | None, typer.Option("--summary", help="write a JSON summary of the run here (for CI)", show_default=False)
-]
+    str | None,
+    typer.Option(
+        "--summary", metavar="PATH", show_default=False,
+        help=_shown("write a JSON summary of the run here (for CI)", "none"),
+    ),
+]  # fmt: skip
 FailAboveOpt = Annotated[
     list[str] | None,
-    typer.Option("--fail-above", help="METRIC=VALUE: exit 4 when the metric is above VALUE", show_default=False),
-]
+    typer.Option(
+        "--fail-above", metavar="METRIC=VALUE", show_default=False,
+        help=_shown("exit 4 when the summary's METRIC is above VALUE (repeatable)", "none"),
+    ),
+]  # fmt: skip
 FailBelowOpt = Annotated[
     list[str] | None,
-    typer.Option("--fail-below", help="METRIC=VALUE: exit 4 when the metric is below VALUE", show_default=False),
-]
+    typer.Option(
+        "--fail-below", metavar="METRIC=VALUE", show_default=False,
+        help=_shown("exit 4 when the summary's METRIC is below VALUE (repeatable)", "none"),
+    ),
+]  # fmt: skip
 AllowPickleOpt = Annotated[
     bool,
-    typer.Option("--allow-pickle", help="also load pickle weights (.bin/.pt), which can run code"),
-]
+    typer.Option(
+        "--allow-pickle", show_default=False,
+        help=_shown("also load pickle weights (.bin/.pt), which can run code", "safetensors only"),
+    ),
+]  # fmt: skip
 BaseArg = Annotated[str, typer.Argument(metavar="BASE", help="result file of the baseline (JSONL or CSV)")]
 NewArg = Annotated[str, typer.Argument(metavar="NEW", help="result file to compare with it")]
 MetricOpt = Annotated[
     str | None,
     typer.Option(
-        "--metric", help="field to compare [default: nll_per_token, or log_ratio for ratio files]", show_default=False
+        "--metric", metavar="FIELD", show_default=False,
+        help=_shown("field to compare", "nll_per_token, or log_ratio for ratio files"),
     ),
+]  # fmt: skip
+FailIfWorseOpt = Annotated[
+    bool,
+    typer.Option("--fail-if-worse", show_default=False, help=_shown("exit 4 when NEW is significantly worse", "off")),
 ]
-FailIfWorseOpt = Annotated[bool, typer.Option("--fail-if-worse", help="exit 4 when NEW is significantly worse")]
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+VersionOpt = Annotated[
+    bool, typer.Option("--version", callback=_show_version, is_eager=True, help="print the version and exit")
+]

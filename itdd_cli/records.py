@@ -31,9 +31,15 @@ class Record:
     texts: tuple[str, ...]
 
 
+def _keys(obj: dict[str, Any]) -> str:
+    names = [repr(key) for key in list(obj)[:8]]
+    more = f" and {len(obj) - 8} more" if len(obj) > 8 else ""
+    return f"fields {', '.join(names)}{more}" if names else "no fields"
+
+
 def _text(obj: dict[str, Any], name: str, line: int, option: str) -> str:
     if name not in obj:
-        raise InputError(line, f"missing field '{name}' — use {option} to name another")
+        raise InputError(line, f"missing field '{name}' (the record has {_keys(obj)}) — use {option} to name another")
     value = obj[name]
     if not isinstance(value, str):
         kind = "null" if value is None else type(value).__name__
@@ -75,6 +81,10 @@ def _record_id(obj: dict[str, Any], fields: Fields, line: int) -> str | int:
     value = obj[fields.id]
     if not _valid_id(value):
         raise InputError(line, f"field '{fields.id}' must be a string or an integer")
+    if isinstance(value, str) and not value.strip():
+        raise InputError(
+            line, f"field '{fields.id}' is an empty id; give the record one, or drop the field to use the line number"
+        )
     return value
 
 

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.measure import Measurement
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from itdd_cli.io.writers import CsvWriter, JsonlWriter
@@ -24,6 +26,7 @@ from itdd_cli.settings import Settings
 from itdd_cli.summary import Summary
 
 if TYPE_CHECKING:
+    from itdd_cli.engine import BatchProgress
     from itdd_cli.models.base import ModelInfo
 
 FILE_WIDTH = 160
@@ -56,8 +59,18 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+def _natural_width(console: Console, table: Table) -> int:
+    """The width a table takes with no cell cut or folded."""
+    return Measurement.get(console, console.options.update_width(1_000_000), table).maximum
+
+
 class TableSink:
-    """Rows are kept until the end: a table needs its column widths."""
+    """Rows are kept until the end: a table needs its column widths.
+
+    A cell is never folded (a broken number or id reads as another value): when the terminal is
+    too narrow for every column, the least important ones (the highest `Field.rank`) are left
+    out, and the table's caption says which.
+    """
 
     def __init__(self, console: Console, command: Command) -> None:
         self.console = console
@@ -67,17 +80,38 @@ class TableSink:
     def write(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
 
+    def _table(self, names: list[str], left_out: list[str]) -> Table:
+        caption = None
+        if left_out:
+            caption = f"left out to fit {self.console.width} columns: {', '.join(left_out)} (jsonl/csv have all)"
+        table = Table(title=f"itdd {self.spec.command.value}", title_justify="left", caption=caption,
+                      caption_justify="left")  # fmt: skip
+        for name in names:
+            field = self.spec.field(name)
+            justify = "left" if field is None or field.kind is str else "right"
+            table.add_column(name, justify=justify, no_wrap=True)
+        for row in self.rows:
+            table.add_row(*(_cell(row[name]) for name in names))
+        return table
+
     def close(self) -> None:
         if not self.rows:
             return
-        table = Table(title=f"itdd {self.spec.command.value}", title_justify="left")
-        for name in self.rows[0]:
-            field = self.spec.field(name)
-            justify = "left" if field is None or field.kind is str else "right"
-            table.add_column(name, justify=justify, overflow="fold")  # fold, never drop digits
-        for row in self.rows:
-            table.add_row(*(_cell(value) for value in row.values()))
-        self.console.print(table)
+        names = list(self.rows[0])
+        rank = {name: field.rank if (field := self.spec.field(name)) else 1 for name in names}
+        left_out: list[str] = []
+        table = self._table(names, left_out)
+        for worst in sorted({rank[name] for name in names if rank[name] > 1}, reverse=True):
+            if _natural_width(self.console, table) <= self.console.width:
+                break  # columns of one rank go together: tokens_chosen never without tokens_rejected
+            left_out += [name for name in names if rank[name] == worst]
+            table = self._table([name for name in names if name not in left_out], left_out)
+        width = self.console.width
+        try:  # when even the rank-1 columns do not fit, the terminal wraps lines rather than rich cutting cells
+            self.console.width = max(width, _natural_width(self.console, table))
+            self.console.print(table)
+        finally:
+            self.console.width = width
 
 
 def console_for(stream: TextIO) -> Console:
@@ -96,9 +130,10 @@ def make_sink(fmt: Format, stream: TextIO, command: Command, header: bool = True
 
 def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list[str]:
     wall = summary.wall_seconds
-    skipped = f" · skipped {summary.skipped}" if summary.skipped else ""
+    notes = f" · skipped {summary.skipped}" if summary.skipped else ""
+    notes += f" · {summary.lossy} with characters lost in tokenization" if summary.lossy else ""
     lines = [
-        f"records {summary.records}{skipped} · tokens {summary.tokens} · "
+        f"records {summary.records}{notes} · tokens {summary.tokens} · "
         f"mean NLL/token {summary.nll_per_token:.4f} nats · corpus perplexity {summary.corpus_ppl:.3f}",
     ]
     coupling = "independent" if settings.independent else "coupled"
@@ -160,16 +195,17 @@ def print_model_info(console: Console, info: ModelInfo) -> None:
 
 
 def print_families(console: Console, families: dict[str, Any], bundled: dict[str, str]) -> None:
-    table = Table(title="itdd models", title_justify="left")
-    table.add_column("family")
-    table.add_column("what it loads")
-    table.add_column("example hub ids")
+    """Hub ids one per line and never folded (a cut id cannot be pasted); descriptions wrap."""
+    table = Table(title="itdd models", title_justify="left", show_lines=True)
+    table.add_column("family", no_wrap=True)
+    table.add_column("what it loads", ratio=1)
+    table.add_column("example hub ids", no_wrap=True)
     for family in families.values():
-        table.add_row(family.name, family.description, ", ".join(family.examples))
+        table.add_row(family.name, family.description, "\n".join(family.examples))
     console.print(table)
     shipped = Table(title="bundled models (-m NAME, no download; 'demo' is the default)", title_justify="left")
-    shipped.add_column("name")
-    shipped.add_column("what it is")
+    shipped.add_column("name", no_wrap=True)
+    shipped.add_column("what it is", ratio=1)
     for name, description in bundled.items():
         shipped.add_row(name, description)
     console.print(shipped)
@@ -183,29 +219,65 @@ def _count_records(path: str | None) -> int | None:
         return sum(1 for line in file if line.strip())
 
 
+class _Bar:
+    """The progress bar's two inputs: the engine after each forward batch, the session after each row.
+
+    The bar counts (record × draw) rows done of the rows known (the records read so far); with a
+    file's record count it extrapolates the total, which the ETA follows.
+    """
+
+    def __init__(self, progress: Progress | None, records_total: int | None) -> None:
+        self.progress = progress
+        self.records_total = records_total  # records this run will score (None: unknown, e.g. stdin)
+        self.records = 0
+        self.started = time.perf_counter()
+        self.task = (
+            progress.add_task("scoring", total=None, rows="0 rows", records=self._records(), rate="–")
+            if progress
+            else None
+        )
+
+    def _records(self) -> str:
+        return f"{self.records:,}{f'/{self.records_total:,}' if self.records_total is not None else ''} records"
+
+    def batch(self, done: BatchProgress) -> None:
+        if self.progress is None or self.task is None:
+            return
+        total = done.rows_known
+        if self.records_total and done.records_known:
+            total = max(total, round(done.rows_known * self.records_total / done.records_known))
+        wall = time.perf_counter() - self.started
+        rate = f"{done.tokens / wall:,.0f}" if wall > 0 else "–"
+        self.progress.update(self.task, completed=done.rows_done, total=total, rate=rate,
+                             rows=f"{done.rows_done:,}/{done.rows_known:,} rows", refresh=True)  # fmt: skip
+
+    def record(self, summary: Summary) -> None:
+        if self.progress is None or self.task is None or summary.records + summary.skipped == self.records:
+            return
+        self.records = summary.records + summary.skipped
+        self.progress.update(self.task, records=self._records(), refresh=True)
+
+
 @contextmanager
-def progress_bar(path: str | None, enabled: bool) -> Iterator[Callable[[Summary], None]]:
-    """A progress bar on stderr (records, tokens/s, ETA); a no-op when disabled."""
+def progress_bar(path: str | None, enabled: bool, finished: int = 0) -> Iterator[_Bar]:
+    """A progress bar on stderr, advanced per forward batch; a bar that draws nothing when disabled.
+
+    `finished`: records an earlier run already scored (--resume), left out of the total.
+    """
     if not enabled:
-        yield lambda summary: None
+        yield _Bar(None, None)
         return
     columns = (
         TextColumn("scoring"),
         BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]} tokens/s"),
+        TextColumn("{task.fields[rows]} · {task.fields[records]} · {task.fields[rate]} tokens/s through the model"),
         TimeElapsedColumn(),
+        TextColumn("ETA"),
         TimeRemainingColumn(),
     )
+    counted = _count_records(path)
     with Progress(*columns, console=Console(file=sys.stderr), transient=True) as progress:
-        task = progress.add_task("scoring", total=_count_records(path), rate="–")
-
-        def advance(summary: Summary) -> None:
-            wall = summary.wall_seconds
-            rate = f"{summary.tokens / wall:,.0f}" if wall > 0 else "–"
-            progress.update(task, completed=summary.records, rate=rate)
-
-        yield advance
+        yield _Bar(progress, None if counted is None else max(counted - finished, 0))
 
 
 def print_comparison(console: Console, comparison: Any) -> None:

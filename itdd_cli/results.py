@@ -56,8 +56,11 @@ def parse_results(text: str, csv_format: bool) -> list[dict[str, Any]]:
         rows = [json.loads(line) for line in text.splitlines() if line.strip()]
     except (ValueError, TypeError, json.JSONDecodeError) as error:
         raise NotResults(str(error)) from None
-    if not all(isinstance(row, dict) and "id" in row for row in rows):
-        raise NotResults("a row is not an object with an 'id'")
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, dict) or "id" not in row:
+            raise NotResults(f"row {number} is not an object with an 'id'")
+        if isinstance(row["id"], bool) or not isinstance(row["id"], str | int):
+            raise NotResults(f"row {number}: the id {row['id']!r} is not a string or an integer")
     return rows
 
 

@@ -28,12 +28,15 @@ class Command(StrEnum):
 @dataclass(frozen=True)
 class Field:
     """One output column. `worse` says which direction of a change `compare` calls worse
-    (None: not a comparable metric); `se` names the field holding this one's standard error."""
+    (None: not a comparable metric); `se` names the field holding this one's standard error;
+    `rank` is its importance in a table: when a terminal is too narrow for every column, the
+    highest ranks are left out first (1: always shown)."""
 
     name: str
     kind: type  # int, float or str (ids are str | int)
     worse: str | None = None  # "higher" or "lower"
     se: str | None = None
+    rank: int = 4
 
 
 @dataclass(frozen=True)
@@ -70,17 +73,17 @@ class RowSpec:
         return {name: values[name] for name in self.names}
 
 
-ID = Field("id", str)
+ID = Field("id", str, rank=1)
 _NLL = (
-    Field("nll", float, worse="higher", se="nll_se"),
-    Field("nll_se", float),
-    Field("tokens", int),
+    Field("nll", float, worse="higher", se="nll_se", rank=1),
+    Field("nll_se", float, rank=2),
+    Field("tokens", int, rank=3),
 )
 _PER_TOKEN = (
-    Field("nll_per_token", float, worse="higher"),
-    Field("bits_per_token", float, worse="higher"),
-    Field("ppl", float, worse="higher"),
-    Field("samples", int),
+    Field("nll_per_token", float, worse="higher", rank=2),
+    Field("bits_per_token", float, worse="higher", rank=6),
+    Field("ppl", float, worse="higher", rank=5),
+    Field("samples", int, rank=7),
 )
 
 
@@ -97,7 +100,7 @@ SPECS: dict[Command, RowSpec] = {
         ),
         RowSpec(
             Command.cond_nll,
-            (ID, *_NLL, Field("prompt_tokens", int), *_PER_TOKEN),
+            (ID, *_NLL, Field("prompt_tokens", int, rank=4), *_PER_TOKEN),
             conditional_record,
             identity=("tokens",),
             nll_fields=("nll",),
@@ -107,14 +110,14 @@ SPECS: dict[Command, RowSpec] = {
             Command.ratio,
             (
                 ID,
-                Field("log_ratio", float, worse="lower", se="log_ratio_se"),
-                Field("log_ratio_se", float),
-                Field("nll_chosen", float, worse="higher"),
-                Field("nll_rejected", float, worse="higher"),
-                Field("tokens_chosen", int),
-                Field("tokens_rejected", int),
-                Field("samples", int),
-                Field("prefers", str),
+                Field("log_ratio", float, worse="lower", se="log_ratio_se", rank=1),
+                Field("log_ratio_se", float, rank=2),
+                Field("nll_chosen", float, worse="higher", rank=3),
+                Field("nll_rejected", float, worse="higher", rank=3),
+                Field("tokens_chosen", int, rank=5),
+                Field("tokens_rejected", int, rank=5),
+                Field("samples", int, rank=7),
+                Field("prefers", str, rank=1),
             ),
             pair_record,
             identity=("tokens_chosen", "tokens_rejected"),
@@ -134,7 +137,8 @@ SPECS: dict[Command, RowSpec] = {
 }
 
 # Metrics every run's summary reports, in the order the summary and the gates list them.
-RUN_METRICS = ("records", "skipped", "tokens", "nll_per_token", "bits_per_token", "perplexity", "wall_seconds")
+RUN_METRICS = ("records", "skipped", "lossy", "tokens", "nll_per_token", "bits_per_token", "perplexity",
+               "wall_seconds")  # fmt: skip
 
 
 def tally_names(spec: RowSpec) -> list[str]:

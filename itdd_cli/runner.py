@@ -7,14 +7,14 @@ estimators and the model contract, never a family's quirks nor how rows are rend
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from itdd_cli.blocks import Span, block_spans, total
-from itdd_cli.engine import Engine, Job
+from itdd_cli.engine import BatchProgress, Engine, Job
 from itdd_cli.errors import InputError, ModelError
 from itdd_cli.estimators import (
     EXACT_MAX_TOKENS,
@@ -31,7 +31,7 @@ from itdd_cli.records import Fields, Record
 from itdd_cli.rows import SPECS, Command
 from itdd_cli.settings import LN2, Settings, safe_exp
 
-__all__ = ["Command", "Settings", "Skipped", "prepare", "score", "token_counts"]
+__all__ = ["Command", "Lossy", "Settings", "Skipped", "prepare", "score", "token_counts"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,17 @@ class _Prepared:
     record: Record
     sides: list[_Side]
     prompt_tokens: int
+    lost: str | None = None  # what the tokenizer could not represent, when something was lost
+
+
+def _lost_text(model: ScoringModel, record: Record, strict: bool) -> str | None:
+    """What of the record's texts the tokenizer drops or maps to unknown; an InputError under --strict."""
+    labels = ["text"] if len(record.texts) == 1 else ["chosen", "rejected"]
+    parts = [("prompt", record.prompt), *zip(labels, record.texts, strict=True)]
+    lost = [f"{label}: {message}" for label, text in parts if text and (message := model.lost_text(text))]
+    if lost and strict:
+        raise InputError(record.line, "; ".join(lost) + " (refused under --strict)")
+    return "; ".join(lost) or None
 
 
 def token_counts(command: Command, model: ScoringModel, record: Record) -> dict[str, int]:
@@ -118,6 +129,7 @@ def prepare(model: ScoringModel, record: Record, settings: Settings) -> tuple[_P
             f"{longest} scored tokens{where}: --estimator exact enumerates 2^L − 1 masks and is limited "
             f"to {EXACT_MAX_TOKENS} — use a Monte Carlo estimator",
         )
+    lost = _lost_text(model, record, settings.strict)
     plans = _plans(settings, context, framed, spans, block_size is not None)
     sides = [_Side(f, s, p) for f, s, p in zip(framed, spans, plans, strict=True)]
     jobs = [
@@ -125,7 +137,7 @@ def prepare(model: ScoringModel, record: Record, settings: Settings) -> tuple[_P
         for side in sides
         for span, plan in zip(side.spans, side.plans, strict=True)
     ]
-    return _Prepared(record, sides, len(context)), jobs
+    return _Prepared(record, sides, len(context), lost), jobs
 
 
 def _per_side(prepared: _Prepared, losses: list[torch.Tensor]) -> list[list[torch.Tensor]]:
@@ -224,6 +236,15 @@ class Skipped:
     message: str
 
 
+@dataclass(frozen=True)
+class Lossy:
+    """A scored record whose text the tokenizer could not fully represent: its row, and what was lost."""
+
+    row: dict[str, Any]
+    line: int
+    message: str
+
+
 def score(
     command: Command,
     objects: Iterable[tuple[int, dict[str, Any] | InputError]],
@@ -231,11 +252,14 @@ def score(
     settings: Settings,
     fields: Fields | None = None,
     skip_invalid: bool = False,
-) -> Iterator[dict[str, Any] | Skipped]:
+    on_batch: Callable[[BatchProgress], None] | None = None,
+) -> Iterator[dict[str, Any] | Skipped | Lossy]:
     """Yield one output row per input record, in input order, as soon as each is finished.
 
     An invalid record raises its InputError (after every earlier row has been yielded), or,
-    with `skip_invalid`, comes out as a `Skipped` in its place.
+    with `skip_invalid`, comes out as a `Skipped` in its place. A record whose text lost
+    characters in tokenization comes out as a `Lossy` wrapping its row. `on_batch` hears the
+    engine's progress after each forward batch.
     """
     spec = SPECS[command]
     values = ROW_VALUES[command]
@@ -252,6 +276,10 @@ def score(
                     raise
                 yield Skipped(error.line, error.message), []
 
-    engine = Engine(model, batch_rows=settings.batch_rows, max_tokens=settings.max_tokens)
+    engine = Engine(model, batch_rows=settings.batch_rows, max_tokens=settings.max_tokens, on_batch=on_batch)
     for prepared, losses in engine.run(tasks()):
-        yield prepared if isinstance(prepared, Skipped) else spec.row(**values(prepared, losses))
+        if isinstance(prepared, Skipped):
+            yield prepared
+            continue
+        row = spec.row(**values(prepared, losses))
+        yield row if prepared.lost is None else Lossy(row, prepared.record.line, prepared.lost)

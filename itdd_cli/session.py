@@ -8,12 +8,13 @@ import json
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from itdd_cli.engine import BatchProgress
 from itdd_cli.errors import InputError, UsageError
 from itdd_cli.io.reader import open_input, read_objects
 from itdd_cli.models.base import ScoringModel
@@ -31,7 +32,7 @@ from itdd_cli.reporting import (
 )
 from itdd_cli.resume import finished_rows, skip_finished
 from itdd_cli.rows import SPECS, Command
-from itdd_cli.runner import Skipped, score, token_counts
+from itdd_cli.runner import Lossy, Skipped, score, token_counts
 from itdd_cli.settings import Settings
 from itdd_cli.summary import Gate, Summary, check_gates, summary_json
 
@@ -114,9 +115,11 @@ class _Run:
                              lambda record: token_counts(self.command, self.model, record),
                              str(self.output.path))  # fmt: skip
 
-    def _rows(self, objects: Iterator[tuple[int, dict[str, Any] | InputError]]) -> Iterator[dict[str, Any] | Skipped]:
+    def _rows(self, objects: Iterator[tuple[int, dict[str, Any] | InputError]],
+              on_batch: Callable[[BatchProgress], None]) -> Iterator[dict[str, Any] | Skipped]:  # fmt: skip
         def score_some(chunk: Iterable[tuple[int, dict[str, Any] | InputError]]) -> Iterator[dict[str, Any] | Skipped]:
-            return score(self.command, chunk, self.model, self.settings, self.fields, self.policy.skip_invalid)
+            return score(self.command, chunk, self.model, self.settings, self.fields, self.policy.skip_invalid,
+                         on_batch)  # fmt: skip
 
         return score_sharded(objects, score_some, self.shard) if self.shard.world > 1 else score_some(objects)
 
@@ -127,18 +130,22 @@ class _Run:
         else:
             self.stream_out = stack.enter_context(open(os.devnull, "w"))
         sink = make_sink(self.format, self.stream_out, self.command, header=not self.done)
-        rows = self._rows(self._objects(input_path, stack))
         show_progress = self.shard.is_main and not self.output.quiet and sys.stderr.isatty()
         try:
-            with progress_bar(input_path, enabled=show_progress) as advance:
-                for row in rows:
+            with progress_bar(input_path, enabled=show_progress, finished=len(self.done)) as bar:
+                for row in self._rows(self._objects(input_path, stack), bar.batch):
                     if isinstance(row, Skipped):
                         self.summary.skipped += 1
                         notice(f"skipped line {row.line}: {row.message}")
+                        bar.record(self.summary)
                         continue
+                    if isinstance(row, Lossy):
+                        self.summary.lossy += 1
+                        notice(f"line {row.line}: {row.message} — --strict refuses such records")
+                        row = row.row
                     sink.write(row)
                     self.summary.add(row)
-                    advance(self.summary)
+                    bar.record(self.summary)
         finally:
             sink.close()
         self.summary.finished = time.perf_counter()

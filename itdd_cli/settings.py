@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from itdd_cli.estimators.kinds import Estimator
 
 LN2 = math.log(2.0)
+# The seed is hashed with each record's token ids as 16 signed bytes (estimators.sampling),
+# so any integer in this range works and none outside it does.
+SEED_MIN, SEED_MAX = -(2**127), 2**127 - 1
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class Settings:
     batch_rows: int | None = None  # None: fill batches up to max_tokens
     max_tokens: int | None = None  # None: the engine's default for the model's device
     chat_template: bool = False  # wrap the prompt in the tokenizer's chat template as a user turn
+    strict: bool = False  # refuse a record whose text the tokenizer cannot represent, instead of flagging it
 
 
 def safe_exp(value: float) -> float:

@@ -25,6 +25,7 @@ class Summary:
     command: Command
     records: int = 0
     skipped: int = 0
+    lossy: int = 0  # scored records whose text lost characters in tokenization
     tokens: int = 0
     nll: float = 0.0
     tally_sums: dict[str, float] = field(default_factory=dict)
@@ -70,6 +71,7 @@ class Summary:
         run = {
             "records": float(self.records),
             "skipped": float(self.skipped),
+            "lossy": float(self.lossy),
             "tokens": float(self.tokens),
             "nll_per_token": self.nll_per_token,
             "bits_per_token": self.nll_per_token / LN2,

@@ -1,4 +1,4 @@
-"""Tiny random checkpoints in each family's original on-disk format (FORMATS.md)."""
+"""Tiny random checkpoints in each family's original on-disk format (docs/formats.md)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,15 @@ from safetensors.torch import save_file
 LETTERS = "abcdefghijklmnopqrstuvwxyz .,"
 
 
-def char_tokenizer(directory: Path, specials: dict[str, int], size: int, **roles: str) -> dict[str, int]:
-    """A fast character tokenizer with `specials` at fixed ids and letters filling the rest."""
+def char_tokenizer(directory: Path, specials: dict[str, int], size: int, letters: str = LETTERS,
+                   **roles: str) -> dict[str, int]:  # fmt: skip
+    """A fast character tokenizer with `specials` at fixed ids and `letters` filling the rest."""
     from tokenizers import AddedToken, Regex, Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     vocab = dict(specials)
     free = (i for i in range(size) if i not in specials.values())
-    for letter in LETTERS:
+    for letter in letters:
         vocab[letter] = next(free)
     backend = Tokenizer(models.WordLevel(vocab, unk_token=roles.get("unk_token", next(iter(specials)))))
     backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), "isolated")

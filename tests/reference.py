@@ -1,4 +1,4 @@
-"""Independent plain-PyTorch forwards of LLaDA and Dream, written from FORMATS.md §1.5 and §2.4.
+"""Independent plain-PyTorch forwards of LLaDA and Dream, written from docs/formats.md ("LLaDA" and "Dream").
 
 Deliberately naive (loops over layers and heads, explicit softmax), sharing no code with
 itdd or transformers: the adapters must agree with these to 1e-4 in float32.

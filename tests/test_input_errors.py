@@ -21,7 +21,7 @@ from tests.fakes import UniformModel
 
 BAD_INPUT = [  # (content, line named in the message, what the message says)
     (b'{"text": "ab"}\n{"text": "ab"\n', 2, "invalid JSON"),
-    (b'"just a string"\n', 1, "expected a JSON object, got str"),
+    (b'"just a string"\n', 1, "expected a JSON object ({…} on each line), got a string"),
     (b'{"text": "ab"}\n{"other": "x"}\n', 2, "missing field 'text'"),
     (b'{"text": null}\n', 1, "got null"),
     (b'{"text": ["a"]}\n', 1, "got list"),
@@ -120,7 +120,7 @@ def test_nan_log_probs_end_the_run_naming_the_record():
 BAD_LINES = [
     ('{"text": "ab"}\n{"text": \n', 2, "invalid JSON"),
     ('{"text": "ab"}\n[1, 2]\n', 2, "expected a JSON object"),
-    ('{"body": "ab"}\n', 1, "missing field 'text' — use --text-field"),
+    ('{"body": "ab"}\n', 1, "missing field 'text' (the record has fields 'body') — use --text-field"),
     ('{"text": null}\n', 1, "must be a string, got null"),
     ('{"text": 5}\n', 1, "must be a string, got int"),
     ('{"text": ""}\n', 1, "is empty"),

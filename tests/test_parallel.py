@@ -88,7 +88,7 @@ def test_the_merge_yields_every_row_in_input_order_and_stops_at_the_first_bad_re
     bad = CHUNK_RECORDS + 44  # in the second chunk: the rows of the first are already out
     lines = [b"not json\n" if number == bad else b'{"text": "ab"}\n' for number in range(1, 2 * CHUNK_RECORDS)]
     rows = []
-    with pytest.raises(InputError, match=f"line {bad}: invalid JSON"):
+    with pytest.raises(InputError, match=f"line {bad}: not JSON"):
         rows.extend(score_sharded(read_objects(iter(lines)), _score_chunk, Shard()))
     assert [row["id"] for row in rows] == list(range(1, bad))
 

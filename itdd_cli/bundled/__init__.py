@@ -3,7 +3,9 @@
 `demo` (the default when no model is given) is a small English masked-diffusion LM trained on
 CPython's own documentation by `scripts/train_demo.py`; `dna8` is the paper's synthetic DNA
 experiment (`scripts/train_dna8.py`), whose true likelihoods ship in `examples/dna8.jsonl`.
-Both are in LLaDA's on-disk format and load through the native `llada` adapter.
+Both are in LLaDA's on-disk format and load through the native `llada` adapter. `load_model`
+resolves these names (as --model or --tokenizer); this module imports nothing heavy, so the CLI
+can ask about them without loading torch.
 """
 
 from __future__ import annotations
@@ -23,3 +25,8 @@ def bundled_path(name: str) -> Path | None:
     if name in DESCRIPTIONS and not Path(name).exists() and (HERE / name / "config.json").is_file():
         return HERE / name
     return None
+
+
+def model_or_default(name: str | None) -> tuple[str, bool]:
+    """The model to load, and whether it is the bundled default because no model was named."""
+    return (DEFAULT, True) if name is None else (name, False)

@@ -36,6 +36,31 @@ def read_objects(stream: BinaryIO) -> Iterator[tuple[int, dict[str, Any] | Input
         yield from _parse_line(number, raw)
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """json's object hook: a key given twice is an error (json would keep the last silently)."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen.add(key)
+    return dict(pairs)
+
+
+def _json_problem(error: json.JSONDecodeError | RecursionError, text: str) -> str:
+    if isinstance(error, RecursionError):
+        return "invalid JSON (nested too deeply)"
+    if error.pos == len(text) - len(text.lstrip()) and text.lstrip()[:1] not in ("{", "[", '"'):
+        return "not JSON: the input must be JSON Lines, one JSON object per line"
+    where = "" if error.msg.endswith(" at") else " at"  # "Unterminated string starting at" has its own
+    return f"invalid JSON ({error.msg}{where} column {error.colno})"
+
+
 def _parse_line(number: int, raw: bytes) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
     try:
         text = raw.decode("utf-8")
@@ -45,14 +70,15 @@ def _parse_line(number: int, raw: bytes) -> Iterator[tuple[int, dict[str, Any] |
     if not text.strip():
         return
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as duplicate:
+        yield number, InputError(number, f"duplicate key {duplicate.key!r} in one object; keep one of them")
+        return
     except (json.JSONDecodeError, RecursionError) as error:
-        detail = (
-            f"{error.msg} at column {error.colno}" if isinstance(error, json.JSONDecodeError) else "nested too deeply"
-        )
-        yield number, InputError(number, f"invalid JSON ({detail})")
+        yield number, InputError(number, _json_problem(error, text))
         return
     if not isinstance(value, dict):
-        yield number, InputError(number, f"expected a JSON object, got {type(value).__name__}")
+        kind = "an array" if isinstance(value, list) else "a string" if isinstance(value, str) else "a scalar"
+        yield number, InputError(number, f"expected a JSON object ({{…}} on each line), got {kind}")
         return
     yield number, value

@@ -6,13 +6,16 @@ each family's own module and are fixed when the adapter is built.
 
 from __future__ import annotations
 
+import functools
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from itdd_cli.errors import UsageError
+from itdd_cli.errors import ModelError, UsageError
+from itdd_cli.models.loading import LoadOptions, parameter_count
+from itdd_cli.models.text import encode_chat_prompt, encode_text, lost_text, unknown_ids
 
 
 @dataclass(frozen=True)
@@ -53,26 +56,66 @@ def target_log_softmax(logits: torch.Tensor, targets: torch.Tensor) -> torch.Ten
 class ScoringModel(ABC):
     """Tokenizes, frames and scores. Implementations are built once per run.
 
-    Adapters set `tokenizer`, `info` and the never-masked framing `prefix_ids` / `suffix_ids`
-    (BOS, CLS/SEP, EOS, …) at construction; the shared methods below do the rest.
+    Adapters set `tokenizer`, `info` (with `model_info`) and the never-masked framing
+    `prefix_ids` / `suffix_ids` (BOS, CLS/SEP, EOS, …) at construction; the shared methods
+    below do the rest.
     """
 
+    family: str
     info: ModelInfo
     tokenizer: Any
-    prefix_ids: list[int] = []
-    suffix_ids: list[int] = []
+    prefix_ids: list[int]
+    suffix_ids: list[int]
+
+    def model_info(self, options: LoadOptions, module: torch.nn.Module, *, mask_id: int, pad_id: int,
+                   max_length: int | None, vocab_size: int, shifted_logits: bool = False, time_input: bool = False,
+                   framing_note: str = "", pads: bool = True, block_size: int | None = None) -> ModelInfo:  # fmt: skip
+        """The ModelInfo of a loaded adapter: what every family reports the same way is filled in here."""
+        return ModelInfo(
+            name=options.model,
+            family=self.family,
+            parameters=parameter_count(module),
+            dtype=str(options.torch_dtype).removeprefix("torch."),
+            device=str(options.torch_device),
+            mask_id=int(mask_id),
+            pad_id=int(pad_id),
+            max_length=max_length,
+            shifted_logits=shifted_logits,
+            time_input=time_input,
+            framing=self.describe_framing() + framing_note,
+            vocab_size=int(vocab_size),
+            pads=pads,
+            block_size=block_size,
+        )
 
     def encode(self, text: str) -> list[int]:
-        """Token ids of `text` alone, without any special tokens."""
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        """Token ids of `text` alone, without any special tokens; a special-token string in it
+        ("<|mdm_mask|>") is text, never the token it names."""
+        return encode_text(self.tokenizer, text)
 
     def encode_chat_prompt(self, prompt: str) -> list[int]:
         """`prompt` as a user turn of the tokenizer's chat template, ready for the response."""
         if not getattr(self.tokenizer, "chat_template", None):
             raise UsageError(f"the tokenizer of {self.info.name} has no chat template; drop --chat-template")
-        messages = [{"role": "user", "content": prompt}]
-        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        return self.encode(text)
+        ids = encode_chat_prompt(self.tokenizer, prompt)
+        if ids is None:
+            raise UsageError(
+                f"the chat template of {self.info.name} rewrites a prompt that contains a special-token string, "
+                "which then cannot be kept as plain text — drop --chat-template or remove the string"
+            )
+        return ids
+
+    def lost_text(self, text: str) -> str | None:
+        """What of `text` this tokenizer drops or maps to an unknown token; None when nothing is lost.
+
+        A model without a tokenizer (one that overrides `encode`, like the test fakes) reports nothing."""
+        if getattr(self, "tokenizer", None) is None:
+            return None
+        return lost_text(self.tokenizer, text, self._unknown_ids)
+
+    @functools.cached_property
+    def _unknown_ids(self) -> set[int]:
+        return unknown_ids(self.tokenizer, (self.info.mask_id,))
 
     def frame(self, context: list[int], scored: list[int]) -> Framed:
         """Framing around context + scored; a prefix the context already starts with (a chat
@@ -104,3 +147,25 @@ class ScoringModel(ABC):
         Must not depend on the other rows of the batch nor on padding, and must compute the
         softmax in float32.
         """
+
+
+def check_vocabulary(model: ScoringModel, options: LoadOptions) -> None:
+    """Refuse a tokenizer (or a mask/framing id) whose ids reach past the model's embedding rows,
+    which would fail mid-run or index another token's embedding."""
+    vocab = model.info.vocab_size
+    if vocab <= 0:  # a custom class with no output embeddings and no vocab_size: nothing to compare
+        return
+    highest = max(model.tokenizer.get_vocab().values(), default=-1)
+    if highest >= vocab:
+        source = options.tokenizer or options.model
+        message = (
+            f"the tokenizer of {source} has ids up to {highest}, but the model {options.model} has a vocabulary "
+            f"of {vocab} ids"
+        )
+        if options.tokenizer:
+            raise UsageError(f"--tokenizer {options.tokenizer}: {message}; use a tokenizer made for this model")
+        raise ModelError(f"{message}; pass --tokenizer with one made for this model")
+    framing = [("framing", token_id) for token_id in model.prefix_ids + model.suffix_ids]
+    for role, token_id in [("mask", model.info.mask_id), *framing]:
+        if not 0 <= token_id < vocab:
+            raise ModelError(f"{options.model}: the {role} id {token_id} is outside the vocabulary of {vocab} ids")

@@ -14,9 +14,10 @@ from typing import Any
 import torch
 
 from itdd_cli.errors import ModelError
-from itdd_cli.models.base import ModelInfo, ScoringModel, target_log_softmax
+from itdd_cli.models.base import ScoringModel, target_log_softmax
 from itdd_cli.models.block import Layout, attention_inputs, predicting_columns
-from itdd_cli.models.loading import LoadOptions, load_tokenizer, parameter_count
+from itdd_cli.models.loading import LoadOptions, load_tokenizer
+from itdd_cli.models.weights import load_pretrained
 
 
 class BidirectionalDecoderAdapter(ScoringModel):
@@ -31,19 +32,10 @@ class BidirectionalDecoderAdapter(ScoringModel):
         self.tokenizer = load_tokenizer(options)
         self.block_size = self.resolve_block_size(config, options)
         model_class, hf_config = self.build_config(config)
-        try:
-            self.model = model_class.from_pretrained(
-                options.model,
-                config=hf_config,
-                dtype=options.torch_dtype,
-                **options.weights_kwargs(),
-                key_mapping=self.key_mapping(),
-                **options.hub_kwargs(),
-                **options.placement_kwargs(),
-            )
-        except Exception as error:
-            raise ModelError(f"cannot load {options.model} as {self.family}: {error}") from error
-        options.place(self.model)
+        self.model = load_pretrained(
+            model_class, options, self.family, rename=self.checkpoint_name, config=hf_config,
+            key_mapping=self.key_mapping(),
+        )  # fmt: skip
         self.vocab_limit = self.text_columns(config)
         mask_id = self.find_mask_id(config)
         bos = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else config.get("bos_token_id")
@@ -55,19 +47,14 @@ class BidirectionalDecoderAdapter(ScoringModel):
         if self.shifted_logits and not self.prefix_ids:
             raise ModelError(f"{options.model}: no BOS token; a shifted model cannot score position 0")
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos
-        self.info = ModelInfo(
-            name=options.model,
-            family=self.family,
-            parameters=parameter_count(self.model),
-            dtype=str(options.torch_dtype).removeprefix("torch."),
-            device=str(options.torch_device),
+        self.info = self.model_info(
+            options,
+            self.model,
             mask_id=mask_id,
-            pad_id=int(pad if pad is not None else mask_id),
+            pad_id=pad if pad is not None else mask_id,
             max_length=self.max_length(config),
             shifted_logits=self.shifted_logits,
-            time_input=False,
-            framing=self.describe_framing(),
-            vocab_size=int(self.model.lm_head.weight.shape[0]),
+            vocab_size=self.model.lm_head.weight.shape[0],
             block_size=self.block_size,
         )
 
@@ -81,6 +68,10 @@ class BidirectionalDecoderAdapter(ScoringModel):
     def resolve_block_size(self, config: dict[str, Any], options: LoadOptions) -> int | None:
         """Block-diffusion families return their block size; bidirectional ones None."""
         return None
+
+    def checkpoint_name(self, name: str) -> str:
+        """The checkpoint's own name for the transformers tensor `name` (for error messages)."""
+        return name
 
     def text_columns(self, config: dict[str, Any]) -> int | None:
         """Normalise over the first N logit columns only (None: all of them)."""

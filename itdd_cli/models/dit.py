@@ -1,5 +1,5 @@
 """MDLM's diffusion transformer (DiT with adaLN conditioning and rotary attention), in plain
-PyTorch, written from the maths in FORMATS.md §3.3 so that no flash-attn or remote code is needed.
+PyTorch, written from the maths in docs/formats.md ("MDLM") so that no flash-attn or remote code is needed.
 
 Parameter names match the checkpoint's (`backbone.` prefix stripped), so weights load strictly.
 LayerNorms run in float32, as in the original. The output layer is applied by the caller on

@@ -13,8 +13,9 @@ from typing import Any
 import torch
 
 from itdd_cli.errors import ModelError
-from itdd_cli.models.base import ModelInfo, ScoringModel, target_log_softmax
-from itdd_cli.models.loading import LoadOptions, load_tokenizer, parameter_count, sane_max_length
+from itdd_cli.models.base import ScoringModel, target_log_softmax
+from itdd_cli.models.loading import LoadOptions, load_tokenizer, sane_max_length
+from itdd_cli.models.weights import load_pretrained
 
 PROBE_TEXT = "a"
 
@@ -40,18 +41,9 @@ class MaskedLMAdapter(ScoringModel):
 
         _refuse_unrequested_code(options, config)
         self.tokenizer = load_tokenizer(options)
-        try:
-            self.model = AutoModelForMaskedLM.from_pretrained(
-                options.model,
-                trust_remote_code=options.trust_remote_code,
-                dtype=options.torch_dtype,
-                **options.weights_kwargs(),
-                **options.hub_kwargs(),
-                **options.placement_kwargs(),
-            )
-        except Exception as error:  # transformers raises many types; all mean "cannot load"
-            raise ModelError(f"cannot load {options.model} as a masked LM: {error}") from error
-        options.place(self.model)
+        self.model = load_pretrained(
+            AutoModelForMaskedLM, options, "a masked LM", trust_remote_code=options.trust_remote_code
+        )
         mask_id = self.tokenizer.mask_token_id
         if mask_id is None:
             mask_id = config.get("mask_token_id")
@@ -61,21 +53,14 @@ class MaskedLMAdapter(ScoringModel):
         if pad_id is None:
             pad_id = mask_id  # pads are hidden by the attention mask; any valid id will do
         self.prefix_ids, self.suffix_ids = self._framing_tokens()
-        self.info = ModelInfo(
-            name=options.model,
-            family=self.family,
-            parameters=parameter_count(self.model),
-            dtype=str(options.torch_dtype).removeprefix("torch."),
-            device=str(options.torch_device),
-            mask_id=int(mask_id),
-            pad_id=int(pad_id),
+        head = self.model.get_output_embeddings()
+        self.info = self.model_info(
+            options,
+            self.model,
+            mask_id=mask_id,
+            pad_id=pad_id,
             max_length=sane_max_length(config, self.tokenizer),
-            shifted_logits=False,
-            time_input=False,
-            framing=self.describe_framing(),
-            vocab_size=int(self.model.get_output_embeddings().weight.shape[0])
-            if self.model.get_output_embeddings() is not None
-            else int(config.get("vocab_size", 0)),
+            vocab_size=head.weight.shape[0] if head is not None else config.get("vocab_size", 0),
         )
 
     def _framing_tokens(self) -> tuple[list[int], list[int]]:

@@ -1,7 +1,7 @@
 """LLaDA (8B Base/Instruct, 1.5, iLLaDA, MMaDA's text model) as a bidirectional Llama.
 
 The original safetensors load into `LlamaForCausalLM` with their weights renamed at load time
-(FORMATS.md §1.4). The mask id comes from config.json (126336 for LLaDA, 5 for iLLaDA), never
+(docs/formats.md, "LLaDA"). The mask id comes from config.json (126336 for LLaDA, 5 for iLLaDA), never
 the tokenizer, which does not register it. Logits span all `embedding_size` columns, as in
 LLaDA's own likelihood code, except MMaDA's image codes (past `llm_vocab_size`), which are
 left out of the softmax. In bfloat16 transformers rotates q/k in bf16 where LLaDA uses fp32
@@ -10,27 +10,46 @@ left out of the softmax. In bfloat16 transformers rotates q/k in bf16 where LLaD
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from itdd_cli.errors import ModelError
 from itdd_cli.models.decoder import BidirectionalDecoderAdapter, require
 
-# One regex per target with a single group: transformers merges all patterns into one
-# alternation, so a second back-reference would come out literally.
-KEY_MAPPING = {
-    r"^model\.transformer\.wte\.": "model.embed_tokens.",
-    r"^model\.transformer\.blocks\.(\d+)\.attn_norm\.": r"model.layers.\1.input_layernorm.",
-    r"^model\.transformer\.blocks\.(\d+)\.q_proj\.": r"model.layers.\1.self_attn.q_proj.",
-    r"^model\.transformer\.blocks\.(\d+)\.k_proj\.": r"model.layers.\1.self_attn.k_proj.",
-    r"^model\.transformer\.blocks\.(\d+)\.v_proj\.": r"model.layers.\1.self_attn.v_proj.",
-    r"^model\.transformer\.blocks\.(\d+)\.attn_out\.": r"model.layers.\1.self_attn.o_proj.",
-    r"^model\.transformer\.blocks\.(\d+)\.ff_norm\.": r"model.layers.\1.post_attention_layernorm.",
-    r"^model\.transformer\.blocks\.(\d+)\.ff_proj\.": r"model.layers.\1.mlp.gate_proj.",
-    r"^model\.transformer\.blocks\.(\d+)\.up_proj\.": r"model.layers.\1.mlp.up_proj.",
-    r"^model\.transformer\.blocks\.(\d+)\.ff_out\.": r"model.layers.\1.mlp.down_proj.",
-    r"^model\.transformer\.ln_f\.": "model.norm.",
-    r"^model\.transformer\.ff_out\.": "lm_head.",
-}
+# LLaDA's tensor names → Llama's ({i}: the layer). transformers merges all key_mapping patterns
+# into one alternation, so each pattern has a single group: a second back-reference would come
+# out literally and leave tensors unloaded (docs/formats.md, "LLaDA").
+RENAMES = [
+    ("model.transformer.wte.", "model.embed_tokens."),
+    ("model.transformer.blocks.{i}.attn_norm.", "model.layers.{i}.input_layernorm."),
+    ("model.transformer.blocks.{i}.q_proj.", "model.layers.{i}.self_attn.q_proj."),
+    ("model.transformer.blocks.{i}.k_proj.", "model.layers.{i}.self_attn.k_proj."),
+    ("model.transformer.blocks.{i}.v_proj.", "model.layers.{i}.self_attn.v_proj."),
+    ("model.transformer.blocks.{i}.attn_out.", "model.layers.{i}.self_attn.o_proj."),
+    ("model.transformer.blocks.{i}.ff_norm.", "model.layers.{i}.post_attention_layernorm."),
+    ("model.transformer.blocks.{i}.ff_proj.", "model.layers.{i}.mlp.gate_proj."),
+    ("model.transformer.blocks.{i}.up_proj.", "model.layers.{i}.mlp.up_proj."),
+    ("model.transformer.blocks.{i}.ff_out.", "model.layers.{i}.mlp.down_proj."),
+    ("model.transformer.ln_f.", "model.norm."),
+    ("model.transformer.ff_out.", "lm_head."),
+]
+
+
+def _pattern(template: str) -> str:
+    return re.escape(template).replace(re.escape("{i}"), r"(\d+)")
+
+
+KEY_MAPPING = {"^" + _pattern(llada): llama.replace("{i}", r"\1") for llada, llama in RENAMES}
+
+
+def llada_name(llama_name: str) -> str:
+    """The checkpoint's name of a Llama tensor (the inverse of KEY_MAPPING), for error messages."""
+    for llada, llama in RENAMES:
+        match = re.match(_pattern(llama), llama_name)
+        if match:
+            return llada.replace("{i}", match.group(1) if match.groups() else "") + llama_name[match.end() :]
+    return llama_name
+
 
 # (config key, value that Llama cannot represent) — refused rather than silently mis-scored.
 UNSUPPORTED = {
@@ -54,7 +73,7 @@ class LLaDAAdapter(BidirectionalDecoderAdapter):
 
         refused = [key for key, bad in UNSUPPORTED.items() if bad(config.get(key))]
         if refused:
-            raise ModelError(f"LLaDA options not supported natively: {', '.join(refused)} (see FORMATS.md §1.4)")
+            raise ModelError(f"LLaDA options a Llama cannot represent, so not supported natively: {', '.join(refused)}")
         heads = require(config, "n_heads", self.family)
         kv_heads = 1 if config.get("multi_query_attention") else config.get("n_kv_heads") or heads
         d_model = require(config, "d_model", self.family)
@@ -83,6 +102,9 @@ class LLaDAAdapter(BidirectionalDecoderAdapter):
 
     def key_mapping(self) -> dict[str, str]:
         return KEY_MAPPING
+
+    def checkpoint_name(self, name: str) -> str:
+        return llada_name(name)
 
     def text_columns(self, config: dict[str, Any]) -> int | None:
         """MMaDA appends image (VQ) codes after the text vocabulary: score text among text."""

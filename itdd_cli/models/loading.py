@@ -41,19 +41,16 @@ class LoadOptions:
     allow_pickle: bool = False  # pickle weights can run code when loaded: refused unless asked
     block_size: int | None = None  # --block-size: overrides a block-diffusion checkpoint's own
 
+    def __post_init__(self) -> None:
+        check_device(self.device)  # a device this machine lacks is a usage error before anything loads
+
     @property
     def torch_device(self) -> torch.device:
         if self.device == "auto":
             if launched():  # each process takes its own GPU, as accelerate assigns them
                 return process_device()
             return torch.device("cuda", 0) if torch.cuda.is_available() else torch.device("cpu")
-        try:
-            device = torch.device(self.device)
-        except RuntimeError as error:
-            raise UsageError(f"--device {self.device!r}: {error}") from error
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise UsageError(f"--device {self.device}: no CUDA device is available; use --device cpu")
-        return device
+        return torch.device(self.device)  # checked when the options were built (check_device)
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -73,6 +70,31 @@ class LoadOptions:
     def place(self, model: torch.nn.Module) -> torch.nn.Module:
         """Move to the chosen device unless --device-map already spread the model."""
         return model.eval() if self.device_map else model.to(self.torch_device).eval()
+
+
+DEVICE_CHOICES = "auto, cpu, cuda, cuda:N, mps or xpu"
+
+
+def check_device(device: str) -> None:
+    """Refuse (exit 2) a --device that is malformed or absent on this machine."""
+    if device == "auto":
+        return
+    try:
+        parsed = torch.device(device)
+    except RuntimeError:
+        raise UsageError(f"--device {device!r}: unknown device; choose one of {DEVICE_CHOICES}") from None
+    if parsed.type == "cpu":
+        return
+    if parsed.type == "meta":
+        raise UsageError("--device meta: meta tensors hold no values and cannot score; use cpu or cuda")
+    backend = {"cuda": torch.cuda, "mps": torch.backends.mps}.get(parsed.type, getattr(torch, parsed.type, None))
+    if parsed.type not in ("cuda", "mps", "xpu") or backend is None:
+        raise UsageError(f"--device {device}: itdd does not run on {parsed.type}; choose one of {DEVICE_CHOICES}")
+    if not backend.is_available():
+        raise UsageError(f"--device {device}: no {parsed.type} device is available on this machine; use --device cpu")
+    count = backend.device_count() if hasattr(backend, "device_count") else 1
+    if parsed.index is not None and parsed.index >= count:
+        raise UsageError(f"--device {device}: this machine has {count} {parsed.type} device(s), numbered from 0")
 
 
 def read_config(options: LoadOptions) -> dict[str, Any]:
@@ -124,15 +146,35 @@ def _looks_local(name: str) -> bool:
     return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model")
+
+
+def ships_tokenizer(options: LoadOptions) -> bool:
+    """Whether the checkpoint has tokenizer files of its own (a hub repo: found online or in the cache)."""
+    local = Path(options.model)
+    if local.is_dir():
+        return any((local / name).is_file() for name in TOKENIZER_FILES)
+    from huggingface_hub import hf_hub_download
+
+    for name in TOKENIZER_FILES[:2]:
+        try:
+            hf_hub_download(options.model, name, **options.hub_kwargs())
+            return True
+        except Exception:  # absent, offline and not cached, no network: all mean "none of its own"
+            continue
+    return False
+
+
 def load_tokenizer(options: LoadOptions, default: str | None = None) -> Any:
-    """The model's tokenizer, or --tokenizer (else `default`) when the checkpoint ships none.
+    """--tokenizer if given, else the checkpoint's own; `default` when the checkpoint ships none.
 
     `trust_remote_code` is always passed explicitly: left unset, transformers asks
     interactively for repositories whose config has an `auto_map`.
     """
     from transformers import AutoTokenizer
 
-    source = options.tokenizer or default or options.model
+    own = default is None or ships_tokenizer(options)
+    source = options.tokenizer or (options.model if own else default)
     revision = options.hub_kwargs() if source == options.model else {}
     try:
         with warnings.catch_warnings():  # it parses config.json too, and warns about its legacy keys

@@ -3,10 +3,10 @@
 Quirks, all fixed here: weights sit under `backbone.`; the time input is always zero (the
 released checkpoints ignore it: `time_conditioning: false`); the mask column (`vocab_size − 1`,
 not in the GPT-2 tokenizer) is suppressed before the softmax, as in MDLM's SUBS
-parameterisation; the repository ships no tokenizer, so GPT-2's is the default (`--tokenizer`
-names another). The model has no attention mask, so `pads=False` tells the engine never to
-batch rows of different lengths. Documents are wrapped in `<|endoftext|>` at both ends, as in
-its OpenWebText training.
+parameterisation; the hub repositories ship no tokenizer, so GPT-2's is the default when the
+checkpoint has none of its own (`--tokenizer` names another). The model has no attention mask,
+so `pads=False` tells the engine never to batch rows of different lengths. Documents are
+wrapped in `<|endoftext|>` at both ends, as in its OpenWebText training.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from typing import Any
 import torch
 
 from itdd_cli.errors import ModelError
-from itdd_cli.models.base import ModelInfo, ScoringModel, target_log_softmax
+from itdd_cli.models.base import ScoringModel, target_log_softmax
 from itdd_cli.models.decoder import require
 from itdd_cli.models.dit import DiT
-from itdd_cli.models.loading import LoadOptions, load_tokenizer, parameter_count
+from itdd_cli.models.loading import LoadOptions, load_tokenizer
+from itdd_cli.models.weights import refuse_weight_mismatch
 
 DEFAULT_TOKENIZER = "gpt2"
 PREFIX = "backbone."
@@ -59,27 +60,31 @@ class MDLMAdapter(ScoringModel):
             heads=require(config, "n_heads", self.family),
             cond_dim=require(config, "cond_dim", self.family),
         )
-        try:
-            self.model.load_state_dict(_state_dict(options), strict=True)
-        except RuntimeError as error:
-            raise ModelError(f"{options.model}: weights do not match config.json: {error}") from error
+        weights = _state_dict(options)
+        expected = {name: tuple(tensor.shape) for name, tensor in self.model.state_dict().items()}
+        refuse_weight_mismatch(
+            options.model,
+            missing=expected.keys() - weights.keys(),
+            unexpected=weights.keys() - expected.keys(),
+            mismatched=[(name, tuple(weights[name].shape), shape) for name, shape in expected.items()
+                        if name in weights and tuple(weights[name].shape) != shape],
+            rename=lambda name: PREFIX + name,
+        )  # fmt: skip
+        self.model.load_state_dict(weights, strict=True)
         self.model.to(device=options.torch_device, dtype=options.torch_dtype).eval()
         self.model.rotary_emb.inv_freq.data = self.model.rotary_emb.inv_freq.float()  # angles stay fp32
         self.mask_id = int(config.get("mask_token_id", vocab - 1))
         eos = self.tokenizer.eos_token_id
-        self.prefix_ids = self.suffix_ids = [int(eos)] if eos is not None else []
-        self.info = ModelInfo(
-            name=options.model,
-            family=self.family,
-            parameters=parameter_count(self.model),
-            dtype=str(options.torch_dtype).removeprefix("torch."),
-            device=str(options.torch_device),
+        self.prefix_ids = [int(eos)] if eos is not None else []
+        self.suffix_ids = list(self.prefix_ids)
+        self.info = self.model_info(
+            options,
+            self.model,
             mask_id=self.mask_id,
             pad_id=self.mask_id,  # never seen: rows are never padded
             max_length=int(config.get("model_length", 1024)),
-            shifted_logits=False,
             time_input=True,
-            framing=self.describe_framing() + "; time input 0; mask logit suppressed",
+            framing_note="; time input 0; mask logit suppressed",
             vocab_size=vocab,
             pads=False,
         )

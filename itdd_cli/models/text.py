@@ -1,0 +1,87 @@
+"""Text into token ids, as text: what a record says is never read as a tokenizer's control token.
+
+A tokenizer normally turns the string "<|mdm_mask|>" into the mask id, so a record that merely
+mentions it would be scored with a mask in its input. Here a record's text is tokenized with
+special-token splitting on (the string becomes ordinary tokens); only a chat template's own
+markup is read with its special tokens. `lost_characters` says which characters of a text the
+tokenizer drops or maps to its unknown token, so that no character is scored silently as absent.
+This module knows tokenizers, not models or records.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SENTINEL = "ITDDPROMPTSENTINEL7F3A"  # stands for the user's prompt while a chat template is rendered
+SHOWN = 24  # lost characters quoted in a warning
+
+
+def encode_text(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of `text` alone: no added BOS/EOS, and special-token strings read as plain text."""
+    return list(tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
+
+
+def encode_markup(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of template markup, whose special-token strings are meant as control tokens."""
+    return list(tokenizer(text, add_special_tokens=False, split_special_tokens=False)["input_ids"])
+
+
+def added_strings(tokenizer: Any) -> list[str]:
+    """The strings the tokenizer would match as whole added tokens (special or not)."""
+    decoder = getattr(tokenizer, "added_tokens_decoder", None) or {}
+    return [str(getattr(token, "content", token)) for token in decoder.values()]
+
+
+def encode_chat_prompt(tokenizer: Any, prompt: str) -> list[int] | None:
+    """`prompt` as a user turn of the chat template; None when the template rewrites a prompt that
+    holds an added-token string (the prompt cannot then be kept apart from the markup)."""
+
+    def render(content: str) -> str:
+        messages = [{"role": "user", "content": content}]
+        rendered: str = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return rendered
+
+    text = render(prompt)
+    if not any(token and token in prompt for token in added_strings(tokenizer)):
+        return encode_markup(tokenizer, text)
+    before, found, after = render(SENTINEL).partition(SENTINEL)
+    if not found or SENTINEL in after or before + prompt + after != text:
+        return None
+    return encode_markup(tokenizer, before) + encode_text(tokenizer, prompt) + encode_markup(tokenizer, after)
+
+
+def unknown_ids(tokenizer: Any, extra: tuple[int, ...] = ()) -> set[int]:
+    """Ids that plain text can only reach by falling back: the unknown token, every special token
+    (text never spells one once splitting is on) and `extra` (the model's mask id)."""
+    ids = {int(i) for i in getattr(tokenizer, "all_special_ids", []) or []}
+    ids |= {int(i) for i in extra}
+    if getattr(tokenizer, "unk_token_id", None) is not None:
+        ids.add(int(tokenizer.unk_token_id))
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    fallback = getattr(getattr(backend, "model", None), "unk_token", None)  # WordLevel/BPE unk, unregistered
+    if fallback:
+        token_id = backend.token_to_id(fallback)
+        if token_id is not None:
+            ids.add(int(token_id))
+    return ids
+
+
+def lost_text(tokenizer: Any, text: str, unknown: set[int]) -> str | None:
+    """What of `text` (besides whitespace) gets no token or an unknown/special one; None when
+    the tokenizer represents every character."""
+    try:
+        encoded = tokenizer(text, add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True)
+        offsets = list(encoded["offset_mapping"])
+    except (NotImplementedError, ValueError, TypeError, KeyError):  # slow tokenizers give no offsets
+        count = sum(token_id in unknown for token_id in encode_text(tokenizer, text))
+        return f"{count} token(s) are the tokenizer's unknown token" if count else None
+    lost = [True] * len(text)  # per character: no token, or only an unknown one
+    for token_id, (start, end) in zip(encoded["input_ids"], offsets, strict=True):
+        if token_id not in unknown:
+            lost[start:end] = [False] * (end - start)
+    gone = (char for char, dropped in zip(text, lost, strict=True) if dropped and not char.isspace())
+    characters = "".join(dict.fromkeys(gone))  # in order, without repeats
+    if not characters:
+        return None
+    shown = characters if len(characters) <= SHOWN else characters[:SHOWN] + "…"
+    return f"the tokenizer has no token for {shown!r} (scored as if absent or unknown)"

@@ -1,0 +1,187 @@
+"""Loading refuses what would score with the wrong weights: missing, unexpected or mis-shaped
+tensors, a tokenizer larger than the model's vocabulary, a device the machine lacks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from typer.testing import CliRunner
+
+from itdd_cli.cli import app
+from itdd_cli.models import FAMILIES, detect_family
+from tests.conftest import read_jsonl, write_jsonl
+from tests.family_checkpoints import write_dream, write_gpt2_like_tokenizer, write_llada, write_mdlm
+from tests.test_generic_adapter import write_tiny_bert
+
+WRITERS = {"llada": write_llada, "dream": write_dream, "mdlm": write_mdlm, "generic": write_tiny_bert}
+# A tensor of each family, in the checkpoint's own names, and the config key counting its layers.
+ONE_TENSOR = {
+    "llada": "model.transformer.blocks.0.ff_out.weight",
+    "dream": "model.layers.0.mlp.down_proj.weight",
+    "mdlm": "backbone.blocks.0.mlp.2.weight",
+    "generic": "bert.encoder.layer.0.output.dense.weight",
+}
+LAYERS_KEY = {"llada": "n_layers", "dream": "num_hidden_layers", "mdlm": "n_blocks", "generic": "num_hidden_layers"}
+LAYER_PREFIX = {
+    "llada": "model.transformer.blocks.{i}.",
+    "dream": "model.layers.{i}.",
+    "mdlm": "backbone.blocks.{i}.",
+    "generic": "bert.encoder.layer.{i}.",
+}
+
+
+def _checkpoint(tmp_path: Path, family: str) -> Path:
+    directory = WRITERS[family](tmp_path / family)
+    if family == "mdlm":  # MDLM repos ship no tokenizer; this one has its own, so no download is needed
+        write_gpt2_like_tokenizer(directory)
+    return directory
+
+
+def _edit_config(directory: Path, **changes: object) -> None:
+    path = directory / "config.json"
+    path.write_text(json.dumps(json.loads(path.read_text()) | changes))
+
+
+def _drop_tensor(directory: Path, name: str) -> None:
+    weights = load_file(str(directory / "model.safetensors"))
+    del weights[name]
+    save_file(weights, str(directory / "model.safetensors"))
+
+
+def _nll(tmp_path: Path, *args: str):  # type: ignore[no-untyped-def]
+    path = write_jsonl(tmp_path / "in.jsonl", [{"text": "abc"}])
+    return CliRunner().invoke(app, ["nll", str(path), "-n", "4", "-q", *args])
+
+
+def _one_error_line(result) -> str:  # type: ignore[no-untyped-def]
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("itdd: error: "), result.stderr
+    assert "internal error" not in result.stderr and "above report" not in result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize("family", list(WRITERS))
+def test_every_family_checkpoint_of_the_tests_loads_and_is_detected(tmp_path, family):
+    directory = _checkpoint(tmp_path, family)
+    assert detect_family(json.loads((directory / "config.json").read_text())) == family
+    result = _nll(tmp_path, "-m", str(directory))
+    assert result.exit_code == 0, result.stderr
+    assert read_jsonl(result.stdout)[0]["tokens"] == 3
+
+
+@pytest.mark.parametrize("family", list(WRITERS))
+def test_a_tensor_missing_from_the_checkpoint_is_refused_by_name(tmp_path, family):
+    directory = _checkpoint(tmp_path, family)
+    _drop_tensor(directory, ONE_TENSOR[family])
+    result = _nll(tmp_path, "-m", str(directory))
+    assert result.exit_code == 1
+    line = _one_error_line(result)
+    assert "missing from the checkpoint" in line and ONE_TENSOR[family] in line
+
+
+@pytest.mark.parametrize("family", list(WRITERS))
+def test_one_layer_more_in_config_json_than_in_the_weights_is_refused(tmp_path, family):
+    directory = _checkpoint(tmp_path, family)
+    _edit_config(directory, **{LAYERS_KEY[family]: 3})  # the checkpoints have 2
+    line = _one_error_line(result := _nll(tmp_path, "-m", str(directory)))
+    assert result.exit_code == 1
+    assert "missing from the checkpoint" in line and LAYER_PREFIX[family].format(i=2) in line
+
+
+@pytest.mark.parametrize("family", list(WRITERS))
+def test_one_layer_fewer_in_config_json_than_in_the_weights_is_refused(tmp_path, family):
+    directory = _checkpoint(tmp_path, family)
+    _edit_config(directory, **{LAYERS_KEY[family]: 1})
+    line = _one_error_line(result := _nll(tmp_path, "-m", str(directory)))
+    assert result.exit_code == 1
+    assert "in the checkpoint, not the model" in line and LAYER_PREFIX[family].format(i=1) in line
+
+
+def test_a_wider_vocabulary_in_config_json_names_the_tensors_and_both_shapes(tmp_path):
+    directory = _checkpoint(tmp_path, "llada")
+    _edit_config(directory, embedding_size=60)  # the weights have 56 rows
+    line = _one_error_line(result := _nll(tmp_path, "-m", str(directory)))
+    assert result.exit_code == 1
+    assert "model.transformer.wte.weight is [56, 64] in the checkpoint, [60, 64] by config.json" in line
+    assert "model.transformer.ff_out.weight is [56, 64]" in line
+
+
+@pytest.mark.parametrize("family,key,value", [("llada", "d_model", 32), ("dream", "hidden_size", 32)])
+def test_another_model_width_in_config_json_names_mis_shaped_tensors(tmp_path, family, key, value):
+    directory = _checkpoint(tmp_path, family)
+    _edit_config(directory, **{key: value})
+    line = _one_error_line(result := _nll(tmp_path, "-m", str(directory)))
+    assert result.exit_code == 1
+    assert "mis-shaped:" in line and "[64]" in line and "[32]" in line and "and " in line  # many, counted
+
+
+def test_a_tokenizer_with_more_ids_than_the_model_is_a_usage_error(tmp_path):
+    result = _nll(tmp_path, "-m", "dna8", "--tokenizer", "demo")
+    assert result.exit_code == 2
+    line = _one_error_line(result)
+    assert "--tokenizer" in line and "2047" in line and "vocabulary of 8 ids" in line
+
+
+def test_a_checkpoint_whose_own_tokenizer_exceeds_its_vocabulary_is_refused(tmp_path):
+    directory = write_llada(tmp_path / "llada", vocab=40, embedding=40, mask=30)  # BOS 40 and EOS 41 lie beyond
+    _edit_config(directory, pad_token_id=None, eos_token_id=None)  # else transformers itself refuses the pad id
+    line = _one_error_line(result := _nll(tmp_path, "-m", str(directory)))
+    assert result.exit_code == 1 and "ids up to 41" in line and "vocabulary of 40 ids" in line
+
+
+def test_mdlm_uses_the_tokenizer_in_its_own_directory(tmp_path):
+    directory = _checkpoint(tmp_path, "mdlm")  # has tokenizer files; offline, GPT-2's would fail to load
+    result = CliRunner().invoke(app, ["inspect", "-m", str(directory)])
+    assert result.exit_code == 0, result.stderr
+    assert "<|endoftext|> … <|endoftext|>" in result.stdout
+
+
+def test_mdlm_without_a_tokenizer_of_its_own_still_asks_for_gpt2(tmp_path):
+    directory = write_mdlm(tmp_path / "mdlm")
+    line = _one_error_line(result := CliRunner().invoke(app, ["inspect", "-m", str(directory)]))
+    assert result.exit_code == 1 and "from gpt2" in line  # offline in the tests: the default cannot load
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:7", "tpu", "mps", "meta", "cpu:x"])
+def test_a_device_this_machine_lacks_is_a_usage_error_before_the_model_loads(tmp_path, device):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    if device == "cuda:7" and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has eight CUDA devices")
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has an MPS device")
+    # A model that does not exist: reaching the loader would exit 1 with "no such directory".
+    line = _one_error_line(result := _nll(tmp_path, "-m", str(tmp_path / "absent"), "--device", device))
+    assert result.exit_code == 2 and f"--device {device}" in line.replace("'", "")
+    assert "absent" not in line
+
+
+def test_each_config_claim_belongs_to_exactly_one_family():
+    claims = [
+        (kind, value.lower())
+        for family in FAMILIES.values()
+        for kind in ("architectures", "model_types", "auto_map_modules")
+        for value in getattr(family, kind)
+    ]
+    assert len(claims) == len(set(claims))
+    assert FAMILIES["generic"].architectures == () and FAMILIES["generic"].model_types == ()
+
+
+@pytest.mark.parametrize(
+    "config,family",
+    [
+        ({"model_type": "mmada"}, "llada"),
+        ({"architectures": ["LLaDAModelLM"]}, "llada"),
+        ({"auto_map": {"AutoModel": "modeling_llada.LLaDAModelLM"}}, "llada"),
+        ({"auto_map": {"AutoModelForMaskedLM": "kuleshov-group/mdlm-owt--modeling_mdlm_2.MDLM"}}, "mdlm"),
+        ({"auto_map": {"AutoTokenizer": ["tokenization_dream.DreamTokenizer", None]}}, "dream"),
+        ({"model_type": "bert", "architectures": ["BertForMaskedLM"]}, "generic"),
+        ({"auto_map": {"AutoModel": "modeling_oracle.OracleForMaskedLM"}}, "generic"),
+    ],
+)
+def test_detection_reads_architectures_model_type_and_auto_map_modules(config, family):
+    assert detect_family(config) == family

@@ -1,0 +1,98 @@
+"""Tables that fit: at 80 columns the least important columns are left out (and named once),
+never a number or an id cut; wide terminals show everything. Golden files in tests/golden/."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from itdd_cli.bundled import DESCRIPTIONS
+from itdd_cli.models.registry import FAMILIES
+from itdd_cli.reporting import TableSink, _cell, print_families
+from itdd_cli.rows import SPECS, Command
+
+GOLDEN = Path(__file__).parent / "golden"
+
+ROWS = {
+    Command.ratio: [
+        dict(id="held000", log_ratio=12.3456789, log_ratio_se=1.2345678, nll_chosen=-123.456789, nll_rejected=135.8,
+             tokens_chosen=31, tokens_rejected=31, samples=128, prefers="chosen"),
+        dict(id="a-rather-long-record-id-0001", log_ratio=-0.0123, log_ratio_se=0.5, nll_chosen=1234.5678,
+             nll_rejected=1234.5555, tokens_chosen=512, tokens_rejected=498, samples=128, prefers="rejected"),
+    ],
+    Command.nll: [
+        dict(id="s0", nll=185.8154321, nll_se=1.6934, tokens=37, nll_per_token=5.02203, bits_per_token=7.2453,
+             ppl=151.7202, samples=128),
+        dict(id=2, nll=12345.678901, nll_se=123.4567, tokens=4096, nll_per_token=3.0141, bits_per_token=4.3485,
+             ppl=float("inf"), samples=128),
+    ],
+    Command.cond_nll: [
+        dict(id="q1", nll=18.5, nll_se=0.16934, tokens=7, prompt_tokens=12, nll_per_token=2.642857,
+             bits_per_token=3.8129, ppl=14.05, samples=128),
+    ],
+}  # fmt: skip
+
+
+def render(command: Command, width: int) -> str:
+    buffer = io.StringIO()
+    sink = TableSink(Console(file=buffer, width=width, color_system=None, highlight=False), command)
+    for row in ROWS[command]:
+        sink.write(SPECS[command].row(**row))
+    sink.close()
+    return buffer.getvalue()
+
+
+def check_golden(name: str, text: str) -> None:
+    """ITDD_UPDATE_GOLDEN=1 rewrites the file (after a deliberate change: review the diff)."""
+    if os.environ.get("ITDD_UPDATE_GOLDEN"):
+        (GOLDEN / name).write_text(text, encoding="utf-8")
+    assert text == (GOLDEN / name).read_text(encoding="utf-8"), f"{name} changed:\n{text}"
+
+
+@pytest.mark.parametrize("width", [80, 120])
+@pytest.mark.parametrize("command", list(ROWS))
+def test_a_result_table_fits_the_terminal_and_never_cuts_a_value(command, width):
+    text = render(command, width)
+    check_golden(f"{command.value}-{width}.txt", text)
+    assert all(len(line) <= width for line in text.splitlines())
+    header = next(line for line in text.splitlines() if line.startswith("┃"))
+    shown = [name for name in SPECS[command].names if re.search(rf"\b{name}\b", header)]
+    left_out = [name for name in SPECS[command].names if name not in shown]
+    for row in ROWS[command]:
+        for name in shown:
+            assert _cell(row[name]) in text  # whole, on one line
+    if left_out:
+        note = " ".join(text.split("left out to fit")[1].split())
+        assert text.count("left out to fit") == 1 and all(name in note for name in left_out)
+        ranks = {field.name: field.rank for field in SPECS[command].fields}
+        assert min(ranks[name] for name in left_out) >= max(ranks[name] for name in shown if ranks[name] > 1)
+    else:
+        assert "left out" not in text
+
+
+def test_a_wide_terminal_shows_every_column():
+    for command in ROWS:
+        assert "left out" not in render(command, 160)
+
+
+def test_only_the_rank_1_columns_stay_when_nothing_else_fits():
+    text = render(Command.ratio, 40)
+    assert "a-rather-long-record-id-0001" in text and "-0.0123" in text and "rejected" in text
+    assert "nll_chosen" not in text.split("left out")[0]
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_models_shows_every_hub_id_whole(width):
+    buffer = io.StringIO()
+    print_families(Console(file=buffer, width=width, color_system=None, highlight=False), FAMILIES, DESCRIPTIONS)
+    text = buffer.getvalue()
+    check_golden(f"models-{width}.txt", text)
+    assert all(len(line) <= width for line in text.splitlines())
+    for family in FAMILIES.values():
+        for hub_id in family.examples:
+            assert hub_id in text
