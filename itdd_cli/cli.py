@@ -15,7 +15,7 @@ from typer.core import TyperGroup
 
 from itdd_cli import __version__
 from itdd_cli.errors import GateError, ItddError, UsageError
-from itdd_cli.estimators.kinds import Estimator
+from itdd_cli.estimators.kinds import DEFAULT_ESTIMATOR, Estimator
 from itdd_cli.options import (
     AllowPickleOpt,
     BaseArg,
@@ -36,6 +36,8 @@ from itdd_cli.options import (
     IdFieldOpt,
     IndependentOpt,
     InputArg,
+    KeepBoundaryOpt,
+    MaxSamplesOpt,
     MaxTokensOpt,
     MetricOpt,
     ModelOpt,
@@ -53,9 +55,11 @@ from itdd_cli.options import (
     SkipInvalidOpt,
     StrictOpt,
     SummaryOpt,
+    TargetSeOpt,
     TextFieldOpt,
     TokenizerOpt,
     TrustOpt,
+    UntilDecidedOpt,
     VersionOpt,
 )
 from itdd_cli.records import Fields
@@ -75,7 +79,20 @@ def _internal(error: BaseException) -> tuple[str, int]:
     return f"internal error: {type(error).__name__}: {error} (set ITDD_DEBUG=1 for the traceback)", 1
 
 
+# A reader that closed the pipe (`itdd … | head -1`) ends the run quietly with 141 = 128 + SIGPIPE,
+# what a shell reports for any tool stopped by a closed pipe.
+BROKEN_PIPE = 141
+
+
+def _broken_pipe(error: BrokenPipeError) -> tuple[str, int]:
+    devnull = os.open(os.devnull, os.O_WRONLY)  # Python's final flush of stdout must not fail again
+    os.dup2(devnull, 1)
+    os.close(devnull)
+    return "", BROKEN_PIPE
+
+
 ERROR_MAP: list[tuple[type[BaseException], Callable[[Any], tuple[str, int]]]] = [
+    (BrokenPipeError, _broken_pipe),
     (ItddError, lambda error: (str(error), error.exit_code)),
     (ClickException, lambda error: (describe(error), error.exit_code)),  # option parsing: exit 2
     (KeyboardInterrupt, lambda error: (INTERRUPTED, 130)),
@@ -91,7 +108,7 @@ def _report(error: BaseException) -> int:
     message, code = mapping(error)
     if os.environ.get("ITDD_DEBUG"):
         traceback.print_exc()
-    if os.environ.get("RANK", "0") == "0":  # under a launcher, the main process speaks for all
+    if message and os.environ.get("RANK", "0") == "0":  # under a launcher, the main process speaks for all
         stderr_console().print(f"itdd: error: {' '.join(message.split())}", markup=False)  # one line
     return code
 
@@ -197,9 +214,15 @@ def _load(model: str | None, dtype: Dtype, device: str, trust_remote_code: bool,
 
 
 def _settings(estimator: Estimator, samples: int, seed: int, batch_size: str, max_tokens: int | None,
-              independent: bool = False, chat_template: bool = False, strict: bool = False) -> Settings:  # fmt: skip
+              independent: bool = False, chat_template: bool = False, keep_boundary: bool = False,
+              strict: bool = False, target_se: float | None = None, max_samples: int | None = None,
+              until_decided: float | None = None) -> Settings:  # fmt: skip
     from itdd_cli.settings import Settings
 
+    if max_samples is not None and max_samples < samples:
+        raise UsageError(f"--max-samples {max_samples} is below --samples {samples}; raise it or lower -n")
+    if max_samples is not None and target_se is None and until_decided is None:
+        raise UsageError("--max-samples caps --target-se or --until-decided rounds; pass one of them")
     return Settings(
         estimator=estimator,
         samples=samples,
@@ -208,14 +231,21 @@ def _settings(estimator: Estimator, samples: int, seed: int, batch_size: str, ma
         batch_rows=_batch_rows(batch_size),
         max_tokens=max_tokens,
         chat_template=chat_template,
+        keep_boundary=keep_boundary,
         strict=strict,
+        target_se=target_se,
+        until_decided=until_decided,
+        max_samples=max_samples,
     )
 
 
-def _output(output: str | None, fmt: Format, overwrite: bool, resume: bool, summary: str | None, quiet: bool) -> Any:
-    from itdd_cli.session import Output
+def _output(input_path: str | None, output: str | None, fmt: Format, overwrite: bool, resume: bool,
+            summary: str | None, quiet: bool) -> Any:  # fmt: skip
+    """Input, output and summary checked (and the output locked) before the model loads."""
+    from itdd_cli.session import Output, prepare_output
 
-    return Output(path=output, fmt=fmt, overwrite=overwrite, resume=resume, summary_path=summary, quiet=quiet)
+    out = Output(path=output, fmt=fmt, overwrite=overwrite, resume=resume, summary_path=summary, quiet=quiet)
+    return prepare_output(out, input_path)
 
 
 def _policy(skip_invalid: bool, fail_above: list[str] | None, fail_below: list[str] | None,
@@ -227,11 +257,15 @@ def _policy(skip_invalid: bool, fail_above: list[str] | None, fail_below: list[s
     return Policy(skip_invalid=skip_invalid, gates=gates, revision=revision)
 
 
-def _run(command: Command, input_path: str | None, model: ScoringModel, settings: Settings, fields: Fields,
-         output: Any, policy: Any) -> None:  # fmt: skip
+def _run(command: Command, input_path: str | None, load: Callable[[], ScoringModel], settings: Settings,
+         fields: Fields, output: Any, policy: Any) -> None:  # fmt: skip
+    """Load the model and score; the output's lock and temporary file are released whatever happens."""
     from itdd_cli.session import run_scoring
 
-    run_scoring(command, input_path, model, settings, fields, output, policy)
+    try:
+        run_scoring(command, input_path, load(), settings, fields, output, policy)
+    finally:
+        output.target.close()
 
 
 @app.command("nll", epilog=NLL_EXAMPLES)
@@ -243,7 +277,9 @@ def nll(
     resume: ResumeOpt = False,
     fmt: FormatOpt = Format.auto,
     samples: SamplesOpt = 128,
-    estimator: EstimatorOpt = Estimator.stratified,
+    estimator: EstimatorOpt = DEFAULT_ESTIMATOR,
+    target_se: TargetSeOpt = None,
+    max_samples: MaxSamplesOpt = None,
     seed: SeedOpt = 0,
     batch_size: BatchSizeOpt = "auto",
     max_tokens: MaxTokensOpt = None,
@@ -266,12 +302,14 @@ def nll(
     quiet: QuietOpt = False,
 ) -> None:
     """−log p(text) for each record's text field."""
-    settings = _settings(estimator, samples, seed, batch_size, max_tokens, strict=strict)
+    settings = _settings(estimator, samples, seed, batch_size, max_tokens, strict=strict, target_se=target_se,
+                         max_samples=max_samples)  # fmt: skip
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
-    out = _output(output, fmt, overwrite, resume, summary, quiet)
-    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle,
-                   block_size)  # fmt: skip
-    _run(Command.nll, input_path, loaded, settings, Fields(text=text_field, id=id_field), out, policy)
+    out = _output(input_path, output, fmt, overwrite, resume, summary, quiet)
+    _run(Command.nll, input_path,
+         lambda: _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle,
+                       block_size),
+         settings, Fields(text=text_field, id=id_field), out, policy)  # fmt: skip
 
 
 @app.command("cond-nll", epilog=COND_NLL_EXAMPLES)
@@ -283,7 +321,9 @@ def cond_nll(
     resume: ResumeOpt = False,
     fmt: FormatOpt = Format.auto,
     samples: SamplesOpt = 128,
-    estimator: EstimatorOpt = Estimator.stratified,
+    estimator: EstimatorOpt = DEFAULT_ESTIMATOR,
+    target_se: TargetSeOpt = None,
+    max_samples: MaxSamplesOpt = None,
     seed: SeedOpt = 0,
     batch_size: BatchSizeOpt = "auto",
     max_tokens: MaxTokensOpt = None,
@@ -297,6 +337,7 @@ def cond_nll(
     tokenizer: TokenizerOpt = None,
     revision: RevisionOpt = None,
     chat_template: ChatTemplateOpt = False,
+    keep_boundary: KeepBoundaryOpt = False,
     prompt_field: PromptFieldOpt = "prompt",
     response_field: ResponseFieldOpt = "response",
     id_field: IdFieldOpt = "id",
@@ -308,13 +349,16 @@ def cond_nll(
     quiet: QuietOpt = False,
 ) -> None:
     """−log p(response | prompt); the prompt is never masked."""
-    settings = _settings(estimator, samples, seed, batch_size, max_tokens, chat_template=chat_template, strict=strict)
+    settings = _settings(estimator, samples, seed, batch_size, max_tokens, chat_template=chat_template,
+                         keep_boundary=keep_boundary, strict=strict, target_se=target_se,
+                         max_samples=max_samples)  # fmt: skip
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
-    out = _output(output, fmt, overwrite, resume, summary, quiet)
-    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle,
-                   block_size)  # fmt: skip
+    out = _output(input_path, output, fmt, overwrite, resume, summary, quiet)
     fields = Fields(prompt=prompt_field, response=response_field, id=id_field)
-    _run(Command.cond_nll, input_path, loaded, settings, fields, out, policy)
+    _run(Command.cond_nll, input_path,
+         lambda: _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle,
+                       block_size),
+         settings, fields, out, policy)  # fmt: skip
 
 
 @app.command("ratio", epilog=RATIO_EXAMPLES)
@@ -326,9 +370,12 @@ def ratio(
     resume: ResumeOpt = False,
     fmt: FormatOpt = Format.auto,
     samples: SamplesOpt = 128,
-    estimator: EstimatorOpt = Estimator.stratified,
+    estimator: EstimatorOpt = DEFAULT_ESTIMATOR,
+    target_se: TargetSeOpt = None,
+    max_samples: MaxSamplesOpt = None,
     seed: SeedOpt = 0,
     independent: IndependentOpt = False,
+    until_decided: UntilDecidedOpt = None,
     batch_size: BatchSizeOpt = "auto",
     max_tokens: MaxTokensOpt = None,
     dtype: DtypeOpt = Dtype.auto,
@@ -341,6 +388,7 @@ def ratio(
     tokenizer: TokenizerOpt = None,
     revision: RevisionOpt = None,
     chat_template: ChatTemplateOpt = False,
+    keep_boundary: KeepBoundaryOpt = False,
     prompt_field: PromptFieldOpt = "prompt",
     chosen_field: ChosenFieldOpt = "chosen",
     rejected_field: RejectedFieldOpt = "rejected",
@@ -353,13 +401,16 @@ def ratio(
     quiet: QuietOpt = False,
 ) -> None:
     """log p(chosen | prompt) − log p(rejected | prompt), with coupled masks by default."""
-    settings = _settings(estimator, samples, seed, batch_size, max_tokens, independent, chat_template, strict)
+    settings = _settings(estimator, samples, seed, batch_size, max_tokens, independent, chat_template, keep_boundary,
+                         strict, target_se=target_se, max_samples=max_samples,
+                         until_decided=until_decided)  # fmt: skip
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
-    out = _output(output, fmt, overwrite, resume, summary, quiet)
-    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle,
-                   block_size)  # fmt: skip
+    out = _output(input_path, output, fmt, overwrite, resume, summary, quiet)
     fields = Fields(prompt=prompt_field, chosen=chosen_field, rejected=rejected_field, id=id_field)
-    _run(Command.ratio, input_path, loaded, settings, fields, out, policy)
+    _run(Command.ratio, input_path,
+         lambda: _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle,
+                       block_size),
+         settings, fields, out, policy)  # fmt: skip
 
 
 @app.command("compare", epilog=COMPARE_EXAMPLES)

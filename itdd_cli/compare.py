@@ -1,8 +1,10 @@
 """`itdd compare`: pair two result files by id and test whether NEW differs from BASE.
 
 Per record d_i = NEW_i − BASE_i; the mean difference has the paired standard error sd(d)/√n,
-which contains both runs' Monte Carlo noise and the spread between records (with one record:
-the two rows' own standard errors). Significance is two-sided at 5 % with Student's t.
+which contains both runs' Monte Carlo noise and the spread between records. Significance is
+two-sided at 5 % with Student's t (exact quantile and p-value, `tdist`). With one paired record
+the two rows' own standard errors give the SE (per-token metrics: `nll_se / tokens`) and the
+normal distribution the test; a metric whose rows carry no SE then has no verdict, never a NaN.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from typing import Any
 from itdd_cli.errors import UsageError
 from itdd_cli.results import NotResults, parse_results, row_key
 from itdd_cli.rows import SPECS, comparable, spec_of_columns
-
-Z_975 = 1.959963984540054
+from itdd_cli.settings import LN2
+from itdd_cli.tdist import critical, two_sided_p
 
 
 @dataclass(frozen=True)
@@ -29,32 +31,37 @@ class Comparison:
     mean_base: float
     mean_new: float
     difference: float  # mean of NEW − BASE
-    se: float
-    critical: float  # |t| above this is significant at 5 %
+    se: float | None  # None: nothing says how far apart the runs may fall (one record, no SE in its rows)
+    df: float  # degrees of freedom of the test (inf: the normal, for one record)
 
     @property
-    def t(self) -> float:
+    def critical(self) -> float:
+        """|t| above this is significant at 5 %."""
+        return critical(self.df)
+
+    @property
+    def t(self) -> float | None:
+        if self.se is None:
+            return None
         if self.se > 0:
             return self.difference / self.se
         return 0.0 if self.difference == 0 else math.copysign(math.inf, self.difference)
 
     @property
+    def p(self) -> float | None:
+        """Two-sided p-value of "no difference"."""
+        return None if self.t is None else two_sided_p(self.t, self.df)
+
+    @property
     def significant(self) -> bool:
-        return abs(self.t) > self.critical
+        return self.t is not None and abs(self.t) > self.critical
 
     @property
     def significantly_worse(self) -> bool:
+        if self.t is None:
+            return False
         worse = self.t > 0 if comparable()[self.metric].worse == "higher" else self.t < 0
         return self.significant and worse
-
-
-def t_critical(df: int) -> float:
-    """Two-sided 5 % quantile of Student's t (Cornish-Fisher expansion; exact for df ≤ 2)."""
-    if df <= 2:
-        return {1: 12.706204736, 2: 4.302652730}.get(df, math.inf)
-    z = Z_975
-    return (z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
-            + (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / (384 * df**3))  # fmt: skip
 
 
 def _read(path: str) -> list[dict[str, Any]]:
@@ -104,15 +111,15 @@ def compare_files(base_path: str, new_path: str, metric: str | None) -> Comparis
     before = [_number(base_by_id[key], metric, base_path) for key in shared]
     after = [_number(new_by_id[key], metric, new_path) for key in shared]
     differences = [b - a for a, b in zip(before, after, strict=True)]
+    se: float | None
     if len(differences) > 1:
         se = statistics.stdev(differences) / math.sqrt(len(differences))
-        critical = t_critical(len(differences) - 1)
+        df = float(len(differences) - 1)
     else:  # one record: only its Monte Carlo errors say how far apart the runs may fall
-        se_key = metrics[metric].se
         key = shared[0]
-        se = math.hypot(*(_number(rows[key], se_key, path) for rows, path in
-                          ((base_by_id, base_path), (new_by_id, new_path)))) if se_key else math.nan  # fmt: skip
-        critical = Z_975
+        errors = [_row_se(rows[key], metric, path) for rows, path in ((base_by_id, base_path), (new_by_id, new_path))]
+        se = None if None in errors else math.hypot(*(e for e in errors if e is not None))
+        df = math.inf
     return Comparison(
         metric=metric,
         paired=len(shared),
@@ -122,5 +129,19 @@ def compare_files(base_path: str, new_path: str, metric: str | None) -> Comparis
         mean_new=statistics.fmean(after),
         difference=statistics.fmean(differences),
         se=se,
-        critical=critical,
+        df=df,
     )
+
+
+def _row_se(row: dict[str, Any], metric: str, path: str) -> float | None:
+    """A row's own Monte Carlo standard error of `metric` (None where the row has none)."""
+    field = comparable()[metric]
+    if field.se and field.se in row:
+        return _number(row, field.se, path)
+    if "nll_se" not in row or "tokens" not in row:
+        return None
+    per_token = _number(row, "nll_se", path) / _number(row, "tokens", path)
+    derived = {"nll_per_token": per_token, "bits_per_token": per_token / LN2}
+    if metric == "ppl":  # delta method: d exp(x) = exp(x) dx
+        derived["ppl"] = _number(row, "ppl", path) * per_token
+    return derived.get(metric)

@@ -1,4 +1,4 @@
-"""Turns (record × draw) rows into padded forward batches and hands back per-draw losses.
+"""Turns (record × draw) rows into padded forward batches and hands back per-position losses.
 
 Rows from many records share a batch; inside a bounded look-ahead window they are sorted
 longest first (so an oversized batch shows up at once and padding stays small) and cut into
@@ -28,11 +28,20 @@ WINDOW_ROWS = 8192  # rows gathered before sorting; bounds memory on any input s
 
 @dataclass(frozen=True)
 class Job:
-    """One framed sequence and the masks of its draws over the scored span."""
+    """One framed sequence and the masks of its draws over the scored span.
+
+    `scored` (⊆ masks) names the positions whose loss a draw needs; None scores every masked
+    position. A chain-rule pass masks many positions but scores one: the LM head runs on the
+    scored positions only.
+    """
 
     ids: torch.Tensor  # (T,) long
     start: int  # first scored position in `ids`
     masks: torch.Tensor  # (N, L) bool
+    scored: torch.Tensor | None = None  # (N, L) bool
+
+    def targets(self) -> torch.Tensor:
+        return self.masks if self.scored is None else self.scored  # (N, L) bool
 
 
 @dataclass(frozen=True)
@@ -61,7 +70,7 @@ class _Row:
 class _Pending(Generic[Payload]):
     payload: Payload
     jobs: list[Job]
-    losses: list[torch.Tensor]
+    losses: list[torch.Tensor]  # per job (N, L) float64: −log p at scored positions, 0 elsewhere
 
 
 class Engine:
@@ -83,7 +92,7 @@ class Engine:
         self.progress = BatchProgress(0, 0, 0, 0)
 
     def run(self, tasks: Iterable[tuple[Payload, list[Job]]]) -> Iterator[tuple[Payload, list[torch.Tensor]]]:
-        """Yield (payload, losses per job (N,) float64) in input order.
+        """Yield (payload, losses per job (N, L) float64) in input order; a draw's loss is its row sum.
 
         If pulling the next task raises (an invalid record), the tasks already pulled are
         scored and yielded first, so no finished work is lost, then the error propagates.
@@ -99,7 +108,7 @@ class Engine:
             except BaseException:
                 yield from self._flush(pending)
                 raise
-            pending.append(_Pending(payload, jobs, [torch.zeros(len(j.masks), dtype=torch.float64) for j in jobs]))
+            pending.append(_Pending(payload, jobs, [torch.zeros(j.masks.shape, dtype=torch.float64) for j in jobs]))
             rows += sum(len(job.masks) for job in jobs)
             self._report(rows_known=sum(len(job.masks) for job in jobs), records_known=1)
             if rows >= self.window_rows:
@@ -113,8 +122,9 @@ class Engine:
         for t, task in enumerate(pending):
             for j, job in enumerate(task.jobs):
                 first_with: dict[bytes, int] = {}
-                for d in job.masks.any(dim=1).nonzero().flatten().tolist():  # an empty mask costs 0
-                    key = job.masks[d].numpy().tobytes()
+                targets = job.targets()
+                for d in targets.any(dim=1).nonzero().flatten().tolist():  # nothing to score costs 0
+                    key = job.masks[d].numpy().tobytes() + targets[d].numpy().tobytes()
                     if key in first_with:  # short texts repeat masks: one forward serves them all
                         copies.append((_Row(t, j, d, len(job.ids)), first_with[key]))
                     else:
@@ -186,17 +196,21 @@ class Engine:
         info = self.model.info
         input_ids = torch.full((len(batch), width), info.pad_id, dtype=torch.long)  # (B, T)
         attention = torch.zeros((len(batch), width), dtype=torch.long)  # (B, T)
+        masked = torch.zeros((len(batch), width), dtype=torch.bool)  # (B, T)
         score = torch.zeros((len(batch), width), dtype=torch.bool)  # (B, T)
         for b, row in enumerate(batch):
             job = pending[row.task].jobs[row.job]
+            span = slice(job.start, job.start + job.masks.shape[1])
             input_ids[b, : row.width] = job.ids
             attention[b, : row.width] = 1
-            score[b, job.start : job.start + job.masks.shape[1]] = job.masks[row.draw]
+            masked[b, span] = job.masks[row.draw]
+            score[b, span] = job.targets()[row.draw]
         targets = input_ids.clone()
-        input_ids[score] = info.mask_id
-        logprobs = self.model.target_logprobs(input_ids, attention, score, targets)  # (P,)
-        owner = score.nonzero()[:, 0]  # (P,) batch row of each scored target
-        losses = torch.zeros(len(batch), dtype=torch.float64).index_add_(0, owner, -logprobs.double())
+        input_ids[masked] = info.mask_id
+        logprobs = self.model.target_logprobs(input_ids, attention, score, targets)  # (P,) row-major
+        losses = torch.zeros((len(batch), width), dtype=torch.float64)  # (B, T)
+        losses[score] = -logprobs.double()
         for b, row in enumerate(batch):
-            pending[row.task].losses[row.job][row.draw] = losses[b]
+            job = pending[row.task].jobs[row.job]
+            pending[row.task].losses[row.job][row.draw] = losses[b, job.start : job.start + job.masks.shape[1]]
         self.forward_rows += len(batch)

@@ -90,7 +90,11 @@ FormatOpt = Annotated[
     typer.Option("--format", help="auto: by --output's extension, else a table on a terminal and JSONL in a pipe"),
 ]
 SamplesOpt = Annotated[
-    int, typer.Option("--samples", "-n", min=2, metavar="N", help="Monte Carlo draws per record (per pair for ratio)")
+    int,
+    typer.Option(
+        "--samples", "-n", min=2, metavar="N",
+        help="forward passes per record (per side for ratio), the control variate's pilot included",
+    ),
 ]
 EstimatorOpt = Annotated[Estimator, typer.Option("--estimator", help=_estimator_help())]
 SeedOpt = Annotated[
@@ -100,6 +104,37 @@ SeedOpt = Annotated[
         help="base seed, -2**127 to 2**127 - 1; a record's draws depend only on it and its token ids",
     ),
 ]  # fmt: skip
+TargetSeOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--target-se",
+        min=0.0,
+        show_default=False,
+        metavar="NATS",
+        help=_shown("draw more rounds until each record's SE (of nll, or of log_ratio) is at most this", "off"),
+    ),
+]
+MaxSamplesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-samples",
+        min=2,
+        show_default=False,
+        metavar="N",
+        help="cap on passes per record with --target-se / --until-decided [default: 8 × --samples]",
+    ),
+]
+UntilDecidedOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--until-decided",
+        min=0.0,
+        show_default=False,
+        metavar="Z",
+        help=_shown("draw more rounds until |log_ratio| > Z × SE (the preference is decided), up to --max-samples",
+                    "off"),
+    ),
+]
 BatchSizeOpt = Annotated[
     str,
     typer.Option("--batch-size", metavar="ROWS|auto", help="forward rows per batch, or 'auto' to fill --max-tokens"),
@@ -172,6 +207,14 @@ ChatTemplateOpt = Annotated[
     typer.Option(
         "--chat-template", show_default=False,
         help=_shown("wrap the prompt in the tokenizer's chat template as a user turn", "off"),
+    ),
+]  # fmt: skip
+KeepBoundaryOpt = Annotated[
+    bool,
+    typer.Option(
+        "--keep-boundary", show_default=False,
+        help=_shown("score the response exactly as split; by default the prompt's trailing whitespace starts the "
+                    "response (lm-evaluation-harness's convention)", "off"),
     ),
 ]  # fmt: skip
 DeviceMapOpt = Annotated[

@@ -58,17 +58,37 @@ def flag_duplicate_ids(
 ) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
     """Pass items through, replacing a record whose id was seen before with an InputError.
 
+    Ids compare as written (the number 1 and the string "1" differ). A record without an id gets
+    its line number, which must not be an explicit id of another record either way round.
     Remembers every id (a set of them), so that output rows can be matched to input by id.
     """
-    seen: dict[Any, int] = {}
+    seen: dict[tuple[str, Any], tuple[int, bool]] = {}  # id key → (line, generated)
     for line, value in items:
-        if isinstance(value, dict) and _valid_id(value.get(id_field)):
-            key = (type(value[id_field]).__name__, value[id_field])
-            if key in seen:
-                value = InputError(line, f"duplicate id {value[id_field]!r} (first on line {seen[key]})")
-            else:
-                seen[key] = line
+        if isinstance(value, dict):
+            generated = id_field not in value
+            ident = line if generated else value[id_field]
+            if _valid_id(ident):
+                key = (type(ident).__name__, ident)
+                if key in seen:
+                    value = InputError(line, _collision(ident, generated, seen[key], id_field))
+                else:
+                    seen[key] = (line, generated)
         yield line, value
+
+
+def _collision(ident: Any, generated: bool, first: tuple[int, bool], id_field: str) -> str:
+    first_line, first_generated = first
+    if generated:
+        return (
+            f"this record has no '{id_field}', and its line number {ident} is already the id of line "
+            f"{first_line}; give it an explicit id"
+        )
+    if first_generated:
+        return (
+            f"id {ident!r} is also the line number of line {first_line}, which has no '{id_field}' and is "
+            "named by its line number; give that record an explicit id"
+        )
+    return f"duplicate id {ident!r} (first on line {first_line})"
 
 
 def _valid_id(value: Any) -> bool:

@@ -114,9 +114,17 @@ class TableSink:
             self.console.width = width
 
 
+class _PipeConsole(Console):
+    """rich exits 1 on a closed pipe; itdd's error map ends it quietly (exit 141) instead."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def console_for(stream: TextIO) -> Console:
     """A terminal's own width; a file gets room for every column."""
-    return Console(file=stream, highlight=False, width=None if stream.isatty() else FILE_WIDTH)
+    return _PipeConsole(file=stream, highlight=False, width=None if stream.isatty() else FILE_WIDTH)
 
 
 def make_sink(fmt: Format, stream: TextIO, command: Command, header: bool = True) -> Sink:
@@ -132,6 +140,9 @@ def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list
     wall = summary.wall_seconds
     notes = f" · skipped {summary.skipped}" if summary.skipped else ""
     notes += f" · {summary.lossy} with characters lost in tokenization" if summary.lossy else ""
+    if summary.records == 0:  # no mean of nothing: never a NaN
+        lines = [f"records 0{notes} · nothing was scored (the input holds no records)"]
+        return lines + [f"model {info.name} ({info.family}, {info.dtype} on {info.device})"]
     lines = [
         f"records {summary.records}{notes} · tokens {summary.tokens} · "
         f"mean NLL/token {summary.nll_per_token:.4f} nats · corpus perplexity {summary.corpus_ppl:.3f}",
@@ -143,8 +154,9 @@ def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list
     lines.append(
         f"model {info.name} ({info.family}, {info.dtype} on {info.device}) · framing: {info.framing}"
         f"{' + chat template (prompt as user turn)' if settings.chat_template else ''} · "
-        f"estimator {settings.estimator.value}, {settings.samples} draws, seed {settings.seed}"
+        f"estimator {settings.estimator.value}, {settings.samples} passes per record, seed {settings.seed}"
     )
+    lines.append(f"forward passes {summary.passes} in all")
     rate = summary.records / wall if wall > 0 else math.inf
     lines.append(f"wall {wall:.2f} s · {rate:.2f} records/s · {summary.tokens / wall if wall else 0:.1f} tokens/s")
     return lines
@@ -282,16 +294,22 @@ def progress_bar(path: str | None, enabled: bool, finished: int = 0) -> Iterator
 
 def print_comparison(console: Console, comparison: Any) -> None:
     c = comparison
-    verdict = (
-        ("significantly worse" if c.significantly_worse else "significantly better")
-        if c.significant
-        else ("no significant difference")
-    )
+    if c.t is None:
+        verdict = f"not judged: one paired record and its rows carry no standard error of {c.metric}"
+        spread = f"mean difference (new − base) {c.difference:+.6g} (no standard error)"
+    else:
+        verdict = (
+            ("significantly worse" if c.significantly_worse else "significantly better")
+            if c.significant
+            else "no significant difference"
+        )
+        test = "normal, from the rows' own SEs" if math.isinf(c.df) else f"Student t, {c.df:.0f} d.o.f."
+        spread = (f"mean difference (new − base) {c.difference:+.6g} ± {c.se:.3g} "
+                  f"(t = {c.t:+.2f}, p = {c.p:.3g}; 5 % critical {c.critical:.3f}, {test})")  # fmt: skip
     lines = [
         f"{c.metric}: base {c.mean_base:.6g} → new {c.mean_new:.6g} over {c.paired} paired records"
         + (f" ({c.only_base} only in base, {c.only_new} only in new)" if c.only_base or c.only_new else ""),
-        f"mean difference (new − base) {c.difference:+.6g} ± {c.se:.3g} "
-        f"(t = {c.t:+.2f}, 5 % critical {c.critical:.2f})",
+        spread,
         f"verdict: {verdict}",
     ]
     for line in lines:

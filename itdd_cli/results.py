@@ -1,8 +1,9 @@
 """The one reader of itdd result files (JSONL or CSV), typed by the rows' declarations.
 
 Used by --resume and by `itdd compare`, so both see the same rows with the same types: CSV cells
-come back as the JSON types the writer started from (a CSV id that reads as a plain integer is
-the integer; the CSV format cannot tell the number 1 from the string "1").
+come back as the JSON types the writer started from. A text cell the writer protected with a
+leading apostrophe (see `io/writers.py`: formulas, and text that would read as an integer) is
+that text; an unprotected id cell that reads as a plain integer is the integer.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import io
 import json
 from typing import Any
 
+from itdd_cli.io.writers import TEXT_MARK
 from itdd_cli.rows import spec_of_columns
 
 
@@ -38,6 +40,8 @@ def _typed_csv(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
             kind = kinds.get(key, float)
             if value == "" or value is None:
                 out[key] = None
+            elif value.startswith(TEXT_MARK) and (kind is str or key == "id"):
+                out[key] = value[len(TEXT_MARK) :]
             elif key == "id":
                 out[key] = _csv_id(value)
             elif kind is str:

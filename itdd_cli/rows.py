@@ -137,7 +137,7 @@ SPECS: dict[Command, RowSpec] = {
 }
 
 # Metrics every run's summary reports, in the order the summary and the gates list them.
-RUN_METRICS = ("records", "skipped", "lossy", "tokens", "nll_per_token", "bits_per_token", "perplexity",
+RUN_METRICS = ("records", "skipped", "lossy", "tokens", "passes", "nll_per_token", "bits_per_token", "perplexity",
                "wall_seconds")  # fmt: skip
 
 

@@ -7,41 +7,100 @@ estimators and the model contract, never a family's quirks nor how rows are rend
 from __future__ import annotations
 
 import math
+import os
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
-from itdd_cli.blocks import Span, block_spans, total
+from itdd_cli import engine as engine_module
+from itdd_cli.blocks import BlockDraws, block_spans
+from itdd_cli.draws import RecordDraws, run_rounds
 from itdd_cli.engine import BatchProgress, Engine, Job
-from itdd_cli.errors import InputError, ModelError
-from itdd_cli.estimators import (
-    EXACT_MAX_TOKENS,
-    Estimate,
-    Estimator,
-    MaskPlan,
-    draw_noise,
-    plan_masks,
-    record_generator,
-    summarise,
-)
+from itdd_cli.errors import InputError, ModelError, UsageError
+from itdd_cli.estimators import Estimate
 from itdd_cli.models.base import Framed, ScoringModel
 from itdd_cli.records import Fields, Record
 from itdd_cli.rows import SPECS, Command
 from itdd_cli.settings import LN2, Settings, safe_exp
 
-__all__ = ["Command", "Lossy", "Settings", "Skipped", "prepare", "score", "token_counts"]
+__all__ = [
+    "Command", "Lossy", "Settings", "Skipped", "check_samples", "draw_count", "prepare", "score", "stopped_at_cap",
+    "token_counts",
+]  # fmt: skip
+
+_LONGEST_TOKEN: weakref.WeakKeyDictionary[ScoringModel, int] = weakref.WeakKeyDictionary()
 
 
-@dataclass(frozen=True)
-class _Side:
-    framed: Framed
-    spans: list[Span]  # one per block (a single one for a model without blocks)
-    plans: list[MaskPlan]  # the draws of each span
+def _longest_token(model: ScoringModel) -> int:
+    """Characters of the longest vocabulary entry: no token covers more text (unknown tokens aside)."""
+    if model not in _LONGEST_TOKEN:
+        try:
+            vocabulary = model.tokenizer.get_vocab()
+        except Exception:  # a tokenizer without a vocabulary listing: no cheap bound
+            vocabulary = {}
+        _LONGEST_TOKEN[model] = max((len(token) for token in vocabulary), default=0)
+    return _LONGEST_TOKEN[model]
+
+
+def _refuse_oversized(model: ScoringModel, record: Record, text: str) -> None:
+    """Refuse a text that cannot fit before tokenizing it (a 50 MB line costs a minute and gigabytes)."""
+    limit, longest = model.info.max_length, _longest_token(model)
+    if limit is None or longest == 0 or len(text) <= limit * longest:
+        return
+    visible = len(text) - sum(map(text.count, " \t\n\r"))  # a normalizer may drop whitespace
+    if visible > limit * longest:
+        raise InputError(
+            record.line,
+            f"{len(text):,} characters cannot fit the model's maximum of {limit} tokens (no token is longer "
+            f"than {longest} characters) — shorten or split this record",
+        )
+
+
+# Bytes a draw costs while its record is prepared and scored: per scored token the noise key
+# (float64), the mask (bool) and the batch's ids, mask and target (int64, bool, int64); per draw
+# its time, stratum, weight and loss tensors and the engine's bookkeeping object.
+BYTES_PER_DRAW_TOKEN = 8 + 1 + 8 + 1 + 8
+BYTES_PER_DRAW = 256
+
+
+def available_memory() -> int:
+    """Bytes the system can still give this process (MemAvailable; free pages elsewhere)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 2**62  # unknown: no bound
+
+
+def check_samples(samples: int, tokens: int, available: int | None = None) -> None:
+    """Refuse a draw count whose draws over `tokens` scored tokens cannot fit in memory."""
+    available = available_memory() if available is None else available
+    per_draw = BYTES_PER_DRAW + max(tokens, 1) * BYTES_PER_DRAW_TOKEN
+    need = samples * per_draw
+    if need > available:
+        most = max(2, available // per_draw)
+        raise UsageError(
+            f"--samples {samples:,}: the draws of a {tokens}-token record need about {need / 2**30:,.1f} GiB, more "
+            f"than the {available / 2**30:,.1f} GiB of memory available; use at most about {most:,}"
+        )
+
+
+def draw_count(jobs: list[Job]) -> int:
+    """The rows a record puts into the engine's window (what --resume replays to find windows)."""
+    return sum(len(job.masks) for job in jobs)
+
+
 
 
 def _frame_side(model: ScoringModel, record: Record, context: list[int], text: str) -> Framed:
+    _refuse_oversized(model, record, text)
     scored = model.encode(text)
     if not scored:
         raise InputError(record.line, "the text tokenizes to no tokens; there is nothing to score")
@@ -59,9 +118,13 @@ def _frame_side(model: ScoringModel, record: Record, context: list[int], text: s
 @dataclass(frozen=True)
 class _Prepared:
     record: Record
-    sides: list[_Side]
+    draws: RecordDraws | BlockDraws
     prompt_tokens: int
     lost: str | None = None  # what the tokenizer could not represent, when something was lost
+
+    @property
+    def framed(self) -> list[Framed]:
+        return self.draws.framed
 
 
 def _lost_text(model: ScoringModel, record: Record, strict: bool) -> str | None:
@@ -74,44 +137,31 @@ def _lost_text(model: ScoringModel, record: Record, strict: bool) -> str | None:
     return "; ".join(lost) or None
 
 
-def token_counts(command: Command, model: ScoringModel, record: Record) -> dict[str, int]:
-    """The token counts an output row reports for `record` (how --resume recognises it)."""
-    context = model.encode(record.prompt) if record.prompt else []
-    lengths = [_frame_side(model, record, context, text).length for text in record.texts]
-    return dict(zip(SPECS[command].identity, lengths, strict=True))
+def token_counts(
+    command: Command, model: ScoringModel, record: Record, settings: Settings
+) -> tuple[dict[str, int], int]:
+    """The token counts an output row reports for `record` (how --resume recognises it), and the
+    rows its draws put into the engine's window."""
+    prepared = prepare(model, record, settings)
+    lengths = [framed.length for framed in prepared.framed]
+    return dict(zip(SPECS[command].identity, lengths, strict=True)), draw_count(prepared.draws.jobs())
 
 
-def _plans(settings: Settings, context: list[int], framed: list[Framed], spans: list[list[Span]],
-           blocked: bool) -> list[list[MaskPlan]]:  # fmt: skip
-    """The draws of every span of every side. Each block draws its own `settings.samples` masks;
-    coupled ratio sides share one noise per block (keys by rank)."""
-    if settings.estimator is Estimator.exact:
-        return [[plan_masks(Estimator.exact, None, span.length) for span in side] for side in spans]
-    plans: list[list[MaskPlan | None]] = [[None] * len(side) for side in spans]
-    if len(framed) > 1 and not settings.independent:
-        scored = [f.ids[f.start : f.start + f.length] for f in framed]
-        members: dict[int, list[tuple[int, int]]] = {}
-        for i, side in enumerate(spans):
-            for k, span in enumerate(side):
-                members.setdefault(span.block, []).append((i, k))
-        for block, places in members.items():
-            tag = [[block]] if blocked else []
-            generator = record_generator(settings.seed, context, *scored, *tag)
-            noise = draw_noise(settings.samples, max(spans[i][k].length for i, k in places), generator)
-            for i, k in places:
-                plans[i][k] = plan_masks(settings.estimator, noise, spans[i][k].length)
-    else:
-        for i, (f, side) in enumerate(zip(framed, spans, strict=True)):
-            for k, span in enumerate(side):
-                tag = [span.block] if blocked else []
-                generator = record_generator(settings.seed, f.ids, [f.start, i, *tag])
-                plans[i][k] = plan_masks(settings.estimator, draw_noise(settings.samples, span.length, generator),
-                                         span.length)  # fmt: skip
-    return [[plan for plan in side if plan is not None] for side in plans]
+def split_boundary(record: Record, settings: Settings) -> Record:
+    """lm-evaluation-harness's convention: the prompt's trailing whitespace belongs to the response
+    (so "the " + "cat" scores the token " cat"); --keep-boundary keeps the literal split."""
+    if record.prompt is None or settings.keep_boundary or settings.chat_template:
+        return record
+    prompt = record.prompt.rstrip()
+    moved = record.prompt[len(prompt) :]
+    if not moved:
+        return record
+    return Record(record.line, record.id, prompt, tuple(moved + text for text in record.texts))
 
 
-def prepare(model: ScoringModel, record: Record, settings: Settings) -> tuple[_Prepared, list[Job]]:
-    """Tokenize, frame and validate one record, and draw the masks of all its draws."""
+def prepare(model: ScoringModel, record: Record, settings: Settings) -> _Prepared:
+    """Tokenize, frame and validate one record, and draw the masks of its first round."""
+    record = split_boundary(record, settings)
     if record.prompt is None:
         context = []
     elif settings.chat_template:
@@ -120,33 +170,33 @@ def prepare(model: ScoringModel, record: Record, settings: Settings) -> tuple[_P
         context = model.encode(record.prompt)
     framed = [_frame_side(model, record, context, text) for text in record.texts]
     block_size = model.info.block_size
-    spans = [block_spans(f, block_size) for f in framed]
-    longest = max(span.length for side in spans for span in side)
-    if settings.estimator is Estimator.exact and longest > EXACT_MAX_TOKENS:
+    refuse_adaptive_blocks(block_size, settings)
+    longest = max(span.length for f in framed for span in block_spans(f, block_size))
+    limit = settings.estimator.max_tokens
+    if limit is not None and longest > limit:
         where = " in one block" if block_size else ""
         raise InputError(
             record.line,
-            f"{longest} scored tokens{where}: --estimator exact enumerates 2^L − 1 masks and is limited "
-            f"to {EXACT_MAX_TOKENS} — use a Monte Carlo estimator",
+            f"{longest} scored tokens{where}: --estimator {settings.estimator.value} enumerates 2^L − 1 masks and is "
+            f"limited to {limit} — use a Monte Carlo estimator",
         )
+    check_samples(settings.samples, longest)
     lost = _lost_text(model, record, settings.strict)
-    plans = _plans(settings, context, framed, spans, block_size is not None)
-    sides = [_Side(f, s, p) for f, s, p in zip(framed, spans, plans, strict=True)]
-    jobs = [
-        Job(torch.tensor(side.framed.ids[: span.end], dtype=torch.long), span.start, plan.masks)
-        for side in sides
-        for span, plan in zip(side.spans, side.plans, strict=True)
-    ]
-    return _Prepared(record, sides, len(context), lost), jobs
+    if block_size is None:
+        draws: RecordDraws | BlockDraws = RecordDraws(context, framed, settings)
+    else:
+        draws = BlockDraws.of(context, framed, settings, block_size)
+    return _Prepared(record, draws, len(context), lost)
 
 
-def _per_side(prepared: _Prepared, losses: list[torch.Tensor]) -> list[list[torch.Tensor]]:
-    """The engine's flat per-job losses, regrouped per side and span."""
-    grouped, offset = [], 0
-    for side in prepared.sides:
-        grouped.append(losses[offset : offset + len(side.spans)])
-        offset += len(side.spans)
-    return grouped
+def refuse_adaptive_blocks(block_size: int | None, settings: Settings) -> None:
+    """Rounds are planned per record from one tally per side; a block model's sides are sums of
+    per-block tallies whose rounds nothing plans yet, so --target-se / --until-decided are refused."""
+    if block_size is not None and settings.adaptive:
+        raise UsageError(
+            f"--target-se / --until-decided are not supported for block-diffusion models (block size {block_size}) "
+            "— use a fixed --samples"
+        )
 
 
 def _checked(record: Record, estimate: Estimate) -> Estimate:
@@ -155,19 +205,9 @@ def _checked(record: Record, estimate: Estimate) -> Estimate:
     return estimate
 
 
-def _values(side: _Side, losses: list[torch.Tensor]) -> list[torch.Tensor]:
-    return [plan.weights * span_losses for plan, span_losses in zip(side.plans, losses, strict=True)]  # (N,) each
-
-
-def _side_estimate(record: Record, side: _Side, losses: list[torch.Tensor]) -> Estimate:
-    values = _values(side, losses)
-    return _checked(record, total([summarise(v, plan.strata) for v, plan in zip(values, side.plans, strict=True)]))
-
-
-def _nll_values(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
-    side = prepared.sides[0]
-    estimate = _side_estimate(prepared.record, side, _per_side(prepared, losses)[0])
-    tokens = side.framed.length
+def _nll_values(prepared: _Prepared) -> dict[str, Any]:
+    estimate = _checked(prepared.record, prepared.draws.estimates()[0])
+    tokens = prepared.framed[0].length
     per_token = estimate.value / tokens
     return {
         "id": prepared.record.id,
@@ -177,55 +217,41 @@ def _nll_values(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, An
         "nll_per_token": per_token,
         "bits_per_token": per_token / LN2,
         "ppl": safe_exp(per_token),
-        "samples": sum(len(plan.masks) for plan in side.plans),
+        "samples": prepared.draws.passes,
     }
 
 
-def _cond_nll_values(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
-    return _nll_values(prepared, losses) | {"prompt_tokens": prepared.prompt_tokens}
+def _cond_nll_values(prepared: _Prepared) -> dict[str, Any]:
+    return _nll_values(prepared) | {"prompt_tokens": prepared.prompt_tokens}
 
 
-def _log_ratio(prepared: _Prepared, grouped: list[list[torch.Tensor]]) -> tuple[Estimate, int]:
-    """Σ over blocks of rejected − chosen; a block both sides have is differenced draw by draw
-    (draws are paired by index, so the SE sees the coupling). Also the number of draws."""
-    (chosen, rejected), record = prepared.sides, prepared.record
-    values_chosen = dict(zip((s.block for s in chosen.spans), _values(chosen, grouped[0]), strict=True))
-    values_rejected = dict(zip((s.block for s in rejected.spans), _values(rejected, grouped[1]), strict=True))
-    strata = {s.block: p.strata for side in (chosen, rejected) for s, p in zip(side.spans, side.plans, strict=True)}
-    parts, draws, absent = [], 0, torch.zeros((), dtype=torch.float64)
-    for block, block_strata in strata.items():
-        difference = values_rejected.get(block, absent) - values_chosen.get(block, absent)  # (N,)
-        parts.append(summarise(difference, block_strata))
-        draws += len(block_strata)
-    return _checked(record, total(parts)), draws
-
-
-def _ratio_values(prepared: _Prepared, losses: list[torch.Tensor]) -> dict[str, Any]:
-    grouped = _per_side(prepared, losses)
-    chosen, rejected = (
-        _side_estimate(prepared.record, side, side_losses)
-        for side, side_losses in zip(prepared.sides, grouped, strict=True)
-    )
-    if prepared.sides[0].plans[0].strata is None:  # exact sums: no error, the sides may enumerate different counts
-        log_ratio = Estimate(rejected.value - chosen.value, 0.0)
-        samples = sum(len(plan.masks) for side in prepared.sides for plan in side.plans)
-    else:
-        log_ratio, samples = _log_ratio(prepared, grouped)
+def _ratio_values(prepared: _Prepared) -> dict[str, Any]:
+    chosen, rejected = (_checked(prepared.record, estimate) for estimate in prepared.draws.estimates())
+    log_ratio = prepared.draws.difference()  # draws paired by index: the SE sees the coupling
     return {
         "id": prepared.record.id,
         "log_ratio": log_ratio.value,
         "log_ratio_se": log_ratio.se,
         "nll_chosen": chosen.value,
         "nll_rejected": rejected.value,
-        "tokens_chosen": prepared.sides[0].framed.length,
-        "tokens_rejected": prepared.sides[1].framed.length,
-        "samples": samples,
+        "tokens_chosen": prepared.framed[0].length,
+        "tokens_rejected": prepared.framed[1].length,
+        "samples": prepared.draws.passes,
         "prefers": "chosen" if log_ratio.value > 0 else "rejected",
     }
 
 
 # Each command's row, by the fields its RowSpec declares (the spec fixes their order).
 ROW_VALUES = {Command.nll: _nll_values, Command.cond_nll: _cond_nll_values, Command.ratio: _ratio_values}
+
+
+def stopped_at_cap(row: dict[str, Any], settings: Settings) -> bool:
+    """Whether a row of a --target-se / --until-decided run spent its --max-samples short of its goal."""
+    if not settings.adaptive:
+        return False
+    pair = "log_ratio" in row
+    value, se = (row["log_ratio"], row["log_ratio_se"]) if pair else (row["nll"], row["nll_se"])
+    return not settings.reached(value, se, pair)
 
 
 @dataclass(frozen=True)
@@ -261,11 +287,12 @@ def score(
     characters in tokenization comes out as a `Lossy` wrapping its row. `on_batch` hears the
     engine's progress after each forward batch.
     """
+    refuse_adaptive_blocks(model.info.block_size, settings)
     spec = SPECS[command]
     values = ROW_VALUES[command]
     fields = fields or Fields()
 
-    def tasks() -> Iterator[tuple[_Prepared | Skipped, list[Job]]]:
+    def prepared() -> Iterator[_Prepared | Skipped]:
         for line, value in objects:
             try:
                 if isinstance(value, InputError):
@@ -274,12 +301,21 @@ def score(
             except InputError as error:
                 if not skip_invalid:
                     raise
-                yield Skipped(error.line, error.message), []
+                yield Skipped(error.line, error.message)
 
-    engine = Engine(model, batch_rows=settings.batch_rows, max_tokens=settings.max_tokens, on_batch=on_batch)
-    for prepared, losses in engine.run(tasks()):
-        if isinstance(prepared, Skipped):
-            yield prepared
+    def draws_of(item: _Prepared | Skipped) -> RecordDraws | BlockDraws | None:
+        return item.draws if isinstance(item, _Prepared) else None
+
+    engine = Engine(
+        model,
+        batch_rows=settings.batch_rows,
+        max_tokens=settings.max_tokens,
+        on_batch=on_batch,
+        window_rows=engine_module.WINDOW_ROWS,
+    )  # read now: --resume replays the same windows
+    for item in run_rounds(engine, prepared(), draws_of, settings.adaptive):
+        if isinstance(item, Skipped):
+            yield item
             continue
-        row = spec.row(**values(prepared, losses))
-        yield row if prepared.lost is None else Lossy(row, prepared.record.line, prepared.lost)
+        row = spec.row(**values(item))
+        yield row if item.lost is None else Lossy(row, item.record.line, item.lost)

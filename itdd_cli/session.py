@@ -9,15 +9,18 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass, field
+from contextlib import ExitStack, suppress
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
+from itdd_cli import __version__
+from itdd_cli import engine as engine_module
 from itdd_cli.engine import BatchProgress
-from itdd_cli.errors import InputError, UsageError
+from itdd_cli.errors import InputError, ModelError, UsageError
 from itdd_cli.io.reader import open_input, read_objects
 from itdd_cli.models.base import ScoringModel
+from itdd_cli.outfile import Target, check_input, check_writable_dir, prepare_target, write_failure
 from itdd_cli.parallel import Shard, close_shard, current_shard, score_sharded
 from itdd_cli.records import Fields, flag_duplicate_ids
 from itdd_cli.reporting import (
@@ -30,9 +33,18 @@ from itdd_cli.reporting import (
     resolve_format,
     stderr_console,
 )
-from itdd_cli.resume import finished_rows, skip_finished
+from itdd_cli.resume import Finished, Inspected, plan_resume, read_finished
 from itdd_cli.rows import SPECS, Command
-from itdd_cli.runner import Lossy, Skipped, score, token_counts
+from itdd_cli.runner import Lossy, Skipped, check_samples, score, stopped_at_cap, token_counts
+from itdd_cli.runrecord import (
+    DETERMINING,
+    ROUNDING,
+    differences,
+    read_record,
+    record_path,
+    weights_fingerprint,
+    write_record,
+)
 from itdd_cli.settings import Settings
 from itdd_cli.summary import Gate, Summary, check_gates, summary_json
 
@@ -45,6 +57,7 @@ class Output:
     resume: bool = False
     summary_path: str | None = None
     quiet: bool = False
+    target: Target | None = None  # prepared (checked and locked) before the model loaded
 
 
 @dataclass(frozen=True)
@@ -54,66 +67,136 @@ class Policy:
     revision: str | None = None
 
 
-def _check(output: Output) -> None:
-    if output.resume and output.path in (None, "-"):
-        raise UsageError("--resume needs -o/--output: a file to continue")
-    if output.resume and output.overwrite:
-        raise UsageError("--resume and --overwrite contradict each other; choose one")
-
-
-def _open_output(output: Output, stack: ExitStack) -> TextIO:
-    if output.path is None or output.path == "-":
-        return sys.stdout
-    path = Path(output.path)
-    if path.exists() and not (output.overwrite or output.resume):
-        raise UsageError(f"{output.path} exists; pass --overwrite to replace it or --resume to continue it")
+def prepare_output(output: Output, input_path: str | None) -> Output:
+    """Every check on input, output and summary that can fail before scoring; locks the output.
+    The caller closes `target` (the lock, an uncommitted temporary file) when the run ends."""
+    check_input(input_path)
+    target = prepare_target(output.path, input_path, output.overwrite, output.resume)
     try:
-        return stack.enter_context(path.open("a" if output.resume else "w", encoding="utf-8", newline=""))
-    except OSError as error:
-        raise UsageError(f"cannot write {output.path}: {error.strerror}") from error
+        if output.summary_path:
+            check_writable_dir(output.summary_path, "--summary")
+        if output.resume and resolve_format(output.fmt, output.path, sys.stdout) is Format.table:
+            raise UsageError("--resume continues a JSONL or CSV file, not a table")
+    except BaseException:
+        target.close()
+        raise
+    return replace(output, target=target)
 
 
 def run_scoring(command: Command, input_path: str | None, model: ScoringModel, settings: Settings, fields: Fields,
                 output: Output, policy: Policy) -> None:  # fmt: skip
     """Open (format, resume), stream (input → rows → sink), finish (summary, gates)."""
-    _check(output)
+    prepared = output if output.target else prepare_output(output, input_path)
+    assert prepared.target is not None
     shard = current_shard()
     try:
-        run = _Run(command, model, settings, fields, output, policy, shard)
+        check_samples(settings.samples, 1)  # the smallest record: refuse an impossible -n before reading
+        run = _Run(command, model, settings, fields, prepared, policy, shard, prepared.target)
         with ExitStack() as stack:
             run.stream(input_path, stack)
         run.finish()
     finally:
+        if not output.target:
+            prepared.target.close()
         close_shard(shard)
+
+
+def _run_settings(command: Command, model: ScoringModel, settings: Settings, fields: Fields,
+                  revision: str | None) -> dict[str, Any]:  # fmt: skip
+    """What the settings record holds: everything that fixes the numbers, then what rounds them."""
+    spec = SPECS[command]
+    info = model.info
+    return {
+        "tool_version": __version__,
+        "command": command.value,
+        "model": info.name,
+        "revision": revision,
+        "weights": weights_fingerprint(info.name, revision),
+        "family": info.family,
+        "dtype": info.dtype,
+        "framing": info.framing,
+        "estimator": settings.estimator.value,
+        "samples": settings.samples,
+        "seed": settings.seed,
+        "coupled": not settings.independent if len(spec.identity) > 1 else None,
+        "chat_template": settings.chat_template,
+        "keep_boundary": settings.keep_boundary if command is not Command.nll else None,
+        "target_se": settings.target_se,
+        "until_decided": settings.until_decided,
+        "max_samples": settings.cap if settings.adaptive else None,
+        "fields": {name: getattr(fields, name) for name in _FIELDS[command]},
+        "device": info.device,
+        "batch_rows": settings.batch_rows,
+        "max_tokens": settings.max_tokens,
+    }
+
+
+_FIELDS = {Command.nll: ("id", "text"), Command.cond_nll: ("id", "prompt", "response"),
+           Command.ratio: ("id", "prompt", "chosen", "rejected")}  # fmt: skip
 
 
 class _Run:
     def __init__(self, command: Command, model: ScoringModel, settings: Settings, fields: Fields, output: Output,
-                 policy: Policy, shard: Shard) -> None:  # fmt: skip
+                 policy: Policy, shard: Shard, target: Target) -> None:  # fmt: skip
         self.command, self.model, self.settings, self.fields = command, model, settings, fields
-        self.output, self.policy, self.shard = output, policy, shard
+        self.output, self.policy, self.shard, self.target = output, policy, shard, target
         self.format = resolve_format(output.fmt, output.path, sys.stdout)
-        if output.resume and self.format is Format.table:
-            raise UsageError("--resume continues a JSONL or CSV file, not a table")
-        self.done = (
-            finished_rows(Path(str(output.path)), self.format is Format.csv, shard.is_main) if output.resume else []
-        )
+        self.record = _run_settings(command, model, settings, fields, policy.revision) if target.regular else {}
+        self.skipped_lines: list[int] = []
+        self.finished = Finished([], [], 0)
+        if target.resume:
+            self.finished = read_finished(Path(str(target.path)), self.format is Format.csv)
+            self._check_recorded()
         self.summary = Summary(command)
-        for row in self.done:
-            self.summary.add(row)
         self.stream_out: TextIO = sys.stdout
+        self.header = True
+
+    def _check_recorded(self) -> None:
+        path = str(self.target.path)
+        recorded = read_record(path)
+        if recorded is None:
+            if self.finished.rows or self.finished.start:
+                raise UsageError(f"cannot resume {path}: {record_path(path)} is missing, so the settings that made "
+                                 "it cannot be checked; use --overwrite")  # fmt: skip
+            return
+        earlier = recorded["settings"]
+        changed = differences(earlier, self.record, DETERMINING)
+        if changed:
+            raise UsageError(f"cannot resume {path}: it was made with other settings ({'; '.join(changed)}); "
+                             "rerun with the same settings or use --overwrite")  # fmt: skip
+        rounding = differences(earlier, self.record, ROUNDING)
+        if rounding and self.shard.is_main:
+            notice(f"resuming {path} with {'; '.join(rounding)}: the rows scored now may differ from an "
+                   "uninterrupted run in the last digits (float rounding of other batch shapes)")  # fmt: skip
+        self.skipped_lines = [line for line in recorded.get("skipped_lines", []) if isinstance(line, int)]
 
     def _objects(self, input_path: str | None, stack: ExitStack) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
         source = open_input(input_path)
         if source is not sys.stdin.buffer:
             stack.callback(source.close)
         objects = flag_duplicate_ids(read_objects(source), self.fields.id)
-        if not self.done:
+        if not self.target.resume:
             return objects
         spec = SPECS[self.command]
-        return skip_finished(objects, self.done, lambda obj, line: spec.parse(obj, line, self.fields),
-                             lambda record: token_counts(self.command, self.model, record),
-                             str(self.output.path))  # fmt: skip
+
+        def inspect(obj: dict[str, Any], line: int) -> Inspected:
+            record = spec.parse(obj, line, self.fields)
+            counts, draws = token_counts(self.command, self.model, record, self.settings)
+            return Inspected((type(record.id).__name__, record.id), counts, draws)
+
+        point, rest = plan_resume(objects, self.finished, set(self.skipped_lines), inspect,
+                                  engine_module.WINDOW_ROWS, str(self.output.path))  # fmt: skip
+        if self.shard.is_main:
+            with open(str(self.target.path), "r+b") as file:
+                file.truncate(point.offset)
+        for row in self.finished.rows[: point.rows]:
+            self.summary.add(row)
+        self.skipped_lines = [line for line in self.skipped_lines if point.line is None or line < point.line]
+        self.summary.skipped = len(self.skipped_lines)
+        self.header = point.offset == 0
+        if self.shard.is_main:
+            write_record(str(self.target.path), self.record, self.skipped_lines)
+        return rest
 
     def _rows(self, objects: Iterator[tuple[int, dict[str, Any] | InputError]],
               on_batch: Callable[[BatchProgress], None]) -> Iterator[dict[str, Any] | Skipped]:  # fmt: skip
@@ -123,19 +206,32 @@ class _Run:
 
         return score_sharded(objects, score_some, self.shard) if self.shard.world > 1 else score_some(objects)
 
+    def _commit(self) -> None:
+        """The first row (or the end): the output becomes the user's, with its settings record."""
+        if self.target.regular and not self.target.committed:
+            self.target.commit()
+            write_record(str(self.target.path), self.record, self.skipped_lines)
+
     def stream(self, input_path: str | None, stack: ExitStack) -> None:
         """Every row to the sink as it finishes; what finished stays written on any failure."""
+        objects = self._objects(input_path, stack)  # resume: cuts the file back to where scoring restarts
         if self.shard.is_main:
-            self.stream_out = _open_output(self.output, stack)
+            self.stream_out = self.target.open()
         else:
             self.stream_out = stack.enter_context(open(os.devnull, "w"))
-        sink = make_sink(self.format, self.stream_out, self.command, header=not self.done)
+        sink = make_sink(self.format, self.stream_out, self.command, header=self.header)
         show_progress = self.shard.is_main and not self.output.quiet and sys.stderr.isatty()
+        capped = 0
+        written = self.summary.records
+        good = self._position()
         try:
-            with progress_bar(input_path, enabled=show_progress, finished=len(self.done)) as bar:
-                for row in self._rows(self._objects(input_path, stack), bar.batch):
+            with progress_bar(input_path, enabled=show_progress, finished=self.summary.records) as bar:
+                for row in self._rows(objects, bar.batch):
                     if isinstance(row, Skipped):
                         self.summary.skipped += 1
+                        self.skipped_lines.append(row.line)
+                        if self.target.committed and self.shard.is_main:
+                            write_record(str(self.target.path), self.record, self.skipped_lines)
                         notice(f"skipped line {row.line}: {row.message}")
                         bar.record(self.summary)
                         continue
@@ -144,21 +240,56 @@ class _Run:
                         notice(f"line {row.line}: {row.message} — --strict refuses such records")
                         row = row.row
                     sink.write(row)
+                    if self.shard.is_main:
+                        self._commit()  # after the row is written: a failed first write replaces nothing
+                    good = self._position()
                     self.summary.add(row)
                     bar.record(self.summary)
-        finally:
+                    capped += stopped_at_cap(row, self.settings)
+            if self.shard.is_main:
+                self._commit()
             sink.close()
+        except OSError as error:
+            if isinstance(error, BrokenPipeError) or not self.shard.is_main:
+                raise
+            self._cut_back(good)
+            raise write_failure(error, self.target.path, self.summary.records - written, self.target.regular) from None
+        finally:
+            with suppress(OSError, ValueError):  # ValueError: the stream was closed after a failed write
+                sink.close()
         self.summary.finished = time.perf_counter()
         if not self.shard.is_main:
             return
+        if capped:
+            notice(f"{capped} record(s) stopped at --max-samples {self.settings.cap} before reaching the "
+                   "requested precision; raise --max-samples to go further")  # fmt: skip
         if self.format is Format.table:
             print_summary(console_for(self.stream_out), self.summary, self.model.info, self.settings)
         elif not self.output.quiet:
             print_summary(stderr_console(), self.summary, self.model.info, self.settings)
 
+    def _position(self) -> int | None:
+        if not self.target.regular or self.stream_out is sys.stdout:
+            return None
+        return self.stream_out.tell()
+
+    def _cut_back(self, good: int | None) -> None:
+        """A failed write may leave half a row: cut the file back to the last whole one."""
+        with suppress(OSError):
+            self.stream_out.close()
+        if good is not None and self.target.committed and self.target.path:
+            with suppress(OSError):
+                os.truncate(self.target.path, good)
+
     def finish(self) -> None:
         """The JSON summary (main process), then the quality gates."""
         if self.shard.is_main and self.output.summary_path:
             document = summary_json(self.summary, self.model.info, self.settings, self.policy.revision)
-            Path(self.output.summary_path).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+            try:
+                Path(self.output.summary_path).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+            except OSError as error:
+                notice(f"cannot write --summary {self.output.summary_path}: {error.strerror or error}")
+                check_gates(self.policy.gates, self.summary)  # a failed gate still says so (exit 4)
+                raise ModelError(f"cannot write --summary {self.output.summary_path}: {error.strerror or error}; "
+                                 "the results are written") from None  # fmt: skip
         check_gates(self.policy.gates, self.summary)

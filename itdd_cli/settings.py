@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from itdd_cli.estimators.kinds import Estimator
+from itdd_cli.estimators.kinds import DEFAULT_ESTIMATOR, Estimator
 
 LN2 = math.log(2.0)
 # The seed is hashed with each record's token ids as 16 signed bytes (estimators.sampling),
@@ -18,14 +18,33 @@ SEED_MIN, SEED_MAX = -(2**127), 2**127 - 1
 
 @dataclass(frozen=True)
 class Settings:
-    estimator: Estimator = Estimator.stratified
-    samples: int = 128
+    estimator: Estimator = DEFAULT_ESTIMATOR
+    samples: int = 128  # forward passes per record (per side for ratio), pilot included
     seed: int = 0
     independent: bool = False
     batch_rows: int | None = None  # None: fill batches up to max_tokens
     max_tokens: int | None = None  # None: the engine's default for the model's device
     chat_template: bool = False  # wrap the prompt in the tokenizer's chat template as a user turn
+    keep_boundary: bool = False  # False: the prompt's trailing whitespace starts the response (lm-eval)
     strict: bool = False  # refuse a record whose text the tokenizer cannot represent, instead of flagging it
+    target_se: float | None = None  # draw in rounds until the SE (of nll, or of log_ratio) is at most this
+    until_decided: float | None = None  # ratio: stop once |log_ratio| > this × SE
+    max_samples: int | None = None  # cap on passes per record in rounds; None: 8 × samples
+
+    @property
+    def adaptive(self) -> bool:
+        """Whether records are drawn in rounds (--target-se / --until-decided)."""
+        return self.estimator.monte_carlo and (self.target_se is not None or self.until_decided is not None)
+
+    @property
+    def cap(self) -> int:
+        return self.max_samples if self.max_samples is not None else 8 * self.samples
+
+    def reached(self, value: float, se: float, pair: bool) -> bool:
+        """Whether a record drawn in rounds may stop: precise enough, or (a pair) decided."""
+        precise = self.target_se is not None and se <= self.target_se
+        decided = self.until_decided is not None and pair and abs(value) > self.until_decided * se
+        return precise or decided
 
 
 def safe_exp(value: float) -> float:

@@ -27,6 +27,7 @@ class Summary:
     skipped: int = 0
     lossy: int = 0  # scored records whose text lost characters in tokenization
     tokens: int = 0
+    passes: int = 0  # forward passes spent, every pilot pass and round included
     nll: float = 0.0
     tally_sums: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
@@ -39,6 +40,7 @@ class Summary:
     def add(self, row: dict[str, Any]) -> None:
         spec = self.spec
         self.records += 1
+        self.passes += row["samples"] * len(spec.identity)  # per side, for each scored text
         self.tokens += sum(row[name] for name in spec.identity)
         self.nll += sum(row[name] for name in spec.nll_fields)
         for tally in spec.tallies:
@@ -73,6 +75,7 @@ class Summary:
             "skipped": float(self.skipped),
             "lossy": float(self.lossy),
             "tokens": float(self.tokens),
+            "passes": float(self.passes),
             "nll_per_token": self.nll_per_token,
             "bits_per_token": self.nll_per_token / LN2,
             "perplexity": self.corpus_ppl,
@@ -111,7 +114,9 @@ class Gate:
         value = metrics.get(self.metric)
         if value is None:
             return f"{self.metric} is not reported by this command"
-        if math.isnan(value) or (value > self.limit if self.above else value < self.limit):
+        if math.isnan(value):
+            return f"{self.metric} is undefined: no records were scored"
+        if value > self.limit if self.above else value < self.limit:
             return f"{self.metric} = {value:.6g} is {'above' if self.above else 'below'} {self.limit:g}"
         return None
 
@@ -124,9 +129,12 @@ def parse_gates(above: list[str], below: list[str]) -> list[Gate]:
             if metric not in GATE_METRICS:
                 raise UsageError(f"{option} {spec!r}: unknown metric; choose one of {', '.join(GATE_METRICS)}")
             try:
-                gates.append(Gate(metric, float(number), is_above))
+                limit = float(number)
             except ValueError:
                 raise UsageError(f"{option} {spec!r}: expected METRIC=NUMBER") from None
+            if not math.isfinite(limit):  # a NaN limit is never crossed: a gate that can never fail
+                raise UsageError(f"{option} {spec!r}: the limit must be a finite number")
+            gates.append(Gate(metric, limit, is_above))
     return gates
 
 

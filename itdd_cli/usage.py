@@ -5,6 +5,7 @@ choose one of …`). Knows typer's exception classes and nothing about scoring.
 
 from __future__ import annotations
 
+import difflib
 import re
 from typing import Any
 
@@ -58,7 +59,8 @@ def describe(error: ClickException) -> str:
     """The one line (without the `itdd: error: ` prefix) for a parsing error."""
     ctx = getattr(error, "ctx", None)
     if isinstance(error, NoSuchOption):
-        guess = f"; did you mean {' or '.join(sorted(error.possibilities))}?" if error.possibilities else ""
+        closest = difflib.get_close_matches(error.option_name, error.possibilities or [], n=3, cutoff=0)
+        guess = f"; did you mean {' or '.join(closest)}?" if closest else ""
         return f"no such option {error.option_name}{guess} ({_help_hint(ctx)} lists them)"
     if isinstance(error, MissingParameter) and error.param is not None:
         help_text = (error.param.help or "").split("  [")[0]

@@ -279,7 +279,8 @@ def test_the_concatenated_layout_gives_the_per_block_numbers(models, family):
     spans = block_spans(Framed(ids.tolist(), 1, len(ids) - 1), block)  # position 0 stays clean (a BOS)
     masks = [torch.rand(5, span.length, generator=generator) < 0.5 for span in spans]
     jobs = [Job(ids[: span.end], span.start, m) for span, m in zip(spans, masks, strict=True)]
-    [(_, per_block)] = list(Engine(model).run([(0, jobs)]))
+    [(_, per_position)] = list(Engine(model).run([(0, jobs)]))
+    per_block = [losses.sum(dim=1) for losses in per_position]  # (N,) per span
     where = torch.cat([torch.zeros(5, 1, dtype=torch.bool), *masks], dim=1)  # (N, T)
     rows = ids.repeat(5, 2)
     score = torch.zeros_like(rows, dtype=torch.bool)

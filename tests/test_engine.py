@@ -54,7 +54,26 @@ def test_results_come_back_in_input_order_with_every_record_covered():
     out = list(Engine(UniformModel(), max_tokens=12, window_rows=7).run(jobs))
     assert [payload for payload, _ in out] == list(range(6))
     for (_, [job]), (_, [losses]) in zip(jobs, out, strict=True):
-        assert torch.allclose(losses, torch.full((3,), len(job.ids) * math.log(50), dtype=torch.float64))
+        assert losses.shape == (3, len(job.ids))  # per position; a draw's loss is the row sum
+        assert torch.allclose(losses, torch.full((3, len(job.ids)), math.log(50), dtype=torch.float64))
+
+
+def test_scored_positions_get_their_loss_and_masked_but_unscored_ones_cost_nothing():
+    masks = torch.tensor([[1, 1, 1, 0], [0, 1, 1, 1]], dtype=torch.bool)
+    scored = torch.tensor([[1, 0, 0, 0], [0, 0, 1, 1]], dtype=torch.bool)
+    model = UniformModel()
+    [(_, [losses])] = list(Engine(model).run([(0, [Job(torch.arange(2, 6), 0, masks, scored)])]))
+    assert torch.equal(losses > 0, scored)
+    assert torch.allclose(losses.sum(1), torch.tensor([1.0, 2.0], dtype=torch.float64) * math.log(50))
+    assert model.rows_seen == [2]
+
+
+def test_the_same_mask_scored_at_different_positions_is_two_forward_rows():
+    masks = torch.ones(2, 3, dtype=torch.bool)
+    scored = torch.tensor([[1, 0, 0], [0, 1, 0]], dtype=torch.bool)
+    model = UniformModel()
+    list(Engine(model).run([(0, [Job(torch.arange(2, 5), 0, masks, scored)])]))
+    assert sum(model.rows_seen) == 2
 
 
 def test_the_reader_stays_lazy_first_results_arrive_before_the_input_ends():
@@ -76,4 +95,4 @@ def test_identical_masks_of_one_sequence_cost_one_forward_row():
     engine = Engine(UniformModel(), batch_rows=100)
     [(_, [losses])] = list(engine.run([(0, [Job(torch.arange(2, 5), 0, masks)])]))
     assert engine.forward_rows == 2
-    assert torch.allclose(losses, torch.tensor([2, 2, 1, 2], dtype=torch.float64) * math.log(50))
+    assert torch.allclose(losses.sum(1), torch.tensor([2, 2, 1, 2], dtype=torch.float64) * math.log(50))

@@ -12,8 +12,6 @@ from itdd_cli.estimators.masks import harmonic
 from itdd_cli.runner import Command, Settings, score
 from tests.fakes import UniformModel
 
-MONTE_CARLO = [Estimator.stratified, Estimator.time_free, Estimator.time_integral]
-
 
 def test_noise_is_stratified_two_draws_per_stratum_and_odd_counts_join_the_last():
     noise = draw_noise(7, 5, torch.Generator().manual_seed(0))

@@ -159,7 +159,7 @@ def test_invalid_utf8_is_reported_with_its_line(base, tmp_path):
 
 
 def test_exact_refuses_long_records_with_their_line(oracle_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr("itdd_cli.runner.EXACT_MAX_TOKENS", 3)
+    monkeypatch.setattr("itdd_cli.estimators.kinds.EXACT_MAX_TOKENS", 3)
     path = write_jsonl(tmp_path / "in.jsonl", [{"text": "ab"}, {"text": "abcd"}])
     result = invoke(["nll", path, "-m", oracle_dir, "--trust-remote-code", "--estimator", "exact"])
     assert result.exit_code == 3 and "line 2: 4 scored tokens" in result.stderr

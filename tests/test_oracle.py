@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from itdd_cli.cli import app
-from itdd_cli.estimators import Estimator
+from itdd_cli.estimators import MONTE_CARLO
 from itdd_cli.models import LoadOptions, load_model
 from itdd_cli.runner import Command, Settings, score
 from tests.conftest import read_jsonl, write_jsonl
@@ -16,7 +16,6 @@ from tests.conftest import read_jsonl, write_jsonl
 TEXTS = ["a", "dc", "abc", "bbad", "cadba", "ddcaab", "abcdabc", "dcbadcba"]
 CONDITIONALS = [("a", "b"), ("ab", "cd"), ("dcb", "a"), ("c", "adbca"), ("abcd", "dcba")]
 PAIRS = [("ab", "cd", "ca"), ("d", "abca", "ab"), (None, "abcd", "abdd"), (None, "dd", "cabac"), ("c", "a", "a")]
-MONTE_CARLO = [Estimator.stratified, Estimator.time_free, Estimator.time_integral]
 
 
 def _run(oracle_dir, tmp_path, command, rows, *options):

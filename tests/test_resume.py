@@ -63,8 +63,9 @@ def test_an_interrupted_run_keeps_whole_rows_and_resume_finishes_it_byte_for_byt
 def test_resume_cuts_a_partial_last_line_and_refuses_output_of_other_input(base, tmp_path):
     rows = [{"id": f"r{i}", "text": t} for i, t in enumerate(["ab", "cd", "abc", "d"])]
     source = write_jsonl(tmp_path / "in.jsonl", rows)
-    full = invoke(["nll", source, *base, "-q"]).stdout
     target = tmp_path / "out.jsonl"
+    assert invoke(["nll", source, *base, "-q", "-o", target]).exit_code == 0
+    full = target.read_text()
     target.write_text(full.splitlines()[0] + "\n" + full.splitlines()[1][:20])  # killed mid-write
     assert invoke(["nll", source, *base, "-q", "-o", target, "--resume"]).exit_code == 0
     assert target.read_text() == full

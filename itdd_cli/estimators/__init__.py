@@ -4,11 +4,13 @@
 
 One sampler feeds every estimator: a draw is a uniform `u` and one key per scored position;
 an estimator maps `u` to a masked count (or rate) and masks the positions with the smallest
-keys. The caller runs the model on the masks and hands back `loss(M)` per draw; `summarise`
-turns weighted losses into an estimate and a standard error.
+keys. The caller runs the model on a round's masks and hands back the per-position losses;
+a `Tally` turns them into values and `summarise` into an estimate and a standard error.
+`Estimator` says what each estimator is (Monte Carlo or exact, size limit, error bar).
 
-Shape letters: N draws, L scored positions of one sequence, K keys per draw (≥ L; coupled
-ratio sides share them by rank).
+Shape letters: N passes, L scored positions of one sequence, K keys per draw (≥ L; coupled
+ratio sides share them by rank), R control-variate pilot rates, P pilot passes, V values,
+m chain-rule orders.
 
 This package knows nothing about tokenizers, models or files.
 """
@@ -16,16 +18,23 @@ This package knows nothing about tokenizers, models or files.
 from importlib import import_module
 from typing import Any
 
-from itdd_cli.estimators.kinds import Estimator
+from itdd_cli.estimators.kinds import DEFAULT_ESTIMATOR, EXACT_MAX_TOKENS, MONTE_CARLO, Estimator, StandardError
 
 # The tensor modules load on first use, so `Estimator` alone costs no torch import.
 _LAZY = {
-    "EXACT_MAX_TOKENS": "masks",
     "MaskPlan": "masks",
     "plan_masks": "masks",
+    "RoundPlan": "rounds",
+    "RoundShape": "rounds",
+    "Tally": "rounds",
+    "plan_round": "rounds",
+    "round_shape": "rounds",
+    "PILOT_STREAM": "sampling",
     "Noise": "sampling",
     "draw_noise": "sampling",
+    "pilot_keys": "sampling",
     "record_generator": "sampling",
+    "round_stream": "sampling",
     "Estimate": "stats",
     "summarise": "stats",
 }
@@ -37,14 +46,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'itdd_cli.estimators' has no attribute {name!r}")
 
 
-__all__ = [
-    "EXACT_MAX_TOKENS",
-    "Estimate",
-    "Estimator",
-    "MaskPlan",
-    "Noise",
-    "draw_noise",
-    "plan_masks",
-    "record_generator",
-    "summarise",
-]
+__all__ = ["DEFAULT_ESTIMATOR", "EXACT_MAX_TOKENS", "MONTE_CARLO", "Estimator", "StandardError", *_LAZY]

@@ -1,12 +1,55 @@
-"""The estimators by name; importable without torch (the command line lists them before loading)."""
+"""What each estimator is: Monte Carlo or exact, its size limit, how its error bar is built.
+
+The runner, the tests and the benches read these properties instead of naming estimators,
+so a new member is tested and benched without touching them.
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
 
+# 2^16 − 1 forward passes per sequence is already minutes on a CPU; beyond it `exact` is
+# a mistake, not a measurement.
+EXACT_MAX_TOKENS = 16
+
+
+class StandardError(StrEnum):
+    none = "none: an exact sum"
+    stratum_pairs = "spread inside strata of two draws"
+    between_orders = "spread between independent orders"
+
 
 class Estimator(StrEnum):
+    control_variate = "control-variate"
+    chain_rule = "chain-rule"
     stratified = "stratified"
     time_free = "time-free"
     time_integral = "time-integral"
     exact = "exact"
+
+    @property
+    def monte_carlo(self) -> bool:
+        """False for an estimator whose value is an exact sum (no seed, no error bar)."""
+        return self is not Estimator.exact
+
+    @property
+    def max_tokens(self) -> int | None:
+        """The most scored tokens per sequence it accepts; None: no limit."""
+        return EXACT_MAX_TOKENS if self is Estimator.exact else None
+
+    @property
+    def standard_error(self) -> StandardError:
+        if self is Estimator.exact:
+            return StandardError.none
+        if self is Estimator.chain_rule:
+            return StandardError.between_orders  # with fewer than two orders: stratum pairs of steps
+        return StandardError.stratum_pairs
+
+    @property
+    def uses_pilot(self) -> bool:
+        """Whether some passes of the first round measure per-token losses for a control variate."""
+        return self is Estimator.control_variate
+
+
+DEFAULT_ESTIMATOR = Estimator.control_variate
+MONTE_CARLO = [estimator for estimator in Estimator if estimator.monte_carlo]

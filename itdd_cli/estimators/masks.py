@@ -8,12 +8,8 @@ from itertools import combinations
 
 import torch
 
-from itdd_cli.estimators.kinds import Estimator
+from itdd_cli.estimators.kinds import EXACT_MAX_TOKENS, Estimator
 from itdd_cli.estimators.sampling import Noise
-
-# 2^16 − 1 forward passes per sequence is already minutes on a CPU; beyond it `exact` is
-# a mistake, not a measurement.
-EXACT_MAX_TOKENS = 16
 
 
 @dataclass(frozen=True)
@@ -25,7 +21,7 @@ class MaskPlan:
     strata: torch.Tensor | None  # (N,) int64; None for `exact`, whose sum has no error
 
 
-def _smallest_keys(keys: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
+def smallest_keys(keys: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
     ranks = keys.argsort(dim=1).argsort(dim=1)  # (N, L)
     return ranks < counts[:, None]
 
@@ -36,7 +32,7 @@ def harmonic(length: int) -> float:
 
 def _stratified(noise: Noise, length: int) -> MaskPlan:
     counts = torch.ceil(noise.u * length).clamp(1, length)  # (N,) uniform on 1..L
-    return MaskPlan(_smallest_keys(noise.keys[:, :length], counts), length / counts, noise.strata)
+    return MaskPlan(smallest_keys(noise.keys[:, :length], counts), length / counts, noise.strata)
 
 
 def _time_free(noise: Noise, length: int) -> MaskPlan:
@@ -44,7 +40,7 @@ def _time_free(noise: Noise, length: int) -> MaskPlan:
     cdf = inverse.cumsum(0) / inverse.sum()  # P(l) = 1/(l·H_L)
     counts = (torch.searchsorted(cdf, noise.u) + 1).clamp(max=length).to(torch.float64)
     weights = torch.full_like(noise.u, harmonic(length))
-    return MaskPlan(_smallest_keys(noise.keys[:, :length], counts), weights, noise.strata)
+    return MaskPlan(smallest_keys(noise.keys[:, :length], counts), weights, noise.strata)
 
 
 def _time_integral(noise: Noise, length: int) -> MaskPlan:
@@ -66,7 +62,10 @@ def _exact(length: int) -> MaskPlan:
 
 
 def plan_masks(estimator: Estimator, noise: Noise | None, length: int) -> MaskPlan:
-    """Masks over the first `length` keys of `noise` (coupled sides share keys by rank)."""
+    """Masks over the first `length` keys of `noise` (coupled sides share keys by rank).
+
+    The control variate's main draws are stratified draws; the chain rule has its own plan.
+    """
     if length < 1:
         raise ValueError("nothing to score")
     if estimator is Estimator.exact:
@@ -74,8 +73,10 @@ def plan_masks(estimator: Estimator, noise: Noise | None, length: int) -> MaskPl
             raise ValueError(f"exact enumeration is limited to {EXACT_MAX_TOKENS} scored tokens")
         return _exact(length)
     assert noise is not None, "Monte Carlo estimators need noise"
-    if estimator is Estimator.stratified:
+    if estimator in (Estimator.stratified, Estimator.control_variate):
         return _stratified(noise, length)
     if estimator is Estimator.time_free:
         return _time_free(noise, length)
-    return _time_integral(noise, length)
+    if estimator is Estimator.time_integral:
+        return _time_integral(noise, length)
+    raise ValueError(f"{estimator.value} draws are planned by its own module")

@@ -15,6 +15,16 @@ from dataclasses import dataclass
 
 import torch
 
+# Tags appended to a record's token ids to derive independent streams from one seed: the
+# control variate's pilot must not share randomness with the main draws it corrects, and
+# round r of --target-se has its own noise whatever the round another record stopped at.
+PILOT_STREAM: tuple[list[int], ...] = ([-1],)
+
+
+def round_stream(round_index: int) -> tuple[list[int], ...]:
+    """Extra sequences for `record_generator`; none in round 0, whose draws a plain run makes."""
+    return () if round_index == 0 else ([-2, round_index],)
+
 
 def record_generator(seed: int, *token_sequences: Sequence[int]) -> torch.Generator:
     """A CPU generator that depends only on `seed` and the token ids, so a record's draws are
@@ -56,3 +66,8 @@ def draw_noise(samples: int, key_count: int, generator: torch.Generator) -> Nois
     u = (start + width * jitter).clamp_min(torch.finfo(torch.float64).tiny)  # (N,)
     keys = torch.rand(samples, key_count, generator=generator, dtype=torch.float64)  # (N, K)
     return Noise(u=u, keys=keys, strata=strata)
+
+
+def pilot_keys(levels: int, key_count: int, generator: torch.Generator) -> torch.Tensor:
+    """One fresh permutation (as keys, shared by rank) per pilot rate: (R, K)."""
+    return torch.rand(levels, key_count, generator=generator, dtype=torch.float64)

@@ -18,9 +18,11 @@ def open_input(path: str | None) -> BinaryIO:
     if path in (None, "-"):
         return sys.stdin.buffer
     file = Path(path)
-    if not file.is_file():
+    if not file.exists():
         raise UsageError(f"cannot read {path}: no such file")
-    try:
+    if file.is_dir():
+        raise UsageError(f"cannot read {path}: it is a directory; name a JSONL file")
+    try:  # a regular file, or a pipe, FIFO or device: `<(cmd)`, `/dev/stdin`
         return file.open("rb")
     except OSError as error:
         raise UsageError(f"cannot read {path}: {error.strerror}") from error

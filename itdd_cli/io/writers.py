@@ -1,11 +1,30 @@
-"""Ordered writers: each result is written and flushed as soon as it is handed over."""
+"""Ordered writers: each result is written and flushed as soon as it is handed over.
+
+CSV text cells are protected with a leading apostrophe when a spreadsheet would run them as a
+formula (they start with = + - @, a tab or a carriage return), when they read as an integer (so
+the string id "1" stays distinct from the number 1), and when they start with an apostrophe
+themselves; itdd's reader removes exactly one. Numbers, negative ones included, are written as is.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
 import math
+import re
 from typing import Any, TextIO
+
+TEXT_MARK = "'"
+_NEEDS_MARK = re.compile(r"[=+\-@\t\r']|-?[0-9]+\Z")
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as its CSV cell (None: empty; text protected as described above)."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and _NEEDS_MARK.match(value):
+        return TEXT_MARK + value
+    return value
 
 
 def _json_safe(value: Any) -> Any:
@@ -38,7 +57,7 @@ class CsvWriter:
             self._writer = csv.DictWriter(self.stream, fieldnames=list(row), lineterminator="\n")
             if self.header:
                 self._writer.writeheader()
-        self._writer.writerow({key: ("" if value is None else value) for key, value in row.items()})
+        self._writer.writerow({key: csv_cell(value) for key, value in row.items()})
         self.stream.flush()
 
     def close(self) -> None:

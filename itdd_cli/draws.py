@@ -1,0 +1,191 @@
+"""A record's draws: the noise of each round, the jobs the engine runs, the tallies it fills,
+and the rounds of --target-se / --until-decided.
+
+Every round of a record draws from a generator seeded by (seed, its token ids, the round), and
+how many passes the next round takes depends only on the record's own results, so a record's
+numbers are the same whatever the batch size, the input order, the process count or the round
+in which its neighbours stopped. Knows nothing about rows, files or a family's quirks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import torch
+
+from itdd_cli.engine import Engine, Job
+from itdd_cli.estimators import (
+    PILOT_STREAM,
+    Estimate,
+    Noise,
+    RoundPlan,
+    Tally,
+    draw_noise,
+    pilot_keys,
+    plan_round,
+    record_generator,
+    round_shape,
+    round_stream,
+    summarise,
+)
+from itdd_cli.models.base import Framed
+from itdd_cli.settings import Settings
+
+Item = TypeVar("Item")
+
+
+@dataclass
+class RecordDraws:
+    """All sides of one record (one, or chosen and rejected) and their tallies so far."""
+
+    context: list[int]
+    framed: list[Framed]
+    settings: Settings
+    tag: tuple[int, ...] = ()  # added to the noise seed when set (a block's index); empty: unchanged draws
+    tallies: list[Tally] = field(default_factory=list)
+    plans: list[RoundPlan] = field(default_factory=list)
+    round: int = 0
+    capped: bool = False
+
+    def __post_init__(self) -> None:
+        self.tallies = [Tally(self.settings.estimator) for _ in self.framed]
+        self.plans = self._plan(self.settings.samples)
+
+    @property
+    def passes(self) -> int:
+        """Forward passes per side so far (pilot included); the longer side's for a pair."""
+        return max(tally.passes for tally in self.tallies)
+
+    def jobs(self) -> list[Job]:
+        return [
+            Job(torch.tensor(f.ids, dtype=torch.long), f.start, plan.masks, plan.scored)
+            for f, plan in zip(self.framed, self.plans, strict=True)
+        ]
+
+    def absorb(self, losses: list[torch.Tensor]) -> None:
+        for tally, plan, side_losses in zip(self.tallies, self.plans, losses, strict=True):
+            tally.add(plan, side_losses)
+
+    def estimates(self) -> list[Estimate]:
+        return [tally.estimate() for tally in self.tallies]
+
+    def difference(self) -> Estimate:
+        """rejected − chosen; paired by index so the SE sees the coupling."""
+        chosen, rejected = self.tallies
+        strata = chosen.all_strata()
+        if strata is None:  # exact sums: no error, and the sides may enumerate different counts
+            return Estimate(rejected.estimate().value - chosen.estimate().value, 0.0)
+        return summarise(rejected.all_values() - chosen.all_values(), strata)
+
+    def watched(self) -> Estimate:
+        return self.difference() if len(self.tallies) == 2 else self.estimates()[0]
+
+    def next_round(self) -> bool:
+        """Plan another round if the record is not yet precise (or decided) enough; False: done."""
+        settings = self.settings
+        estimate = self.watched()
+        pair = len(self.tallies) == 2
+        goals = [settings.target_se] if settings.target_se is not None else []
+        if settings.until_decided is not None and pair:
+            goals.append(abs(estimate.value) / settings.until_decided)
+        if settings.reached(estimate.value, estimate.se, pair) or not goals:
+            return False
+        goal = max(goals)
+        left = settings.cap - self.passes
+        if left < 2:
+            self.capped = True
+            return False
+        needed = math.ceil(1.1 * self.passes * (estimate.se / goal) ** 2) - self.passes if goal > 0 else left
+        self.round += 1
+        size = min(left, max(needed, settings.samples // 2, 2))
+        if left - size == 1:  # never strand a single pass below the cap
+            size = left
+        self.plans = self._plan(size, spend_all=size == left)
+        return True
+
+    def _plan(self, passes: int, spend_all: bool = False) -> list[RoundPlan]:
+        settings = self.settings
+        lengths = [f.length for f in self.framed]
+        shape = round_shape(settings.estimator, passes, lengths, first=self.round == 0, spend_all=spend_all)
+        noises, keys = self._noise(shape.draws, shape.levels, max(lengths))
+        return [
+            plan_round(settings.estimator, f.length, shape, noise, key)
+            for f, noise, key in zip(self.framed, noises, keys, strict=True)
+        ]
+
+    def _noise(self, draws: int, levels: int, key_count: int) -> tuple[list[Noise | None], list[torch.Tensor | None]]:
+        settings, sides = self.settings, len(self.framed)
+        if not settings.estimator.monte_carlo:
+            return [None] * sides, [None] * sides
+        stream = round_stream(self.round)
+        tag = [list(self.tag)] if self.tag else []
+        if sides > 1 and not settings.independent:  # coupled: one (u, κ) and one pilot, keys shared by rank
+            scored = [f.ids[f.start : f.start + f.length] for f in self.framed]
+            seeds = (settings.seed, self.context, *scored)
+            noise = draw_noise(draws, key_count, record_generator(*seeds, *stream, *tag))
+            pilot = pilot_keys(levels, key_count, record_generator(*seeds, *PILOT_STREAM, *tag))
+            return [noise] * sides, [pilot if levels else None] * sides
+        noises: list[Noise | None] = []
+        pilots: list[torch.Tensor | None] = []
+        for side, f in enumerate(self.framed):
+            identity = (f.ids, [f.start, side])
+            noises.append(draw_noise(draws, f.length, record_generator(settings.seed, *identity, *stream, *tag)))
+            pilot = pilot_keys(levels, f.length, record_generator(settings.seed, *identity, *PILOT_STREAM, *tag))
+            pilots.append(pilot if levels else None)
+        return noises, pilots
+
+
+def run_rounds(
+    engine: Engine, items: Iterator[Item], draws_of: Callable[[Item], RecordDraws | None], adaptive: bool
+) -> Iterator[Item]:
+    """Score every item's rounds; yield the items in input order once finished (an item without
+    draws, such as a skipped record, passes through).
+
+    Without --target-se there is one round and records stream through the engine. With it,
+    records are taken a window at a time and the unfinished ones go round again. If pulling the
+    next item raises, the items already pulled are finished and yielded first.
+    """
+
+    def jobs(item: Item) -> list[Job]:
+        draws = draws_of(item)
+        return draws.jobs() if draws is not None else []
+
+    if not adaptive:
+        for item, losses in engine.run((item, jobs(item)) for item in items):
+            draws = draws_of(item)
+            if draws is not None:
+                draws.absorb(losses)
+            yield item
+        return
+    while True:
+        window, error = _window(items, jobs, engine.window_rows)
+        active = [draws for item in window if (draws := draws_of(item)) is not None]
+        while active:
+            for draws, losses in engine.run((draws, draws.jobs()) for draws in active):
+                draws.absorb(losses)
+            active = [draws for draws in active if draws.next_round()]
+        yield from window
+        if error is not None:
+            raise error
+        if not window:
+            return
+
+
+def _window(
+    source: Iterator[Item], jobs: Callable[[Item], list[Job]], rows: int
+) -> tuple[list[Item], Exception | None]:
+    window: list[Item] = []
+    count = 0
+    try:
+        while count < rows:
+            item = next(source)
+            window.append(item)
+            count += max(1, sum(len(job.masks) for job in jobs(item)))
+    except StopIteration:
+        pass
+    except Exception as error:  # an invalid record: finish what came before it, then raise
+        return window, error
+    return window, None

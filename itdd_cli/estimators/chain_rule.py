@@ -1,0 +1,34 @@
+"""The random-order chain rule: an order σ of the scored positions; pass k masks σ_k … σ_L
+and scores σ_k alone, so Σ_k −log p(x_{σ_k} | x_{σ_{>k}}) is one draw.
+
+Its mean over uniform orders is the I-MDCE quantity for any model (step k masks a uniform
+subset of size L−k+1 and scores a uniform member of it); for a model whose conditionals are
+consistent every order gives the exact −log p, which is why it wins on such models and loses
+on others. With fewer passes than two whole orders, each pass is one sampled step (weight L).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from itdd_cli.estimators.sampling import Noise
+
+
+def _steps(ranks: torch.Tensor, counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mask the `counts` smallest ranks; score the largest of them."""
+    masks = ranks < counts[:, None]  # (N, L)
+    return masks, ranks == (counts[:, None] - 1)
+
+
+def order_masks(keys: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Whole orders, one per key row: (m·L, L) masks and scored positions, order by order."""
+    ranks = keys[:, :length].argsort(dim=1).argsort(dim=1)  # (m, L)
+    counts = torch.arange(1, length + 1).repeat(len(ranks))  # (m·L,)
+    return _steps(ranks.repeat_interleave(length, dim=0), counts)
+
+
+def step_masks(noise: Noise, length: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step per draw, its masked count l = ⌈u·L⌉ stratified like `stratified`'s."""
+    ranks = noise.keys[:, :length].argsort(dim=1).argsort(dim=1)  # (N, L)
+    counts = torch.ceil(noise.u * length).clamp(1, length).to(torch.int64)
+    return _steps(ranks, counts)
