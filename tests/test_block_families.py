@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+from itdd_cli.blocks import block_spans
 from itdd_cli.cli import app
 from itdd_cli.errors import ModelError
 from itdd_cli.estimators import Estimator
@@ -230,6 +231,30 @@ def test_ratio_sums_block_differences_and_matches_the_two_nlls(models):
     assert row["log_ratio"] == pytest.approx(rejected["nll"] - chosen["nll"], rel=1e-6)
     [mc] = list(score(Command.ratio, enumerate(records, 1), models["sdar"], Settings(samples=64)))
     assert abs(mc["log_ratio"] - row["log_ratio"]) < 4 * mc["log_ratio_se"]
+
+
+@pytest.mark.parametrize("estimator", [Estimator.stratified, Estimator.control_variate])
+def test_coupled_blocks_give_identical_sides_a_log_ratio_of_exactly_zero(models, estimator):
+    """Both sides have every block, so each block's draws are shared by rank: identical texts
+    give identical losses draw by draw, a difference of 0 with SE 0 (and two different texts
+    still give a positive SE)."""
+    records = [{"prompt": "the", "chosen": "cat sat on", "rejected": "cat sat on"},
+               {"prompt": "the", "chosen": "cat sat on", "rejected": "dog ran off"}]  # fmt: skip
+    same, different = score(Command.ratio, enumerate(records, 1), models["sdar"], Settings(estimator, 16))
+    assert same["log_ratio"] == 0.0 and same["log_ratio_se"] == 0.0
+    framed = models["sdar"].frame(models["sdar"].encode("the"), models["sdar"].encode("cat sat on"))
+    assert same["nll_chosen"] == same["nll_rejected"] and same["samples"] == 16 * len(block_spans(framed, 4))
+    assert different["log_ratio_se"] > 0
+
+
+@pytest.mark.parametrize("options", [["--target-se", "0.5"], ["--until-decided", "2"]])
+def test_rounds_are_refused_for_block_models(checkpoints, tmp_path, options):
+    from tests.conftest import write_jsonl
+
+    path = str(write_jsonl(tmp_path / "in.jsonl", [{"prompt": "the", "chosen": " cat", "rejected": " dog"}]))
+    result = CliRunner().invoke(app, ["ratio", path, "-m", str(checkpoints["sdar"]), *options])
+    assert result.exit_code == 2, result.stderr
+    assert "not supported for block-diffusion models" in result.stderr and result.stderr.count("\n") == 1
 
 
 def test_exact_is_limited_per_block_not_per_record(models):
