@@ -277,6 +277,28 @@ def test_llada_moe_with_a_routing_expert_bias_is_refused(tmp_path):
         load_model(LoadOptions(str(directory)))
 
 
+@pytest.mark.parametrize("family", list(WRITERS))
+@pytest.mark.parametrize("damage", ["missing", "unexpected", "mis-shaped"])
+def test_damaged_weights_are_refused_not_initialised_at_random(checkpoints, tmp_path, family, damage):
+    import shutil
+
+    from safetensors.torch import save_file
+
+    directory = shutil.copytree(checkpoints[family], tmp_path / family)
+    tensors = load_file(directory / "model.safetensors")
+    name = max(n for n in tensors if "norm" in n)  # a small tensor every family has
+    if damage == "missing":
+        del tensors[name]
+    elif damage == "unexpected":
+        tensors["extra.weight"] = torch.zeros(2)
+    else:
+        tensors[name] = torch.zeros(tensors[name].numel() + 1)
+    save_file(tensors, str(directory / "model.safetensors"))
+    tokenizer = str(checkpoints["gpt2"]) if family == "bd3lm" else None
+    with pytest.raises(ModelError, match="extra.weight" if damage == "unexpected" else name.replace(".", "\\.")):
+        load_model(LoadOptions(str(directory), block_size=BLOCK[family] or None, tokenizer=tokenizer))
+
+
 def test_models_lists_the_new_families_and_inspect_shows_the_block_size(checkpoints):
     listing = CliRunner().invoke(app, ["models"])
     for family in WRITERS:
