@@ -120,13 +120,14 @@ def main() -> None:
                     layers=args.layers, mlp=args.d * 2, embedding=args.vocab, max_length=512)  # fmt: skip
         model = load_model(LoadOptions(directory, dtype=args.dtype, device=args.device))
     records = make_records(args.records, seed=0)
-    settings = Settings(samples=args.samples, max_tokens=args.max_tokens)
+    # stratified: the reference re-computes the same draws, which only this estimator's plan gives it
+    settings = Settings(estimator=Estimator.stratified, samples=args.samples, max_tokens=args.max_tokens)
     tokens = sum(len(model.encode(obj["text"])) for _, obj in records)
     print(f"# model: LLaDA format, d={args.d}, layers={args.layers}, head width {args.vocab}, "
           f"{model.info.dtype} on {model.info.device}; {args.records} records, {tokens} scored tokens, "
           f"{args.samples} draws")  # fmt: skip
 
-    list(score(Command.nll, records[:2], model, Settings(samples=8)))  # warm-up
+    list(score(Command.nll, records[:2], model, Settings(Estimator.stratified, samples=8)))  # warm-up
     batches = []
     forward = model.target_logprobs
 

@@ -14,7 +14,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
 from itdd_cli import __version__
-from itdd_cli.errors import GateError, ItddError, UsageError
+from itdd_cli.errors import GateError, ItddError, ModelError, UsageError
 from itdd_cli.estimators.kinds import DEFAULT_ESTIMATOR, Estimator
 from itdd_cli.options import (
     AllowPickleOpt,
@@ -22,6 +22,7 @@ from itdd_cli.options import (
     BatchSizeOpt,
     BlockSizeOpt,
     ChatTemplateOpt,
+    ChoicesFieldOpt,
     ChosenFieldOpt,
     DeviceMapOpt,
     DeviceOpt,
@@ -37,6 +38,7 @@ from itdd_cli.options import (
     IndependentOpt,
     InputArg,
     KeepBoundaryOpt,
+    LabelFieldOpt,
     MaxSamplesOpt,
     MaxTokensOpt,
     MetricOpt,
@@ -168,6 +170,10 @@ COND_NLL_EXAMPLES = _examples(
 RATIO_EXAMPLES = _examples(
     "itdd ratio examples/shuffled-pairs.jsonl -m demo -n 64 --format table",
     "itdd ratio prefs.jsonl -m Dream-org/Dream-v0-Base-7B -o ratios.jsonl --summary run.json",
+)
+CHOICE_EXAMPLES = _examples(
+    "itdd choice tests/lm_eval_task/sentences.jsonl -m demo -n 64 --format table",
+    "itdd choice mmlu.jsonl -m GSAI-ML/LLaDA-8B-Base -o picks.jsonl --summary run.json --fail-below accuracy=0.6",
 )
 COMPARE_EXAMPLES = _examples(
     "itdd compare base.jsonl new.jsonl",
@@ -411,6 +417,91 @@ def ratio(
          lambda: _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle,
                        block_size),
          settings, fields, out, policy)  # fmt: skip
+
+
+@app.command("choice", epilog=CHOICE_EXAMPLES)
+def choice(
+    input_path: InputArg = None,
+    model: ModelOpt = None,
+    output: OutputOpt = None,
+    overwrite: OverwriteOpt = False,
+    resume: ResumeOpt = False,
+    fmt: FormatOpt = Format.auto,
+    samples: SamplesOpt = 128,
+    estimator: EstimatorOpt = DEFAULT_ESTIMATOR,
+    seed: SeedOpt = 0,
+    independent: IndependentOpt = False,
+    batch_size: BatchSizeOpt = "auto",
+    max_tokens: MaxTokensOpt = None,
+    dtype: DtypeOpt = Dtype.auto,
+    device: DeviceOpt = "auto",
+    device_map: DeviceMapOpt = None,
+    trust_remote_code: TrustOpt = False,
+    allow_pickle: AllowPickleOpt = False,
+    family: FamilyOpt = None,
+    tokenizer: TokenizerOpt = None,
+    revision: RevisionOpt = None,
+    chat_template: ChatTemplateOpt = False,
+    prompt_field: PromptFieldOpt = "prompt",
+    choices_field: ChoicesFieldOpt = "choices",
+    label_field: LabelFieldOpt = "label",
+    id_field: IdFieldOpt = "id",
+    skip_invalid: SkipInvalidOpt = False,
+    summary: SummaryOpt = None,
+    fail_above: FailAboveOpt = None,
+    fail_below: FailBelowOpt = None,
+    quiet: QuietOpt = False,
+    strict: StrictOpt = False,
+) -> None:
+    """k-way multiple choice: log p(choice | prompt) for each choice, the pick and the accuracy."""
+    settings = _settings(estimator, samples, seed, batch_size, max_tokens, independent=independent,
+                         chat_template=chat_template, strict=strict)  # fmt: skip
+    policy = _policy(skip_invalid, fail_above, fail_below, revision)
+    out = _output(input_path, output, fmt, overwrite, resume, summary, quiet)
+    fields = Fields(prompt=prompt_field, choices=choices_field, label=label_field, id=id_field)
+    _run(Command.choice, input_path,
+         lambda: _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle),
+         settings, fields, out, policy)  # fmt: skip
+
+
+LM_EVAL_HELP = """Usage: itdd lm-eval [LM-EVAL ARGUMENTS]...
+
+Run lm-evaluation-harness with itdd's `itdd` model backend registered; every argument goes to
+lm-eval's own command line unchanged (`itdd lm-eval run --help` lists them). Needs the extra:
+pip install 'itdd[lm-eval]'.
+
+Model args (--model_args, comma-separated): pretrained (hub id, directory or bundled name; default
+demo), samples (draws per question, 128), estimator, seed, independent, max_tokens, dtype, device,
+family, tokenizer, revision, trust_remote_code, chat_template, mc_log (JSONL of per-request Monte
+Carlo standard errors).
+
+Examples:
+  itdd lm-eval run --model itdd --model_args pretrained=GSAI-ML/LLaDA-8B-Base,samples=128 --tasks arc_easy
+  itdd lm-eval run --model itdd --model_args pretrained=demo,samples=32 --include_path my_tasks --tasks my_task
+  torchrun --nproc_per_node 2 -m itdd_cli lm-eval run --model itdd --model_args pretrained=... --tasks piqa
+"""
+
+
+@app.command(
+    "lm-eval",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    add_help_option=False,
+)
+def lm_eval(ctx: typer.Context) -> None:
+    """Run lm-evaluation-harness with the `itdd` backend (`itdd lm-eval --help`; every lm-eval flag works)."""
+    if ctx.args in ([], ["--help"], ["-h"]):
+        typer.echo(LM_EVAL_HELP, nl=False)
+        return
+    try:
+        from itdd_cli.lm_eval_backend import run_lm_eval
+    except ImportError as error:
+        raise UsageError(f"lm-eval is not installed ({error}); pip install 'itdd[lm-eval]'") from None
+    try:
+        run_lm_eval(ctx.args)
+    except ItddError:
+        raise
+    except Exception as error:  # lm-eval's own failures (unknown task, bad flag value): one line, exit 1
+        raise ModelError(f"lm-eval failed: {type(error).__name__}: {error}") from error
 
 
 @app.command("compare", epilog=COMPARE_EXAMPLES)

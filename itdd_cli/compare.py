@@ -84,7 +84,9 @@ def _read(path: str) -> list[dict[str, Any]]:
 
 def _number(row: dict[str, Any], key: str, path: str) -> float:
     value = row.get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool):  # a choice row's `correct`: 1 right, 0 wrong
+        return float(value)
+    if not isinstance(value, int | float):
         shown = "nothing" if value is None else repr(value)
         raise UsageError(f"{path}: row id {row.get('id')!r} has {shown} for '{key}', not a number") from None
     if not math.isfinite(value):

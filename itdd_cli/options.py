@@ -184,7 +184,7 @@ IndependentOpt = Annotated[
     bool,
     typer.Option(
         "--independent", show_default=False,
-        help=_shown("draw each side's masks separately instead of coupling them", "coupled"),
+        help=_shown("draw each side's (choice's) masks separately instead of coupling them", "coupled"),
     ),
 ]  # fmt: skip
 TextFieldOpt = Annotated[str, typer.Option("--text-field", metavar="NAME", help="field holding the text")]
@@ -197,6 +197,12 @@ ChosenFieldOpt = Annotated[
 ]
 RejectedFieldOpt = Annotated[
     str, typer.Option("--rejected-field", metavar="NAME", help="field holding the other response")
+]
+ChoicesFieldOpt = Annotated[
+    str, typer.Option("--choices-field", metavar="NAME", help="field holding the list of choices")
+]
+LabelFieldOpt = Annotated[
+    str, typer.Option("--label-field", metavar="NAME", help="field holding the right choice (an index or its text)")
 ]
 IdFieldOpt = Annotated[
     str,
@@ -280,7 +286,7 @@ MetricOpt = Annotated[
     str | None,
     typer.Option(
         "--metric", metavar="FIELD", show_default=False,
-        help=_shown("field to compare", "nll_per_token, or log_ratio for ratio files"),
+        help=_shown("field to compare", "nll_per_token; log_ratio for ratio files, correct for choice files"),
     ),
 ]  # fmt: skip
 FailIfWorseOpt = Annotated[

@@ -18,17 +18,22 @@ class Fields:
     response: str = "response"
     chosen: str = "chosen"
     rejected: str = "rejected"
+    choices: str = "choices"
+    label: str = "label"
     id: str = "id"
 
 
 @dataclass(frozen=True)
 class Record:
-    """One input line. `prompt` is never scored; `texts` are the scored strings (two for ratio)."""
+    """One input line. `prompt` is never scored; `texts` are the scored strings (two for ratio,
+    k for choice, whose `label` is the index of the right one when known)."""
 
     line: int
     id: str | int
     prompt: str | None
     texts: tuple[str, ...]
+    label: int | None = None
+    names: tuple[str, ...] | None = None  # what messages call each text (None: text, or chosen and rejected)
 
 
 def _keys(obj: dict[str, Any]) -> str:
@@ -124,3 +129,38 @@ def pair_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
     chosen = _text(obj, fields.chosen, line, "--chosen-field")
     rejected = _text(obj, fields.rejected, line, "--rejected-field")
     return Record(line, _record_id(obj, fields, line), prompt, (chosen, rejected))
+
+
+def choice_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
+    """k-way multiple choice: optional prompt, ≥ 2 non-empty choices, an optional label (an index
+    into the choices or the exact text of one)."""
+    prompt = _text(obj, fields.prompt, line, "--prompt-field") if fields.prompt in obj else None
+    if fields.choices not in obj:
+        raise InputError(line, f"missing field '{fields.choices}' — use --choices-field to name another")
+    choices = obj[fields.choices]
+    if not isinstance(choices, list) or len(choices) < 2:
+        got = f"a list of {len(choices)}" if isinstance(choices, list) else type(choices).__name__
+        raise InputError(line, f"field '{fields.choices}' must be a list of at least 2 strings, got {got}")
+    for index, choice in enumerate(choices):
+        if not isinstance(choice, str) or not choice:
+            kind = "an empty string" if choice == "" else "null" if choice is None else type(choice).__name__
+            raise InputError(line, f"choice {index} of '{fields.choices}' must be a non-empty string, got {kind}")
+        _text({fields.choices: choice}, fields.choices, line, "--choices-field")  # unpaired surrogates
+    label = _label(obj, fields, line, choices)
+    names = tuple(f"choice {index}" for index in range(len(choices)))
+    return Record(line, _record_id(obj, fields, line), prompt, tuple(choices), label, names)
+
+
+def _label(obj: dict[str, Any], fields: Fields, line: int, choices: list[str]) -> int | None:
+    value = obj.get(fields.label)
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not 0 <= value < len(choices):
+            raise InputError(line, f"label {value} is out of range: there are {len(choices)} choices (0-based)")
+        return value
+    if isinstance(value, str):
+        if value not in choices:
+            raise InputError(line, f"label {value!r} is none of the choices; give the exact text or an index")
+        return choices.index(value)
+    raise InputError(line, f"field '{fields.label}' must be a choice index or the text of a choice")

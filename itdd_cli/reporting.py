@@ -54,6 +54,8 @@ def resolve_format(requested: Format, output: str | None, stream: TextIO) -> For
 
 
 def _cell(value: Any) -> str:
+    if isinstance(value, list):
+        return " ".join(_cell(item) for item in value)
     if isinstance(value, float):
         return f"{value:.4f}" if math.isfinite(value) else str(value)
     return str(value)
@@ -149,8 +151,9 @@ def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list
     ]
     coupling = "independent" if settings.independent else "coupled"
     tallies = summary.tallies()
-    lines += [tally.line.format(value=tallies[tally.name], coupling=coupling)
-              for tally in summary.spec.tallies if tally.line]  # fmt: skip
+    lines += [tally.line.format(value=tallies[tally.name], se=tallies.get(f"{tally.name}_se", math.nan),
+                                rows=summary.tally_rows.get(tally.name, 0), coupling=coupling)
+              for tally in summary.spec.tallies if tally.line and summary.tally_rows.get(tally.name)]  # fmt: skip
     lines.append(
         f"model {info.name} ({info.family}, {info.dtype} on {info.device}) · framing: {info.framing}"
         f"{' + chat template (prompt as user turn)' if settings.chat_template else ''} · "

@@ -46,6 +46,10 @@ def _typed_csv(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
                 out[key] = _csv_id(value)
             elif kind is str:
                 out[key] = value
+            elif kind is bool:
+                out[key] = value == "True"
+            elif kind is list:  # a choice row's per-choice values, written as a JSON array
+                out[key] = json.loads(value)
             else:
                 out[key] = kind(value)
         typed.append(out)

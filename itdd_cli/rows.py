@@ -16,13 +16,16 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from itdd_cli.records import Fields, Record, conditional_record, pair_record, text_record
+from itdd_cli.records import Fields, Record, choice_record, conditional_record, pair_record, text_record
+
+UNDECIDED_SE = 2.0  # a choice whose margin is within this many SE could flip at this budget
 
 
 class Command(StrEnum):
     nll = "nll"
     cond_nll = "cond-nll"
     ratio = "ratio"
+    choice = "choice"
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class Field:
     highest ranks are left out first (1: always shown)."""
 
     name: str
-    kind: type  # int, float or str (ids are str | int)
+    kind: type  # int, float, str, bool or list (a list of numbers, one per choice; a JSON array in CSV)
     worse: str | None = None  # "higher" or "lower"
     se: str | None = None
     rank: int = 4
@@ -41,12 +44,14 @@ class Field:
 
 @dataclass(frozen=True)
 class Tally:
-    """A summary metric: the mean over rows of `value(row)`; `binomial` adds `<name>_se`."""
+    """A summary metric: the mean of `value(row)` over the rows `over` admits (all by default);
+    `binomial` adds `<name>_se`."""
 
     name: str
     value: Callable[[dict[str, Any]], float]
     binomial: bool = False
-    line: str | None = None  # the closing summary's line: format fields `value` and `coupling`
+    line: str | None = None  # the closing summary's line: format fields `value`, `se`, `rows` and `coupling`
+    over: Callable[[dict[str, Any]], bool] | None = None
 
 
 @dataclass(frozen=True)
@@ -54,10 +59,23 @@ class RowSpec:
     command: Command
     fields: tuple[Field, ...]
     parse: Callable[[dict[str, Any], int, Fields], Record]
-    identity: tuple[str, ...]  # token counts recomputed from the input on --resume, one per scored text
+    identity: tuple[str, ...]  # token counts recomputed from the input on --resume, one per scored text (or a list)
     nll_fields: tuple[str, ...]  # summed into the summary's NLL
     compare_metric: str
     tallies: tuple[Tally, ...] = ()
+    nll_sign: int = 1  # -1: nll_fields hold log-likelihoods
+
+    @property
+    def several_texts(self) -> bool:
+        """Whether a record scores several texts (whose draws are coupled unless --independent)."""
+        first = self.field(self.identity[0])
+        return len(self.identity) > 1 or (first is not None and first.kind is list)
+
+    def tokens_of(self, row: dict[str, Any]) -> int:
+        return sum(_total(row[name]) for name in self.identity)
+
+    def nll_of(self, row: dict[str, Any]) -> float:
+        return self.nll_sign * sum(_total(row[name]) for name in self.nll_fields)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -71,6 +89,19 @@ class RowSpec:
         if set(values) != set(self.names):
             raise AssertionError(f"{self.command} row fields {sorted(values)} differ from {self.names}")
         return {name: values[name] for name in self.names}
+
+
+def _total(value: Any) -> Any:
+    return sum(value) if isinstance(value, list) else value
+
+
+def _labelled(row: dict[str, Any]) -> bool:
+    return row["correct"] is not None
+
+
+def undecided(row: dict[str, Any]) -> bool:
+    """A choice that more draws could flip: its margin is within UNDECIDED_SE standard errors."""
+    return row["margin"] <= UNDECIDED_SE * row["margin_se"]
 
 
 ID = Field("id", str, rank=1)
@@ -132,6 +163,36 @@ SPECS: dict[Command, RowSpec] = {
                 ),
                 Tally("mean_log_ratio", lambda row: row["log_ratio"]),
             ),
+        ),
+        RowSpec(
+            Command.choice,
+            (
+                ID,
+                Field("pred", int, rank=1),
+                Field("pred_norm", int, rank=3),
+                Field("logliks", list, rank=2),
+                Field("logliks_se", list, rank=5),
+                Field("margin", float, se="margin_se", rank=2),
+                Field("margin_se", float, rank=2),
+                Field("tokens", list, rank=6),
+                Field("bytes", list, rank=7),
+                Field("correct", bool, worse="lower", rank=1),
+                Field("correct_norm", bool, worse="lower", rank=4),
+                Field("samples", int, rank=7),
+            ),
+            choice_record,
+            identity=("tokens",),
+            nll_fields=("logliks",),
+            nll_sign=-1,
+            compare_metric="correct",
+            tallies=(
+                Tally("accuracy", lambda row: float(row["correct"]), binomial=True, over=_labelled,
+                      line="accuracy {value:.1%} ± {se:.1%} over {rows} labelled records"),
+                Tally("accuracy_norm", lambda row: float(row["correct_norm"]), binomial=True, over=_labelled,
+                      line="acc_norm (per byte) {value:.1%} ± {se:.1%}"),
+                Tally("undecided", lambda row: float(undecided(row)),
+                      line="{value:.1%} undecided: margin within 2 SE ({coupling} draws)"),
+            ),  # fmt: skip
         ),
     ]
 }

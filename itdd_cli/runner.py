@@ -15,6 +15,7 @@ from typing import Any
 
 from itdd_cli import engine as engine_module
 from itdd_cli.blocks import BlockDraws, block_spans
+from itdd_cli.choice import ChoiceScores, choice_values
 from itdd_cli.draws import RecordDraws, run_rounds
 from itdd_cli.engine import BatchProgress, Engine, Job
 from itdd_cli.errors import InputError, ModelError, UsageError
@@ -129,7 +130,7 @@ class _Prepared:
 
 def _lost_text(model: ScoringModel, record: Record, strict: bool) -> str | None:
     """What of the record's texts the tokenizer drops or maps to unknown; an InputError under --strict."""
-    labels = ["text"] if len(record.texts) == 1 else ["chosen", "rejected"]
+    labels = record.names or (["text"] if len(record.texts) == 1 else ["chosen", "rejected"])
     parts = [("prompt", record.prompt), *zip(labels, record.texts, strict=True)]
     lost = [f"{label}: {message}" for label, text in parts if text and (message := model.lost_text(text))]
     if lost and strict:
@@ -139,12 +140,17 @@ def _lost_text(model: ScoringModel, record: Record, strict: bool) -> str | None:
 
 def token_counts(
     command: Command, model: ScoringModel, record: Record, settings: Settings
-) -> tuple[dict[str, int], int]:
+) -> tuple[dict[str, Any], int]:
     """The token counts an output row reports for `record` (how --resume recognises it), and the
     rows its draws put into the engine's window."""
     prepared = prepare(model, record, settings)
     lengths = [framed.length for framed in prepared.framed]
-    return dict(zip(SPECS[command].identity, lengths, strict=True)), draw_count(prepared.draws.jobs())
+    spec = SPECS[command]
+    if not spec.several_texts or len(spec.identity) > 1:
+        counts: dict[str, Any] = dict(zip(spec.identity, lengths, strict=True))
+    else:
+        counts = {spec.identity[0]: lengths}  # one list of every choice's count
+    return counts, draw_count(prepared.draws.jobs())
 
 
 def split_boundary(record: Record, settings: Settings) -> Record:
@@ -241,8 +247,23 @@ def _ratio_values(prepared: _Prepared) -> dict[str, Any]:
     }
 
 
+def choice_scores(prepared: _Prepared) -> ChoiceScores:
+    """Per-text estimates of a scored record, paired by draw (coupled unless --independent)."""
+    tallies = prepared.draws.tallies
+    estimates = [_checked(prepared.record, estimate) for estimate in prepared.draws.estimates()]
+    return ChoiceScores(estimates, [tally.all_values() for tally in tallies], tallies[0].all_strata())
+
+
+def _choice_values(prepared: _Prepared) -> dict[str, Any]:
+    record = prepared.record
+    tokens = [framed.length for framed in prepared.framed]
+    samples = prepared.draws.passes  # per choice, pilot included
+    return choice_values(record.id, record.label, choice_scores(prepared), record.texts, tokens, samples)
+
+
 # Each command's row, by the fields its RowSpec declares (the spec fixes their order).
-ROW_VALUES = {Command.nll: _nll_values, Command.cond_nll: _cond_nll_values, Command.ratio: _ratio_values}
+ROW_VALUES = {Command.nll: _nll_values, Command.cond_nll: _cond_nll_values, Command.ratio: _ratio_values,
+              Command.choice: _choice_values}  # fmt: skip
 
 
 def stopped_at_cap(row: dict[str, Any], settings: Settings) -> bool:
@@ -288,6 +309,9 @@ def score(
     engine's progress after each forward batch.
     """
     refuse_adaptive_blocks(model.info.block_size, settings)
+    if command is Command.choice and model.info.block_size is not None:
+        raise UsageError(f"choice is not supported for block-diffusion models (block size {model.info.block_size}) "
+                         "— score each choice with cond-nll")  # fmt: skip
     spec = SPECS[command]
     values = ROW_VALUES[command]
     fields = fields or Fields()

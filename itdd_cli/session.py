@@ -132,6 +132,7 @@ def _run_settings(command: Command, model: ScoringModel, settings: Settings, fie
 
 
 _FIELDS = {Command.nll: ("id", "text"), Command.cond_nll: ("id", "prompt", "response"),
+           Command.choice: ("id", "prompt", "choices", "label"),
            Command.ratio: ("id", "prompt", "chosen", "rejected")}  # fmt: skip
 
 

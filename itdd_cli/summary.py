@@ -30,6 +30,7 @@ class Summary:
     passes: int = 0  # forward passes spent, every pilot pass and round included
     nll: float = 0.0
     tally_sums: dict[str, float] = field(default_factory=dict)
+    tally_rows: dict[str, int] = field(default_factory=dict)  # rows each tally averages over
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
 
@@ -41,10 +42,12 @@ class Summary:
         spec = self.spec
         self.records += 1
         self.passes += row["samples"] * len(spec.identity)  # per side, for each scored text
-        self.tokens += sum(row[name] for name in spec.identity)
-        self.nll += sum(row[name] for name in spec.nll_fields)
+        self.tokens += spec.tokens_of(row)
+        self.nll += spec.nll_of(row)
         for tally in spec.tallies:
-            self.tally_sums[tally.name] = self.tally_sums.get(tally.name, 0.0) + tally.value(row)
+            if tally.over is None or tally.over(row):
+                self.tally_sums[tally.name] = self.tally_sums.get(tally.name, 0.0) + tally.value(row)
+                self.tally_rows[tally.name] = self.tally_rows.get(tally.name, 0) + 1
 
     @property
     def wall_seconds(self) -> float:
@@ -62,10 +65,11 @@ class Summary:
         """Each tally's mean over rows (and the binomial SE of a share)."""
         numbers: dict[str, float] = {}
         for tally in self.spec.tallies:
-            mean = self.tally_sums.get(tally.name, 0.0) / self.records if self.records else math.nan
+            rows = self.tally_rows.get(tally.name, 0)
+            mean = self.tally_sums.get(tally.name, 0.0) / rows if rows else math.nan
             numbers[tally.name] = mean
             if tally.binomial:
-                numbers[f"{tally.name}_se"] = math.sqrt(mean * (1 - mean) / self.records) if self.records else math.nan
+                numbers[f"{tally.name}_se"] = math.sqrt(mean * (1 - mean) / rows) if rows else math.nan
         return numbers
 
     def metrics(self) -> dict[str, float]:
@@ -100,7 +104,7 @@ def summary_json(summary: Summary, info: ModelInfo, settings: Settings, revision
         "estimator": settings.estimator.value,
         "samples": settings.samples,
         "seed": settings.seed,
-        "coupled": not settings.independent if len(summary.spec.identity) > 1 else None,
+        "coupled": not settings.independent if summary.spec.several_texts else None,
     } | {key: (value if math.isfinite(value) else None) for key, value in summary.metrics().items()}
 
 

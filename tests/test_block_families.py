@@ -247,12 +247,13 @@ def test_coupled_blocks_give_identical_sides_a_log_ratio_of_exactly_zero(models,
     assert different["log_ratio_se"] > 0
 
 
-@pytest.mark.parametrize("options", [["--target-se", "0.5"], ["--until-decided", "2"]])
-def test_rounds_are_refused_for_block_models(checkpoints, tmp_path, options):
+@pytest.mark.parametrize("options", [["ratio", "--target-se", "0.5"], ["ratio", "--until-decided", "2"], ["choice"]])
+def test_rounds_and_choice_are_refused_for_block_models(checkpoints, tmp_path, options):
     from tests.conftest import write_jsonl
 
-    path = str(write_jsonl(tmp_path / "in.jsonl", [{"prompt": "the", "chosen": " cat", "rejected": " dog"}]))
-    result = CliRunner().invoke(app, ["ratio", path, "-m", str(checkpoints["sdar"]), *options])
+    record = {"prompt": "the", "chosen": " cat", "rejected": " dog", "choices": [" cat", " dog"]}
+    path = str(write_jsonl(tmp_path / "in.jsonl", [record]))
+    result = CliRunner().invoke(app, [options[0], path, "-m", str(checkpoints["sdar"]), *options[1:]])
     assert result.exit_code == 2, result.stderr
     assert "not supported for block-diffusion models" in result.stderr and result.stderr.count("\n") == 1
 

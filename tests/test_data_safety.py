@@ -115,7 +115,7 @@ def test_a_summary_that_cannot_be_written_is_refused_before_scoring(base, source
 
 
 @pytest.mark.parametrize("change,named", [(["-n", "8"], "samples 4 → 8"), (["--seed", "3"], "seed 0 → 3"),
-                                          (["--estimator", "time-free"], "estimator 'stratified' → 'time-free'"),
+                                          (["--estimator", "time-free"], "estimator 'control-variate' → 'time-free'"),
                                           (["--text-field", "t2"], "fields")])  # fmt: skip
 def test_a_resume_with_other_settings_is_refused_naming_the_difference(base, tmp_path, change, named):
     rows = [{"id": f"r{i}", "text": t, "t2": t} for i, t in enumerate(["ab", "cd", "abc"])]

@@ -36,7 +36,11 @@ def test_pilot_takes_about_two_root_n_passes_never_more_blocks_than_tokens_and_l
     assert pilot_levels(samples, length) == levels
 
 
-@pytest.mark.parametrize("length", [1, 5, 8, 13])
+def test_no_pilot_is_measured_below_three_positions():
+    assert pilot_levels(128, 1) == pilot_levels(128, 2) == 0 < pilot_levels(128, 3)
+
+
+@pytest.mark.parametrize("length", [3, 5, 8, 13])
 def test_each_pilot_level_masks_every_position_exactly_once(length):
     levels = pilot_levels(128, length)
     pilot = plan_pilot(torch.rand(levels, length, generator=torch.Generator().manual_seed(0)), length)

@@ -22,12 +22,16 @@ def csv_cell(value: Any) -> Any:
     """A value as its CSV cell (None: empty; text protected as described above)."""
     if value is None:
         return ""
+    if isinstance(value, list):  # a choice row's per-choice values: one JSON array per cell
+        return json.dumps(_json_safe(value))
     if isinstance(value, str) and _NEEDS_MARK.match(value):
         return TEXT_MARK + value
     return value
 
 
 def _json_safe(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_json_safe(item) for item in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None  # JSON has no Infinity; a null is honest and parseable
     return value

@@ -1,0 +1,70 @@
+"""k-way multiple choice: log p(choice_i | prompt) for every choice of a record, and the decision.
+
+All k choices of a record share their draws (one u and one key vector per draw, keys by rank,
+as `ratio` does), so the margin between two choices is the mean of paired per-draw
+differences and its standard error sees the coupling. This module turns a prepared record's
+per-draw losses into the choice row's values (rows.py declares the row); it knows nothing about
+files, the CLI or lm-eval.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from itdd_cli.estimators import Estimate, summarise
+
+
+@dataclass(frozen=True)
+class ChoiceScores:
+    """Estimates for the k choices of one record; `values[i]` are choice i's per-draw NLL values."""
+
+    nll: list[Estimate]
+    values: list[torch.Tensor]  # k × (N,), paired by draw index when coupled
+    strata: torch.Tensor | None  # (N,); None for `exact`
+
+    @property
+    def logliks(self) -> list[float]:
+        return [-estimate.value for estimate in self.nll]
+
+    def pred(self) -> int:
+        """Index of the highest log-likelihood (the first on a tie, as numpy's argmax)."""
+        logliks = self.logliks
+        return logliks.index(max(logliks))
+
+    def pred_by(self, lengths: list[int]) -> int:
+        """Index of the highest log-likelihood per unit of `lengths` (bytes: lm-eval's normalisation)."""
+        per_unit = [value / max(length, 1) for value, length in zip(self.logliks, lengths, strict=True)]
+        return per_unit.index(max(per_unit))
+
+    def margin(self) -> Estimate:
+        """log-likelihood of the best choice minus that of the runner-up, from paired draws."""
+        best = self.pred()
+        second = max((i for i in range(len(self.nll)) if i != best), key=lambda i: self.logliks[i])
+        if self.strata is None:
+            return Estimate(self.nll[second].value - self.nll[best].value, 0.0)
+        return summarise(self.values[second] - self.values[best], self.strata)
+
+
+def choice_values(record_id: str | int, label: int | None, scores: ChoiceScores, texts: tuple[str, ...],
+               tokens: list[int], samples: int) -> dict[str, Any]:  # fmt: skip
+    """The values of an `itdd choice` row (`correct*` are None when the record has no label)."""
+    byte_counts = [len(text.encode("utf-8")) for text in texts]
+    pred, pred_norm = scores.pred(), scores.pred_by(byte_counts)
+    margin = scores.margin()
+    return {
+        "id": record_id,
+        "pred": pred,
+        "pred_norm": pred_norm,
+        "logliks": scores.logliks,
+        "logliks_se": [estimate.se for estimate in scores.nll],
+        "margin": margin.value,
+        "margin_se": margin.se,
+        "tokens": tokens,
+        "bytes": byte_counts,
+        "correct": None if label is None else pred == label,
+        "correct_norm": None if label is None else pred_norm == label,
+        "samples": samples,
+    }

@@ -1,0 +1,269 @@
+"""The lm-evaluation-harness model backend `itdd` (`--model itdd`), and `itdd lm-eval`.
+
+lm-eval 0.4.13 finds outside backends only if they are imported before it looks them up, so
+`itdd lm-eval …` registers this class and hands the rest of its command line to lm-eval's own
+CLI; newer releases find it through the `lm_eval.models` entry point. `simple_evaluate(model=
+ItddLM(pretrained=…))` works with any release.
+
+How requests become estimates:
+
+- `loglikelihood`: the trailing whitespace of a context moves to the front of its continuation
+  (lm-eval's boundary convention); requests of one question (same task, document and context)
+  are scored as one `itdd choice` record, so the k answers share their draws and their numbers
+  equal `itdd choice` on the same prompt and choices. `is_greedy` is always False: itdd scores,
+  it never decodes, so it cannot say which continuation greedy decoding would produce.
+- `loglikelihood_rolling`: `itdd nll` of the whole document; one longer than the model's window
+  is an error naming the request (rolling windows are not implemented).
+- `generate_until`: an error — itdd scores text, it does not generate.
+
+Each request's Monte Carlo standard error is kept (`last_results`, and `mc_log=PATH` writes them
+as JSONL), and a summary says how many questions are undecided at this budget. This module
+knows lm-eval's `LM` contract; the estimates come from the runner, as for the CLI.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import math
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lm_eval.models  # noqa: F401  (registers lm-eval's own backends before ours)
+import torch
+from lm_eval.api.instance import Instance
+from lm_eval.api.model import LM
+from lm_eval.api.registry import model_registry
+from tqdm import tqdm
+
+from itdd_cli.api import Scorer
+from itdd_cli.draws import run_rounds
+from itdd_cli.engine import Engine
+from itdd_cli.errors import InputError, ItddError
+from itdd_cli.parallel import close_shard, current_shard
+from itdd_cli.records import Record
+from itdd_cli.rows import UNDECIDED_SE
+from itdd_cli.runner import choice_scores, prepare
+
+logger = logging.getLogger("lm_eval.itdd")  # under lm-eval's logger, so its handler prints it
+
+
+class RequestError(ItddError):
+    """An lm-eval request itdd cannot score as given (exit 3, like an invalid record)."""
+
+    exit_code = 3
+
+
+@dataclass
+class _Question:
+    """Requests sharing (task, document, context): one coupled record of k continuations."""
+
+    context: str
+    continuations: list[str] = field(default_factory=list)
+    first_request: int = 0
+
+
+@dataclass(frozen=True)
+class RequestResult:
+    """What itdd computed for one request: the log-likelihood, its Monte Carlo SE, the pick."""
+
+    loglik: float
+    loglik_se: float
+    tokens: int
+    best: bool  # the highest log-likelihood among its question's continuations
+    margin: float  # the question's best − runner-up (nan for a lone continuation)
+    margin_se: float
+
+
+def split_boundary(context: str, continuation: str) -> tuple[str, str]:
+    """Trailing whitespace of the context belongs to the continuation (lm-eval's convention)."""
+    stripped = context.rstrip()
+    return stripped, context[len(stripped) :] + continuation
+
+
+class ItddLM(LM):
+    """I-MDCE Monte Carlo log-likelihoods of a masked-diffusion LM, behind lm-eval's `LM` contract.
+
+    Model args: pretrained (hub id, directory or bundled name; default 'demo'), samples (draws per
+    question, default 128), estimator, seed, independent, max_tokens, dtype, device, family,
+    tokenizer, revision, trust_remote_code, chat_template (wrap the context as a user turn),
+    mc_log (a JSONL path for per-request standard errors). `batch_size` is itdd's forward rows
+    per batch; 1 (lm-eval's default) and 'auto' fill batches up to max_tokens.
+    """
+
+    def __init__(self, pretrained: str = "demo", samples: int = 128, estimator: str | None = None, seed: int = 0,
+                 independent: bool = False, batch_size: int | str | None = None, max_tokens: int | None = None,
+                 dtype: str = "auto", device: str | None = None, family: str | None = None,
+                 tokenizer: str | None = None, revision: str | None = None, trust_remote_code: bool = False,
+                 chat_template: bool = False, mc_log: str | None = None, **ignored: Any) -> None:  # fmt: skip
+        super().__init__()
+        ignored.pop("max_batch_size", None)  # lm-eval passes it to every backend; itdd sizes by tokens
+        if ignored:
+            raise RequestError(f"unknown itdd model_args: {', '.join(sorted(ignored))} (see `itdd lm-eval --help`)")
+        shard = current_shard()  # under `accelerate launch`, each process evaluates its share of documents
+        self._rank, self._world_size = shard.rank, shard.world
+        atexit.register(close_shard, shard)
+        rows = None if str(batch_size).startswith("auto") or batch_size in (None, 1, "1") else int(batch_size)
+        self.scorer = Scorer.load(str(pretrained), estimator=estimator, samples=int(samples), seed=int(seed),
+                                  independent=_flag(independent), device=_device(device, shard.world), dtype=dtype,
+                                  family=family,
+                                  trust_remote_code=_flag(trust_remote_code), tokenizer=tokenizer, revision=revision,
+                                  batch_size=rows, max_tokens=int(max_tokens) if max_tokens else None,
+                                  chat_template=_flag(chat_template))  # fmt: skip
+        self.mc_log = None if mc_log is None else Path(f"{mc_log}.rank{self.rank}" if self.world_size > 1 else mc_log)
+        self.last_results: list[RequestResult] = []
+        self._device = self.scorer.model.info.device
+
+    def loglikelihood(self, requests: list[Instance], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
+        """(log p(continuation | context), False) per request; see the module docstring."""
+        questions: dict[tuple[Any, ...], _Question] = {}
+        slots = []
+        for index, request in enumerate(requests):
+            context, continuation = split_boundary(*request.args)
+            key = (request.task_name, request.doc_id, context)
+            question = questions.setdefault(key, _Question(context, first_request=index))
+            if continuation not in question.continuations:  # a repeated request is scored once
+                question.continuations.append(continuation)
+            slots.append((key, question.continuations.index(continuation)))
+        order = list(questions)
+        scored = dict(zip(order, self._score(requests, [questions[key] for key in order], disable_tqdm), strict=True))
+        self.last_results = [scored[key][choice] for key, choice in slots]
+        self._report(requests, list(scored.values()))
+        return [(result.loglik, False) for result in self.last_results]
+
+    def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
+        """log p(document) per request, as `itdd nll` (no rolling windows: a long document is an error)."""
+        questions = [_Question("", [request.args[0]], index) for index, request in enumerate(requests)]
+        self.last_results = [results[0] for results in self._score(requests, questions, disable_tqdm)]
+        self._report(requests, [[result] for result in self.last_results])
+        return [result.loglik for result in self.last_results]
+
+    def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
+        tasks = sorted({str(request.task_name) for request in requests})
+        raise RequestError(f"itdd scores text and does not generate: {', '.join(tasks)} need generate_until; "
+                           "evaluate multiple-choice or perplexity tasks")  # fmt: skip
+
+    def _score(
+        self, requests: list[Instance], questions: list[_Question], quiet: bool
+    ) -> Iterator[list[RequestResult]]:
+        scorer = self.scorer
+
+        def tasks() -> Iterator[tuple[int, Any]]:
+            for number, question in enumerate(questions):
+                names = tuple(f"continuation {i}" for i in range(len(question.continuations)))
+                record = Record(number + 1, number, question.context or None, tuple(question.continuations),
+                                names=names)  # fmt: skip
+                try:
+                    yield prepare(scorer.model, record, scorer.settings)
+                except InputError as error:
+                    raise RequestError(f"{_describe(requests[question.first_request])}: {error.message}") from None
+
+        engine = Engine(scorer.model, batch_rows=scorer.settings.batch_rows, max_tokens=scorer.settings.max_tokens)
+        with tqdm(total=len(questions), desc="itdd scoring", disable=quiet or self.rank != 0) as progress:
+            for prepared in run_rounds(engine, tasks(), lambda item: item.draws, scorer.settings.adaptive):
+                if prepared.lost:  # scored as `itdd choice` scores it; the loss is said, not hidden
+                    request = requests[questions[prepared.record.id].first_request]
+                    logger.warning(f"itdd: {_describe(request)}: {prepared.lost}")
+                scores = choice_scores(prepared)
+                margin = scores.margin() if len(scores.nll) > 1 else None
+                best = scores.pred()
+                yield [
+                    RequestResult(-estimate.value, estimate.se, framed.length, i == best,
+                                  math.nan if margin is None else margin.value,
+                                  math.nan if margin is None else margin.se)  # fmt: skip
+                    for i, (estimate, framed) in enumerate(zip(scores.nll, prepared.framed, strict=True))
+                ]
+                progress.update(1)
+
+    def _report(self, requests: list[Instance], questions: list[list[RequestResult]]) -> None:
+        if not questions:
+            return
+        ses = [result.loglik_se for results in questions for result in results]
+        multi = [results[0] for results in questions if len(results) > 1]
+        undecided = sum(result.margin <= UNDECIDED_SE * result.margin_se for result in multi)
+        settings = self.scorer.settings
+        logger.info(
+            f"itdd: {len(requests)} requests, {len(questions)} questions ({settings.estimator.value}, "
+            f"{settings.samples} draws, seed {settings.seed}); mean Monte Carlo SE of a log-likelihood "
+            f"{sum(ses) / len(ses):.4g} nats; {undecided} of {len(multi)} multiple-choice questions undecided "
+            f"(best − runner-up within {UNDECIDED_SE:g} SE)"
+        )
+        if self.mc_log is not None:
+            with self.mc_log.open("a", encoding="utf-8") as file:
+                for request, result in zip(requests, self.last_results, strict=True):
+                    row = {"task": request.task_name, "doc_id": request.doc_id, "idx": request.idx,
+                           "arguments": list(request.args)} | vars(result)  # fmt: skip
+                    file.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    @property
+    def tokenizer_name(self) -> str:
+        return str(getattr(self.scorer.model.tokenizer, "name_or_path", "itdd")).replace("/", "__")
+
+    def apply_chat_template(self, chat_history: list[dict[str, str]], add_generation_prompt: bool = True) -> str:
+        return self.scorer.model.tokenizer.apply_chat_template(
+            chat_history, tokenize=False, add_generation_prompt=add_generation_prompt
+        )
+
+    def all_gather(self, tensor: torch.Tensor) -> torch.Tensor:
+        if self.world_size <= 1:
+            return tensor
+        import torch.distributed as dist
+
+        parts = [torch.zeros_like(tensor, device="cpu") for _ in range(self.world_size)]
+        dist.all_gather(parts, tensor.cpu())  # gloo, beside any GPU backend
+        return (torch.stack(parts) if tensor.dim() == 0 else torch.cat(parts)).to(tensor.device)
+
+    def gather_object(self, obj: Any, dst: int = 0) -> list[Any] | None:
+        if self.world_size <= 1:
+            return [obj]
+        import torch.distributed as dist
+
+        gathered = [None] * self.world_size if self.rank == dst else None
+        dist.gather_object(obj, gathered, dst=dst)
+        return gathered
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+
+def _device(requested: str | None, world: int) -> str:
+    """lm-eval's CLI always passes a device (cuda:0 by default): like its own HF backend, fall back
+    when CUDA is absent; under a launcher each process takes its own GPU."""
+    if requested is None or world > 1 or (requested.startswith("cuda") and not torch.cuda.is_available()):
+        return "auto"
+    return requested
+
+
+def _flag(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+
+
+def _describe(request: Instance) -> str:
+    where = f"task {request.task_name}, doc {request.doc_id}" if request.task_name else f"request {request.idx}"
+    text = request.args[-1] if isinstance(request.args[-1], str) else request.args[0]
+    return f"lm-eval request ({where}, text {text[:40]!r}{'…' if len(text) > 40 else ''})"
+
+
+def register() -> None:
+    """Make `--model itdd` known to lm-eval (a no-op where an entry point already named it)."""
+    if "itdd" not in model_registry:
+        model_registry.register("itdd", target=ItddLM)
+
+
+def run_lm_eval(arguments: list[str]) -> None:
+    """lm-eval's own command line with the `itdd` backend registered."""
+    from lm_eval.__main__ import cli_evaluate
+
+    register()
+    sys.argv = ["lm-eval", *arguments]
+    cli_evaluate()
+
+
+register()

@@ -1,0 +1,160 @@
+"""The lm-evaluation-harness backend on the bundled demo model and a local task: no download."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from itdd_cli import Scorer
+from itdd_cli.cli import app
+from tests.conftest import read_jsonl
+
+lm_eval = pytest.importorskip("lm_eval")
+from lm_eval.api.instance import Instance  # noqa: E402
+from lm_eval.tasks import TaskManager  # noqa: E402
+
+from itdd_cli.lm_eval_backend import ItddLM, RequestError  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TASK_DIR = ROOT / "tests" / "lm_eval_task"
+ITEMS = TASK_DIR / "sentences.jsonl"
+SAMPLES, SEED = 8, 3
+OFFLINE = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+
+
+@pytest.fixture(autouse=True)
+def _offline_datasets(monkeypatch):
+    for key, value in OFFLINE.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.chdir(ROOT)  # the task's data_files path is relative to the repository root
+
+
+@pytest.fixture(scope="module")
+def lm():
+    return ItddLM(pretrained="demo", samples=SAMPLES, seed=SEED)
+
+
+@pytest.fixture(scope="module")
+def choice_rows(tmp_path_factory):
+    summary = tmp_path_factory.mktemp("choice") / "summary.json"
+    result = CliRunner().invoke(app, ["choice", str(ITEMS), "-m", "demo", "-n", str(SAMPLES), "--seed", str(SEED),
+                                      "--summary", str(summary), "-q"])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    return read_jsonl(result.stdout), json.loads(summary.read_text())
+
+
+def _request(context, continuation, doc_id=0, kind="loglikelihood"):
+    arguments = (context, continuation) if kind == "loglikelihood" else (continuation,)
+    return Instance(kind, {}, arguments, 0, ("probe", doc_id, 1))
+
+
+def test_simple_evaluate_on_a_local_task_scores_exactly_what_itdd_choice_scores(lm, choice_rows):
+    rows, summary = choice_rows
+    manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False)
+    out = lm_eval.simple_evaluate(model=lm, tasks=["itdd_sentences"], task_manager=manager, log_samples=True)
+    results = out["results"]["itdd_sentences"]
+    assert results["acc,none"] == summary["accuracy"]
+    assert results["acc_norm,none"] == summary["accuracy_norm"]
+    samples = sorted(out["samples"]["itdd_sentences"], key=lambda sample: sample["doc_id"])
+    assert len(samples) == len(rows)
+    for sample, row in zip(samples, rows, strict=True):
+        assert [resp[0][0] for resp in sample["resps"]] == row["logliks"]  # bit for bit
+    assert [result.loglik_se for result in lm.last_results] == [se for row in rows for se in row["logliks_se"]]
+
+
+def test_trailing_whitespace_of_the_context_moves_to_the_continuation(lm):
+    split = lm.loglikelihood([_request("Return the number of ", "items"), _request("Return the number of", " items", 1)
+                              ])  # fmt: skip
+    assert split[0] == split[1]
+    assert split[0][1] is False  # is_greedy: itdd never decodes
+
+
+def test_requests_of_one_question_share_draws_as_itdd_choice_does(lm):
+    context, answers = "The default value is", [" None.", " True.", " the file."]
+    got = lm.loglikelihood([_request(context, answer) for answer in answers])
+    [expected] = lm.scorer.choice([answers], [context])
+    assert [loglik for loglik, _ in got] == expected.logliks
+    assert [result.loglik_se for result in lm.last_results] == expected.logliks_se
+    assert {result.margin for result in lm.last_results} == {expected.margin}
+
+
+def test_rolling_loglikelihood_is_itdd_nll_and_a_long_document_is_a_clear_error(lm):
+    text = "This module provides access to some variables used by the interpreter."
+    [value] = lm.loglikelihood_rolling([_request(None, text, kind="loglikelihood_rolling")])
+    [expected] = Scorer(lm.scorer.model, lm.scorer.settings).nll([text])
+    assert value == -expected.nll
+    with pytest.raises(RequestError, match=r"lm-eval request \(task probe, doc 0, text 'word word .*exceed"):
+        lm.loglikelihood_rolling([_request(None, "word " * 200, kind="loglikelihood_rolling")])
+
+
+def test_generation_and_unknown_model_args_are_refused_with_a_message():
+    with pytest.raises(RequestError, match="does not generate: probe need generate_until"):
+        ItddLM.generate_until(None, [_request("Q:", {"until": ["\n"]}, kind="generate_until")])
+    with pytest.raises(RequestError, match="unknown itdd model_args: temperature"):
+        ItddLM(pretrained="demo", temperature=0.7)
+
+
+def test_the_package_declares_the_lm_eval_entry_point_and_extra():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    module, _, name = project["entry-points"]["lm_eval.models"]["itdd"].partition(":")
+    assert getattr(__import__(module, fromlist=[name]), name) is ItddLM
+    assert any(requirement.startswith("lm-eval") for requirement in project["optional-dependencies"]["lm-eval"])
+    assert any(requirement.startswith("lm-eval") for requirement in project["optional-dependencies"]["test"])
+
+
+def test_lm_eval_help_starts_without_importing_lm_eval_torch_or_transformers():
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "itdd_cli", "lm-eval", "--help"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "itdd lm-eval run --model itdd" in result.stdout
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert not {name for name in imported if name.split(".")[0] in ("lm_eval", "torch", "transformers")}
+
+
+@pytest.mark.slow  # lm-eval's CLI indexes its thousands of built-in task files first (about a minute here)
+def test_itdd_lm_eval_command_runs_the_local_task_with_itdd_choices_accuracy(choice_rows, tmp_path):
+    rows, summary = choice_rows
+    mc_log = tmp_path / "mc.jsonl"
+    model_args = f"pretrained=demo,samples={SAMPLES},seed={SEED},mc_log={mc_log}"
+    command = [sys.executable, "-m", "itdd_cli", "lm-eval", "run", "--model", "itdd", "--model_args", model_args,
+               "--include_path", str(TASK_DIR), "--tasks", "itdd_sentences", "--output_path", str(tmp_path / "out")]
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600,
+                            env=os.environ | OFFLINE | {"PYTHONPATH": str(ROOT)})  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "undecided" in result.stderr  # the Monte Carlo summary
+    [results_file] = (tmp_path / "out").rglob("results_*.json")
+    results = json.loads(results_file.read_text())["results"]["itdd_sentences"]
+    assert results["acc,none"] == summary["accuracy"]
+    assert results["acc_norm,none"] == summary["accuracy_norm"]
+    logged = read_jsonl(mc_log.read_text())
+    assert [row["loglik_se"] for row in logged] == [se for row in rows for se in row["logliks_se"]]
+
+
+@pytest.mark.slow  # two processes, each indexing lm-eval's built-in tasks
+def test_data_parallel_lm_eval_splits_the_documents_and_keeps_every_number(choice_rows, tmp_path):
+    rows, summary = choice_rows
+    mc_log = tmp_path / "mc.jsonl"
+    model_args = f"pretrained=demo,samples={SAMPLES},seed={SEED},mc_log={mc_log}"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "itdd_cli",
+               "lm-eval", "run", "--model", "itdd", "--model_args", model_args, "--include_path", str(TASK_DIR),
+               "--tasks", "itdd_sentences", "--output_path", str(tmp_path / "out")]  # fmt: skip
+    env = os.environ | OFFLINE | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=900, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    [results_file] = (tmp_path / "out").rglob("results_*.json")
+    results = json.loads(results_file.read_text())["results"]["itdd_sentences"]
+    assert results["acc,none"] == summary["accuracy"]
+    shares = [read_jsonl((tmp_path / f"mc.jsonl.rank{rank}").read_text()) for rank in (0, 1)]
+    assert all(shares) and {row["doc_id"] for row in shares[0]}.isdisjoint(row["doc_id"] for row in shares[1])
+    by_request = {(row["doc_id"], row["idx"]): row["loglik"] for share in shares for row in share}
+    expected = {(doc, idx): loglik for doc, row in enumerate(rows) for idx, loglik in enumerate(row["logliks"])}
+    assert by_request.keys() == expected.keys()  # every request scored once, on one process or the other
+    # the same draws; float32 sums may round differently with one thread per process and other batch mates
+    assert [by_request[key] for key in expected] == pytest.approx(list(expected.values()), rel=1e-6)
