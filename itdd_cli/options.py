@@ -232,7 +232,8 @@ DeviceMapOpt = Annotated[
 ]  # fmt: skip
 BlockSizeOpt = Annotated[
     int | None,
-    typer.Option("--block-size", help="block-diffusion models: override the block size", show_default=False),
+    typer.Option("--block-size", metavar="N", help=_shown("block-diffusion models: override the block size",
+                                                        "the checkpoint's"), show_default=False),
 ]
 SkipInvalidOpt = Annotated[
     bool,
