@@ -35,6 +35,10 @@ class NllResult:
     bits_per_token: float
     ppl: float
     samples: int
+    windows: int  # consecutive windows the text was scored in (1 unless it was rolled)
+    bytes: int  # the text's UTF-8 bytes and whitespace-separated words: comparable across tokenizers
+    words: int
+    bits_per_byte: float
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,9 @@ class CondNllResult:
     bits_per_token: float
     ppl: float
     samples: int
+    bytes: int
+    words: int
+    bits_per_byte: float
 
 
 @dataclass(frozen=True)

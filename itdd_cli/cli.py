@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import traceback
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,7 @@ from typer.core import TyperGroup
 from itdd_cli import __version__
 from itdd_cli.errors import GateError, ItddError, ModelError, UsageError
 from itdd_cli.estimators.kinds import DEFAULT_ESTIMATOR, Estimator
+from itdd_cli.io.sources import InputFormat, Source
 from itdd_cli.options import (
     AllowPickleOpt,
     BaseArg,
@@ -24,6 +26,9 @@ from itdd_cli.options import (
     ChatTemplateOpt,
     ChoicesFieldOpt,
     ChosenFieldOpt,
+    ContextOpt,
+    DatasetConfigOpt,
+    DatasetOpt,
     DeviceMapOpt,
     DeviceOpt,
     Dtype,
@@ -37,15 +42,22 @@ from itdd_cli.options import (
     IdFieldOpt,
     IndependentOpt,
     InputArg,
+    InputFormatOpt,
     KeepBoundaryOpt,
+    KeepOpt,
     LabelFieldOpt,
+    LimitOpt,
+    LinesOpt,
+    LongOpt,
     MaxSamplesOpt,
     MaxTokensOpt,
     MetricOpt,
     ModelOpt,
+    ModelsOpt,
     NewArg,
     OutputOpt,
     OverwriteOpt,
+    PlotOpt,
     PromptFieldOpt,
     QuietOpt,
     RejectedFieldOpt,
@@ -55,6 +67,7 @@ from itdd_cli.options import (
     SamplesOpt,
     SeedOpt,
     SkipInvalidOpt,
+    SplitOpt,
     StrictOpt,
     SummaryOpt,
     TargetSeOpt,
@@ -66,8 +79,9 @@ from itdd_cli.options import (
 )
 from itdd_cli.records import Fields
 from itdd_cli.reporting import Format, print_comparison, stderr_console
-from itdd_cli.rows import Command
+from itdd_cli.rows import SPECS, Command
 from itdd_cli.usage import describe
+from itdd_cli.windows import Long
 
 if TYPE_CHECKING:
     from itdd_cli.models import ScoringModel
@@ -222,7 +236,7 @@ def _load(model: str | None, dtype: Dtype, device: str, trust_remote_code: bool,
 def _settings(estimator: Estimator, samples: int, seed: int, batch_size: str, max_tokens: int | None,
               independent: bool = False, chat_template: bool = False, keep_boundary: bool = False,
               strict: bool = False, target_se: float | None = None, max_samples: int | None = None,
-              until_decided: float | None = None) -> Settings:  # fmt: skip
+              until_decided: float | None = None, long: Long = Long.error, context: int = 0) -> Settings:  # fmt: skip
     from itdd_cli.settings import Settings
 
     if max_samples is not None and max_samples < samples:
@@ -237,6 +251,8 @@ def _settings(estimator: Estimator, samples: int, seed: int, batch_size: str, ma
         batch_rows=_batch_rows(batch_size),
         max_tokens=max_tokens,
         chat_template=chat_template,
+        long=long,
+        context=context,
         keep_boundary=keep_boundary,
         strict=strict,
         target_se=target_se,
@@ -263,7 +279,73 @@ def _policy(skip_invalid: bool, fail_above: list[str] | None, fail_below: list[s
     return Policy(skip_invalid=skip_invalid, gates=gates, revision=revision)
 
 
-def _run(command: Command, input_path: str | None, load: Callable[[], ScoringModel], settings: Settings,
+def _source(input_path: str | None, input_format: InputFormat, lines: bool, dataset: str | None,
+            dataset_config: str | None, split: str | None, limit: int | None) -> Source:  # fmt: skip
+    if lines:
+        if input_format not in (InputFormat.auto, InputFormat.lines):
+            raise UsageError(f"--lines contradicts --input-format {input_format.value}")
+        input_format = InputFormat.lines
+    if dataset is not None and input_path not in (None, "-"):
+        raise UsageError("give INPUT or --dataset, not both")
+    if dataset is None and (dataset_config or split):
+        raise UsageError("--dataset-config and --split name a part of a --dataset")
+    return Source(input_path, input_format, dataset, dataset_config, split, limit)
+
+
+def _keep(command: Command, keep: list[str] | None) -> tuple[str, ...]:
+    names = tuple(name.strip() for item in keep or [] for name in item.split(",") if name.strip())
+    clash = [name for name in names if name in SPECS[command].names]
+    if clash:
+        raise UsageError(f"--keep {clash[0]}: the output row already has a field of that name")
+    return names
+
+
+def _study(command: Command, models: list[str], plot: str | None, source: Source, settings: Settings, fields: Fields,
+           output: Any, policy: Any, load: Callable[[str], ScoringModel]) -> bool:  # fmt: skip
+    """Several checkpoints (or a directory of them): score each in turn. False: a plain one-model run."""
+    from itdd_cli.checkpoints import expand
+
+    names = expand(models)
+    if names == models and len(names) < 2:
+        if plot:
+            raise UsageError("--plot draws several checkpoints: give -m more than once, or a checkpoint-* directory")
+        return False
+    from itdd_cli.reporting import Format, resolve_format
+    from itdd_cli.study import run_study, write_study_json
+    from itdd_cli.study_view import check_plot, print_study, save_plot
+
+    if plot:
+        check_plot(plot)
+    study = run_study(command, source, names, load, settings, fields, output, policy)
+    if resolve_format(output.fmt, output.path, sys.stdout) is Format.table:
+        print_study(Console(highlight=False), study)
+    elif not output.quiet:
+        print_study(Console(file=sys.stderr, highlight=False, width=None if sys.stderr.isatty() else 160), study)
+    if output.summary_path:
+        write_study_json(study, command, settings, output.summary_path)
+    if plot:
+        save_plot(study, plot)
+    return True
+
+
+def _run_models(command: Command, names: list[str | None], plot: str | None, source: Source, settings: Settings,
+                fields: Fields, output: Any, policy: Any,
+                load: Callable[[str | None], ScoringModel]) -> None:  # fmt: skip
+    """One checkpoint (loaded lazily), or several in turn; the output is released whatever happens."""
+    try:
+        if names[0] is None or not _study(command, names, plot, source, settings, fields, output, policy, load):
+            _run(command, source, lambda: load(names[0]), settings, fields, output, policy)
+    finally:
+        output.target.close()
+
+
+def _model_names(models: list[str] | None) -> list[str | None]:
+    if models:
+        return list(models)
+    return [os.environ.get("ITDD_MODEL") or None]
+
+
+def _run(command: Command, input_path: str | Source | None, load: Callable[[], ScoringModel], settings: Settings,
          fields: Fields, output: Any, policy: Any) -> None:  # fmt: skip
     """Load the model and score; the output's lock and temporary file are released whatever happens."""
     from itdd_cli.session import run_scoring
@@ -277,7 +359,8 @@ def _run(command: Command, input_path: str | None, load: Callable[[], ScoringMod
 @app.command("nll", epilog=NLL_EXAMPLES)
 def nll(
     input_path: InputArg = None,
-    model: ModelOpt = None,
+    model: ModelsOpt = None,
+    plot: PlotOpt = None,
     output: OutputOpt = None,
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = False,
@@ -300,6 +383,15 @@ def nll(
     revision: RevisionOpt = None,
     text_field: TextFieldOpt = "text",
     id_field: IdFieldOpt = "id",
+    long: LongOpt = Long.error,
+    context: ContextOpt = 0,
+    input_format: InputFormatOpt = InputFormat.auto,
+    lines: LinesOpt = False,
+    dataset: DatasetOpt = None,
+    dataset_config: DatasetConfigOpt = None,
+    split: SplitOpt = None,
+    limit: LimitOpt = None,
+    keep: KeepOpt = None,
     skip_invalid: SkipInvalidOpt = False,
     strict: StrictOpt = False,
     summary: SummaryOpt = None,
@@ -309,19 +401,21 @@ def nll(
 ) -> None:
     """−log p(text) for each record's text field."""
     settings = _settings(estimator, samples, seed, batch_size, max_tokens, strict=strict, target_se=target_se,
-                         max_samples=max_samples)  # fmt: skip
+                         max_samples=max_samples, long=long, context=context)  # fmt: skip
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
-    out = _output(input_path, output, fmt, overwrite, resume, summary, quiet)
-    _run(Command.nll, input_path,
-         lambda: _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle,
-                       block_size),
-         settings, Fields(text=text_field, id=id_field), out, policy)  # fmt: skip
+    source = _source(input_path, input_format, lines, dataset, dataset_config, split, limit)
+    out = _output(source.path, output, fmt, overwrite, resume, summary, quiet)
+    fields = Fields(text=text_field, id=id_field, keep=_keep(Command.nll, keep))
+    _run_models(Command.nll, _model_names(model), plot, source, settings, fields, out, policy,
+                lambda name: _load(name, dtype, device, trust_remote_code, family, tokenizer, revision, device_map,
+                                   allow_pickle, block_size))  # fmt: skip
 
 
 @app.command("cond-nll", epilog=COND_NLL_EXAMPLES)
 def cond_nll(
     input_path: InputArg = None,
-    model: ModelOpt = None,
+    model: ModelsOpt = None,
+    plot: PlotOpt = None,
     output: OutputOpt = None,
     overwrite: OverwriteOpt = False,
     resume: ResumeOpt = False,
@@ -347,6 +441,13 @@ def cond_nll(
     prompt_field: PromptFieldOpt = "prompt",
     response_field: ResponseFieldOpt = "response",
     id_field: IdFieldOpt = "id",
+    input_format: InputFormatOpt = InputFormat.auto,
+    lines: LinesOpt = False,
+    dataset: DatasetOpt = None,
+    dataset_config: DatasetConfigOpt = None,
+    split: SplitOpt = None,
+    limit: LimitOpt = None,
+    keep: KeepOpt = None,
     skip_invalid: SkipInvalidOpt = False,
     strict: StrictOpt = False,
     summary: SummaryOpt = None,
@@ -359,12 +460,12 @@ def cond_nll(
                          keep_boundary=keep_boundary, strict=strict, target_se=target_se,
                          max_samples=max_samples)  # fmt: skip
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
-    out = _output(input_path, output, fmt, overwrite, resume, summary, quiet)
-    fields = Fields(prompt=prompt_field, response=response_field, id=id_field)
-    _run(Command.cond_nll, input_path,
-         lambda: _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle,
-                       block_size),
-         settings, fields, out, policy)  # fmt: skip
+    source = _source(input_path, input_format, lines, dataset, dataset_config, split, limit)
+    out = _output(source.path, output, fmt, overwrite, resume, summary, quiet)
+    fields = Fields(prompt=prompt_field, response=response_field, id=id_field, keep=_keep(Command.cond_nll, keep))
+    _run_models(Command.cond_nll, _model_names(model), plot, source, settings, fields, out, policy,
+                lambda name: _load(name, dtype, device, trust_remote_code, family, tokenizer, revision, device_map,
+                                   allow_pickle, block_size))  # fmt: skip
 
 
 @app.command("ratio", epilog=RATIO_EXAMPLES)
@@ -399,6 +500,13 @@ def ratio(
     chosen_field: ChosenFieldOpt = "chosen",
     rejected_field: RejectedFieldOpt = "rejected",
     id_field: IdFieldOpt = "id",
+    input_format: InputFormatOpt = InputFormat.auto,
+    lines: LinesOpt = False,
+    dataset: DatasetOpt = None,
+    dataset_config: DatasetConfigOpt = None,
+    split: SplitOpt = None,
+    limit: LimitOpt = None,
+    keep: KeepOpt = None,
     skip_invalid: SkipInvalidOpt = False,
     strict: StrictOpt = False,
     summary: SummaryOpt = None,
@@ -411,9 +519,11 @@ def ratio(
                          strict, target_se=target_se, max_samples=max_samples,
                          until_decided=until_decided)  # fmt: skip
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
-    out = _output(input_path, output, fmt, overwrite, resume, summary, quiet)
-    fields = Fields(prompt=prompt_field, chosen=chosen_field, rejected=rejected_field, id=id_field)
-    _run(Command.ratio, input_path,
+    source = _source(input_path, input_format, lines, dataset, dataset_config, split, limit)
+    out = _output(source.path, output, fmt, overwrite, resume, summary, quiet)
+    fields = Fields(prompt=prompt_field, chosen=chosen_field, rejected=rejected_field, id=id_field,
+                    keep=_keep(Command.ratio, keep))  # fmt: skip
+    _run(Command.ratio, source,
          lambda: _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle,
                        block_size),
          settings, fields, out, policy)  # fmt: skip

@@ -28,14 +28,16 @@ class GateError(ItddError):
 
 
 class InputError(ItddError):
-    """An invalid input record (exit 3). `line` is the 1-based line number in the input."""
+    """An invalid input record (exit 3). `line` is the record's 1-based number in the input: a line
+    of a text file, or, where `unit` says so, a row of a Parquet file or an index of a dataset."""
 
     exit_code = 3
 
-    def __init__(self, line: int, message: str) -> None:
-        super().__init__(f"line {line}: {message}")
+    def __init__(self, line: int, message: str, unit: str = "line") -> None:
+        super().__init__(f"{unit} {line}: {message}")
         self.line = line
         self.message = message
+        self.unit = unit
 
-    def __reduce__(self) -> tuple[type, tuple[int, str]]:  # travels between processes intact
-        return (InputError, (self.line, self.message))
+    def __reduce__(self) -> tuple[type, tuple[int, str, str]]:  # travels between processes intact
+        return (InputError, (self.line, self.message, self.unit))

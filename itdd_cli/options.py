@@ -15,8 +15,10 @@ from itdd_cli import __version__
 from itdd_cli.bundled import DEFAULT as DEFAULT_MODEL
 from itdd_cli.errors import UsageError
 from itdd_cli.estimators import Estimator
+from itdd_cli.io.sources import InputFormat
 from itdd_cli.reporting import Format
 from itdd_cli.settings import SEED_MAX, SEED_MIN
+from itdd_cli.windows import Long
 
 
 class Dtype(StrEnum):
@@ -56,7 +58,9 @@ def _estimator_help() -> str:
 InputArg = Annotated[
     str | None,
     typer.Argument(
-        metavar="INPUT", help=_shown("JSONL file to score, or '-' for standard input", "standard input"),
+        metavar="INPUT",
+        help=_shown("file to score (JSONL unless --input-format or its extension says otherwise), or '-'",
+                    "standard input"),
         show_default=False,
     ),
 ]  # fmt: skip
@@ -92,7 +96,10 @@ FormatOpt = Annotated[
 SamplesOpt = Annotated[
     int,
     typer.Option(
-        "--samples", "-n", min=2, metavar="N",
+        "--samples",
+        "-n",
+        min=2,
+        metavar="N",
         help="forward passes per record (per side for ratio), the control variate's pilot included",
     ),
 ]
@@ -131,8 +138,9 @@ UntilDecidedOpt = Annotated[
         min=0.0,
         show_default=False,
         metavar="Z",
-        help=_shown("draw more rounds until |log_ratio| > Z × SE (the preference is decided), up to --max-samples",
-                    "off"),
+        help=_shown(
+            "draw more rounds until |log_ratio| > Z × SE (the preference is decided), up to --max-samples", "off"
+        ),
     ),
 ]
 BatchSizeOpt = Annotated[
@@ -305,3 +313,71 @@ def _show_version(value: bool) -> None:
 VersionOpt = Annotated[
     bool, typer.Option("--version", callback=_show_version, is_eager=True, help="print the version and exit")
 ]
+LongOpt = Annotated[
+    Long,
+    typer.Option(
+        "--long",
+        help="a text longer than the model's window: 'error' refuses it (exit 3), 'rolling' scores it in windows",
+    ),
+]
+ContextOpt = Annotated[
+    int,
+    typer.Option(
+        "--context", min=0, metavar="N",
+        help="--long rolling: earlier tokens each later window is conditioned on (never scored)",
+    ),
+]  # fmt: skip
+InputFormatOpt = Annotated[
+    InputFormat,
+    typer.Option(
+        "--input-format",
+        help="auto: by extension (.csv, .tsv, .parquet, .txt = one document), else JSONL; "
+        "lines: one record per non-empty line; text: the whole file one record",
+    ),
+]
+LinesOpt = Annotated[
+    bool,
+    typer.Option("--lines", show_default=False, help=_shown("plain text, one record per non-empty line", "off")),
+]
+DatasetOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--dataset", metavar="NAME|PATH", show_default=False,
+        help=_shown("Hugging Face dataset (hub name or local path) instead of INPUT", "none"),
+    ),
+]  # fmt: skip
+DatasetConfigOpt = Annotated[
+    str | None,
+    typer.Option("--dataset-config", metavar="NAME", show_default=False,
+                 help=_shown("the dataset's configuration", "none")),
+]  # fmt: skip
+SplitOpt = Annotated[
+    str | None,
+    typer.Option("--split", metavar="NAME", show_default=False, help=_shown("--dataset: the split to score", "none")),
+]
+LimitOpt = Annotated[
+    int | None,
+    typer.Option("--limit", min=1, metavar="N", show_default=False,
+                 help=_shown("--dataset: score only the first N records", "all")),
+]  # fmt: skip
+KeepOpt = Annotated[
+    list[str] | None,
+    typer.Option("--keep", metavar="FIELD", show_default=False,
+                 help=_shown("carry this input field into each output row (repeatable, or comma-separated)", "none")),
+]  # fmt: skip
+ModelsOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--model", "-m", metavar="MODEL", show_default=False,
+        help=_shown(
+            "hub id, local checkpoint directory, bundled model (demo, dna8), or a directory of checkpoint-* "
+            "folders; repeat to score every record under each checkpoint",
+            f"$ITDD_MODEL, else the bundled {DEFAULT_MODEL}",
+        ),
+    ),
+]  # fmt: skip
+PlotOpt = Annotated[
+    str | None,
+    typer.Option("--plot", metavar="PATH", show_default=False,
+                 help=_shown("several checkpoints: draw bits per byte by checkpoint to this .png or .svg", "none")),
+]  # fmt: skip

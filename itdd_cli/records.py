@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from itdd_cli.errors import InputError
@@ -21,6 +21,7 @@ class Fields:
     choices: str = "choices"
     label: str = "label"
     id: str = "id"
+    keep: tuple[str, ...] = ()  # input fields carried into the output row (--keep)
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class Record:
     texts: tuple[str, ...]
     label: int | None = None
     names: tuple[str, ...] | None = None  # what messages call each text (None: text, or chosen and rejected)
+    kept: dict[str, Any] = field(default_factory=dict)  # the --keep fields, as read
 
 
 def _keys(obj: dict[str, Any]) -> str:
@@ -113,14 +115,29 @@ def _record_id(obj: dict[str, Any], fields: Fields, line: int) -> str | int:
     return value
 
 
+def _kept(obj: dict[str, Any], fields: Fields, line: int) -> dict[str, Any]:
+    missing = [name for name in fields.keep if name not in obj]
+    if missing:
+        raise InputError(line, f"missing field '{missing[0]}' named by --keep")
+    return {name: _plain(obj[name]) for name in fields.keep}
+
+
+def _plain(value: Any) -> Any:
+    """A kept value as JSON can write it (a Parquet timestamp or bytes becomes its text)."""
+    if value is None or isinstance(value, str | int | float | bool | list | dict):
+        return value
+    return str(value)
+
+
 def text_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
-    return Record(line, _record_id(obj, fields, line), None, (_text(obj, fields.text, line, "--text-field"),))
+    text = _text(obj, fields.text, line, "--text-field")
+    return Record(line, _record_id(obj, fields, line), None, (text,), kept=_kept(obj, fields, line))
 
 
 def conditional_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
     prompt = _text(obj, fields.prompt, line, "--prompt-field")
     response = _text(obj, fields.response, line, "--response-field")
-    return Record(line, _record_id(obj, fields, line), prompt, (response,))
+    return Record(line, _record_id(obj, fields, line), prompt, (response,), kept=_kept(obj, fields, line))
 
 
 def pair_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
@@ -128,7 +145,7 @@ def pair_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
     prompt = _text(obj, fields.prompt, line, "--prompt-field") if fields.prompt in obj else None
     chosen = _text(obj, fields.chosen, line, "--chosen-field")
     rejected = _text(obj, fields.rejected, line, "--rejected-field")
-    return Record(line, _record_id(obj, fields, line), prompt, (chosen, rejected))
+    return Record(line, _record_id(obj, fields, line), prompt, (chosen, rejected), kept=_kept(obj, fields, line))
 
 
 def choice_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
@@ -148,7 +165,8 @@ def choice_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
         _text({fields.choices: choice}, fields.choices, line, "--choices-field")  # unpaired surrogates
     label = _label(obj, fields, line, choices)
     names = tuple(f"choice {index}" for index in range(len(choices)))
-    return Record(line, _record_id(obj, fields, line), prompt, tuple(choices), label, names)
+    record_id = _record_id(obj, fields, line)
+    return Record(line, record_id, prompt, tuple(choices), label, names, kept=_kept(obj, fields, line))
 
 
 def _label(obj: dict[str, Any], fields: Fields, line: int, choices: list[str]) -> int | None:

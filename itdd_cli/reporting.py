@@ -149,6 +149,11 @@ def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list
         f"records {summary.records}{notes} · tokens {summary.tokens} · "
         f"mean NLL/token {summary.nll_per_token:.4f} nats · corpus perplexity {summary.corpus_ppl:.3f}",
     ]
+    if summary.spec.measures_text:
+        lines.append(
+            f"bytes {summary.bytes} · bits/byte {summary.bits_per_byte:.4f} · "
+            f"words {summary.words} · word perplexity {summary.word_perplexity:.3f}"
+        )
     coupling = "independent" if settings.independent else "coupled"
     tallies = summary.tallies()
     lines += [tally.line.format(value=tallies[tally.name], se=tallies.get(f"{tally.name}_se", math.nan),
@@ -158,6 +163,7 @@ def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list
         f"model {info.name} ({info.family}, {info.dtype} on {info.device}) · framing: {info.framing}"
         f"{' + chat template (prompt as user turn)' if settings.chat_template else ''} · "
         f"estimator {settings.estimator.value}, {settings.samples} passes per record, seed {settings.seed}"
+        + (f" · long texts in rolling windows (context {settings.context})" if settings.long == "rolling" else "")
     )
     lines.append(f"forward passes {summary.passes} in all")
     rate = summary.records / wall if wall > 0 else math.inf

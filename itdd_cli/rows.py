@@ -81,6 +81,11 @@ class RowSpec:
     def names(self) -> tuple[str, ...]:
         return tuple(field.name for field in self.fields)
 
+    @property
+    def measures_text(self) -> bool:
+        """Whether rows carry the scored text's bytes and words (the tokenizer-free metrics)."""
+        return self.field("words") is not None  # choice rows carry a list of bytes per choice, and no words
+
     def field(self, name: str) -> Field | None:
         return next((field for field in self.fields if field.name == name), None)
 
@@ -116,6 +121,14 @@ _PER_TOKEN = (
     Field("ppl", float, worse="higher", rank=5),
     Field("samples", int, rank=7),
 )
+# Tokenizer-free measures of the scored text, comparable across tokenizers (LLaDA, Dream, MDLM):
+# its UTF-8 bytes, its whitespace-separated words (as lm-eval's wikitext task counts them) and
+# nll / (ln 2 · bytes). The summary sums bytes and words into corpus bits per byte and word perplexity.
+_PER_BYTE = (
+    Field("bytes", int, rank=6),
+    Field("words", int, rank=7),
+    Field("bits_per_byte", float, worse="higher", rank=3),
+)
 
 
 SPECS: dict[Command, RowSpec] = {
@@ -123,7 +136,7 @@ SPECS: dict[Command, RowSpec] = {
     for spec in [
         RowSpec(
             Command.nll,
-            (ID, *_NLL, *_PER_TOKEN),
+            (ID, *_NLL, *_PER_TOKEN, Field("windows", int, rank=6), *_PER_BYTE),  # windows: see --long rolling
             text_record,
             identity=("tokens",),
             nll_fields=("nll",),
@@ -131,7 +144,7 @@ SPECS: dict[Command, RowSpec] = {
         ),
         RowSpec(
             Command.cond_nll,
-            (ID, *_NLL, Field("prompt_tokens", int, rank=4), *_PER_TOKEN),
+            (ID, *_NLL, Field("prompt_tokens", int, rank=4), *_PER_TOKEN, *_PER_BYTE),
             conditional_record,
             identity=("tokens",),
             nll_fields=("nll",),
@@ -200,6 +213,8 @@ SPECS: dict[Command, RowSpec] = {
 # Metrics every run's summary reports, in the order the summary and the gates list them.
 RUN_METRICS = ("records", "skipped", "lossy", "tokens", "passes", "nll_per_token", "bits_per_token", "perplexity",
                "wall_seconds")  # fmt: skip
+# Reported by the commands whose rows carry `bytes` and `words` (one scored text per row).
+TEXT_METRICS = ("bytes", "words", "bits_per_byte", "word_perplexity")
 
 
 def tally_names(spec: RowSpec) -> list[str]:
@@ -208,7 +223,7 @@ def tally_names(spec: RowSpec) -> list[str]:
 
 def gate_metrics() -> list[str]:
     """Every metric a gate may name, whatever the command."""
-    names = list(RUN_METRICS)
+    names = list(RUN_METRICS) + list(TEXT_METRICS)
     for spec in SPECS.values():
         names += [name for name in tally_names(spec) if name not in names]
     return names

@@ -10,7 +10,7 @@ import math
 import os
 import weakref
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from itdd_cli import engine as engine_module
@@ -20,10 +20,12 @@ from itdd_cli.draws import RecordDraws, run_rounds
 from itdd_cli.engine import BatchProgress, Engine, Job
 from itdd_cli.errors import InputError, ModelError, UsageError
 from itdd_cli.estimators import Estimate
+from itdd_cli.measures import text_measures
 from itdd_cli.models.base import Framed, ScoringModel
 from itdd_cli.records import Fields, Record
 from itdd_cli.rows import SPECS, Command
 from itdd_cli.settings import LN2, Settings, safe_exp
+from itdd_cli.windows import Long, check_context, rolling_windows
 
 __all__ = [
     "Command", "Lossy", "Settings", "Skipped", "check_samples", "draw_count", "prepare", "score", "stopped_at_cap",
@@ -108,12 +110,33 @@ def _frame_side(model: ScoringModel, record: Record, context: list[int], text: s
     framed = model.frame(context, scored)
     limit = model.info.max_length
     if limit is not None and len(framed.ids) > limit:
+        hint = "score it in windows with --long rolling" if _rollable(record) else "shorten or split this record"
         raise InputError(
-            record.line,
-            f"{len(framed.ids)} tokens (framing included) exceed the model's maximum of {limit} — "
-            "shorten or split this record",
+            record.line, f"{len(framed.ids)} tokens (framing included) exceed the model's maximum of {limit} — {hint}"
         )
     return framed
+
+
+def _rollable(record: Record) -> bool:
+    """Only a lone text rolls: a prompt + response that does not fit stays an error."""
+    return record.prompt is None and len(record.texts) == 1
+
+
+def _capacity(model: ScoringModel) -> int | None:
+    """Tokens a window may hold besides the model's framing (None: the model has no maximum)."""
+    limit = model.info.max_length
+    return None if limit is None else limit - len(model.frame([], []).ids)
+
+
+def _frame_sides(model: ScoringModel, record: Record, context: list[int], settings: Settings) -> list[Framed]:
+    """One framed sequence per scored text, or, under --long rolling, one per window of a long text."""
+    capacity = _capacity(model)
+    if settings.long is Long.rolling and capacity is not None and _rollable(record):
+        scored = model.encode(record.texts[0])
+        if len(scored) > capacity:
+            windows = rolling_windows(scored, capacity, settings.context)
+            return [model.frame(window.context, window.scored) for window in windows]
+    return [_frame_side(model, record, context, text) for text in record.texts]
 
 
 @dataclass(frozen=True)
@@ -121,6 +144,7 @@ class _Prepared:
     record: Record
     draws: RecordDraws | BlockDraws
     prompt_tokens: int
+    windows: int = 1
     lost: str | None = None  # what the tokenizer could not represent, when something was lost
 
     @property
@@ -145,6 +169,8 @@ def token_counts(
     rows its draws put into the engine's window."""
     prepared = prepare(model, record, settings)
     lengths = [framed.length for framed in prepared.framed]
+    if prepared.windows > 1:
+        lengths = [sum(lengths)]  # a rolled text's row reports every window's scored tokens together
     spec = SPECS[command]
     if not spec.several_texts or len(spec.identity) > 1:
         counts: dict[str, Any] = dict(zip(spec.identity, lengths, strict=True))
@@ -162,7 +188,7 @@ def split_boundary(record: Record, settings: Settings) -> Record:
     moved = record.prompt[len(prompt) :]
     if not moved:
         return record
-    return Record(record.line, record.id, prompt, tuple(moved + text for text in record.texts))
+    return replace(record, prompt=prompt, texts=tuple(moved + text for text in record.texts))
 
 
 def prepare(model: ScoringModel, record: Record, settings: Settings) -> _Prepared:
@@ -174,9 +200,12 @@ def prepare(model: ScoringModel, record: Record, settings: Settings) -> _Prepare
         context = model.encode_chat_prompt(record.prompt)
     else:
         context = model.encode(record.prompt)
-    framed = [_frame_side(model, record, context, text) for text in record.texts]
+    framed = _frame_sides(model, record, context, settings)
+    windows = len(framed) if len(framed) != len(record.texts) else 1
     block_size = model.info.block_size
     refuse_adaptive_blocks(block_size, settings)
+    if block_size is not None and windows > 1:
+        raise UsageError(f"rolling windows are not supported for block-diffusion models (block size {block_size})")
     longest = max(span.length for f in framed for span in block_spans(f, block_size))
     limit = settings.estimator.max_tokens
     if limit is not None and longest > limit:
@@ -189,10 +218,11 @@ def prepare(model: ScoringModel, record: Record, settings: Settings) -> _Prepare
     check_samples(settings.samples, longest)
     lost = _lost_text(model, record, settings.strict)
     if block_size is None:
+        settings = replace(settings, independent=True) if windows > 1 else settings
         draws: RecordDraws | BlockDraws = RecordDraws(context, framed, settings)
     else:
         draws = BlockDraws.of(context, framed, settings, block_size)
-    return _Prepared(record, draws, len(context), lost)
+    return _Prepared(record, draws, len(context), windows=windows, lost=lost)
 
 
 def refuse_adaptive_blocks(block_size: int | None, settings: Settings) -> None:
@@ -212,8 +242,10 @@ def _checked(record: Record, estimate: Estimate) -> Estimate:
 
 
 def _nll_values(prepared: _Prepared) -> dict[str, Any]:
-    estimate = _checked(prepared.record, prepared.draws.estimates()[0])
-    tokens = prepared.framed[0].length
+    """A rolled text's windows drew independently: their estimates add, and so do their variances."""
+    estimates = [_checked(prepared.record, estimate) for estimate in prepared.draws.estimates()]
+    estimate = Estimate(sum(e.value for e in estimates), math.sqrt(sum(e.se**2 for e in estimates)))
+    tokens = sum(f.length for f in prepared.framed)
     per_token = estimate.value / tokens
     return {
         "id": prepared.record.id,
@@ -223,12 +255,14 @@ def _nll_values(prepared: _Prepared) -> dict[str, Any]:
         "nll_per_token": per_token,
         "bits_per_token": per_token / LN2,
         "ppl": safe_exp(per_token),
-        "samples": prepared.draws.passes,
-    }
+        "samples": prepared.draws.passes,  # per window under --long rolling
+        "windows": prepared.windows,
+    } | text_measures(prepared.record.texts[0], estimate.value)
 
 
 def _cond_nll_values(prepared: _Prepared) -> dict[str, Any]:
-    return _nll_values(prepared) | {"prompt_tokens": prepared.prompt_tokens}
+    row = {k: v for k, v in _nll_values(prepared).items() if k != "windows"}
+    return row | {"prompt_tokens": prepared.prompt_tokens}
 
 
 def _ratio_values(prepared: _Prepared) -> dict[str, Any]:
@@ -315,6 +349,11 @@ def score(
     spec = SPECS[command]
     values = ROW_VALUES[command]
     fields = fields or Fields()
+    capacity = _capacity(model)
+    if settings.long is Long.rolling and capacity is not None:
+        check_context(capacity, settings.context)  # before any record: a bad --context is a usage error
+        if settings.target_se is not None or settings.until_decided is not None:
+            raise UsageError("--long rolling draws a fixed -n per window; it does not combine with --target-se")
 
     def prepared() -> Iterator[_Prepared | Skipped]:
         for line, value in objects:
@@ -341,5 +380,6 @@ def score(
         if isinstance(item, Skipped):
             yield item
             continue
-        row = spec.row(**values(item))
+        # --keep fields follow the declared ones (their names were checked against them up front)
+        row = spec.row(**values(item)) | item.record.kept
         yield row if item.lost is None else Lossy(row, item.record.line, item.lost)

@@ -18,7 +18,7 @@ from itdd_cli import __version__
 from itdd_cli import engine as engine_module
 from itdd_cli.engine import BatchProgress
 from itdd_cli.errors import InputError, ModelError, UsageError
-from itdd_cli.io.reader import open_input, read_objects
+from itdd_cli.io.sources import Source, read_source
 from itdd_cli.models.base import ScoringModel
 from itdd_cli.outfile import Target, check_input, check_writable_dir, prepare_target, write_failure
 from itdd_cli.parallel import Shard, close_shard, current_shard, score_sharded
@@ -83,8 +83,8 @@ def prepare_output(output: Output, input_path: str | None) -> Output:
     return replace(output, target=target)
 
 
-def run_scoring(command: Command, input_path: str | None, model: ScoringModel, settings: Settings, fields: Fields,
-                output: Output, policy: Policy) -> None:  # fmt: skip
+def run_scoring(command: Command, input_path: str | Source | None, model: ScoringModel, settings: Settings,
+                fields: Fields, output: Output, policy: Policy) -> None:  # fmt: skip
     """Open (format, resume), stream (input → rows → sink), finish (summary, gates)."""
     prepared = output if output.target else prepare_output(output, input_path)
     assert prepared.target is not None
@@ -118,22 +118,29 @@ def _run_settings(command: Command, model: ScoringModel, settings: Settings, fie
         "estimator": settings.estimator.value,
         "samples": settings.samples,
         "seed": settings.seed,
-        "coupled": not settings.independent if len(spec.identity) > 1 else None,
+        "coupled": not settings.independent if spec.several_texts else None,
+        "long": settings.long.value if command is Command.nll else None,
+        "context": settings.context if command is Command.nll else None,
         "chat_template": settings.chat_template,
         "keep_boundary": settings.keep_boundary if command is not Command.nll else None,
         "target_se": settings.target_se,
         "until_decided": settings.until_decided,
         "max_samples": settings.cap if settings.adaptive else None,
-        "fields": {name: getattr(fields, name) for name in _FIELDS[command]},
+        "fields": {name: _as_json(getattr(fields, name)) for name in _FIELDS[command]},
         "device": info.device,
         "batch_rows": settings.batch_rows,
         "max_tokens": settings.max_tokens,
     }
 
 
-_FIELDS = {Command.nll: ("id", "text"), Command.cond_nll: ("id", "prompt", "response"),
-           Command.choice: ("id", "prompt", "choices", "label"),
-           Command.ratio: ("id", "prompt", "chosen", "rejected")}  # fmt: skip
+def _as_json(value: Any) -> Any:
+    """As the record reads back from JSON (a tuple of --keep names is a list there)."""
+    return list(value) if isinstance(value, tuple) else value
+
+
+_FIELDS = {Command.nll: ("id", "text", "keep"), Command.cond_nll: ("id", "prompt", "response", "keep"),
+           Command.ratio: ("id", "prompt", "chosen", "rejected", "keep"),
+           Command.choice: ("id", "prompt", "choices", "label", "keep")}  # fmt: skip
 
 
 class _Run:
@@ -171,11 +178,8 @@ class _Run:
                    "uninterrupted run in the last digits (float rounding of other batch shapes)")  # fmt: skip
         self.skipped_lines = [line for line in recorded.get("skipped_lines", []) if isinstance(line, int)]
 
-    def _objects(self, input_path: str | None, stack: ExitStack) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
-        source = open_input(input_path)
-        if source is not sys.stdin.buffer:
-            stack.callback(source.close)
-        objects = flag_duplicate_ids(read_objects(source), self.fields.id)
+    def _objects(self, source: Source, stack: ExitStack) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
+        objects = flag_duplicate_ids(read_source(source, self.fields.text, stack), self.fields.id)
         if not self.target.resume:
             return objects
         spec = SPECS[self.command]
@@ -213,32 +217,34 @@ class _Run:
             self.target.commit()
             write_record(str(self.target.path), self.record, self.skipped_lines)
 
-    def stream(self, input_path: str | None, stack: ExitStack) -> None:
+    def stream(self, input_path: str | Source | None, stack: ExitStack) -> None:
         """Every row to the sink as it finishes; what finished stays written on any failure."""
-        objects = self._objects(input_path, stack)  # resume: cuts the file back to where scoring restarts
+        source = input_path if isinstance(input_path, Source) else Source(input_path)
+        objects = self._objects(source, stack)  # resume: cuts the file back to where scoring restarts
         if self.shard.is_main:
             self.stream_out = self.target.open()
         else:
             self.stream_out = stack.enter_context(open(os.devnull, "w"))
         sink = make_sink(self.format, self.stream_out, self.command, header=self.header)
+        unit = source.unit()
         show_progress = self.shard.is_main and not self.output.quiet and sys.stderr.isatty()
         capped = 0
         written = self.summary.records
         good = self._position()
         try:
-            with progress_bar(input_path, enabled=show_progress, finished=self.summary.records) as bar:
-                for row in self._rows(objects, bar.batch):
+            with progress_bar(source.countable_path, enabled=show_progress, finished=self.summary.records) as bar:
+                for row in _relabelled(self._rows(objects, bar.batch), unit):
                     if isinstance(row, Skipped):
                         self.summary.skipped += 1
                         self.skipped_lines.append(row.line)
                         if self.target.committed and self.shard.is_main:
                             write_record(str(self.target.path), self.record, self.skipped_lines)
-                        notice(f"skipped line {row.line}: {row.message}")
+                        notice(f"skipped {unit} {row.line}: {row.message}")
                         bar.record(self.summary)
                         continue
                     if isinstance(row, Lossy):
                         self.summary.lossy += 1
-                        notice(f"line {row.line}: {row.message} — --strict refuses such records")
+                        notice(f"{unit} {row.line}: {row.message} — --strict refuses such records")
                         row = row.row
                     sink.write(row)
                     if self.shard.is_main:
@@ -294,3 +300,13 @@ class _Run:
                 raise ModelError(f"cannot write --summary {self.output.summary_path}: {error.strerror or error}; "
                                  "the results are written") from None  # fmt: skip
         check_gates(self.policy.gates, self.summary)
+
+
+def _relabelled(rows: Iterator[dict[str, Any] | Skipped], unit: str) -> Iterator[dict[str, Any] | Skipped]:
+    """An invalid record's error names it as its source counts records (a CSV line, a Parquet row, …)."""
+    try:
+        yield from rows
+    except InputError as error:
+        if unit == error.unit:
+            raise
+        raise InputError(error.line, error.message, unit) from None

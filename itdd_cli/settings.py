@@ -9,6 +9,7 @@ import math
 from dataclasses import dataclass
 
 from itdd_cli.estimators.kinds import DEFAULT_ESTIMATOR, Estimator
+from itdd_cli.windows import Long
 
 LN2 = math.log(2.0)
 # The seed is hashed with each record's token ids as 16 signed bytes (estimators.sampling),
@@ -25,6 +26,8 @@ class Settings:
     batch_rows: int | None = None  # None: fill batches up to max_tokens
     max_tokens: int | None = None  # None: the engine's default for the model's device
     chat_template: bool = False  # wrap the prompt in the tokenizer's chat template as a user turn
+    long: Long = Long.error  # a text longer than the model's window: refuse it, or score it in windows
+    context: int = 0  # --long rolling: earlier tokens each later window is conditioned on
     keep_boundary: bool = False  # False: the prompt's trailing whitespace starts the response (lm-eval)
     strict: bool = False  # refuse a record whose text the tokenizer cannot represent, instead of flagging it
     target_se: float | None = None  # draw in rounds until the SE (of nll, or of log_ratio) is at most this

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from itdd_cli import __version__
 from itdd_cli.errors import GateError, UsageError
-from itdd_cli.rows import RUN_METRICS, SPECS, Command, RowSpec, gate_metrics
+from itdd_cli.rows import RUN_METRICS, SPECS, TEXT_METRICS, Command, RowSpec, gate_metrics
 from itdd_cli.settings import LN2, Settings, safe_exp
 
 if TYPE_CHECKING:
@@ -29,6 +29,8 @@ class Summary:
     tokens: int = 0
     passes: int = 0  # forward passes spent, every pilot pass and round included
     nll: float = 0.0
+    bytes: int = 0
+    words: int = 0
     tally_sums: dict[str, float] = field(default_factory=dict)
     tally_rows: dict[str, int] = field(default_factory=dict)  # rows each tally averages over
     started: float = field(default_factory=time.perf_counter)
@@ -44,6 +46,9 @@ class Summary:
         self.passes += row["samples"] * len(spec.identity)  # per side, for each scored text
         self.tokens += spec.tokens_of(row)
         self.nll += spec.nll_of(row)
+        if spec.measures_text:
+            self.bytes += row["bytes"]
+            self.words += row["words"]
         for tally in spec.tallies:
             if tally.over is None or tally.over(row):
                 self.tally_sums[tally.name] = self.tally_sums.get(tally.name, 0.0) + tally.value(row)
@@ -60,6 +65,29 @@ class Summary:
     @property
     def corpus_ppl(self) -> float:
         return safe_exp(self.nll_per_token)
+
+    @property
+    def bits_per_byte(self) -> float:
+        """Corpus bits per byte: total NLL over total UTF-8 bytes (not a mean of the rows' ratios)."""
+        return self.nll / (LN2 * self.bytes) if self.bytes else math.nan
+
+    @property
+    def word_perplexity(self) -> float:
+        """exp(total NLL / total whitespace-separated words), as lm-eval's wikitext task reports it."""
+        return safe_exp(self.nll / self.words) if self.words else math.nan
+
+    def text_metrics(self) -> dict[str, float]:
+        """The tokenizer-free corpus metrics; empty for a command whose rows do not measure text."""
+        if not self.spec.measures_text:
+            return {}
+        numbers = {
+            "bytes": float(self.bytes),
+            "words": float(self.words),
+            "bits_per_byte": self.bits_per_byte,
+            "word_perplexity": self.word_perplexity,
+        }
+        assert tuple(numbers) == TEXT_METRICS
+        return numbers
 
     def tallies(self) -> dict[str, float]:
         """Each tally's mean over rows (and the binomial SE of a share)."""
@@ -86,7 +114,7 @@ class Summary:
             "wall_seconds": self.wall_seconds,
         }
         assert tuple(run) == RUN_METRICS
-        return run | self.tallies()
+        return run | self.text_metrics() | self.tallies()
 
 
 def summary_json(summary: Summary, info: ModelInfo, settings: Settings, revision: str | None) -> dict[str, Any]:
@@ -104,6 +132,8 @@ def summary_json(summary: Summary, info: ModelInfo, settings: Settings, revision
         "estimator": settings.estimator.value,
         "samples": settings.samples,
         "seed": settings.seed,
+        "long": settings.long.value if summary.command is Command.nll else None,
+        "context": settings.context if summary.command is Command.nll else None,
         "coupled": not settings.independent if summary.spec.several_texts else None,
     } | {key: (value if math.isfinite(value) else None) for key, value in summary.metrics().items()}
 

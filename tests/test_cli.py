@@ -10,8 +10,22 @@ import pytest
 
 from tests.conftest import invoke, read_jsonl, write_jsonl
 
-NLL_FIELDS = ["id", "nll", "nll_se", "tokens", "nll_per_token", "bits_per_token", "ppl", "samples"]
-COND_FIELDS = ["id", "nll", "nll_se", "tokens", "prompt_tokens", "nll_per_token", "bits_per_token", "ppl", "samples"]
+PER_BYTE = ["bytes", "words", "bits_per_byte"]
+NLL_FIELDS = [
+    "id",
+    "nll",
+    "nll_se",
+    "tokens",
+    "nll_per_token",
+    "bits_per_token",
+    "ppl",
+    "samples",
+    "windows",
+    *PER_BYTE,
+]
+COND_FIELDS = [
+    "id", "nll", "nll_se", "tokens", "prompt_tokens", "nll_per_token", "bits_per_token", "ppl", "samples", *PER_BYTE
+]  # fmt: skip
 RATIO_FIELDS = [
     "id",
     "log_ratio",

@@ -44,7 +44,7 @@ USAGE_ERRORS = [  # arguments, what the one line must say (all exit 2, before an
     (["nll", "--seed", "1.5"], ["--seed must be an integer"]),
     (["nll", "--seed", str(2**127)], ["--seed", "-2**127 to 2**127 - 1"]),
     (["nll", "--seed", str(-(2**127) - 1)], ["-2**127 to 2**127 - 1"]),
-    (["nll", "--samp", "4"], ["no such option --samp; did you mean --samples?", "'itdd nll -h'"]),
+    (["nll", "--samp", "4"], ["no such option --samp; did you mean", "--samples", "'itdd nll -h'"]),
     (["--bogus"], ["no such option --bogus", "'itdd -h'"]),
     (["score"], ["no such command 'score'",
                   "choose one of nll, cond-nll, ratio, choice, lm-eval, compare, inspect, models"]),  # fmt: skip

@@ -27,13 +27,13 @@ ROWS = {
     ],
     Command.nll: [
         dict(id="s0", nll=185.8154321, nll_se=1.6934, tokens=37, nll_per_token=5.02203, bits_per_token=7.2453,
-             ppl=151.7202, samples=128),
+             ppl=151.7202, samples=128, windows=1, bytes=156, words=29, bits_per_byte=1.718418),
         dict(id=2, nll=12345.678901, nll_se=123.4567, tokens=4096, nll_per_token=3.0141, bits_per_token=4.3485,
-             ppl=float("inf"), samples=128),
+             ppl=float("inf"), samples=128, windows=73, bytes=17412, words=2894, bits_per_byte=1.0228813),
     ],
     Command.cond_nll: [
         dict(id="q1", nll=18.5, nll_se=0.16934, tokens=7, prompt_tokens=12, nll_per_token=2.642857,
-             bits_per_token=3.8129, ppl=14.05, samples=128),
+             bits_per_token=3.8129, ppl=14.05, samples=128, bytes=31, words=6, bits_per_byte=0.8609826),
     ],
 }  # fmt: skip
 

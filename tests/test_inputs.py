@@ -1,0 +1,151 @@
+"""Inputs people have: plain text, CSV/TSV, Parquet and Hugging Face datasets give the JSONL rows."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from itdd_cli.io.sources import read_delimited, read_lines
+from tests.conftest import invoke, read_jsonl, write_jsonl
+
+RECORDS = [{"id": "a1", "text": "abca", "src": "web"}, {"id": "a2", "text": "dd", "src": "book"},
+           {"id": "a3", "text": "cab", "src": "web"}]  # fmt: skip
+
+
+@pytest.fixture
+def oracle(oracle_dir):
+    return ["-m", oracle_dir, "--trust-remote-code", "-n", "8", "--seed", "4", "-q"]
+
+
+def _score(oracle, *args):
+    result = invoke(["nll", *args, *oracle])
+    assert result.exit_code == 0, result.stderr
+    return read_jsonl(result.stdout)
+
+
+def _delimited(path, delimiter):
+    lines = [delimiter.join(["id", "text", "src"])] + [delimiter.join(r.values()) for r in RECORDS]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _parquet(path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+
+    pq.write_table(pa.table({key: [r[key] for r in RECORDS] for key in RECORDS[0]}), path)
+    return path
+
+
+def _dataset(path):
+    pytest.importorskip("datasets")
+    path.mkdir()
+    write_jsonl(path / "validation.jsonl", RECORDS)
+    return path
+
+
+SOURCES = {
+    "csv": lambda tmp: [_delimited(tmp / "in.csv", ",")],
+    "tsv": lambda tmp: [_delimited(tmp / "in.tsv", "\t")],
+    "tsv by option": lambda tmp: [_delimited(tmp / "in.data", "\t"), "--input-format", "tsv"],
+    "parquet": lambda tmp: [_parquet(tmp / "in.parquet")],
+    "dataset": lambda tmp: ["--dataset", _dataset(tmp / "ds"), "--split", "validation"],
+}
+
+
+@pytest.mark.parametrize("kind", list(SOURCES))
+def test_each_format_gives_the_rows_of_the_equivalent_jsonl_and_keeps_fields(oracle, tmp_path, kind):
+    expected = _score(oracle, write_jsonl(tmp_path / "in.jsonl", RECORDS), "--keep", "src")
+    assert [row["src"] for row in expected] == ["web", "book", "web"]
+    assert _score(oracle, *SOURCES[kind](tmp_path), "--keep", "src") == expected
+
+
+def test_plain_text_lines_give_the_rows_of_jsonl_with_line_numbers_as_ids(oracle, tmp_path):
+    texts = tmp_path / "in.txt"
+    texts.write_text("abca\n\ndd\r\ncab", encoding="utf-8")  # a blank line is skipped but counted
+    expected = _score(oracle, write_jsonl(tmp_path / "in.jsonl", [{"text": "abca"}]))
+    rows = _score(oracle, texts, "--lines")
+    assert [row["id"] for row in rows] == [1, 3, 4] and [row["tokens"] for row in rows] == [4, 2, 3]
+    assert rows[0] == expected[0]
+
+
+def test_a_whole_text_file_is_one_document(oracle, tmp_path):
+    document = tmp_path / "doc.txt"
+    document.write_text("abcdab", encoding="utf-8")
+    (row,) = _score(oracle, document)
+    (same,) = _score(oracle, write_jsonl(tmp_path / "in.jsonl", [{"text": "abcdab"}]))
+    assert row == same
+
+
+def test_dataset_limit_scores_the_first_records(oracle, tmp_path):
+    rows = _score(oracle, "--dataset", _dataset(tmp_path / "ds"), "--split", "validation", "--limit", "2")
+    assert [row["id"] for row in rows] == ["a1", "a2"]
+
+
+def test_a_csv_row_with_the_wrong_number_of_fields_names_the_file_and_line(oracle, tmp_path):
+    path = tmp_path / "in.csv"
+    path.write_text("id,text\nx,abca\ny,dd,extra\nz,cab\n", encoding="utf-8")
+    result = invoke(["nll", path, *oracle])
+    assert result.exit_code == 3
+    assert f"{path} line 3: 3 fields but the header has 2" in result.stderr
+    skipped = invoke(["nll", path, *oracle[:-1], "--skip-invalid"])
+    assert skipped.exit_code == 0 and [r["id"] for r in read_jsonl(skipped.stdout)] == ["x", "z"]
+    assert f"skipped {path} line 3" in skipped.stderr
+
+
+def test_a_missing_parquet_column_names_the_row(oracle, tmp_path):
+    path = _parquet(tmp_path / "in.parquet")
+    result = invoke(["nll", path, *oracle, "--text-field", "body"])
+    assert result.exit_code == 3 and f"{path} row 1: missing field 'body'" in result.stderr
+
+
+def test_a_missing_keep_field_names_the_record(oracle, tmp_path):
+    result = invoke(["nll", write_jsonl(tmp_path / "in.jsonl", RECORDS), *oracle, "--keep", "src,lang"])
+    assert result.exit_code == 3 and "line 1: missing field 'lang' named by --keep" in result.stderr
+
+
+def test_keep_may_not_shadow_an_output_field(oracle, tmp_path):
+    result = invoke(["nll", write_jsonl(tmp_path / "in.jsonl", RECORDS), *oracle, "--keep", "nll"])
+    assert result.exit_code == 2 and "--keep nll" in result.stderr
+
+
+def test_a_binary_file_given_as_text_and_an_undecodable_line_are_named(oracle, tmp_path):
+    binary = tmp_path / "blob.txt"
+    binary.write_bytes(b"abca\n\x00\x01\x02\n")
+    result = invoke(["nll", binary, "--lines", *oracle])
+    assert result.exit_code == 3 and f"{binary} line 2" in result.stderr and "binary" in result.stderr
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(b"abca\ncaf\xe9\n")
+    result = invoke(["nll", latin, "--lines", *oracle])
+    assert result.exit_code == 3 and f"{latin} line 2: not valid UTF-8" in result.stderr
+
+
+def test_a_dataset_that_cannot_be_found_offline_is_a_usage_error(oracle):
+    pytest.importorskip("datasets")
+    result = invoke(["nll", "--dataset", "no-such-org/no-such-set", "--split", "test", *oracle],
+                    env={"HF_DATASETS_OFFLINE": "1"})  # fmt: skip
+    assert result.exit_code == 2 and "cannot load dataset 'no-such-org/no-such-set'" in result.stderr
+    assert "\n" not in result.stderr.strip()
+
+
+class _Endless(io.RawIOBase):
+    """A stream that never ends: reading it whole would never return."""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        line = b"abca,x\n"
+        buffer[: len(line)] = line
+        return len(line)
+
+
+@pytest.mark.parametrize("reader", ["lines", "csv"])
+def test_readers_stream_record_by_record(reader):
+    stream = io.BufferedReader(_Endless())
+    items = read_lines(stream, "text") if reader == "lines" else read_delimited(stream, ",", "endless")
+    first, second = next(items), next(items)
+    assert first[0] + 1 == second[0]
+    assert json.dumps(first[1])  # an object, not an error
