@@ -22,6 +22,7 @@ from itdd_cli.options import (
     AllowPickleOpt,
     BaseArg,
     BatchSizeOpt,
+    BlockSizeOpt,
     ChatTemplateOpt,
     ChoicesFieldOpt,
     ChosenFieldOpt,
@@ -206,7 +207,7 @@ def _batch_rows(value: str) -> int | None:
 
 def _load(model: str | None, dtype: Dtype, device: str, trust_remote_code: bool, family: str | None,
           tokenizer: str | None, revision: str | None, device_map: str | None = None,
-          allow_pickle: bool = False) -> ScoringModel:  # fmt: skip
+          allow_pickle: bool = False, block_size: int | None = None) -> ScoringModel:  # fmt: skip
     from itdd_cli.bundled import model_or_default
     from itdd_cli.models import LoadOptions, load_model
     from itdd_cli.reporting import notice
@@ -227,6 +228,7 @@ def _load(model: str | None, dtype: Dtype, device: str, trust_remote_code: bool,
         revision=revision,
         device_map=device_map,
         allow_pickle=allow_pickle,
+        block_size=block_size,
     )
     return load_model(options)
 
@@ -373,6 +375,7 @@ def nll(
     dtype: DtypeOpt = Dtype.auto,
     device: DeviceOpt = "auto",
     device_map: DeviceMapOpt = None,
+    block_size: BlockSizeOpt = None,
     trust_remote_code: TrustOpt = False,
     allow_pickle: AllowPickleOpt = False,
     family: FamilyOpt = None,
@@ -405,7 +408,7 @@ def nll(
     fields = Fields(text=text_field, id=id_field, keep=_keep(Command.nll, keep))
     _run_models(Command.nll, _model_names(model), plot, source, settings, fields, out, policy,
                 lambda name: _load(name, dtype, device, trust_remote_code, family, tokenizer, revision, device_map,
-                                   allow_pickle))  # fmt: skip
+                                   allow_pickle, block_size))  # fmt: skip
 
 
 @app.command("cond-nll", epilog=COND_NLL_EXAMPLES)
@@ -427,6 +430,7 @@ def cond_nll(
     dtype: DtypeOpt = Dtype.auto,
     device: DeviceOpt = "auto",
     device_map: DeviceMapOpt = None,
+    block_size: BlockSizeOpt = None,
     trust_remote_code: TrustOpt = False,
     allow_pickle: AllowPickleOpt = False,
     family: FamilyOpt = None,
@@ -461,7 +465,7 @@ def cond_nll(
     fields = Fields(prompt=prompt_field, response=response_field, id=id_field, keep=_keep(Command.cond_nll, keep))
     _run_models(Command.cond_nll, _model_names(model), plot, source, settings, fields, out, policy,
                 lambda name: _load(name, dtype, device, trust_remote_code, family, tokenizer, revision, device_map,
-                                   allow_pickle))  # fmt: skip
+                                   allow_pickle, block_size))  # fmt: skip
 
 
 @app.command("ratio", epilog=RATIO_EXAMPLES)
@@ -484,6 +488,7 @@ def ratio(
     dtype: DtypeOpt = Dtype.auto,
     device: DeviceOpt = "auto",
     device_map: DeviceMapOpt = None,
+    block_size: BlockSizeOpt = None,
     trust_remote_code: TrustOpt = False,
     allow_pickle: AllowPickleOpt = False,
     family: FamilyOpt = None,
@@ -519,7 +524,8 @@ def ratio(
     fields = Fields(prompt=prompt_field, chosen=chosen_field, rejected=rejected_field, id=id_field,
                     keep=_keep(Command.ratio, keep))  # fmt: skip
     _run(Command.ratio, source,
-         lambda: _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle),
+         lambda: _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle,
+                       block_size),
          settings, fields, out, policy)  # fmt: skip
 
 
@@ -629,6 +635,7 @@ def inspect(
     model: ModelOpt = None,
     dtype: DtypeOpt = Dtype.auto,
     device: DeviceOpt = "auto",
+    block_size: BlockSizeOpt = None,
     trust_remote_code: TrustOpt = False,
     family: FamilyOpt = None,
     tokenizer: TokenizerOpt = None,
@@ -637,7 +644,7 @@ def inspect(
     """What itdd detected for a model: family, mask id, framing, maximum length, …"""
     from itdd_cli.reporting import print_model_info
 
-    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision)
+    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, block_size=block_size)
     print_model_info(Console(highlight=False), loaded.info)
 
 

@@ -44,6 +44,7 @@ class RecordDraws:
     context: list[int]
     framed: list[Framed]
     settings: Settings
+    tag: tuple[int, ...] = ()  # added to the noise seed when set (a block's index); empty: unchanged draws
     tallies: list[Tally] = field(default_factory=list)
     plans: list[RoundPlan] = field(default_factory=list)
     round: int = 0
@@ -120,17 +121,19 @@ class RecordDraws:
         if not settings.estimator.monte_carlo:
             return [None] * sides, [None] * sides
         stream = round_stream(self.round)
+        tag = [list(self.tag)] if self.tag else []
         if sides > 1 and not settings.independent:  # coupled: one (u, κ) and one pilot, keys shared by rank
             scored = [f.ids[f.start : f.start + f.length] for f in self.framed]
-            noise = draw_noise(draws, key_count, record_generator(settings.seed, self.context, *scored, *stream))
-            pilot = pilot_keys(levels, key_count, record_generator(settings.seed, self.context, *scored, *PILOT_STREAM))
+            seeds = (settings.seed, self.context, *scored)
+            noise = draw_noise(draws, key_count, record_generator(*seeds, *stream, *tag))
+            pilot = pilot_keys(levels, key_count, record_generator(*seeds, *PILOT_STREAM, *tag))
             return [noise] * sides, [pilot if levels else None] * sides
         noises: list[Noise | None] = []
         pilots: list[torch.Tensor | None] = []
         for side, f in enumerate(self.framed):
             identity = (f.ids, [f.start, side])
-            noises.append(draw_noise(draws, f.length, record_generator(settings.seed, *identity, *stream)))
-            pilot = pilot_keys(levels, f.length, record_generator(settings.seed, *identity, *PILOT_STREAM))
+            noises.append(draw_noise(draws, f.length, record_generator(settings.seed, *identity, *stream, *tag)))
+            pilot = pilot_keys(levels, f.length, record_generator(settings.seed, *identity, *PILOT_STREAM, *tag))
             pilots.append(pilot if levels else None)
         return noises, pilots
 

@@ -238,6 +238,11 @@ DeviceMapOpt = Annotated[
         help=_shown("'auto': spread a model too large for one GPU over all of them", "one device"),
     ),
 ]  # fmt: skip
+BlockSizeOpt = Annotated[
+    int | None,
+    typer.Option("--block-size", metavar="N", help=_shown("block-diffusion models: override the block size",
+                                                        "the checkpoint's"), show_default=False),
+]
 SkipInvalidOpt = Annotated[
     bool,
     typer.Option(

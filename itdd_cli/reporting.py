@@ -185,6 +185,13 @@ def print_summary(console: Console, summary: Summary, info: ModelInfo, settings:
         console.print(line, highlight=False, markup=False)
 
 
+def block_layout(block_size: int | None) -> str:
+    if block_size is None:
+        return "bidirectional"
+    return (f"block diffusion, block size {block_size} (blocks from position 0; "
+            "one pass per block: earlier blocks clean, later ones absent)")  # fmt: skip
+
+
 def print_model_info(console: Console, info: ModelInfo) -> None:
     table = Table(show_header=False, title=f"itdd inspect {info.name}", title_justify="left")
     table.add_column("field")
@@ -201,6 +208,7 @@ def print_model_info(console: Console, info: ModelInfo) -> None:
         "time input": "yes" if info.time_input else "no",
         "framing": info.framing,
         "maximum length": "unbounded" if info.max_length is None else info.max_length,
+        "attention": block_layout(info.block_size),
     }
     for key, value in rows.items():
         table.add_row(key, str(value))

@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from itdd_cli import engine as engine_module
+from itdd_cli.blocks import BlockDraws, block_spans
 from itdd_cli.choice import ChoiceScores, choice_values
 from itdd_cli.draws import RecordDraws, run_rounds
 from itdd_cli.engine import BatchProgress, Engine, Job
@@ -141,7 +142,7 @@ def _frame_sides(model: ScoringModel, record: Record, context: list[int], settin
 @dataclass(frozen=True)
 class _Prepared:
     record: Record
-    draws: RecordDraws
+    draws: RecordDraws | BlockDraws
     prompt_tokens: int
     windows: int = 1
     lost: str | None = None  # what the tokenizer could not represent, when something was lost
@@ -201,18 +202,37 @@ def prepare(model: ScoringModel, record: Record, settings: Settings) -> _Prepare
         context = model.encode(record.prompt)
     framed = _frame_sides(model, record, context, settings)
     windows = len(framed) if len(framed) != len(record.texts) else 1
-    longest = max(f.length for f in framed)
+    block_size = model.info.block_size
+    refuse_adaptive_blocks(block_size, settings)
+    if block_size is not None and windows > 1:
+        raise UsageError(f"rolling windows are not supported for block-diffusion models (block size {block_size})")
+    longest = max(span.length for f in framed for span in block_spans(f, block_size))
     limit = settings.estimator.max_tokens
     if limit is not None and longest > limit:
+        where = " in one block" if block_size else ""
         raise InputError(
             record.line,
-            f"{longest} scored tokens: --estimator {settings.estimator.value} enumerates 2^L − 1 masks and is "
+            f"{longest} scored tokens{where}: --estimator {settings.estimator.value} enumerates 2^L − 1 masks and is "
             f"limited to {limit} — use a Monte Carlo estimator",
         )
     check_samples(settings.samples, longest)
     lost = _lost_text(model, record, settings.strict)
-    draws = RecordDraws(context, framed, replace(settings, independent=True) if windows > 1 else settings)
+    if block_size is None:
+        settings = replace(settings, independent=True) if windows > 1 else settings
+        draws: RecordDraws | BlockDraws = RecordDraws(context, framed, settings)
+    else:
+        draws = BlockDraws.of(context, framed, settings, block_size)
     return _Prepared(record, draws, len(context), windows=windows, lost=lost)
+
+
+def refuse_adaptive_blocks(block_size: int | None, settings: Settings) -> None:
+    """Rounds are planned per record from one tally per side; a block model's sides are sums of
+    per-block tallies whose rounds nothing plans yet, so --target-se / --until-decided are refused."""
+    if block_size is not None and settings.adaptive:
+        raise UsageError(
+            f"--target-se / --until-decided are not supported for block-diffusion models (block size {block_size}) "
+            "— use a fixed --samples"
+        )
 
 
 def _checked(record: Record, estimate: Estimate) -> Estimate:
@@ -322,6 +342,10 @@ def score(
     characters in tokenization comes out as a `Lossy` wrapping its row. `on_batch` hears the
     engine's progress after each forward batch.
     """
+    refuse_adaptive_blocks(model.info.block_size, settings)
+    if command is Command.choice and model.info.block_size is not None:
+        raise UsageError(f"choice is not supported for block-diffusion models (block size {model.info.block_size}) "
+                         "— score each choice with cond-nll")  # fmt: skip
     spec = SPECS[command]
     values = ROW_VALUES[command]
     fields = fields or Fields()
@@ -342,7 +366,7 @@ def score(
                     raise
                 yield Skipped(error.line, error.message)
 
-    def draws_of(item: _Prepared | Skipped) -> RecordDraws | None:
+    def draws_of(item: _Prepared | Skipped) -> RecordDraws | BlockDraws | None:
         return item.draws if isinstance(item, _Prepared) else None
 
     engine = Engine(

@@ -35,6 +35,7 @@ class ModelInfo:
     framing: str
     vocab_size: int
     pads: bool = True  # False: no attention mask, so rows of different lengths never share a batch
+    block_size: int | None = None  # block diffusion: blocks of this size from position 0, scored block by block
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ class ScoringModel(ABC):
 
     def model_info(self, options: LoadOptions, module: torch.nn.Module, *, mask_id: int, pad_id: int,
                    max_length: int | None, vocab_size: int, shifted_logits: bool = False, time_input: bool = False,
-                   framing_note: str = "", pads: bool = True) -> ModelInfo:  # fmt: skip
+                   framing_note: str = "", pads: bool = True, block_size: int | None = None) -> ModelInfo:  # fmt: skip
         """The ModelInfo of a loaded adapter: what every family reports the same way is filled in here."""
         return ModelInfo(
             name=options.model,
@@ -84,6 +85,7 @@ class ScoringModel(ABC):
             framing=self.describe_framing() + framing_note,
             vocab_size=int(vocab_size),
             pads=pads,
+            block_size=block_size,
         )
 
     def encode(self, text: str) -> list[int]:

@@ -15,6 +15,7 @@ import torch
 
 from itdd_cli.errors import ModelError
 from itdd_cli.models.base import ScoringModel, target_log_softmax
+from itdd_cli.models.block import Layout, attention_inputs, predicting_columns
 from itdd_cli.models.loading import LoadOptions, load_tokenizer
 from itdd_cli.models.weights import load_pretrained
 
@@ -23,9 +24,13 @@ class BidirectionalDecoderAdapter(ScoringModel):
     family: str
     shifted_logits: bool = False  # True: the hidden state at i−1 predicts token i (Dream)
     append_eos: bool = False  # True: EOS closes the sequence as unscored context (Dream)
+    eos_as_bos: bool = False  # True: a tokenizer without BOS starts sequences with EOS (Qwen convention)
+    block_size: int | None = None  # set by block-diffusion families: block-causal attention
+    layout: Layout = Layout.per_block  # how rows of a block model are laid out (models/block.py)
 
     def __init__(self, options: LoadOptions, config: dict[str, Any]) -> None:
         self.tokenizer = load_tokenizer(options)
+        self.block_size = self.resolve_block_size(config, options)
         model_class, hf_config = self.build_config(config)
         self.model = load_pretrained(
             model_class, options, self.family, rename=self.checkpoint_name, config=hf_config,
@@ -35,6 +40,8 @@ class BidirectionalDecoderAdapter(ScoringModel):
         mask_id = self.find_mask_id(config)
         bos = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else config.get("bos_token_id")
         eos = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else config.get("eos_token_id")
+        if bos is None and self.eos_as_bos:
+            bos = eos
         self.prefix_ids = [int(bos)] if bos is not None else []
         self.suffix_ids = [int(eos)] if self.append_eos and eos is not None else []
         if self.shifted_logits and not self.prefix_ids:
@@ -48,6 +55,7 @@ class BidirectionalDecoderAdapter(ScoringModel):
             max_length=self.max_length(config),
             shifted_logits=self.shifted_logits,
             vocab_size=self.model.lm_head.weight.shape[0],
+            block_size=self.block_size,
         )
 
     @abstractmethod
@@ -55,6 +63,10 @@ class BidirectionalDecoderAdapter(ScoringModel):
         """(transformers model class, its config with is_causal=False) from config.json."""
 
     def key_mapping(self) -> dict[str, str] | None:
+        return None
+
+    def resolve_block_size(self, config: dict[str, Any], options: LoadOptions) -> int | None:
+        """Block-diffusion families return their block size; bidirectional ones None."""
         return None
 
     def checkpoint_name(self, name: str) -> str:
@@ -80,18 +92,17 @@ class BidirectionalDecoderAdapter(ScoringModel):
         targets: torch.Tensor,
     ) -> torch.Tensor:
         device = self.model.device
-        hidden = self.model.model(
-            input_ids=input_ids.to(device), attention_mask=attention_mask.to(device)
-        ).last_hidden_state  # (B, T, D)
-        device = hidden.device  # the last layer's device under --device-map
-        source = score_mask
+        mask, positions = attention_inputs(attention_mask.to(device), self.block_size, self.layout, self.model.dtype)
+        extra = {} if positions is None else {"position_ids": positions}  # None: 0..T−1
+        hidden = self.model.model(input_ids=input_ids.to(device), attention_mask=mask, **extra).last_hidden_state
+        rows, columns = score_mask.nonzero(as_tuple=True)  # (P,) each, row-major like targets[score_mask]
         if self.shifted_logits:  # the state one position to the left predicts the token
-            source = torch.zeros_like(score_mask)
-            source[:, :-1] = score_mask[:, 1:]
-        logits = self.model.lm_head(hidden[source.to(device)])  # (P, V): the head only where scored
+            columns = predicting_columns(rows, columns, attention_mask, self.block_size, self.layout)
+        device = hidden.device  # the last layer's device under --device-map
+        logits = self.model.lm_head(hidden[rows.to(device), columns.to(device)])  # (P, V): the head only where scored
         if self.vocab_limit is not None:
             logits = logits[:, : self.vocab_limit]
-        return target_log_softmax(logits, targets[score_mask])  # same row-major order as `source`
+        return target_log_softmax(logits, targets[score_mask])
 
 
 def require(config: dict[str, Any], key: str, family: str) -> Any:

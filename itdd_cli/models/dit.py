@@ -59,7 +59,9 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.GELU(approximate="tanh"), nn.Linear(4 * dim, dim))
         self.adaLN_modulation = nn.Linear(cond_dim, 6 * dim)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, c: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         batch, width, dim = x.shape
         shift1, scale1, gate1, shift2, scale2, gate2 = self.adaLN_modulation(c)[:, None].chunk(6, dim=2)
         h = modulate(self.norm1(x), shift1, scale1).to(x.dtype)
@@ -67,7 +69,7 @@ class Block(nn.Module):
         q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))  # (B, H, T, d)
         q = q * cos.to(q.dtype) + rotate_half(q) * sin.to(q.dtype)
         k = k * cos.to(k.dtype) + rotate_half(k) * sin.to(k.dtype)
-        attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, width, dim)
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask).transpose(1, 2).reshape(batch, width, dim)
         x = x + gate1 * self.attn_out(attended)
         return x + gate2 * self.mlp(modulate(self.norm2(x), shift2, scale2).to(x.dtype))
 
@@ -115,13 +117,16 @@ class DiT(nn.Module):
         self.blocks = nn.ModuleList(Block(dim, heads, cond_dim) for _ in range(blocks))
         self.output_layer = FinalLayer(dim, vocab_size, cond_dim)
 
-    def hidden(self, ids: torch.Tensor, sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Final hidden states (B, T, D) and the conditioning vectors c (B, C)."""
+    def hidden(
+        self, ids: torch.Tensor, sigma: torch.Tensor, mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Final hidden states (B, T, D) and the conditioning vectors c (B, C); `mask` (B, 1, T, T)
+        is additive (BD3-LM's block mask), None attends everywhere (MDLM)."""
         x = self.vocab_embed(ids)
         c = F.silu(self.sigma_map(sigma)).to(x.dtype)
         cos, sin = self.rotary_emb(ids.shape[1])
         for block in self.blocks:
-            x = block(x, cos, sin, c)
+            x = block(x, cos, sin, c, mask)
         return x, c
 
     def forward(self, ids: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:

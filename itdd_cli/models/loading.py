@@ -39,6 +39,7 @@ class LoadOptions:
     revision: str | None = None
     device_map: str | None = None  # "auto": spread a model too large for one device (accelerate)
     allow_pickle: bool = False  # pickle weights can run code when loaded: refused unless asked
+    block_size: int | None = None  # --block-size: overrides a block-diffusion checkpoint's own
 
     def __post_init__(self) -> None:
         check_device(self.device)  # a device this machine lacks is a usage error before anything loads

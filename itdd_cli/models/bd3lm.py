@@ -1,0 +1,59 @@
+"""BD3-LM (`kuleshov-group/bd3lm-owt-block_size{4,8,16}`): MDLM's DiT under a block-causal mask.
+
+The checkpoint is MDLM's format (weights under `backbone.`, the same DiT names, GPT-2 tokens with
+the mask appended as the last column, no tokenizer files) plus `block_size`, `cross_attn` and
+`adaln` in config.json. The published model reads [noisy ‖ clean] (`cross_attn`) under the
+three-part block mask; one row per block with the block-causal mask gives the same numbers and
+is what itdd runs. The time input is zero (`time_conditioning` false); the mask logit is
+suppressed before the softmax, as in MDLM. Unlike MDLM, rows may be padded: the 4-D mask hides
+padding keys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import torch
+
+from itdd_cli.errors import ModelError
+from itdd_cli.models.base import target_log_softmax
+from itdd_cli.models.block import block_causal_mask, resolve_block_size
+from itdd_cli.models.loading import LoadOptions
+from itdd_cli.models.mdlm import MDLMAdapter
+
+
+class BD3LMAdapter(MDLMAdapter):
+    family = "bd3lm"
+
+    def __init__(self, options: LoadOptions, config: dict[str, Any]) -> None:
+        refused = [key for key, bad in (("adaln", False), ("causal", True), ("time_conditioning", True))
+                   if config.get(key, not bad) == bad]  # fmt: skip
+        if refused:
+            raise ModelError(f"BD3-LM options not supported natively: {', '.join(refused)}")
+        self.block_size = resolve_block_size(config, options.block_size, None, self.family)
+        super().__init__(options, config)
+        self.info = dataclasses.replace(
+            self.info,
+            family=self.family,
+            pads=True,
+            block_size=self.block_size,
+            max_length=int(config.get("model_length", 1024)),
+        )
+
+    @torch.inference_mode()
+    def target_logprobs(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        score_mask: torch.Tensor,
+        targets: torch.Tensor,
+    ) -> torch.Tensor:
+        device = self.model.vocab_embed.embedding.device
+        ids = input_ids.to(device)
+        mask = block_causal_mask(attention_mask.to(device), self.block_size, self.model.vocab_embed.embedding.dtype)
+        hidden, c = self.model.hidden(ids, torch.zeros(ids.shape[0], device=device), mask)  # (B, T, D), (B, C)
+        where = score_mask.to(device)
+        logits = self.model.output_layer(hidden[where], c[where.nonzero()[:, 0]]).float()  # (P, V)
+        logits[:, self.mask_id] = float("-inf")  # SUBS: the mask is never a prediction
+        return target_log_softmax(logits, targets[score_mask])

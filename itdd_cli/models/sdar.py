@@ -1,0 +1,68 @@
+"""Dense block-diffusion decoders in Qwen layouts: SDAR (and TraDo, built on it) and Fast-dLLM v2.
+
+* SDAR: Qwen3 weights under their own names (per-head q/k norm), `block_size` in config.json,
+  no logit shift. Its tokenizer adds no BOS, so sequences start with the first text token.
+* Fast-dLLM v2: Qwen2.5 weights, block 32, and the one-position shift of a causal LM: the state
+  at i−1 predicts token i. For the first token of a block that state lies in the previous,
+  clean block, as when the model generates (the block before is finished and cached).
+
+Both are scored block by block with a block-causal mask (models/block.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from itdd_cli.models.block import resolve_block_size
+from itdd_cli.models.decoder import BidirectionalDecoderAdapter
+from itdd_cli.models.loading import LoadOptions
+from itdd_cli.models.qwen import QWEN_FIELDS, copied, mask_id_from
+
+SDAR_MASK = 151669  # "<|MASK|>" in one tokenizer file, "<MASK>" in another: same id
+FAST_DLLM_V2_MASK = 151665
+FAST_DLLM_V2_BLOCK = 32
+
+
+class SDARAdapter(BidirectionalDecoderAdapter):
+    family = "sdar"
+
+    def resolve_block_size(self, config: dict[str, Any], options: LoadOptions) -> int | None:
+        return resolve_block_size(config, options.block_size, None, self.family)
+
+    def build_config(self, config: dict[str, Any]) -> tuple[Any, Any]:
+        from transformers import Qwen3Config, Qwen3ForCausalLM
+
+        qwen = Qwen3Config(**copied(config, QWEN_FIELDS, self.family), use_sliding_window=False)
+        qwen.is_causal = False  # the block mask the adapter passes decides what is seen
+        return Qwen3ForCausalLM, qwen
+
+    def find_mask_id(self, config: dict[str, Any]) -> int:
+        return mask_id_from(config, self.tokenizer, ("<|MASK|>", "<MASK>"), SDAR_MASK)
+
+    def max_length(self, config: dict[str, Any]) -> int | None:
+        value = config.get("max_position_embeddings")
+        return int(value) if value else None
+
+
+class FastDLLMv2Adapter(BidirectionalDecoderAdapter):
+    family = "fast-dllm-v2"
+    shifted_logits = True
+    eos_as_bos = True  # Qwen2.5 tokenizers have no BOS: <|endoftext|> fills position 0, never scored
+
+    def resolve_block_size(self, config: dict[str, Any], options: LoadOptions) -> int | None:
+        return resolve_block_size(config, options.block_size, FAST_DLLM_V2_BLOCK, self.family)
+
+    def build_config(self, config: dict[str, Any]) -> tuple[Any, Any]:
+        from transformers import Qwen2Config, Qwen2ForCausalLM
+
+        fields = [key for key in QWEN_FIELDS if key not in ("head_dim", "attention_bias")]  # Qwen2: q/k/v biased
+        qwen = Qwen2Config(**copied(config, fields, self.family), use_sliding_window=False)
+        qwen.is_causal = False
+        return Qwen2ForCausalLM, qwen
+
+    def find_mask_id(self, config: dict[str, Any]) -> int:
+        return mask_id_from(config, self.tokenizer, ("|<MASK>|", "<|mask|>"), FAST_DLLM_V2_MASK)
+
+    def max_length(self, config: dict[str, Any]) -> int | None:
+        value = config.get("max_position_embeddings")
+        return int(value) if value else None
