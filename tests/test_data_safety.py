@@ -329,7 +329,10 @@ def test_the_prompts_trailing_whitespace_belongs_to_the_response(tmp_path):
         {"id": "b", "prompt": "Return the value of the", "response": " attribute."},
     ])  # fmt: skip
     rows = read_jsonl(invoke(["cond-nll", source, *DEMO, "-n", "8"]).stdout)
-    assert {k: v for k, v in rows[0].items() if k != "id"} == {k: v for k, v in rows[1].items() if k != "id"}
+    # The same tokens and draws; the two rows sit at different places in one batch, and a CPU's
+    # matmul kernels may round a row differently by its place, so floats agree to ~1e-7, not bit for bit.
+    assert {k: pytest.approx(v, rel=1e-6) for k, v in rows[0].items() if k != "id"} == {
+        k: v for k, v in rows[1].items() if k != "id"}
     literal = read_jsonl(invoke(["cond-nll", source, *DEMO, "-n", "8", "--keep-boundary"]).stdout)
     assert literal[1]["nll"] == rows[1]["nll"] and literal[0]["nll"] != rows[0]["nll"]
 
