@@ -36,7 +36,7 @@ class ModelInfo:
     framing: str
     vocab_size: int
     pads: bool = True  # False: no attention mask, so rows of different lengths never share a batch
-    block_size: int | None = None  # block diffusion: blocks of this size from position 0, scored block by block
+    block_size: int | None = None  # block diffusion: blocks of this size from position 0, each block its own draws
 
 
 @dataclass(frozen=True)
