@@ -126,7 +126,7 @@ class BlockDraws:
         return jobs
 
     def _job(self, framed: Framed, placed: list[_Placed], parts: list[tuple[Framed, RoundPlan]]) -> Job:
-        rows = max(int(p.slots.max()) + 1 for p in placed)
+        rows = max((int(p.slots.max()) + 1 for p in placed if len(p.slots)), default=0)
         masks = torch.zeros((rows, framed.length), dtype=torch.bool)  # (R, L)
         chain = parts[0][1].scored is not None  # scored subsets of the masks (the chain rule)
         scored = torch.zeros((rows, framed.length), dtype=torch.bool) if chain else None  # (R, L)
