@@ -14,14 +14,44 @@ import contextlib
 import errno
 import fcntl
 import os
+import signal
 import stat
 import sys
 import tempfile
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
 from itdd_cli.errors import ModelError, UsageError
+
+INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block ends (then act as usual), so that an output file
+    and its settings record appear together: an output without its record cannot be resumed.
+
+    Python-level handlers, not a signal mask: a mask covers one thread, and torch's threads would
+    still take a process-directed signal and have Python act on it at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {signum: signal.getsignal(signum) for signum in INTERRUPTS}
+    for signum, handler in previous.items():
+        if handler is not None:  # None: a handler not set from Python, left alone
+            signal.signal(signum, lambda number, frame: caught.append(number))
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            if handler is not None:
+                signal.signal(signum, handler)
+        if caught:
+            signal.raise_signal(caught[0])  # now handled as it would have been
 
 
 def _reason(error: OSError) -> str:

@@ -21,7 +21,14 @@ from itdd_cli.errors import InputError, ModelError, UsageError
 from itdd_cli.io.formats import Format, resolve_format
 from itdd_cli.io.sources import Source, read_source
 from itdd_cli.models.base import ScoringModel
-from itdd_cli.outfile import Target, check_input, check_writable_dir, prepare_target, write_failure
+from itdd_cli.outfile import (
+    Target,
+    check_input,
+    check_writable_dir,
+    interrupts_deferred,
+    prepare_target,
+    write_failure,
+)
 from itdd_cli.parallel import Shard, close_shard, current_shard, score_sharded
 from itdd_cli.records import Fields, flag_duplicate_ids
 from itdd_cli.reporting import console_for, make_sink, notice, print_summary, progress_bar, stderr_console
@@ -206,8 +213,9 @@ class _Run:
     def _commit(self) -> None:
         """The first row (or the end): the output becomes the user's, with its settings record."""
         if self.target.regular and not self.target.committed:
-            self.target.commit()
-            write_record(str(self.target.path), self.record, self.skipped_lines)
+            with interrupts_deferred():
+                self.target.commit()
+                write_record(str(self.target.path), self.record, self.skipped_lines)
 
     def stream(self, input_path: str | Source | None, stack: ExitStack) -> None:
         """Every row to the sink as it finishes; what finished stays written on any failure."""

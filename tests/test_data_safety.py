@@ -138,6 +138,31 @@ def test_a_resume_of_another_command_or_without_a_settings_record_is_refused(bas
     _one_line_error(invoke(["nll", pairs, *base, "-o", out, "--resume"]), 2, "settings that made it cannot be checked")
 
 
+def test_a_signal_as_the_output_appears_waits_for_its_settings_record(base, source, tmp_path, monkeypatch):
+    """The output is renamed into place at the first row and its settings record written next; a
+    Ctrl-C arriving between the two would leave a file that --resume must refuse."""
+    import signal
+
+    from itdd_cli import outfile
+
+    real_replace = os.replace
+
+    def replace_then_interrupt(src, dst):
+        real_replace(src, dst)
+        if str(dst).endswith("out.jsonl"):
+            os.kill(os.getpid(), signal.SIGINT)  # lands right after the output appears
+
+    monkeypatch.setattr(outfile.os, "replace", replace_then_interrupt)
+    out = tmp_path / "out.jsonl"
+    interrupted = invoke(["nll", source, *base, "-o", out])
+    assert interrupted.exit_code == 130 and "interrupted" in interrupted.stderr
+    assert out.exists() and Path(f"{out}.meta.json").exists()
+    monkeypatch.undo()
+    resumed = invoke(["nll", source, *base, "-o", out, "--resume"])
+    assert resumed.exit_code == 0, resumed.stderr
+    assert out.read_text() == invoke(["nll", source, *base]).stdout
+
+
 def test_skip_invalid_then_resume_knows_the_skipped_lines(base, tmp_path):
     texts = ["ab", "abcdabcdab", "cd", "", "abc", "d"]  # line 2 too long for the oracle, line 4 empty
     source = write_jsonl(tmp_path / "in.jsonl", [{"id": f"s{i}", "text": t} for i, t in enumerate(texts)])
