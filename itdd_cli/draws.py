@@ -31,6 +31,7 @@ from itdd_cli.estimators import (
     round_stream,
     summarise,
 )
+from itdd_cli.estimators.coupling import key_columns
 from itdd_cli.models.base import Framed
 from itdd_cli.settings import Settings
 
@@ -110,24 +111,28 @@ class RecordDraws:
         settings = self.settings
         lengths = [f.length for f in self.framed]
         shape = round_shape(settings.estimator, passes, lengths, first=self.round == 0, spend_all=spend_all)
-        noises, keys = self._noise(shape.draws, shape.levels, max(lengths))
+        noises, keys = self._noise(shape.draws, shape.levels)
         return [
             plan_round(settings.estimator, f.length, shape, noise, key)
             for f, noise, key in zip(self.framed, noises, keys, strict=True)
         ]
 
-    def _noise(self, draws: int, levels: int, key_count: int) -> tuple[list[Noise | None], list[torch.Tensor | None]]:
+    def _noise(self, draws: int, levels: int) -> tuple[list[Noise | None], list[torch.Tensor | None]]:
         settings, sides = self.settings, len(self.framed)
         if not settings.estimator.monte_carlo:
             return [None] * sides, [None] * sides
         stream = round_stream(self.round)
         tag = [list(self.tag)] if self.tag else []
-        if sides > 1 and not settings.independent:  # coupled: one (u, κ) and one pilot, keys shared by rank
+        if sides > 1 and not settings.independent:  # coupled: one u, keys and pilot shared through an alignment
             scored = [f.ids[f.start : f.start + f.length] for f in self.framed]
             seeds = (settings.seed, self.context, *scored)
+            columns, key_count = key_columns(scored)
             noise = draw_noise(draws, key_count, record_generator(*seeds, *stream, *tag))
             pilot = pilot_keys(levels, key_count, record_generator(*seeds, *PILOT_STREAM, *tag))
-            return [noise] * sides, [pilot if levels else None] * sides
+            return (
+                [Noise(noise.u, noise.keys[:, own], noise.strata) for own in columns],
+                [pilot[:, own] if levels else None for own in columns],
+            )
         noises: list[Noise | None] = []
         pilots: list[torch.Tensor | None] = []
         for side, f in enumerate(self.framed):
