@@ -10,7 +10,7 @@ in which its neighbours stopped. Knows nothing about rows, files or a family's q
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -123,22 +123,41 @@ class RecordDraws:
             return [None] * sides, [None] * sides
         stream = round_stream(self.round)
         tag = [list(self.tag)] if self.tag else []
-        if sides > 1 and not settings.independent:  # coupled: one u, keys and pilot shared through an alignment
-            scored = [f.ids[f.start : f.start + f.length] for f in self.framed]
-            seeds = (settings.seed, self.context, *scored)
-            columns, key_count = key_columns(scored)
-            noise = draw_noise(draws, key_count, record_generator(*seeds, *stream, *tag))
-            pilot = pilot_keys(levels, key_count, record_generator(*seeds, *PILOT_STREAM, *tag))
-            return (
-                [Noise(noise.u, noise.keys[:, own], noise.strata) for own in columns],
-                [pilot[:, own] if levels else None for own in columns],
-            )
+        if sides == 1 or settings.independent:
+            return self._alone(range(sides), draws, levels)
+        # coupled: one u, keys and pilot shared through an alignment of the sides' token ids
+        scored = [f.ids[f.start : f.start + f.length] for f in self.framed]
+        seeds = (settings.seed, self.context, *scored)
+        columns, key_count = key_columns(scored)
+        noise = draw_noise(draws, key_count, record_generator(*seeds, *stream, *tag))
+        pilot = pilot_keys(levels, key_count, record_generator(*seeds, *PILOT_STREAM, *tag))
+        alone_noises, alone_pilots = map(
+            iter, self._alone([s for s, own in enumerate(columns) if own is None], draws, levels)
+        )
         noises: list[Noise | None] = []
         pilots: list[torch.Tensor | None] = []
-        for side, f in enumerate(self.framed):
+        for own in columns:
+            if own is None:  # shares too little with the reference: its own draws
+                side_noise, side_pilot = next(alone_noises), next(alone_pilots)
+            else:
+                side_noise, side_pilot = Noise(noise.u, noise.keys[:, own], noise.strata), pilot[:, own]
+            noises.append(side_noise)
+            pilots.append(side_pilot if levels else None)
+        return noises, pilots
+
+    def _alone(
+        self, sides: Iterable[int], draws: int, levels: int
+    ) -> tuple[list[Noise | None], list[torch.Tensor | None]]:
+        """Independent noise for each of `sides`, seeded by the side's own ids and index."""
+        stream = round_stream(self.round)
+        tag = [list(self.tag)] if self.tag else []
+        noises: list[Noise | None] = []
+        pilots: list[torch.Tensor | None] = []
+        for side in sides:
+            f = self.framed[side]
             identity = (f.ids, [f.start, side])
-            noises.append(draw_noise(draws, f.length, record_generator(settings.seed, *identity, *stream, *tag)))
-            pilot = pilot_keys(levels, f.length, record_generator(settings.seed, *identity, *PILOT_STREAM, *tag))
+            noises.append(draw_noise(draws, f.length, record_generator(self.settings.seed, *identity, *stream, *tag)))
+            pilot = pilot_keys(levels, f.length, record_generator(self.settings.seed, *identity, *PILOT_STREAM, *tag))
             pilots.append(pilot if levels else None)
         return noises, pilots
 
