@@ -11,7 +11,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
@@ -20,6 +19,7 @@ from rich.measure import Measurement
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from itdd_cli.io.formats import Format
 from itdd_cli.io.writers import CsvWriter, JsonlWriter
 from itdd_cli.rows import SPECS, Command
 from itdd_cli.settings import Settings
@@ -32,25 +32,9 @@ if TYPE_CHECKING:
 FILE_WIDTH = 160
 
 
-class Format(StrEnum):
-    auto = "auto"
-    jsonl = "jsonl"
-    csv = "csv"
-    table = "table"
-
-
 class Sink(Protocol):
     def write(self, row: dict[str, Any]) -> None: ...
     def close(self) -> None: ...
-
-
-def resolve_format(requested: Format, output: str | None, stream: TextIO) -> Format:
-    """`auto`: by the output file's extension, else a table on a terminal and JSONL in a pipe."""
-    if requested is not Format.auto:
-        return requested
-    if output is not None:
-        return Format.csv if output.lower().endswith(".csv") else Format.jsonl
-    return Format.table if stream.isatty() else Format.jsonl
 
 
 def _cell(value: Any) -> str:
@@ -164,6 +148,7 @@ def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list
         f"{' + chat template (prompt as user turn)' if settings.chat_template else ''} · "
         f"estimator {settings.estimator.value}, {settings.samples} passes per record, seed {settings.seed}"
         + (f" · long texts in rolling windows (context {settings.context})" if settings.long == "rolling" else "")
+        + (f" · {summary.processes} processes" if summary.processes > 1 else "")
     )
     lines.append(f"forward passes {summary.passes} in all")
     rate = summary.records / wall if wall > 0 else math.inf
@@ -188,8 +173,8 @@ def print_summary(console: Console, summary: Summary, info: ModelInfo, settings:
 def block_layout(block_size: int | None) -> str:
     if block_size is None:
         return "bidirectional"
-    return (f"block diffusion, block size {block_size} (blocks from position 0; "
-            "one pass per block: earlier blocks clean, later ones absent)")  # fmt: skip
+    return (f"block diffusion, block size {block_size} (blocks from position 0; [noisy ‖ clean] rows: "
+            "one pass carries a draw of every block, earlier blocks clean, later ones absent)")  # fmt: skip
 
 
 def print_model_info(console: Console, info: ModelInfo) -> None:
