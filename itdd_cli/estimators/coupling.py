@@ -22,7 +22,7 @@ coupled at all: it draws its own noise, as under --independent. The choice depen
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from difflib import SequenceMatcher
 
@@ -42,13 +42,13 @@ def _identity_pairs(reference: Sequence[int], other: Sequence[int]) -> list[int 
         for offset in range(size):
             paired[other_start + offset] = start + offset
     taken = {position for position in paired if position is not None}
-    left_over: dict[int, list[int]] = defaultdict(list)
+    left_over: dict[int, deque[int]] = defaultdict(deque)
     for position, token in enumerate(reference):
         if position not in taken:
             left_over[token].append(position)
     for index, token in enumerate(other):
         if paired[index] is None and left_over[token]:
-            paired[index] = left_over[token].pop(0)
+            paired[index] = left_over[token].popleft()
     return paired
 
 
