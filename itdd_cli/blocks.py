@@ -84,7 +84,8 @@ def distinct_slots(masks: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
 class BlockDraws:
     """A block model's record: each block is its own RecordDraws over the framed ids cut at the
     block's end, seeded with its block index. A block both ratio sides have is one RecordDraws
-    with two sides (coupled by rank unless --independent); a block only one side has stands alone."""
+    with two sides (coupled through their token alignment unless --independent); a block only one
+    side has stands alone."""
 
     framed: list[Framed]  # the sides' full framed sequences
     blocks: list[tuple[list[int], RecordDraws]]  # (the sides present, in order; the block's draws)

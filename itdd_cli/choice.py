@@ -1,7 +1,7 @@
 """k-way multiple choice: log p(choice_i | prompt) for every choice of a record, and the decision.
 
-All k choices of a record share their draws (one u and one key vector per draw, keys by rank,
-as `ratio` does), so the margin between two choices is the mean of paired per-draw
+All k choices of a record share their draws (one u per draw, keys through a token alignment with
+the longest choice, as `ratio` does), so the margin between two choices is the mean of paired per-draw
 differences and its standard error sees the coupling. This module turns a prepared record's
 per-draw losses into the choice row's values (rows.py declares the row); it knows nothing about
 files, the CLI or lm-eval.

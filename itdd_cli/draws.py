@@ -10,7 +10,7 @@ in which its neighbours stopped. Knows nothing about rows, files or a family's q
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -31,6 +31,7 @@ from itdd_cli.estimators import (
     round_stream,
     summarise,
 )
+from itdd_cli.estimators.coupling import key_columns
 from itdd_cli.models.base import Framed
 from itdd_cli.settings import Settings
 
@@ -110,30 +111,53 @@ class RecordDraws:
         settings = self.settings
         lengths = [f.length for f in self.framed]
         shape = round_shape(settings.estimator, passes, lengths, first=self.round == 0, spend_all=spend_all)
-        noises, keys = self._noise(shape.draws, shape.levels, max(lengths))
+        noises, keys = self._noise(shape.draws, shape.levels)
         return [
             plan_round(settings.estimator, f.length, shape, noise, key)
             for f, noise, key in zip(self.framed, noises, keys, strict=True)
         ]
 
-    def _noise(self, draws: int, levels: int, key_count: int) -> tuple[list[Noise | None], list[torch.Tensor | None]]:
+    def _noise(self, draws: int, levels: int) -> tuple[list[Noise | None], list[torch.Tensor | None]]:
         settings, sides = self.settings, len(self.framed)
         if not settings.estimator.monte_carlo:
             return [None] * sides, [None] * sides
         stream = round_stream(self.round)
         tag = [list(self.tag)] if self.tag else []
-        if sides > 1 and not settings.independent:  # coupled: one (u, κ) and one pilot, keys shared by rank
-            scored = [f.ids[f.start : f.start + f.length] for f in self.framed]
-            seeds = (settings.seed, self.context, *scored)
-            noise = draw_noise(draws, key_count, record_generator(*seeds, *stream, *tag))
-            pilot = pilot_keys(levels, key_count, record_generator(*seeds, *PILOT_STREAM, *tag))
-            return [noise] * sides, [pilot if levels else None] * sides
+        if sides == 1 or settings.independent:
+            return self._alone(range(sides), draws, levels)
+        # coupled: one u, keys and pilot shared through an alignment of the sides' token ids
+        scored = [f.ids[f.start : f.start + f.length] for f in self.framed]
+        seeds = (settings.seed, self.context, *scored)
+        columns, key_count = key_columns(scored)
+        noise = draw_noise(draws, key_count, record_generator(*seeds, *stream, *tag))
+        pilot = pilot_keys(levels, key_count, record_generator(*seeds, *PILOT_STREAM, *tag))
+        alone_noises, alone_pilots = map(
+            iter, self._alone([s for s, own in enumerate(columns) if own is None], draws, levels)
+        )
         noises: list[Noise | None] = []
         pilots: list[torch.Tensor | None] = []
-        for side, f in enumerate(self.framed):
+        for own in columns:
+            if own is None:  # shares too little with the reference: its own draws
+                side_noise, side_pilot = next(alone_noises), next(alone_pilots)
+            else:
+                side_noise, side_pilot = Noise(noise.u, noise.keys[:, own], noise.strata), pilot[:, own]
+            noises.append(side_noise)
+            pilots.append(side_pilot if levels else None)
+        return noises, pilots
+
+    def _alone(
+        self, sides: Iterable[int], draws: int, levels: int
+    ) -> tuple[list[Noise | None], list[torch.Tensor | None]]:
+        """Independent noise for each of `sides`, seeded by the side's own ids and index."""
+        stream = round_stream(self.round)
+        tag = [list(self.tag)] if self.tag else []
+        noises: list[Noise | None] = []
+        pilots: list[torch.Tensor | None] = []
+        for side in sides:
+            f = self.framed[side]
             identity = (f.ids, [f.start, side])
-            noises.append(draw_noise(draws, f.length, record_generator(settings.seed, *identity, *stream, *tag)))
-            pilot = pilot_keys(levels, f.length, record_generator(settings.seed, *identity, *PILOT_STREAM, *tag))
+            noises.append(draw_noise(draws, f.length, record_generator(self.settings.seed, *identity, *stream, *tag)))
+            pilot = pilot_keys(levels, f.length, record_generator(self.settings.seed, *identity, *PILOT_STREAM, *tag))
             pilots.append(pilot if levels else None)
         return noises, pilots
 

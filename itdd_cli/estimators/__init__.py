@@ -9,8 +9,8 @@ a `Tally` turns them into values and `summarise` into an estimate and a standard
 `Estimator` says what each estimator is (Monte Carlo or exact, size limit, error bar).
 
 Shape letters: N passes, L scored positions of one sequence, K keys per draw (≥ L; coupled
-ratio sides share them by rank), R control-variate pilot rates, P pilot passes, V values,
-m chain-rule orders.
+sides take columns of them through a token alignment, `coupling`), R control-variate pilot rates,
+P pilot passes, V values, m chain-rule orders.
 
 This package knows nothing about tokenizers, models or files.
 """

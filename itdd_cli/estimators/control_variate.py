@@ -52,7 +52,7 @@ class Pilot:
 
 
 def plan_pilot(keys: torch.Tensor, length: int) -> Pilot:
-    """`keys` (R, K ≥ L): one permutation per level, shared by rank between coupled sides."""
+    """`keys` (R, K ≥ L): one permutation per level (coupled sides' columns aligned by token)."""
     rows, levels = [], []
     for level in range(keys.shape[0]):
         blocks = 2**level

@@ -76,7 +76,7 @@ def _exact(length: int) -> MaskPlan:
 
 
 def plan_masks(estimator: Estimator, noise: Noise | None, length: int) -> MaskPlan:
-    """Masks over the first `length` keys of `noise` (coupled sides share keys by rank).
+    """Masks over the first `length` keys of `noise` (coupled sides' keys are columns picked by `coupling`).
 
     The control variate's main draws are stratified draws; the chain rule has its own plan.
     """

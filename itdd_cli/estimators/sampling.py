@@ -69,5 +69,5 @@ def draw_noise(samples: int, key_count: int, generator: torch.Generator) -> Nois
 
 
 def pilot_keys(levels: int, key_count: int, generator: torch.Generator) -> torch.Tensor:
-    """One fresh permutation (as keys, shared by rank) per pilot rate: (R, K)."""
+    """One fresh permutation (as keys; coupled sides take columns through `coupling`) per pilot rate: (R, K)."""
     return torch.rand(levels, key_count, generator=generator, dtype=torch.float64)
