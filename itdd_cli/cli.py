@@ -39,6 +39,7 @@ from itdd_cli.options import (
     FailIfWorseOpt,
     FamilyOpt,
     FormatOpt,
+    HtmlOpt,
     IdFieldOpt,
     IndependentOpt,
     InputArg,
@@ -63,10 +64,13 @@ from itdd_cli.options import (
     QuietOpt,
     RejectedFieldOpt,
     ResponseFieldOpt,
+    ResultsArg,
     ResumeOpt,
     RevisionOpt,
     SamplesOpt,
     SeedOpt,
+    ShowIdOpt,
+    ShowLimitOpt,
     SkipInvalidOpt,
     SplitOpt,
     StrictOpt,
@@ -77,6 +81,7 @@ from itdd_cli.options import (
     TrustOpt,
     UntilDecidedOpt,
     VersionOpt,
+    WorstOpt,
 )
 from itdd_cli.records import Fields
 from itdd_cli.reporting import Format, print_comparison, stderr_console
@@ -193,6 +198,11 @@ CHOICE_EXAMPLES = _examples(
 COMPARE_EXAMPLES = _examples(
     "itdd compare base.jsonl new.jsonl",
     "itdd compare base.csv new.csv --metric bits_per_token --fail-if-worse",
+)
+SHOW_EXAMPLES = _examples(
+    "itdd nll examples/demo.jsonl --per-token -o demo.jsonl && itdd show demo.jsonl",
+    "itdd show demo.jsonl --id s1 --worst 10",
+    "itdd show demo.jsonl --html demo.html",
 )
 INSPECT_EXAMPLES = _examples("itdd inspect -m demo", "itdd inspect -m GSAI-ML/LLaDA-8B-Base --device cpu")
 MODELS_EXAMPLES = _examples("itdd models")
@@ -637,6 +647,29 @@ def compare(
     print_comparison(Console(highlight=False, soft_wrap=True), comparison)
     if fail_if_worse and comparison.significantly_worse:
         raise GateError(f"{new} is significantly worse than {base} on {comparison.metric}")
+
+
+@app.command("show", epilog=SHOW_EXAMPLES)
+def show(
+    results: ResultsArg,
+    html: HtmlOpt = None,
+    overwrite: OverwriteOpt = False,
+    ids: ShowIdOpt = None,
+    limit: ShowLimitOpt = None,
+    worst: WorstOpt = 5,
+) -> None:
+    """Where the nats go: each token of a --per-token result file coloured by its share of the NLL."""
+    from itdd_cli.heat import TERMINAL_ROWS, read_heat
+
+    if html:
+        from itdd_cli.heat_html import write_page
+
+        write_page(read_heat(results, ids, limit), html, overwrite)
+        return
+    from itdd_cli.heat_view import print_heat
+
+    heat = read_heat(results, ids, limit or (None if ids else TERMINAL_ROWS))
+    print_heat(Console(highlight=False), heat, worst)
 
 
 @app.command("inspect", epilog=INSPECT_EXAMPLES)

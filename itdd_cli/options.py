@@ -398,9 +398,10 @@ HtmlOpt = Annotated[
                  help=_shown("write one self-contained, searchable HTML page of every row instead", "none")),
 ]  # fmt: skip
 ShowLimitOpt = Annotated[
-    int,
-    typer.Option("--limit", min=1, metavar="N", help="terminal: show at most the first N rows (after --id)"),
-]
+    int | None,
+    typer.Option("--limit", min=1, metavar="N", show_default=False,
+                 help=_shown("show at most the first N rows (after --id)", "20 in the terminal, every row in --html")),
+]  # fmt: skip
 ShowIdOpt = Annotated[
     list[str] | None,
     typer.Option("--id", metavar="ID", show_default=False,
