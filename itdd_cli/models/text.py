@@ -93,8 +93,8 @@ def token_pieces(tokenizer: Any, text: str, ids: list[int]) -> list[str]:
 
     From the tokenizer's character offsets when it gives them for exactly these ids: a token runs
     from the previous token's end to its own, so a space the offsets leave out (or a character the
-    tokenizer dropped) goes with the token after it, and the second of two tokens that share one
-    character (a byte-level piece splitting a UTF-8 character) is empty instead of U+FFFD.
+    tokenizer dropped) goes with the token after it, and of the tokens that share one character (a
+    byte-level piece splitting a UTF-8 character) the last carries it and the others are "", never U+FFFD.
     Otherwise by incremental decoding (`decoded_pieces`), which a lossy decoder may not invert."""
     try:
         encoded = tokenizer(text, add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True)
@@ -105,7 +105,10 @@ def token_pieces(tokenizer: Any, text: str, ids: list[int]) -> list[str]:
     if not same:
         return decoded_pieces(tokenizer, ids)
     pieces, done = [], 0
-    for _, end in offsets:
+    for i, (start, end) in enumerate(offsets):
+        if i + 1 < len(offsets) and offsets[i + 1] == (start, end) and start < end:
+            pieces.append("")  # part of a character the next token finishes
+            continue
         end = max(end, done)
         pieces.append(text[done:end])
         done = end
