@@ -12,36 +12,32 @@ import functools
 import itertools
 import math
 
+import torch
+
 from itdd_cli.oracle import ALPHABET, OracleDistribution
 
 
 def per_token_shares(distribution: OracleDistribution, prompt: str, response: str) -> list[float]:
     letters = [ALPHABET.index(c) for c in prompt + response]
-    theta = distribution.theta.tolist()
-    phi = distribution.phi.tolist()
-    size, first, length = len(ALPHABET), len(prompt), len(response)
+    first, length, width = len(prompt), len(response), len(prompt + response)
+    strings = torch.tensor(list(itertools.product(range(len(ALPHABET)), repeat=width)))  # (S, T) every string
+    theta, phi = distribution.theta.double(), distribution.phi.double()
+    energies = theta[torch.arange(width), strings].sum(1) + phi[strings[:, :-1], strings[:, 1:]].sum(1)  # (S,)
+    target = torch.tensor(letters)
 
     @functools.cache
-    def log_mass(fixed: frozenset[tuple[int, int]]) -> float:
-        """log Σ exp(energy) over the strings that agree with `fixed` (position, letter)."""
-        known = dict(fixed)
-        free = [i for i in range(len(letters)) if i not in known]
-        energies = []
-        for fill in itertools.product(range(size), repeat=len(free)):
-            x = [known.get(i, 0) for i in range(len(letters))]
-            for i, a in zip(free, fill, strict=True):
-                x[i] = a
-            energy = sum(theta[i][a] for i, a in enumerate(x)) + sum(phi[a][b] for a, b in itertools.pairwise(x))
-            energies.append(energy)
-        top = max(energies)
-        return top + math.log(sum(math.exp(e - top) for e in energies))
+    def log_mass(fixed: frozenset[int]) -> float:
+        """log Σ exp(energy) over the strings that agree with the text at the `fixed` positions."""
+        where = sorted(fixed)
+        agree = (strings[:, where] == target[where]).all(1)
+        return float(torch.logsumexp(energies[agree], 0))
 
     shares = [0.0] * length
     for count in range(1, length + 1):
         weight = 1.0 / (count * math.comb(length, count))
         for masked in itertools.combinations(range(length), count):
-            visible = frozenset((i, a) for i, a in enumerate(letters) if i - first not in masked)
+            visible = frozenset(i for i in range(width) if i - first not in masked)
             for position in masked:
-                known = visible | {(first + position, letters[first + position])}
+                known = visible | {first + position}
                 shares[position] += weight * (log_mass(visible) - log_mass(known))
     return shares

@@ -75,6 +75,7 @@ def test_rolling_windows_give_their_shares_in_token_order(oracle_model, distribu
 def test_exact_shares_on_the_oracle_are_the_brute_force_decomposition(oracle_model, distribution, command):
     rows = _rows(oracle_model, command, estimator=Estimator.exact)
     pairs = [("", t) for t in TEXTS] if command is Command.nll else CONDITIONALS
+    rows, pairs = rows[:6], pairs[:6]  # 8 scored tokens take seconds to enumerate; the rolling test has them
     for row, (prompt, response) in zip(rows, pairs, strict=True):
         assert row["token_strings"] == list(response)
         assert row["token_nll"] == pytest.approx(per_token_shares(distribution, prompt, response), abs=1e-5)
