@@ -152,3 +152,51 @@ def test_resume_and_compare_work_on_files_with_per_token_fields(base, tmp_path):
     compared = invoke(["compare", plain, target])
     assert compared.exit_code == 0, compared.stderr
     assert "nll_per_token" in compared.stdout
+
+
+def _byte_level_tokenizer():
+    """GPT-2's byte-level scheme without merges: a character of k UTF-8 bytes is k tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {char: i for i, char in enumerate(sorted(pre_tokenizers.ByteLevel.alphabet()))}
+    backend = Tokenizer(models.BPE(vocab, []))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=backend)
+
+
+def test_token_strings_concatenate_to_the_text_and_never_show_half_a_character():
+    from itdd_cli.models.text import decoded_pieces, encode_text, token_pieces
+
+    tokenizer = _byte_level_tokenizer()
+    text = "café 中 ok"
+    ids = encode_text(tokenizer, text)
+    assert len(ids) == len(text.encode("utf-8"))  # é is two tokens, 中 three
+    pieces = token_pieces(tokenizer, text, ids)
+    assert "".join(pieces) == text and "\ufffd" not in "".join(pieces)
+    assert pieces[3:5] == ["", "é"] and pieces[6:9] == ["", "", "中"]  # the completing token carries it
+    assert decoded_pieces(tokenizer, ids) == pieces  # the fallback without offsets agrees
+
+
+def test_demo_token_strings_are_the_scored_text(tmp_path):
+    records = [{"id": "a", "text": "Tabs\tand\nnewlines, «guillemets» & <b>tags</b>"},
+               {"id": "b", "prompt": "The capital of France is ", "response": "Paris"}]  # fmt: skip
+    source = write_jsonl(tmp_path / "in.jsonl", records[:1])
+    [row] = read_jsonl(invoke(["nll", source, "-m", "demo", "-n", "4", "--per-token", "-q"]).stdout)
+    assert "".join(row["token_strings"]) == records[0]["text"]
+    source = write_jsonl(tmp_path / "cond.jsonl", records[1:])
+    [row] = read_jsonl(invoke(["cond-nll", source, "-m", "demo", "-n", "4", "--per-token", "-q"]).stdout)
+    assert "".join(row["token_strings"]) == " Paris"  # the prompt's trailing space starts the response
+    _assert_shares_sum_to_the_nll(row)
+
+
+@pytest.mark.parametrize("estimator", [Estimator.exact, Estimator.control_variate])
+def test_block_models_give_their_blocks_shares_in_token_order(tmp_path, estimator):
+    from tests.block_checkpoints import write_sdar
+
+    model = load_model(LoadOptions(str(write_sdar(tmp_path / "sdar", block_size=4))))
+    objects = [(1, {"prompt": "the c", "response": "at sat on"})]  # the prompt ends inside a block
+    [row] = score(Command.cond_nll, objects, model, Settings(estimator, 8, per_token=True))
+    _assert_shares_sum_to_the_nll(row)
+    assert "".join(row["token_strings"]) == "at sat on"
