@@ -14,6 +14,7 @@ from itdd_cli.heat import Heat, HeatRow, Scale
 from itdd_cli.outfile import prepare_target
 
 WORST = 5  # tokens listed under each row's header
+NEWLINE = '<i class="nl"></i>'  # a visible ↵ where a token holds a line break
 
 STYLE = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #111; background: #fafafa; }
@@ -37,7 +38,7 @@ section.row.nohit { display: none; }
         word-break: break-word; }
 .t { border-radius: 2px; box-shadow: inset -1px 0 0 rgba(255, 255, 255, .8); }
 .t:hover { outline: 1px solid #333; }
-.t.nl::before { content: "\\21b5"; color: #888; }
+.nl::before { content: "\\21b5"; opacity: .55; }
 .t.e::before { content: "\\00b7"; color: #888; }
 .t.hit { outline: 2px solid #1565c0; outline-offset: 0; box-shadow: 0 0 0 3px rgba(21, 101, 192, .25); }
 """
@@ -92,10 +93,11 @@ def _number(value: float | None, digits: int = 3) -> str:
 
 
 def _token(index: int, text: str, nats: float, scale: Scale) -> str:
-    kind = "t nl" if "\n" in text else "t e" if text == "" else "t"
+    kind = "t e" if text == "" else "t"
     title = html.escape(f"{nats:.4f} nats · token {index + 1} · {text!r}", quote=True)
     style = f"background:{scale.colour(nats)};color:{scale.ink(nats)}"
-    return f'<span class="{kind}" style="{style}" title="{title}" data-nats="{nats!r}">{html.escape(text)}</span>'
+    shown = html.escape(text).replace("\n", NEWLINE + "\n")  # the mark adds nothing to the text (search)
+    return f'<span class="{kind}" style="{style}" title="{title}" data-nats="{nats!r}">{shown}</span>'
 
 
 def _row(row: HeatRow, scale: Scale) -> str:
