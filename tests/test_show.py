@@ -161,3 +161,15 @@ def test_the_page_in_headless_chromium_shows_every_token_and_searches_from_the_a
         painted = (abs(pixels - rgb).max(axis=2) <= 2).sum()
         assert painted >= 100, (colour, painted)  # a swatch or a token's background, not a stray pixel
     assert len({tuple(p) for p in pixels.reshape(-1, 3)[::7]}) > 50  # text and colours, not a blank page
+
+
+def test_show_imports_neither_torch_nor_transformers(results, tmp_path):
+    import sys
+
+    args = ["show", str(results), "--html", str(tmp_path / "p.html")]
+    code = ("import sys\nfrom itdd_cli.cli import app\n"
+            f"try:\n    app({args!r})\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")  # fmt: skip
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]" and (tmp_path / "p.html").exists()
