@@ -44,8 +44,22 @@ def _time_free(noise: Noise, length: int) -> MaskPlan:
 
 
 def _time_integral(noise: Noise, length: int) -> MaskPlan:
-    masks = noise.keys[:, :length] < noise.u[:, None]  # each position masked with prob. λ = u
-    return MaskPlan(masks, 1.0 / noise.u, noise.strata)  # an empty M has loss 0
+    """Rate λ = u, each position masked with probability λ, value loss(M)/λ — but drawn given
+    M ≠ ∅ with weight P(M ≠ ∅)/λ ≤ L. An empty M has loss 0, so the mean is unchanged, while the
+    plain form's second moment ∫ L·c²/λ dλ diverges at λ → 0 and no error bar could be honest.
+
+    Given its count, a Bernoulli(λ) mask is a uniform subset; the count (binomial, at least 1)
+    comes by inverse CDF from v = 1 − (1 − min κ)^L, uniform and independent of the keys' ranks."""
+    keys = noise.keys[:, :length]
+    u = noise.u.clamp(max=1.0 - 1e-12)[:, None]  # (N, 1)
+    counts = torch.arange(1, length + 1, dtype=torch.float64)  # (L,)
+    log_choose = torch.lgamma(torch.tensor(length + 1.0)) - torch.lgamma(counts + 1) - torch.lgamma(length - counts + 1)
+    log_pmf = log_choose + counts * u.log() + (length - counts) * torch.log1p(-u)  # (N, L)
+    nonempty = -torch.expm1(length * torch.log1p(-u))  # (N, 1): P(|M| ≥ 1)
+    cdf = (log_pmf.exp() / nonempty).cumsum(1)
+    v = -torch.expm1(length * torch.log1p(-keys.min(1, keepdim=True).values))  # (N, 1) uniform
+    count = (torch.searchsorted(cdf, v * cdf[:, -1:]) + 1).clamp(max=length).squeeze(1)
+    return MaskPlan(smallest_keys(keys, count), nonempty.squeeze(1) / noise.u, noise.strata)
 
 
 def _exact(length: int) -> MaskPlan:
