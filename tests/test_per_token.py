@@ -84,15 +84,15 @@ def test_exact_shares_on_the_oracle_are_the_brute_force_decomposition(oracle_mod
 @pytest.mark.slow
 @pytest.mark.parametrize("estimator", MONTE_CARLO)
 def test_monte_carlo_shares_average_to_the_exact_decomposition(oracle_model, distribution, estimator):
-    cases = [("", "cadba"), ("ab", "dca"), ("", "dcbadcba")]
-    objects = [(i + 1, {"prompt": p, "response": r}) for i, (p, r) in enumerate(cases)]
+    cases = [(Command.nll, "", "cadba"), (Command.cond_nll, "ab", "dca"), (Command.nll, "", "dcbadcba")]
     seeds = 40
-    runs = [list(score(Command.cond_nll, objects, oracle_model, Settings(estimator, 32, seed, per_token=True)))
-            for seed in range(seeds)]  # fmt: skip
-    for index, (prompt, response) in enumerate(cases):
+    for command, prompt, response in cases:
+        record = {"prompt": prompt, "response": response} if prompt else {"text": response}
+        runs = [next(iter(score(command, [(1, record)], oracle_model, Settings(estimator, 32, seed, per_token=True))))
+                for seed in range(seeds)]  # fmt: skip
         truth = per_token_shares(distribution, prompt, response)
         for position, expected in enumerate(truth):
-            draws = [run[index]["token_nll"][position] for run in runs]
+            draws = [run["token_nll"][position] for run in runs]
             se = statistics.stdev(draws) / math.sqrt(seeds)
             assert abs(statistics.mean(draws) - expected) <= 4 * se + 1e-5, (response, position, se)
 
