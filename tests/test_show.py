@@ -173,3 +173,15 @@ def test_show_imports_neither_torch_nor_transformers(results, tmp_path):
     root = Path(__file__).resolve().parent.parent
     out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "[]" and (tmp_path / "p.html").exists()
+
+
+def test_a_long_row_is_cut_in_the_terminal_and_whole_in_the_page(tmp_path):
+    tokens = [f" w{i}" for i in range(2100)]
+    row = {"id": "long", "nll": 2100.0, "nll_se": 1.0, "tokens": 2100, "token_strings": tokens,
+           "token_nll": [1.0] * 2099 + [2.0]}  # fmt: skip
+    path = write_jsonl(tmp_path / "long.jsonl", [row])
+    shown = invoke(["show", path, "--worst", "1"])
+    assert shown.exit_code == 0 and "… 100 more tokens" in shown.stdout and "' w2099' 2.00" in shown.stdout
+    assert "w1999 … 100" in shown.stdout and "w2000" not in shown.stdout.replace("' w2099'", "")
+    _, page = _page(path, tmp_path)
+    assert len(SPAN.findall(page)) == 2100
