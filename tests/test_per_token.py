@@ -135,19 +135,21 @@ def test_per_token_refuses_a_table_and_ratio_has_no_such_option(base, tmp_path):
     assert ratio.exit_code == 2 and "--per-token" in ratio.stderr
 
 
-def test_resume_and_compare_work_on_files_with_per_token_fields(base, tmp_path):
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_resume_and_compare_work_on_files_with_per_token_fields(base, tmp_path, suffix):
     rows = [{"id": f"r{i}", "text": t} for i, t in enumerate(["ab", "cdab", "abc", "d"])]
     source = write_jsonl(tmp_path / "in.jsonl", rows)
-    target = tmp_path / "out.jsonl"
+    target = tmp_path / f"out{suffix}"
     assert invoke(["nll", source, *base, "--per-token", "-q", "-o", target]).exit_code == 0
     full = target.read_text()
-    target.write_text(full.splitlines()[0] + "\n" + full.splitlines()[1][:30])  # killed mid-write
+    lines = full.splitlines()
+    target.write_text("\n".join(lines[:2]) + "\n" + lines[2][:30])  # killed mid-write
     resumed = invoke(["nll", source, *base, "--per-token", "-q", "-o", target, "--resume"])
     assert resumed.exit_code == 0, resumed.stderr
     assert target.read_text() == full
     mixed = invoke(["nll", source, *base, "-q", "-o", target, "--resume"])
     assert mixed.exit_code == 2 and "per_token" in mixed.stderr  # a file is all per-token or none
-    plain = tmp_path / "plain.jsonl"
+    plain = tmp_path / f"plain{suffix}"
     assert invoke(["nll", source, *base, "-q", "-o", plain]).exit_code == 0
     compared = invoke(["compare", plain, target])
     assert compared.exit_code == 0, compared.stderr
