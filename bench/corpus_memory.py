@@ -15,26 +15,14 @@ import argparse
 import random
 import shutil
 import string
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.peak import itdd_peak_kib  # noqa: E402
 from tests.family_checkpoints import write_llada  # noqa: E402
-
-RUN_AND_REPORT = """
-import resource, sys
-from itdd_cli.cli import app
-try:
-    app(sys.argv[1:])
-except SystemExit as exit:
-    if exit.code:
-        raise
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
-"""
 
 
 def _words(rng: random.Random, count: int) -> str:
@@ -50,14 +38,6 @@ def write_inputs(root: Path, count: int) -> dict[str, Path]:
     paths["csv"].write_text("id,text\n" + "".join(f"r{i},{text}\n" for i, text in enumerate(short)))
     paths["rolling"].write_text("\n".join(long) + "\n")
     return paths
-
-
-def peak_kib(args: list[str]) -> tuple[int, float]:
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", RUN_AND_REPORT, *args], capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"itdd {' '.join(args)} failed:\n{done.stderr[-2000:]}")
-    return int(done.stderr.strip().splitlines()[-1]), time.perf_counter() - start
 
 
 def main() -> None:
@@ -83,7 +63,7 @@ def main() -> None:
                 out = root / "out.jsonl"
                 command = ["nll", *map(str, scenarios[name](inputs[count])), "-n", "2", "-q", "-o", str(out),
                            "--overwrite"]  # fmt: skip
-                peaks[count] = peak_kib(command)
+                peaks[count] = itdd_peak_kib(command)
                 rows = sum(1 for _ in out.open())
                 expected = count * (2 if name == "checkpoints" else 1)
                 assert rows == expected, f"{name}: {rows} rows for {expected}"

@@ -14,26 +14,14 @@ import argparse
 import json
 import random
 import string
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.peak import itdd_peak_kib  # noqa: E402
 from tests.family_checkpoints import write_llada  # noqa: E402
-
-RUN_AND_REPORT = """
-import resource, sys
-from itdd_cli.cli import app
-try:
-    app(sys.argv[1:])
-except SystemExit as exit:
-    if exit.code:
-        raise
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
-"""
 
 
 def write_records(path: Path, count: int) -> None:
@@ -45,10 +33,7 @@ def write_records(path: Path, count: int) -> None:
 
 
 def peak_kib(model: Path, records: Path, output: Path) -> tuple[int, float]:
-    args = ["nll", str(records), "-m", str(model), "-n", "2", "-q", "-o", str(output), "--overwrite"]
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", RUN_AND_REPORT, *args], capture_output=True, text=True, check=True)
-    return int(done.stderr.strip().splitlines()[-1]), time.perf_counter() - start
+    return itdd_peak_kib(["nll", records, "-m", model, "-n", "2", "-q", "-o", output, "--overwrite"])
 
 
 def main() -> None:

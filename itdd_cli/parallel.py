@@ -45,12 +45,17 @@ def current_shard() -> Shard:
 
 
 def close_shard(shard: Shard) -> None:
-    """Wait for every process, then tear the group down (exiting with it up can abort at shutdown)."""
+    """Wait for every process, then tear the group down (exiting with it up can abort at shutdown).
+
+    A plain gloo barrier, not accelerate's `wait_for_everyone`: that passes device_ids=[local rank],
+    which names cuda:1 when two processes share one GPU, and the barrier then fails on that process."""
     if shard.world <= 1:
         return
+    import torch.distributed as dist
+
     state = process_state()
     try:
-        state.wait_for_everyone()
+        dist.barrier()  # the group is gloo: the barrier runs on the CPU whatever the devices
     finally:
         state.destroy_process_group()
 

@@ -164,6 +164,7 @@ def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list
         f"{' + chat template (prompt as user turn)' if settings.chat_template else ''} · "
         f"estimator {settings.estimator.value}, {settings.samples} passes per record, seed {settings.seed}"
         + (f" · long texts in rolling windows (context {settings.context})" if settings.long == "rolling" else "")
+        + (f" · {summary.processes} processes" if summary.processes > 1 else "")
     )
     lines.append(f"forward passes {summary.passes} in all")
     rate = summary.records / wall if wall > 0 else math.inf

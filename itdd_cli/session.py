@@ -156,7 +156,7 @@ class _Run:
         if target.resume:
             self.finished = read_finished(Path(str(target.path)), self.format is Format.csv)
             self._check_recorded()
-        self.summary = Summary(command)
+        self.summary = Summary(command, processes=shard.world)
         self.stream_out: TextIO = sys.stdout
         self.header = True
 

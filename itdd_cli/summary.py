@@ -23,6 +23,7 @@ class Summary:
     """Running totals for the closing summary; the session adds each row as it is written."""
 
     command: Command
+    processes: int = 1  # data-parallel processes that scored the records
     records: int = 0
     skipped: int = 0
     lossy: int = 0  # scored records whose text lost characters in tokenization

@@ -50,5 +50,5 @@ def test_two_processes_on_one_gpu_give_the_file_one_process_writes(oracle_dir, t
     assert single.returncode == 0, single.stderr
     double = _run(LAUNCHERS["torchrun"](), [*args, "-o", "two.jsonl"], tmp_path)
     assert double.returncode == 0, double.stderr[:3000]
-    assert "float32 on cuda:0" in double.stderr  # accelerate placed the processes on the GPU
+    assert "float32 on cuda:0" in double.stderr and "· 2 processes" in double.stderr  # both on the one GPU
     assert (tmp_path / "two.jsonl").read_text() == (tmp_path / "one.jsonl").read_text()

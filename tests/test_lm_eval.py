@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from itdd_cli import Scorer
 from itdd_cli.cli import app
-from tests.conftest import read_jsonl
+from tests.conftest import LAUNCHERS, read_jsonl
 
 lm_eval = pytest.importorskip("lm_eval")
 from lm_eval.api.instance import Instance  # noqa: E402
@@ -137,14 +137,14 @@ def test_itdd_lm_eval_command_runs_the_local_task_with_itdd_choices_accuracy(cho
     assert [row["loglik_se"] for row in logged] == [se for row in rows for se in row["logliks_se"]]
 
 
-@pytest.mark.slow  # two processes, each indexing lm-eval's built-in tasks
+@pytest.mark.slow  # `accelerate launch`: two processes, each indexing lm-eval's built-in tasks
 def test_data_parallel_lm_eval_splits_the_documents_and_keeps_every_number(choice_rows, tmp_path):
     rows, summary = choice_rows
     mc_log = tmp_path / "mc.jsonl"
     model_args = f"pretrained=demo,samples={SAMPLES},seed={SEED},mc_log={mc_log}"
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "itdd_cli",
-               "lm-eval", "run", "--model", "itdd", "--model_args", model_args, "--include_path", str(TASK_DIR),
-               "--tasks", "itdd_sentences", "--output_path", str(tmp_path / "out")]  # fmt: skip
+    command = [*LAUNCHERS["accelerate"](), "lm-eval", "run", "--model", "itdd", "--model_args", model_args,
+               "--include_path", str(TASK_DIR), "--tasks", "itdd_sentences",
+               "--output_path", str(tmp_path / "out")]  # fmt: skip
     env = os.environ | OFFLINE | {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=900, env=env)
     assert result.returncode == 0, result.stderr[-3000:]

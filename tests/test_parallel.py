@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -15,26 +14,11 @@ from itdd_cli.errors import InputError, ModelError
 from itdd_cli.io.reader import read_objects
 from itdd_cli.parallel import CHUNK_RECORDS, Shard, score_sharded
 from itdd_cli.runner import Command, Settings, score
-from tests.conftest import write_jsonl
+from tests.conftest import LAUNCHERS, write_jsonl
 from tests.fakes import UniformModel
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["abcd", "d", "cabbad", "dd", "abcdabcd", "bca", "cc", "a", "dcb"]
-
-
-def _free_port() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return str(probe.getsockname()[1])
-
-
-LAUNCHERS = {  # each run on a fresh free port, so runs never collide on a lingering rendezvous
-    "torchrun": lambda: [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                         "-m", "itdd_cli"],
-    "accelerate": lambda: [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2",
-                           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--cpu",
-                           "--main_process_port", _free_port(), "-m", "itdd_cli"],
-}  # fmt: skip
 
 
 def _run(prefix, args, tmp_path):
@@ -52,11 +36,12 @@ def test_two_processes_give_the_same_file_as_one(oracle_dir, tmp_path, launcher,
         pairs = zip(TEXTS, TEXTS[1:] + TEXTS[:1], strict=True)
         rows = [{"prompt": "c", "chosen": a[:7], "rejected": b[:7]} for a, b in pairs]
     source = write_jsonl(tmp_path / "in.jsonl", rows)
-    args = [command, str(source), "-m", str(oracle_dir), "--trust-remote-code", "-n", "8", "-q"]
+    args = [command, str(source), "-m", str(oracle_dir), "--trust-remote-code", "-n", "8"]
     single = _run([sys.executable, "-m", "itdd_cli"], [*args, "-o", "one.jsonl"], tmp_path)
     assert single.returncode == 0, single.stderr
     double = _run(LAUNCHERS[launcher](), [*args, "-o", "two.jsonl"], tmp_path)
     assert double.returncode == 0, double.stderr[:3000]
+    assert "· 2 processes" in double.stderr  # the launcher really started two
     one, two = (tmp_path / "one.jsonl").read_text(), (tmp_path / "two.jsonl").read_text()
     assert len(one.splitlines()) == len(rows)
     assert two == one
