@@ -18,7 +18,8 @@ MAX_TOKENS = 2000  # tokens of one row printed; the rest is counted
 
 
 def _legend(scale: Scale) -> Text:
-    legend = Text("nats per token  ", style="dim")
+    legend = Text()
+    legend.append("nats per token  ", style="dim")  # dim the caption only, not the swatches
     for nats, colour in scale.legend():
         legend.append(f" {nats:.2f} ", style=Style(bgcolor=colour, color=scale.ink(nats)))
     return legend
