@@ -184,7 +184,7 @@ def part_long(args):
     from tests.family_checkpoints import write_llada
 
     with tempfile.TemporaryDirectory() as directory:
-        model = load_model(LoadOptions(str(write_llada(Path(directory)))))
+        model = load_model(LoadOptions(str(write_llada(Path(directory), max_length=512))))
         generator = torch.Generator().manual_seed(0)
         letters = "abcdefghijklmnopqrstuvwxyz "
         texts = ["".join(letters[i] for i in torch.randint(0, 27, (256,), generator=generator)) for _ in range(3)]

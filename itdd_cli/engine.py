@@ -2,8 +2,9 @@
 
 Rows from many records share a batch; inside a bounded look-ahead window they are sorted
 longest first (so an oversized batch shows up at once and padding stays small) and cut into
-batches under a row count or a token budget. Results come back in input order. The engine
-knows nothing about tokenization, estimators or files.
+batches under a row count or a token budget. Results come back in input order. A block
+model's job asks for a clean copy: its rows are laid out [noisy ‖ clean] (`CleanCopy`). The
+engine knows nothing about tokenization, estimators, blocks or files.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 
 from itdd_cli.errors import ModelError
 from itdd_cli.models.base import ScoringModel
+from itdd_cli.models.block import Concatenated
 
 Payload = TypeVar("Payload")
 
@@ -24,6 +26,20 @@ Payload = TypeVar("Payload")
 CPU_MAX_TOKENS = 2048
 GPU_MAX_TOKENS = 16384
 WINDOW_ROWS = 8192  # rows gathered before sorting; bounds memory on any input size
+
+
+@dataclass(frozen=True)
+class CleanCopy:
+    """A row in the [noisy ‖ clean] layout of block-diffusion models: `ids[noisy_start:noisy_end]`
+    with the draw's masks, then the clean `ids[:clean_end]`, each token at its own position id."""
+
+    noisy_start: int
+    noisy_end: int
+    clean_end: int
+
+    @property
+    def width(self) -> int:
+        return self.noisy_end - self.noisy_start + self.clean_end
 
 
 @dataclass(frozen=True)
@@ -39,9 +55,20 @@ class Job:
     start: int  # first scored position in `ids`
     masks: torch.Tensor  # (N, L) bool
     scored: torch.Tensor | None = None  # (N, L) bool
+    clean_copy: CleanCopy | None = None  # None: the row is `ids` with the draw's masks
 
     def targets(self) -> torch.Tensor:
         return self.masks if self.scored is None else self.scored  # (N, L) bool
+
+    @property
+    def width(self) -> int:
+        """Tokens in each of the job's rows."""
+        return len(self.ids) if self.clean_copy is None else self.clean_copy.width
+
+    @property
+    def first_column(self) -> int:
+        """The column of the row that holds `ids[start]`."""
+        return self.start - (0 if self.clean_copy is None else self.clean_copy.noisy_start)
 
 
 @dataclass(frozen=True)
@@ -64,6 +91,7 @@ class _Row:
     job: int
     draw: int
     width: int
+    concatenated: bool  # a [noisy ‖ clean] row: never batched with plain rows
 
 
 @dataclass
@@ -125,11 +153,12 @@ class Engine:
                 targets = job.targets()
                 for d in targets.any(dim=1).nonzero().flatten().tolist():  # nothing to score costs 0
                     key = job.masks[d].numpy().tobytes() + targets[d].numpy().tobytes()
+                    row = _Row(t, j, d, job.width, job.clean_copy is not None)
                     if key in first_with:  # short texts repeat masks: one forward serves them all
-                        copies.append((_Row(t, j, d, len(job.ids)), first_with[key]))
+                        copies.append((row, first_with[key]))
                     else:
                         first_with[key] = d
-                        rows.append(_Row(t, j, d, len(job.ids)))
+                        rows.append(row)
         rows.sort(key=lambda row: -row.width)  # stable: ties keep input order
         window = sum(len(job.masks) for task in pending for job in task.jobs)
         self._report(rows_done=window - len(rows), tell=False)  # copies and empty masks cost no forward
@@ -155,6 +184,9 @@ class Engine:
         for row in rows:
             if batch and not self.model.info.pads and row.width != batch[0].width:
                 yield batch  # a model without attention masks sees one length per batch
+                batch = []
+            if batch and row.concatenated != batch[0].concatenated:
+                yield batch  # a batch is read in one layout
                 batch = []
             full = (
                 len(batch) >= self.batch_rows
@@ -194,23 +226,39 @@ class Engine:
     def _forward(self, pending: list[_Pending[Payload]], batch: list[_Row]) -> None:
         width = max(row.width for row in batch)
         info = self.model.info
-        input_ids = torch.full((len(batch), width), info.pad_id, dtype=torch.long)  # (B, T)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)  # (B, T)
-        masked = torch.zeros((len(batch), width), dtype=torch.bool)  # (B, T)
-        score = torch.zeros((len(batch), width), dtype=torch.bool)  # (B, T)
+        input_ids = torch.full((len(batch), width), info.pad_id, dtype=torch.long)  # (B, W)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)  # (B, W)
+        masked = torch.zeros((len(batch), width), dtype=torch.bool)  # (B, W)
+        score = torch.zeros((len(batch), width), dtype=torch.bool)  # (B, W)
+        positions = torch.zeros((len(batch), width), dtype=torch.long)  # (B, W) [noisy ‖ clean] rows only
+        noisy_length = torch.zeros(len(batch), dtype=torch.long)  # (B,)
         for b, row in enumerate(batch):
             job = pending[row.task].jobs[row.job]
-            span = slice(job.start, job.start + job.masks.shape[1])
-            input_ids[b, : row.width] = job.ids
+            span = slice(job.first_column, job.first_column + job.masks.shape[1])
+            copy = job.clean_copy
+            if copy is None:
+                input_ids[b, : row.width] = job.ids
+            else:
+                noisy = copy.noisy_end - copy.noisy_start
+                input_ids[b, :noisy] = job.ids[copy.noisy_start : copy.noisy_end]
+                input_ids[b, noisy : row.width] = job.ids[: copy.clean_end]
+                positions[b, :noisy] = torch.arange(copy.noisy_start, copy.noisy_end)
+                positions[b, noisy : row.width] = torch.arange(copy.clean_end)
+                noisy_length[b] = noisy
             attention[b, : row.width] = 1
             masked[b, span] = job.masks[row.draw]
             score[b, span] = job.targets()[row.draw]
         targets = input_ids.clone()
         input_ids[masked] = info.mask_id
-        logprobs = self.model.target_logprobs(input_ids, attention, score, targets)  # (P,) row-major
-        losses = torch.zeros((len(batch), width), dtype=torch.float64)  # (B, T)
+        if batch[0].concatenated:
+            rows = Concatenated(positions, noisy_length)
+            logprobs = self.model.concatenated_logprobs(input_ids, attention, rows, score, targets)  # (P,) row-major
+        else:
+            logprobs = self.model.target_logprobs(input_ids, attention, score, targets)  # (P,) row-major
+        losses = torch.zeros((len(batch), width), dtype=torch.float64)  # (B, W)
         losses[score] = -logprobs.double()
         for b, row in enumerate(batch):
             job = pending[row.task].jobs[row.job]
-            pending[row.task].losses[row.job][row.draw] = losses[b, job.start : job.start + job.masks.shape[1]]
+            first = job.first_column
+            pending[row.task].losses[row.job][row.draw] = losses[b, first : first + job.masks.shape[1]]
         self.forward_rows += len(batch)

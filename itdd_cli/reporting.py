@@ -189,8 +189,8 @@ def print_summary(console: Console, summary: Summary, info: ModelInfo, settings:
 def block_layout(block_size: int | None) -> str:
     if block_size is None:
         return "bidirectional"
-    return (f"block diffusion, block size {block_size} (blocks from position 0; "
-            "one pass per block: earlier blocks clean, later ones absent)")  # fmt: skip
+    return (f"block diffusion, block size {block_size} (blocks from position 0; [noisy ‖ clean] rows: "
+            "one pass carries a draw of every block, earlier blocks clean, later ones absent)")  # fmt: skip
 
 
 def print_model_info(console: Console, info: ModelInfo) -> None:

@@ -1,13 +1,18 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from itdd_cli.oracle import OracleDistribution, write_checkpoint
+
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `pytest -n 2`: one thread per worker, not two workers × all cores
+    torch.set_num_threads(1)
 
 ORACLE_SEED = 7
 

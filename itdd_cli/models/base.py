@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from itdd_cli.errors import ModelError, UsageError
+from itdd_cli.models.block import Concatenated
 from itdd_cli.models.loading import LoadOptions, parameter_count
 from itdd_cli.models.text import encode_chat_prompt, encode_text, lost_text, token_pieces, unknown_ids
 
@@ -35,7 +36,7 @@ class ModelInfo:
     framing: str
     vocab_size: int
     pads: bool = True  # False: no attention mask, so rows of different lengths never share a batch
-    block_size: int | None = None  # block diffusion: blocks of this size from position 0, scored block by block
+    block_size: int | None = None  # block diffusion: blocks of this size from position 0, each block its own draws
 
 
 @dataclass(frozen=True)
@@ -152,6 +153,17 @@ class ScoringModel(ABC):
         Must not depend on the other rows of the batch nor on padding, and must compute the
         softmax in float32.
         """
+
+    def concatenated_logprobs(
+        self,
+        input_ids: torch.Tensor,  # (B, W) long, right-padded [noisy ‖ clean] rows, masks applied to the noisy copy
+        attention_mask: torch.Tensor,  # (B, W) long, 1 on real tokens
+        rows: Concatenated,  # where each row's halves lie and each column's position id
+        score_mask: torch.Tensor,  # (B, W) bool, the positions to score (in the noisy copy)
+        targets: torch.Tensor,  # (B, W) long, the true tokens
+    ) -> torch.Tensor:
+        """`target_logprobs` of block-diffusion rows in the [noisy ‖ clean] layout (models/block.py)."""
+        raise ModelError(f"{self.info.name} is not a block-diffusion model; it reads no [noisy ‖ clean] rows")
 
 
 def check_vocabulary(model: ScoringModel, options: LoadOptions) -> None:

@@ -3,8 +3,8 @@
 The checkpoint is MDLM's format (weights under `backbone.`, the same DiT names, GPT-2 tokens with
 the mask appended as the last column, no tokenizer files) plus `block_size`, `cross_attn` and
 `adaln` in config.json. The published model reads [noisy ‖ clean] (`cross_attn`) under the
-three-part block mask; one row per block with the block-causal mask gives the same numbers and
-is what itdd runs. The time input is zero (`time_conditioning` false); the mask logit is
+three-part block mask, both copies at the same rotary positions; itdd runs the same layout
+(models/block.py). The time input is zero (`time_conditioning` false); the mask logit is
 suppressed before the softmax, as in MDLM. Unlike MDLM, rows may be padded: the 4-D mask hides
 padding keys.
 """
@@ -18,13 +18,14 @@ import torch
 
 from itdd_cli.errors import ModelError
 from itdd_cli.models.base import target_log_softmax
-from itdd_cli.models.block import block_causal_mask, resolve_block_size
+from itdd_cli.models.block import Concatenated, Layout, attention_inputs, equal_halves, resolve_block_size
 from itdd_cli.models.loading import LoadOptions
 from itdd_cli.models.mdlm import MDLMAdapter
 
 
 class BD3LMAdapter(MDLMAdapter):
     family = "bd3lm"
+    layout: Layout = Layout.per_block  # how `target_logprobs` reads plain rows (models/block.py)
 
     def __init__(self, options: LoadOptions, config: dict[str, Any]) -> None:
         refused = [key for key, bad in (("adaln", False), ("causal", True), ("time_conditioning", True))
@@ -41,7 +42,6 @@ class BD3LMAdapter(MDLMAdapter):
             max_length=int(config.get("model_length", 1024)),
         )
 
-    @torch.inference_mode()
     def target_logprobs(
         self,
         input_ids: torch.Tensor,
@@ -49,10 +49,33 @@ class BD3LMAdapter(MDLMAdapter):
         score_mask: torch.Tensor,
         targets: torch.Tensor,
     ) -> torch.Tensor:
+        rows = equal_halves(attention_mask) if self.layout is Layout.concatenated else None
+        return self._logprobs(input_ids, attention_mask, rows, score_mask, targets)
+
+    def concatenated_logprobs(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        rows: Concatenated,
+        score_mask: torch.Tensor,
+        targets: torch.Tensor,
+    ) -> torch.Tensor:
+        return self._logprobs(input_ids, attention_mask, rows, score_mask, targets)
+
+    @torch.inference_mode()
+    def _logprobs(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        concatenated: Concatenated | None,
+        score_mask: torch.Tensor,
+        targets: torch.Tensor,
+    ) -> torch.Tensor:
         device = self.model.vocab_embed.embedding.device
         ids = input_ids.to(device)
-        mask = block_causal_mask(attention_mask.to(device), self.block_size, self.model.vocab_embed.embedding.dtype)
-        hidden, c = self.model.hidden(ids, torch.zeros(ids.shape[0], device=device), mask)  # (B, T, D), (B, C)
+        dtype = self.model.vocab_embed.embedding.dtype
+        mask, positions = attention_inputs(attention_mask.to(device), self.block_size, concatenated, dtype)
+        hidden, c = self.model.hidden(ids, torch.zeros(ids.shape[0], device=device), mask, positions)  # (B, T, D)
         where = score_mask.to(device)
         logits = self.model.output_layer(hidden[where], c[where.nonzero()[:, 0]]).float()  # (P, V)
         logits[:, self.mask_id] = float("-inf")  # SUBS: the mask is never a prediction

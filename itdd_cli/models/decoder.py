@@ -15,7 +15,7 @@ import torch
 
 from itdd_cli.errors import ModelError
 from itdd_cli.models.base import ScoringModel, target_log_softmax
-from itdd_cli.models.block import Layout, attention_inputs, predicting_columns
+from itdd_cli.models.block import Concatenated, Layout, attention_inputs, equal_halves, predicting_columns
 from itdd_cli.models.loading import LoadOptions, load_tokenizer
 from itdd_cli.models.weights import load_pretrained
 
@@ -26,7 +26,7 @@ class BidirectionalDecoderAdapter(ScoringModel):
     append_eos: bool = False  # True: EOS closes the sequence as unscored context (Dream)
     eos_as_bos: bool = False  # True: a tokenizer without BOS starts sequences with EOS (Qwen convention)
     block_size: int | None = None  # set by block-diffusion families: block-causal attention
-    layout: Layout = Layout.per_block  # how rows of a block model are laid out (models/block.py)
+    layout: Layout = Layout.per_block  # how `target_logprobs` reads a block model's plain rows (models/block.py)
 
     def __init__(self, options: LoadOptions, config: dict[str, Any]) -> None:
         self.tokenizer = load_tokenizer(options)
@@ -83,7 +83,6 @@ class BidirectionalDecoderAdapter(ScoringModel):
     @abstractmethod
     def max_length(self, config: dict[str, Any]) -> int | None: ...
 
-    @torch.inference_mode()
     def target_logprobs(
         self,
         input_ids: torch.Tensor,
@@ -91,13 +90,37 @@ class BidirectionalDecoderAdapter(ScoringModel):
         score_mask: torch.Tensor,
         targets: torch.Tensor,
     ) -> torch.Tensor:
+        rows = equal_halves(attention_mask) if self.layout is Layout.concatenated else None
+        return self._logprobs(input_ids, attention_mask, rows, score_mask, targets)
+
+    def concatenated_logprobs(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        rows: Concatenated,
+        score_mask: torch.Tensor,
+        targets: torch.Tensor,
+    ) -> torch.Tensor:
+        if self.block_size is None:
+            return super().concatenated_logprobs(input_ids, attention_mask, rows, score_mask, targets)
+        return self._logprobs(input_ids, attention_mask, rows, score_mask, targets)
+
+    @torch.inference_mode()
+    def _logprobs(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        concatenated: Concatenated | None,
+        score_mask: torch.Tensor,
+        targets: torch.Tensor,
+    ) -> torch.Tensor:
         device = self.model.device
-        mask, positions = attention_inputs(attention_mask.to(device), self.block_size, self.layout, self.model.dtype)
+        mask, positions = attention_inputs(attention_mask.to(device), self.block_size, concatenated, self.model.dtype)
         extra = {} if positions is None else {"position_ids": positions}  # None: 0..T−1
         hidden = self.model.model(input_ids=input_ids.to(device), attention_mask=mask, **extra).last_hidden_state
         rows, columns = score_mask.nonzero(as_tuple=True)  # (P,) each, row-major like targets[score_mask]
         if self.shifted_logits:  # the state one position to the left predicts the token
-            columns = predicting_columns(rows, columns, attention_mask, self.block_size, self.layout)
+            columns = predicting_columns(rows, columns, self.block_size, concatenated)
         device = hidden.device  # the last layer's device under --device-map
         logits = self.model.lm_head(hidden[rows.to(device), columns.to(device)])  # (P, V): the head only where scored
         if self.vocab_limit is not None:

@@ -101,10 +101,10 @@ class Rotary(nn.Module):
         super().__init__()
         self.register_buffer("inv_freq", 1.0 / 10000 ** (torch.arange(0, head_dim, 2).float() / head_dim))
 
-    def forward(self, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-        positions = torch.arange(width, device=self.inv_freq.device, dtype=self.inv_freq.dtype)
-        freqs = torch.outer(positions, self.inv_freq)
-        table = torch.cat((freqs, freqs), dim=-1)  # (T, d)
+    def forward(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sin tables (B, 1, T, d) of position ids (B, T), broadcast over the heads."""
+        freqs = positions.to(self.inv_freq.dtype)[..., None] * self.inv_freq  # (B, T, d/2)
+        table = torch.cat((freqs, freqs), dim=-1)[:, None]  # (B, 1, T, d)
         return table.cos(), table.sin()
 
 
@@ -118,13 +118,20 @@ class DiT(nn.Module):
         self.output_layer = FinalLayer(dim, vocab_size, cond_dim)
 
     def hidden(
-        self, ids: torch.Tensor, sigma: torch.Tensor, mask: torch.Tensor | None = None
+        self,
+        ids: torch.Tensor,
+        sigma: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        positions: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Final hidden states (B, T, D) and the conditioning vectors c (B, C); `mask` (B, 1, T, T)
-        is additive (BD3-LM's block mask), None attends everywhere (MDLM)."""
+        is additive (BD3-LM's block mask), None attends everywhere (MDLM); `positions` (B, T) are
+        the rotary position ids (None: 0..T−1; BD3-LM's [noisy ‖ clean] rows repeat them)."""
         x = self.vocab_embed(ids)
         c = F.silu(self.sigma_map(sigma)).to(x.dtype)
-        cos, sin = self.rotary_emb(ids.shape[1])
+        if positions is None:
+            positions = torch.arange(ids.shape[1], device=ids.device)[None]
+        cos, sin = self.rotary_emb(positions)
         for block in self.blocks:
             x = block(x, cos, sin, c, mask)
         return x, c

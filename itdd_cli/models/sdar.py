@@ -6,7 +6,7 @@
   at i−1 predicts token i. For the first token of a block that state lies in the previous,
   clean block, as when the model generates (the block before is finished and cached).
 
-Both are scored block by block with a block-causal mask (models/block.py).
+Both read [noisy ‖ clean] rows under the three-part block mask (models/block.py).
 """
 
 from __future__ import annotations
