@@ -17,7 +17,7 @@ from typer.core import TyperGroup
 from itdd_cli import __version__
 from itdd_cli.errors import GateError, ItddError, ModelError, UsageError
 from itdd_cli.estimators.kinds import DEFAULT_ESTIMATOR, Estimator
-from itdd_cli.io.sources import InputFormat, Source
+from itdd_cli.io.formats import Format, InputFormat
 from itdd_cli.options import (
     AllowPickleOpt,
     BaseArg,
@@ -84,12 +84,12 @@ from itdd_cli.options import (
     WorstOpt,
 )
 from itdd_cli.records import Fields
-from itdd_cli.reporting import Format, print_comparison, stderr_console
 from itdd_cli.rows import SPECS, Command
 from itdd_cli.usage import describe
 from itdd_cli.windows import Long
 
 if TYPE_CHECKING:
+    from itdd_cli.io.sources import Source
     from itdd_cli.models import ScoringModel
     from itdd_cli.settings import Settings
 
@@ -131,6 +131,8 @@ def _report(error: BaseException) -> int:
     if os.environ.get("ITDD_DEBUG"):
         traceback.print_exc()
     if message and os.environ.get("RANK", "0") == "0":  # under a launcher, the main process speaks for all
+        from itdd_cli.reporting import stderr_console
+
         stderr_console().print(f"itdd: error: {' '.join(message.split())}", markup=False)  # one line
     return code
 
@@ -306,6 +308,8 @@ def _source(input_path: str | None, input_format: InputFormat, lines: bool, data
         raise UsageError("give INPUT or --dataset, not both")
     if dataset is None and (dataset_config or split):
         raise UsageError("--dataset-config and --split name a part of a --dataset")
+    from itdd_cli.io.sources import Source
+
     return Source(input_path, input_format, dataset, dataset_config, split, limit)
 
 
@@ -327,7 +331,7 @@ def _study(command: Command, models: list[str], plot: str | None, source: Source
         if plot:
             raise UsageError("--plot draws several checkpoints: give -m more than once, or a checkpoint-* directory")
         return False
-    from itdd_cli.reporting import Format, resolve_format
+    from itdd_cli.io.formats import resolve_format
     from itdd_cli.study import run_study, write_study_json
     from itdd_cli.study_view import check_plot, print_study, save_plot
 
@@ -642,6 +646,7 @@ def compare(
 ) -> None:
     """Pair two result files by id: the mean difference NEW − BASE, its standard error, significance."""
     from itdd_cli.compare import compare_files
+    from itdd_cli.reporting import print_comparison
 
     comparison = compare_files(base, new, metric)
     print_comparison(Console(highlight=False, soft_wrap=True), comparison)

@@ -15,8 +15,7 @@ from itdd_cli import __version__
 from itdd_cli.bundled import DEFAULT as DEFAULT_MODEL
 from itdd_cli.errors import UsageError
 from itdd_cli.estimators import Estimator
-from itdd_cli.io.sources import InputFormat
-from itdd_cli.reporting import Format
+from itdd_cli.io.formats import Format, InputFormat
 from itdd_cli.settings import SEED_MAX, SEED_MIN
 from itdd_cli.windows import Long
 

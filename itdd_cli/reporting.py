@@ -11,7 +11,6 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
@@ -20,6 +19,7 @@ from rich.measure import Measurement
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from itdd_cli.io.formats import Format
 from itdd_cli.io.writers import CsvWriter, JsonlWriter
 from itdd_cli.rows import SPECS, Command
 from itdd_cli.settings import Settings
@@ -32,25 +32,9 @@ if TYPE_CHECKING:
 FILE_WIDTH = 160
 
 
-class Format(StrEnum):
-    auto = "auto"
-    jsonl = "jsonl"
-    csv = "csv"
-    table = "table"
-
-
 class Sink(Protocol):
     def write(self, row: dict[str, Any]) -> None: ...
     def close(self) -> None: ...
-
-
-def resolve_format(requested: Format, output: str | None, stream: TextIO) -> Format:
-    """`auto`: by the output file's extension, else a table on a terminal and JSONL in a pipe."""
-    if requested is not Format.auto:
-        return requested
-    if output is not None:
-        return Format.csv if output.lower().endswith(".csv") else Format.jsonl
-    return Format.table if stream.isatty() else Format.jsonl
 
 
 def _cell(value: Any) -> str:

@@ -18,21 +18,13 @@ from itdd_cli import __version__
 from itdd_cli import engine as engine_module
 from itdd_cli.engine import BatchProgress
 from itdd_cli.errors import InputError, ModelError, UsageError
+from itdd_cli.io.formats import Format, resolve_format
 from itdd_cli.io.sources import Source, read_source
 from itdd_cli.models.base import ScoringModel
 from itdd_cli.outfile import Target, check_input, check_writable_dir, prepare_target, write_failure
 from itdd_cli.parallel import Shard, close_shard, current_shard, score_sharded
 from itdd_cli.records import Fields, flag_duplicate_ids
-from itdd_cli.reporting import (
-    Format,
-    console_for,
-    make_sink,
-    notice,
-    print_summary,
-    progress_bar,
-    resolve_format,
-    stderr_console,
-)
+from itdd_cli.reporting import console_for, make_sink, notice, print_summary, progress_bar, stderr_console
 from itdd_cli.resume import Finished, Inspected, plan_resume, read_finished
 from itdd_cli.rows import SPECS, Command
 from itdd_cli.runner import Lossy, Skipped, check_samples, score, stopped_at_cap, token_counts

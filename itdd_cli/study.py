@@ -83,7 +83,8 @@ def _tokenizer_key(model: ScoringModel) -> tuple[Any, ...]:
 def run_study(command: Command, source: Source, names: list[str], load: Callable[[str], ScoringModel],
               settings: Settings, fields: Fields, output: Output, policy: Policy) -> Study:  # fmt: skip
     """Score the input under each checkpoint in turn; rows go to one sink, in checkpoint order."""
-    from itdd_cli.reporting import Format, make_sink, notice, resolve_format
+    from itdd_cli.io.formats import Format, resolve_format
+    from itdd_cli.reporting import make_sink, notice
     from itdd_cli.runner import Lossy, Skipped, score
     from itdd_cli.session import prepare_output
 

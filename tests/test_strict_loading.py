@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from itdd_cli.cli import app
 from itdd_cli.models import FAMILIES, detect_family
+from tests.block_checkpoints import write_llada2, write_llada_moe, write_rnd1
 from tests.conftest import read_jsonl, write_jsonl
 from tests.family_checkpoints import write_dream, write_gpt2_like_tokenizer, write_llada, write_mdlm
 from tests.test_generic_adapter import write_tiny_bert
@@ -185,3 +186,16 @@ def test_each_config_claim_belongs_to_exactly_one_family():
 )
 def test_detection_reads_architectures_model_type_and_auto_map_modules(config, family):
     assert detect_family(config) == family
+
+
+@pytest.mark.parametrize("writer", [write_llada2, write_llada_moe, write_rnd1], ids=lambda w: w.__name__)
+def test_an_expert_shaped_unlike_its_siblings_is_named_with_both_shapes(tmp_path, writer):
+    """transformers stacks the experts into one tensor and, when it cannot, points at a log line."""
+    directory = writer(tmp_path / "moe")
+    weights = load_file(str(directory / "model.safetensors"))
+    name = next(key for key in sorted(weights) if ".experts.3.up_proj.weight" in key)
+    weights[name] = weights[name][:-1]
+    save_file(weights, str(directory / "model.safetensors"))
+    line = _one_error_line(result := _nll(tmp_path, "-m", str(directory)))
+    assert result.exit_code == 1
+    assert f"{name} is [31, 64], the other experts' [32, 64]" in line

@@ -13,24 +13,14 @@ import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from itdd_cli.errors import InputError, UsageError
+from itdd_cli.io.formats import InputFormat
 from itdd_cli.io.reader import BOM, open_input, read_objects
 
 Item = tuple[int, dict[str, Any] | InputError]
-
-
-class InputFormat(StrEnum):
-    auto = "auto"  # by extension: .csv, .tsv, .parquet, .txt (whole file); anything else JSONL
-    jsonl = "jsonl"
-    lines = "lines"  # plain text, one record per non-empty line
-    text = "text"  # plain text, the whole file one record
-    csv = "csv"
-    tsv = "tsv"
-    parquet = "parquet"
 
 
 _EXTENSIONS = {".csv": InputFormat.csv, ".tsv": InputFormat.tsv, ".parquet": InputFormat.parquet,
