@@ -279,7 +279,7 @@ def _settings(estimator: Estimator, samples: int, seed: int, batch_size: str, ma
 def _output(input_path: str | None, output: str | None, fmt: Format, overwrite: bool, resume: bool,
             summary: str | None, quiet: bool, per_token: bool = False) -> Any:  # fmt: skip
     """Input, output and summary checked (and the output locked) before the model loads."""
-    from itdd_cli.reporting import resolve_format
+    from itdd_cli.io.formats import resolve_format
     from itdd_cli.session import Output, prepare_output
 
     if per_token and resolve_format(fmt, output, sys.stdout) is Format.table:
