@@ -164,6 +164,14 @@ class BlockDraws:
                 parts[side].append(estimate)
         return [total(side) for side in parts]
 
+    def contributions(self) -> list[torch.Tensor]:
+        """Per side, its blocks' per-token shares concatenated in token order (blocks are sorted)."""
+        parts: list[list[torch.Tensor]] = [[] for _ in self.framed]
+        for sides, draws in self.blocks:
+            for side, shares in zip(sides, draws.contributions(), strict=True):
+                parts[side].append(shares)
+        return [torch.cat(side) for side in parts]
+
     def difference(self) -> Estimate:
         """rejected − chosen, Σ over blocks; a block only one side has counts with its sign."""
         parts = []

@@ -39,6 +39,7 @@ from itdd_cli.options import (
     FailIfWorseOpt,
     FamilyOpt,
     FormatOpt,
+    HtmlOpt,
     IdFieldOpt,
     IndependentOpt,
     InputArg,
@@ -57,15 +58,19 @@ from itdd_cli.options import (
     NewArg,
     OutputOpt,
     OverwriteOpt,
+    PerTokenOpt,
     PlotOpt,
     PromptFieldOpt,
     QuietOpt,
     RejectedFieldOpt,
     ResponseFieldOpt,
+    ResultsArg,
     ResumeOpt,
     RevisionOpt,
     SamplesOpt,
     SeedOpt,
+    ShowIdOpt,
+    ShowLimitOpt,
     SkipInvalidOpt,
     SplitOpt,
     StrictOpt,
@@ -76,6 +81,7 @@ from itdd_cli.options import (
     TrustOpt,
     UntilDecidedOpt,
     VersionOpt,
+    WorstOpt,
 )
 from itdd_cli.records import Fields
 from itdd_cli.rows import SPECS, Command
@@ -195,6 +201,11 @@ COMPARE_EXAMPLES = _examples(
     "itdd compare base.jsonl new.jsonl",
     "itdd compare base.csv new.csv --metric bits_per_token --fail-if-worse",
 )
+SHOW_EXAMPLES = _examples(
+    "itdd nll examples/demo.jsonl --per-token -o demo.jsonl && itdd show demo.jsonl",
+    "itdd show demo.jsonl --id s1 --worst 10",
+    "itdd show demo.jsonl --html demo.html",
+)
 INSPECT_EXAMPLES = _examples("itdd inspect -m demo", "itdd inspect -m GSAI-ML/LLaDA-8B-Base --device cpu")
 MODELS_EXAMPLES = _examples("itdd models")
 
@@ -238,7 +249,8 @@ def _load(model: str | None, dtype: Dtype, device: str, trust_remote_code: bool,
 def _settings(estimator: Estimator, samples: int, seed: int, batch_size: str, max_tokens: int | None,
               independent: bool = False, chat_template: bool = False, keep_boundary: bool = False,
               strict: bool = False, target_se: float | None = None, max_samples: int | None = None,
-              until_decided: float | None = None, long: Long = Long.error, context: int = 0) -> Settings:  # fmt: skip
+              until_decided: float | None = None, long: Long = Long.error, context: int = 0,
+              per_token: bool = False) -> Settings:  # fmt: skip
     from itdd_cli.settings import Settings
 
     if max_samples is not None and max_samples < samples:
@@ -260,14 +272,19 @@ def _settings(estimator: Estimator, samples: int, seed: int, batch_size: str, ma
         target_se=target_se,
         until_decided=until_decided,
         max_samples=max_samples,
+        per_token=per_token,
     )
 
 
 def _output(input_path: str | None, output: str | None, fmt: Format, overwrite: bool, resume: bool,
-            summary: str | None, quiet: bool) -> Any:  # fmt: skip
+            summary: str | None, quiet: bool, per_token: bool = False) -> Any:  # fmt: skip
     """Input, output and summary checked (and the output locked) before the model loads."""
+    from itdd_cli.io.formats import resolve_format
     from itdd_cli.session import Output, prepare_output
 
+    if per_token and resolve_format(fmt, output, sys.stdout) is Format.table:
+        raise UsageError("--per-token adds a list of tokens to every row, which a table cannot show: write JSONL or "
+                         "CSV (-o FILE.jsonl, or --format jsonl) and look at it with 'itdd show FILE'")  # fmt: skip
     out = Output(path=output, fmt=fmt, overwrite=overwrite, resume=resume, summary_path=summary, quiet=quiet)
     return prepare_output(out, input_path)
 
@@ -298,7 +315,7 @@ def _source(input_path: str | None, input_format: InputFormat, lines: bool, data
 
 def _keep(command: Command, keep: list[str] | None) -> tuple[str, ...]:
     names = tuple(name.strip() for item in keep or [] for name in item.split(",") if name.strip())
-    clash = [name for name in names if name in SPECS[command].names]
+    clash = [name for name in names if SPECS[command].field(name) is not None]
     if clash:
         raise UsageError(f"--keep {clash[0]}: the output row already has a field of that name")
     return names
@@ -389,6 +406,7 @@ def nll(
     id_field: IdFieldOpt = "id",
     long: LongOpt = Long.error,
     context: ContextOpt = 0,
+    per_token: PerTokenOpt = False,
     input_format: InputFormatOpt = InputFormat.auto,
     lines: LinesOpt = False,
     dataset: DatasetOpt = None,
@@ -405,10 +423,10 @@ def nll(
 ) -> None:
     """−log p(text) for each record's text field."""
     settings = _settings(estimator, samples, seed, batch_size, max_tokens, strict=strict, target_se=target_se,
-                         max_samples=max_samples, long=long, context=context)  # fmt: skip
+                         max_samples=max_samples, long=long, context=context, per_token=per_token)  # fmt: skip
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
     source = _source(input_path, input_format, lines, dataset, dataset_config, split, limit)
-    out = _output(source.path, output, fmt, overwrite, resume, summary, quiet)
+    out = _output(source.path, output, fmt, overwrite, resume, summary, quiet, per_token)
     fields = Fields(text=text_field, id=id_field, keep=_keep(Command.nll, keep))
     _run_models(Command.nll, _model_names(model), plot, source, settings, fields, out, policy,
                 lambda name: _load(name, dtype, device, trust_remote_code, family, tokenizer, revision, device_map,
@@ -445,6 +463,7 @@ def cond_nll(
     prompt_field: PromptFieldOpt = "prompt",
     response_field: ResponseFieldOpt = "response",
     id_field: IdFieldOpt = "id",
+    per_token: PerTokenOpt = False,
     input_format: InputFormatOpt = InputFormat.auto,
     lines: LinesOpt = False,
     dataset: DatasetOpt = None,
@@ -462,10 +481,10 @@ def cond_nll(
     """−log p(response | prompt); the prompt is never masked."""
     settings = _settings(estimator, samples, seed, batch_size, max_tokens, chat_template=chat_template,
                          keep_boundary=keep_boundary, strict=strict, target_se=target_se,
-                         max_samples=max_samples)  # fmt: skip
+                         max_samples=max_samples, per_token=per_token)  # fmt: skip
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
     source = _source(input_path, input_format, lines, dataset, dataset_config, split, limit)
-    out = _output(source.path, output, fmt, overwrite, resume, summary, quiet)
+    out = _output(source.path, output, fmt, overwrite, resume, summary, quiet, per_token)
     fields = Fields(prompt=prompt_field, response=response_field, id=id_field, keep=_keep(Command.cond_nll, keep))
     _run_models(Command.cond_nll, _model_names(model), plot, source, settings, fields, out, policy,
                 lambda name: _load(name, dtype, device, trust_remote_code, family, tokenizer, revision, device_map,
@@ -633,6 +652,29 @@ def compare(
     print_comparison(Console(highlight=False, soft_wrap=True), comparison)
     if fail_if_worse and comparison.significantly_worse:
         raise GateError(f"{new} is significantly worse than {base} on {comparison.metric}")
+
+
+@app.command("show", epilog=SHOW_EXAMPLES)
+def show(
+    results: ResultsArg,
+    html: HtmlOpt = None,
+    overwrite: OverwriteOpt = False,
+    ids: ShowIdOpt = None,
+    limit: ShowLimitOpt = None,
+    worst: WorstOpt = 5,
+) -> None:
+    """Where the nats go: each token of a --per-token result file coloured by its share of the NLL."""
+    from itdd_cli.heat import TERMINAL_ROWS, read_heat
+
+    if html:
+        from itdd_cli.heat_html import write_page
+
+        write_page(read_heat(results, ids, limit), html, overwrite)
+        return
+    from itdd_cli.heat_view import print_heat
+
+    heat = read_heat(results, ids, limit or (None if ids else TERMINAL_ROWS))
+    print_heat(Console(highlight=False), heat, worst)
 
 
 @app.command("inspect", epilog=INSPECT_EXAMPLES)

@@ -12,11 +12,10 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from itdd_cli.errors import UsageError
-from itdd_cli.results import NotResults, parse_results, row_key
+from itdd_cli.results import read_results, row_key
 from itdd_cli.rows import SPECS, comparable, spec_of_columns
 from itdd_cli.settings import LN2
 from itdd_cli.tdist import critical, two_sided_p
@@ -64,24 +63,6 @@ class Comparison:
         return self.significant and worse
 
 
-def _read(path: str) -> list[dict[str, Any]]:
-    file = Path(path)
-    if file.is_dir():
-        raise UsageError(f"cannot read {path}: it is a directory; name a result file (JSONL or CSV)")
-    if not file.exists():
-        raise UsageError(f"cannot read {path}: no such file")
-    try:
-        text = file.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise UsageError(f"{path} is not an itdd result file: not UTF-8 text (byte {error.start + 1})") from None
-    except OSError as error:
-        raise UsageError(f"cannot read {path}: {error.strerror}") from None
-    try:
-        return parse_results(text, path.lower().endswith(".csv"))
-    except NotResults as error:
-        raise UsageError(f"{path} is not an itdd result file: {error}") from None
-
-
 def _number(row: dict[str, Any], key: str, path: str) -> float:
     value = row.get(key)
     if isinstance(value, bool):  # a choice row's `correct`: 1 right, 0 wrong
@@ -95,7 +76,7 @@ def _number(row: dict[str, Any], key: str, path: str) -> float:
 
 
 def compare_files(base_path: str, new_path: str, metric: str | None) -> Comparison:
-    base, new = _read(base_path), _read(new_path)
+    base, new = read_results(base_path), read_results(new_path)
     if not base or not new:
         raise UsageError("both files need at least one row")
     spec = spec_of_columns(set(base[0]))

@@ -21,6 +21,7 @@ from itdd_cli.estimators import (
     PILOT_STREAM,
     Estimate,
     Noise,
+    PositionTally,
     RoundPlan,
     Tally,
     draw_noise,
@@ -52,7 +53,9 @@ class RecordDraws:
     capped: bool = False
 
     def __post_init__(self) -> None:
-        self.tallies = [Tally(self.settings.estimator) for _ in self.framed]
+        per_token = self.settings.per_token
+        self.tallies = [Tally(self.settings.estimator, positions=PositionTally() if per_token else None)
+                        for _ in self.framed]  # fmt: skip
         self.plans = self._plan(self.settings.samples)
 
     @property
@@ -72,6 +75,10 @@ class RecordDraws:
 
     def estimates(self) -> list[Estimate]:
         return [tally.estimate() for tally in self.tallies]
+
+    def contributions(self) -> list[torch.Tensor]:
+        """Per side, each scored token's share of its estimate (L,); needs Settings.per_token."""
+        return [tally.contributions() for tally in self.tallies]
 
     def difference(self) -> Estimate:
         """rejected − chosen; paired by index so the SE sees the coupling."""

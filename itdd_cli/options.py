@@ -380,3 +380,32 @@ PlotOpt = Annotated[
     typer.Option("--plot", metavar="PATH", show_default=False,
                  help=_shown("several checkpoints: draw bits per byte by checkpoint to this .png or .svg", "none")),
 ]  # fmt: skip
+PerTokenOpt = Annotated[
+    bool,
+    typer.Option(
+        "--per-token", show_default=False,
+        help=_shown("add each scored token's text and its share of the NLL in nats (token_strings, token_nll; "
+                    "same draws, no extra passes); view with 'itdd show'", "off"),
+    ),
+]  # fmt: skip
+ResultsArg = Annotated[
+    str, typer.Argument(metavar="RESULTS", help="result file written with --per-token (JSONL or CSV)")
+]
+HtmlOpt = Annotated[
+    str | None,
+    typer.Option("--html", metavar="OUT.html", show_default=False,
+                 help=_shown("write one self-contained, searchable HTML page of every row instead", "none")),
+]  # fmt: skip
+ShowLimitOpt = Annotated[
+    int | None,
+    typer.Option("--limit", min=1, metavar="N", show_default=False,
+                 help=_shown("show at most the first N rows (after --id)", "20 in the terminal, every row in --html")),
+]  # fmt: skip
+ShowIdOpt = Annotated[
+    list[str] | None,
+    typer.Option("--id", metavar="ID", show_default=False,
+                 help=_shown("show only the row with this id (repeatable)", "every row")),
+]  # fmt: skip
+WorstOpt = Annotated[
+    int, typer.Option("--worst", min=0, metavar="K", help="list the K tokens with the most nats under each row")
+]

@@ -11,8 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 from typing import Any
 
+from itdd_cli.errors import UsageError
 from itdd_cli.io.writers import TEXT_MARK
 from itdd_cli.rows import spec_of_columns
 
@@ -32,7 +34,7 @@ def _typed_csv(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
     if not rows:
         return []
     spec = spec_of_columns(set(rows[0]))
-    kinds = {field.name: field.kind for field in spec.fields} if spec else {}
+    kinds = {field.name: field.kind for field in (*spec.fields, *spec.per_token)} if spec else {}
     typed: list[dict[str, Any]] = []
     for row in rows:
         out: dict[str, Any] = {}
@@ -76,3 +78,22 @@ def row_key(row: dict[str, Any]) -> tuple[str, Any]:
     """Rows pair by id as written: the number 1 and the string "1" are different ids."""
     value = row.get("id")
     return (type(value).__name__, value)
+
+
+def read_results(path: str) -> list[dict[str, Any]]:
+    """The typed rows of the result file at `path`; every failure is a one-line UsageError naming it."""
+    file = Path(path)
+    if file.is_dir():
+        raise UsageError(f"cannot read {path}: it is a directory; name a result file (JSONL or CSV)")
+    if not file.exists():
+        raise UsageError(f"cannot read {path}: no such file")
+    try:
+        text = file.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{path} is not an itdd result file: not UTF-8 text (byte {error.start + 1})") from None
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        return parse_results(text, path.lower().endswith(".csv"))
+    except NotResults as error:
+        raise UsageError(f"{path} is not an itdd result file: {error}") from None

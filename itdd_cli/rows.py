@@ -64,6 +64,7 @@ class RowSpec:
     compare_metric: str
     tallies: tuple[Tally, ...] = ()
     nll_sign: int = 1  # -1: nll_fields hold log-likelihoods
+    per_token: tuple[Field, ...] = ()  # appended to every row under --per-token (empty: the command has none)
 
     @property
     def several_texts(self) -> bool:
@@ -87,13 +88,17 @@ class RowSpec:
         return self.field("words") is not None  # choice rows carry a list of bytes per choice, and no words
 
     def field(self, name: str) -> Field | None:
-        return next((field for field in self.fields if field.name == name), None)
+        return next((field for field in (*self.fields, *self.per_token) if field.name == name), None)
 
     def row(self, **values: Any) -> dict[str, Any]:
-        """The row in declared order; a missing or undeclared field is a bug, caught here."""
-        if set(values) != set(self.names):
-            raise AssertionError(f"{self.command} row fields {sorted(values)} differ from {self.names}")
-        return {name: values[name] for name in self.names}
+        """The row in declared order (with the per-token fields when given); a missing or undeclared
+        field is a bug, caught here."""
+        names = self.names
+        if len(values) > len(names):
+            names += tuple(field.name for field in self.per_token)
+        if set(values) != set(names):
+            raise AssertionError(f"{self.command} row fields {sorted(values)} differ from {names}")
+        return {name: values[name] for name in names}
 
 
 def _total(value: Any) -> Any:
@@ -131,6 +136,12 @@ _PER_BYTE = (
 )
 
 
+# --per-token: the scored text's pieces, one per token (they concatenate to the text where the
+# tokenizer reports offsets), and each token's share of `nll` in nats (they sum to `nll`); JSON
+# arrays in CSV. `itdd show` renders them.
+TOKEN_FIELDS = (Field("token_strings", list, rank=9), Field("token_nll", list, rank=9))
+
+
 SPECS: dict[Command, RowSpec] = {
     spec.command: spec
     for spec in [
@@ -141,6 +152,7 @@ SPECS: dict[Command, RowSpec] = {
             identity=("tokens",),
             nll_fields=("nll",),
             compare_metric="nll_per_token",
+            per_token=TOKEN_FIELDS,
         ),
         RowSpec(
             Command.cond_nll,
@@ -149,6 +161,7 @@ SPECS: dict[Command, RowSpec] = {
             identity=("tokens",),
             nll_fields=("nll",),
             compare_metric="nll_per_token",
+            per_token=TOKEN_FIELDS,
         ),
         RowSpec(
             Command.ratio,

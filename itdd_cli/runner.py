@@ -22,6 +22,7 @@ from itdd_cli.errors import InputError, ModelError, UsageError
 from itdd_cli.estimators import Estimate
 from itdd_cli.measures import text_measures
 from itdd_cli.models.base import Framed, ScoringModel
+from itdd_cli.pertoken import check_per_token, per_token_values
 from itdd_cli.records import Fields, Record
 from itdd_cli.rows import SPECS, Command
 from itdd_cli.settings import LN2, Settings, safe_exp
@@ -281,6 +282,12 @@ def _ratio_values(prepared: _Prepared) -> dict[str, Any]:
     }
 
 
+def _token_values(model: ScoringModel, prepared: _Prepared, settings: Settings) -> dict[str, Any]:
+    if not settings.per_token:
+        return {}
+    return per_token_values(model, prepared.record.texts[0], prepared.framed, prepared.draws.contributions())
+
+
 def choice_scores(prepared: _Prepared) -> ChoiceScores:
     """Per-text estimates of a scored record, paired by draw (coupled unless --independent)."""
     tallies = prepared.draws.tallies
@@ -348,6 +355,8 @@ def score(
                          "— score each choice with cond-nll")  # fmt: skip
     spec = SPECS[command]
     values = ROW_VALUES[command]
+    if settings.per_token:
+        check_per_token(command)
     fields = fields or Fields()
     capacity = _capacity(model)
     if settings.long is Long.rolling and capacity is not None:
@@ -381,5 +390,5 @@ def score(
             yield item
             continue
         # --keep fields follow the declared ones (their names were checked against them up front)
-        row = spec.row(**values(item)) | item.record.kept
+        row = spec.row(**values(item), **_token_values(model, item, settings)) | item.record.kept
         yield row if item.lost is None else Lossy(row, item.record.line, item.lost)

@@ -125,6 +125,7 @@ def _run_settings(command: Command, model: ScoringModel, settings: Settings, fie
         "target_se": settings.target_se,
         "until_decided": settings.until_decided,
         "max_samples": settings.cap if settings.adaptive else None,
+        "per_token": settings.per_token if spec.per_token else None,
         "fields": {name: _as_json(getattr(fields, name)) for name in _FIELDS[command]},
         "device": info.device,
         "batch_rows": settings.batch_rows,

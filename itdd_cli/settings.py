@@ -33,6 +33,7 @@ class Settings:
     target_se: float | None = None  # draw in rounds until the SE (of nll, or of log_ratio) is at most this
     until_decided: float | None = None  # ratio: stop once |log_ratio| > this × SE
     max_samples: int | None = None  # cap on passes per record in rounds; None: 8 × samples
+    per_token: bool = False  # also split each draw's value over its positions (no extra passes, same numbers)
 
     @property
     def adaptive(self) -> bool:

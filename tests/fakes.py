@@ -42,6 +42,9 @@ class UniformModel(ScoringModel):
     def frame(self, context: list[int], scored: list[int]) -> Framed:
         return Framed([*context, *scored], len(context), len(scored))
 
+    def token_strings(self, text: str, ids: list[int]) -> list[str]:
+        return list(text)  # one id per character
+
     def target_logprobs(self, input_ids, attention_mask, score_mask, targets):  # type: ignore[no-untyped-def]
         self.rows_seen.append(input_ids.shape[0])
         count = int(score_mask.sum())

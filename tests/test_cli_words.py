@@ -47,7 +47,7 @@ USAGE_ERRORS = [  # arguments, what the one line must say (all exit 2, before an
     (["nll", "--samp", "4"], ["no such option --samp; did you mean", "--samples", "'itdd nll -h'"]),
     (["--bogus"], ["no such option --bogus", "'itdd -h'"]),
     (["score"], ["no such command 'score'",
-                  "choose one of nll, cond-nll, ratio, choice, lm-eval, compare, inspect, models"]),  # fmt: skip
+                  "choose one of nll, cond-nll, ratio, choice, lm-eval, compare, show, inspect, models"]),  # fmt: skip
     (["compar"], ["no such command 'compar'; did you mean 'compare'?"]),
     (["nll", "-n"], ["-n needs a value"]),
     (["nll", "--overwrite=yes"], ["--overwrite is a flag and takes no value"]),

@@ -24,6 +24,8 @@ from itdd_cli.estimators.kinds import DEFAULT_ESTIMATOR, EXACT_MAX_TOKENS, MONTE
 _LAZY = {
     "MaskPlan": "masks",
     "plan_masks": "masks",
+    "PositionTally": "positions",
+    "split_passes": "positions",
     "RoundPlan": "rounds",
     "RoundShape": "rounds",
     "Tally": "rounds",

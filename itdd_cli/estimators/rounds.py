@@ -16,6 +16,7 @@ from itdd_cli.estimators.chain_rule import order_masks, step_masks
 from itdd_cli.estimators.control_variate import Pilot, adjusted_values, loss_table, pilot_levels, plan_pilot
 from itdd_cli.estimators.kinds import Estimator
 from itdd_cli.estimators.masks import plan_masks
+from itdd_cli.estimators.positions import PositionTally, split_passes
 from itdd_cli.estimators.sampling import Noise
 from itdd_cli.estimators.stats import Estimate, summarise
 
@@ -98,6 +99,7 @@ class Tally:
     values: list[torch.Tensor] = field(default_factory=list)
     strata: list[torch.Tensor] = field(default_factory=list)
     exact: bool = False
+    positions: PositionTally | None = None  # set to also split every value over its positions (--per-token)
 
     def add(self, plan: RoundPlan, losses: torch.Tensor) -> torch.Tensor:
         """Take one round's (N, L) losses; return that round's values (V,)."""
@@ -114,6 +116,9 @@ class Tally:
         size = int(plan.value_of.max()) + 1
         values = torch.zeros(size, dtype=torch.float64).index_add_(0, plan.value_of[main], per_pass)
         self.values.append(values)
+        if self.positions is not None:
+            splits = split_passes(masks, weights, main_losses, self.table, self.rates)
+            self.positions.add(plan.value_of[main], splits, size, exact=plan.strata is None)
         if plan.strata is None:
             self.exact = True
         else:
@@ -129,3 +134,9 @@ class Tally:
 
     def estimate(self) -> Estimate:
         return summarise(self.all_values(), self.all_strata())
+
+    def contributions(self) -> torch.Tensor:
+        """(L,): each scored position's share of `estimate().value` (they sum to it)."""
+        if self.positions is None:
+            raise ValueError("this tally was not asked to split its values over positions")
+        return self.positions.contributions()

@@ -16,7 +16,7 @@ import torch
 from itdd_cli.errors import ModelError, UsageError
 from itdd_cli.models.block import Concatenated
 from itdd_cli.models.loading import LoadOptions, parameter_count
-from itdd_cli.models.text import encode_chat_prompt, encode_text, lost_text, unknown_ids
+from itdd_cli.models.text import encode_chat_prompt, encode_text, lost_text, token_pieces, unknown_ids
 
 
 @dataclass(frozen=True)
@@ -105,6 +105,11 @@ class ScoringModel(ABC):
                 "which then cannot be kept as plain text — drop --chat-template or remove the string"
             )
         return ids
+
+    def token_strings(self, text: str, ids: list[int]) -> list[str]:
+        """The piece of `text` each of its scored token ids stands for; the pieces concatenate to
+        `text` when the tokenizer reports offsets (see `text.token_pieces`)."""
+        return token_pieces(self.tokenizer, text, ids)
 
     def lost_text(self, text: str) -> str | None:
         """What of `text` this tokenizer drops or maps to an unknown token; None when nothing is lost.

@@ -14,6 +14,7 @@ from typing import Any
 
 SENTINEL = "ITDDPROMPTSENTINEL7F3A"  # stands for the user's prompt while a chat template is rendered
 SHOWN = 24  # lost characters quoted in a warning
+DECODE_CONTEXT = 4  # tokens decoded before a token to give it its leading space or joiner
 
 
 def encode_text(tokenizer: Any, text: str) -> list[int]:
@@ -85,3 +86,52 @@ def lost_text(tokenizer: Any, text: str, unknown: set[int]) -> str | None:
         return None
     shown = characters if len(characters) <= SHOWN else characters[:SHOWN] + "…"
     return f"the tokenizer has no token for {shown!r} (scored as if absent or unknown)"
+
+
+def token_pieces(tokenizer: Any, text: str, ids: list[int]) -> list[str]:
+    """The piece of `text` each of its token ids covers, so that the pieces concatenate to `text`.
+
+    From the tokenizer's character offsets when it gives them for exactly these ids: a token runs
+    from the previous token's end to its own, so a space the offsets leave out (or a character the
+    tokenizer dropped) goes with the token after it, and of the tokens that share one character (a
+    byte-level piece splitting a UTF-8 character) the last carries it and the others are "", never U+FFFD.
+    Otherwise by incremental decoding (`decoded_pieces`), which a lossy decoder may not invert."""
+    try:
+        encoded = tokenizer(text, add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True)
+        offsets = [(int(start), int(end)) for start, end in encoded["offset_mapping"]]
+        same = list(encoded["input_ids"]) == list(ids)
+    except (NotImplementedError, ValueError, TypeError, KeyError):  # slow tokenizers give no offsets
+        same = False
+    if not same:
+        return decoded_pieces(tokenizer, ids)
+    pieces, done = [], 0
+    for i, (start, end) in enumerate(offsets):
+        if i + 1 < len(offsets) and offsets[i + 1] == (start, end) and start < end:
+            pieces.append("")  # part of a character the next token finishes
+            continue
+        end = max(end, done)
+        pieces.append(text[done:end])
+        done = end
+    if pieces:
+        pieces[-1] += text[done:]  # trailing characters no token claimed
+    return pieces
+
+
+def decoded_pieces(tokenizer: Any, ids: list[int]) -> list[str]:
+    """Each token's text by decoding a short run of tokens before it with and without it (as vLLM's
+    incremental detokenizer does, so a decoder's first-token rules do not change a token's text); a
+    token ending inside a UTF-8 character gets "" and the token completing the character carries it."""
+
+    def decode(part: list[int]) -> str:
+        return str(tokenizer.decode(part, skip_special_tokens=False, clean_up_tokenization_spaces=False))
+
+    pieces: list[str] = []
+    start, read = 0, 0  # decode from `start`; the text up to `read` has been handed out
+    for i in range(len(ids)):
+        before, now = decode(ids[start:read]), decode(ids[start : i + 1])
+        if now.endswith("\ufffd") and i + 1 < len(ids):
+            pieces.append("")  # an incomplete character: wait for the tokens that finish it
+            continue
+        pieces.append(now[len(before) :] if now.startswith(before) else now)
+        start, read = max(read - DECODE_CONTEXT, 0), i + 1
+    return pieces

@@ -1,0 +1,187 @@
+"""`itdd show`: the terminal heat view and the HTML page of --per-token results."""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import invoke, read_jsonl, write_jsonl
+
+CHROMIUM = Path("/usr/bin/chromium")
+RECORDS = [
+    {"id": "tags", "text": "<script>alert('x')</script> & \"quotes\" stay text"},
+    {"id": "lines", "text": "First line\nsecond line, with a tab\there."},
+    {"id": "plain", "text": "The module level should accept one argument."},
+]
+SPAN = re.compile(r'<span class="(t[^"]*)" style="background:(#[0-9a-f]{6});color:#[0-9a-f]{6}" '
+                  r'title="([^"]*)" data-nats="([^"]*)">(.*?)</span>', re.S)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory) -> Path:
+    """Rows scored with --per-token by the bundled demo model."""
+    directory = tmp_path_factory.mktemp("show")
+    source = write_jsonl(directory / "in.jsonl", RECORDS)
+    out = directory / "scored.jsonl"
+    result = invoke(["nll", source, "-m", "demo", "-n", "8", "--per-token", "-q", "-o", out])
+    assert result.exit_code == 0, result.stderr
+    return out
+
+
+def _text(shown: str) -> str:
+    """A token's text as the page holds it: escaped, with an empty mark before each line break."""
+    return html.unescape(shown.replace('<i class="nl"></i>', ""))
+
+
+def _rows(path: Path) -> list[dict]:
+    return read_jsonl(path.read_text(encoding="utf-8"))
+
+
+def test_the_terminal_view_shows_the_legend_and_each_rows_worst_tokens(results):
+    shown = invoke(["show", results])
+    assert shown.exit_code == 0, shown.stderr
+    assert "nats per token" in shown.stdout
+    for row in _rows(results):
+        worst = max(range(row["tokens"]), key=lambda i: row["token_nll"][i])
+        assert f"{row['token_strings'][worst]!r} {row['token_nll'][worst]:.2f}" in shown.stdout
+        assert f"nll {row['nll']:.3f}" in shown.stdout and str(row["id"]) in shown.stdout
+
+
+def test_the_terminal_view_is_bounded_and_picks_rows_by_id(base, tmp_path):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": f"r{i}", "text": "abcd"[: 1 + i % 4]} for i in range(25)])
+    out = tmp_path / "many.jsonl"
+    assert invoke(["nll", source, *base, "--per-token", "-q", "-o", out]).exit_code == 0
+    shown = invoke(["show", out])
+    assert shown.exit_code == 0 and "showing 20 of 25 rows" in shown.stdout and "r19" in shown.stdout
+    assert "r20" not in shown.stdout
+    picked = invoke(["show", out, "--id", "r22", "--id", "r3"])
+    assert picked.exit_code == 0 and "r22" in picked.stdout and "r3" in picked.stdout and "r4" not in picked.stdout
+    assert "showing 2 of 25 rows" in picked.stdout
+    missing = invoke(["show", out, "--id", "nope"])
+    assert missing.exit_code == 2 and "no row with id 'nope'" in missing.stderr
+
+
+def test_rows_without_per_token_fields_are_refused_naming_the_file(base, tmp_path):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": "r", "text": "abcd"}])
+    out = tmp_path / "plain.jsonl"
+    assert invoke(["nll", source, *base, "-q", "-o", out]).exit_code == 0
+    refused = invoke(["show", out])
+    assert refused.exit_code == 2 and str(out) in refused.stderr and "--per-token" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    assert invoke(["show", tmp_path / "absent.jsonl"]).exit_code == 2
+
+
+def _page(results: Path, tmp_path: Path) -> tuple[Path, str]:
+    out = tmp_path / "page.html"
+    written = invoke(["show", results, "--html", out])
+    assert written.exit_code == 0, written.stderr
+    return out, out.read_text(encoding="utf-8")
+
+
+def test_the_page_shows_every_token_escaped_with_its_nats_on_hover(results, tmp_path):
+    _, page = _page(results, tmp_path)
+    spans = SPAN.findall(page)
+    rows = _rows(results)
+    assert [_text(text) for *_, text in spans] == [t for row in rows for t in row["token_strings"]]
+    for (_, _, title, nats, _), value in zip(spans, [n for row in rows for n in row["token_nll"]], strict=True):
+        assert float(nats) == value and f"{value:.4f} nats" in html.unescape(title)
+    assert page.count("<script") == 1 and "&lt;" in page  # the record's <script> is text; the page's own is one
+    assert not re.search(r"https?://|<link|@import|\bsrc=|url\(", page)  # nothing from the network
+    for row in rows:
+        assert f'data-id="{row["id"]}"' in page and f"nll {row['nll']:.3f}" in page
+        assert f"{row['bits_per_byte']:.4f} bits/byte" in page
+
+
+def test_the_page_is_written_once_whole_and_never_over_a_file_without_overwrite(results, tmp_path):
+    out, page = _page(results, tmp_path)
+    again = invoke(["show", results, "--html", out])
+    assert again.exit_code == 2 and "--overwrite" in again.stderr
+    assert invoke(["show", results, "--html", out, "--overwrite"]).exit_code == 0
+    assert out.read_text(encoding="utf-8") == page
+    assert invoke(["show", results, "--html", results]).exit_code == 2  # never over the result file
+    assert [p.name for p in tmp_path.iterdir()] == ["page.html"]  # no temporary file or lock left
+
+
+def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]  # fmt: skip
+    return subprocess.run([str(CHROMIUM), *flags, *args], capture_output=True, text=True, timeout=120)
+
+
+def _hits(tokens: list[str], query: str) -> list[int]:
+    """Indices of the tokens that overlap a case-insensitive match of `query` in the row's text."""
+    text = "".join(tokens).lower()
+    starts = [sum(len(t) for t in tokens[:i]) for i in range(len(tokens))]
+    found = set()
+    at = text.find(query)
+    while at >= 0:
+        found |= {i for i, s in enumerate(starts) if s < at + len(query) and s + len(tokens[i]) > at}
+        at = text.find(query, at + 1)
+    return sorted(found)
+
+
+@pytest.mark.slow
+def test_the_page_in_headless_chromium_shows_every_token_and_searches_from_the_address(results, tmp_path):
+    if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
+        pytest.skip("/usr/bin/chromium is absent (apt-get install chromium)")
+    import matplotlib.image
+
+    out, page = _page(results, tmp_path)
+    rows = _rows(results)
+    dumped = _chromium(tmp_path, "--dump-dom", f"{out.as_uri()}#q=line")
+    assert dumped.returncode == 0, dumped.stderr
+    dom = dumped.stdout
+    sections = re.findall(r'<section class="row( nohit)?" data-id="([^"]*)">(.*?)</section>', dom, re.S)
+    assert [section[1] for section in sections] == [row["id"] for row in rows]
+    for (hidden, _, body), row in zip(sections, rows, strict=True):
+        spans = SPAN.findall(body.replace(' hit"', '"').replace('class="t hit', 'class="t'))
+        assert [_text(text) for *_, text in spans] == row["token_strings"]  # every token in the DOM
+        marked = [i for i, span in enumerate(re.findall(r'<span class="(t[^"]*)"', body)) if "hit" in span.split()]
+        assert marked == _hits(row["token_strings"], "line")
+        assert bool(hidden) == (not marked)
+    assert any(_hits(row["token_strings"], "line") for row in rows)
+
+    shot = tmp_path / "page.png"
+    taken = _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1280,1000", "--hide-scrollbars", out.as_uri())
+    assert taken.returncode == 0 and shot.exists(), taken.stderr
+    pixels = (matplotlib.image.imread(str(shot))[..., :3] * 255).round().astype(int)  # (H, W, 3)
+    spans = SPAN.findall(page)
+    hottest = max(spans, key=lambda span: float(span[3]))[1]
+    assert hottest == "#a50f15"  # the file's largest share sits at the hot end of the scale
+    legend = re.findall(r'<span class="sw" style="background:(#[0-9a-f]{6})', page)
+    assert len(legend) == 5
+    for colour in {hottest, *legend}:
+        rgb = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+        painted = (abs(pixels - rgb).max(axis=2) <= 2).sum()
+        assert painted >= 100, (colour, painted)  # a swatch or a token's background, not a stray pixel
+    assert len({tuple(p) for p in pixels.reshape(-1, 3)[::7]}) > 50  # text and colours, not a blank page
+
+
+def test_show_imports_neither_torch_nor_transformers(results, tmp_path):
+    import sys
+
+    args = ["show", str(results), "--html", str(tmp_path / "p.html")]
+    code = ("import sys\nfrom itdd_cli.cli import app\n"
+            f"try:\n    app({args!r})\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")  # fmt: skip
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]" and (tmp_path / "p.html").exists()
+
+
+def test_a_long_row_is_cut_in_the_terminal_and_whole_in_the_page(tmp_path):
+    tokens = [f" w{i}" for i in range(2100)]
+    row = {"id": "long", "nll": 2100.0, "nll_se": 1.0, "tokens": 2100, "token_strings": tokens,
+           "token_nll": [1.0] * 2099 + [2.0]}  # fmt: skip
+    path = write_jsonl(tmp_path / "long.jsonl", [row])
+    shown = invoke(["show", path, "--worst", "1"])
+    assert shown.exit_code == 0 and "… 100 more tokens" in shown.stdout and "' w2099' 2.00" in shown.stdout
+    assert "w1999 … 100" in shown.stdout and "w2000" not in shown.stdout.replace("' w2099'", "")
+    _, page = _page(path, tmp_path)
+    assert len(SPAN.findall(page)) == 2100
