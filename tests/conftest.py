@@ -6,10 +6,14 @@ import socket
 import sys
 from pathlib import Path
 
-import pytest
-import torch
+# Before anything imports huggingface_hub, which reads these once: no test may reach the network
+# (a hub lookup would otherwise retry for minutes where the network is closed).
+os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1")
 
-from itdd_cli.oracle import OracleDistribution, write_checkpoint
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from itdd_cli.oracle import OracleDistribution, write_checkpoint  # noqa: E402
 
 if os.environ.get("PYTEST_XDIST_WORKER"):  # `pytest -n 2`: one thread per worker, not two workers × all cores
     torch.set_num_threads(1)
