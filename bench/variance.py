@@ -134,6 +134,16 @@ def r_squared(estimated, truth):
     return float(1 - residual / ((truth - truth.mean()) ** 2).sum())
 
 
+def _share_within(reps: int, low: float = 0.8, high: float = 1.25) -> float:
+    """P(low ≤ s/σ ≤ high) for the spread s of `reps` normal draws: what a perfect SE would show."""
+    dof = torch.tensor(float(reps - 1), dtype=torch.float64)
+
+    def chi2_cdf(x: float) -> float:  # (reps − 1)·s²/σ² is χ² with reps − 1 degrees of freedom
+        return float(torch.special.gammainc(dof / 2, dof * x / 2))
+
+    return chi2_cdf(high**2) - chi2_cdf(low**2)
+
+
 def part_dna8(args):
     model = load_model(LoadOptions(str(bundled_path("dna8"))))
     rows = [json.loads(line) for line in (ROOT / "examples" / "dna8.jsonl").read_text().splitlines()]
@@ -150,7 +160,9 @@ def part_dna8(args):
         calibration = value.std(1) / se.mean(1)
         print(
             f"{estimator.value:<16} R² {r_squared(value[:, 0], truth):.3f}   SE calibration (spread / mean SE) median "
-            f"{calibration.median():.2f}, 10–90% {calibration.quantile(0.1):.2f}–{calibration.quantile(0.9):.2f}"
+            f"{calibration.median():.2f}, 10–90% {calibration.quantile(0.1):.2f}–{calibration.quantile(0.9):.2f}, "
+            f"{float(((calibration >= 0.8) & (calibration <= 1.25)).double().mean()):.0%} of rows in 0.8–1.25 "
+            f"(a calibrated SE gives ≈ {_share_within(reps):.0%} at {reps} seeds)"
         )
     for estimator in args.estimators:
         if estimator is not Estimator.stratified:
