@@ -18,12 +18,12 @@ import torch
 
 from itdd_cli.errors import ModelError
 from itdd_cli.models.base import target_log_softmax
-from itdd_cli.models.block import Concatenated, Layout, attention_inputs, equal_halves, resolve_block_size
+from itdd_cli.models.block import BlockRows, Concatenated, Layout, attention_inputs, resolve_block_size
 from itdd_cli.models.loading import LoadOptions
 from itdd_cli.models.mdlm import MDLMAdapter
 
 
-class BD3LMAdapter(MDLMAdapter):
+class BD3LMAdapter(BlockRows, MDLMAdapter):
     family = "bd3lm"
     layout: Layout = Layout.per_block  # how `target_logprobs` reads plain rows (models/block.py)
 
@@ -41,26 +41,6 @@ class BD3LMAdapter(MDLMAdapter):
             block_size=self.block_size,
             max_length=int(config.get("model_length", 1024)),
         )
-
-    def target_logprobs(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        score_mask: torch.Tensor,
-        targets: torch.Tensor,
-    ) -> torch.Tensor:
-        rows = equal_halves(attention_mask) if self.layout is Layout.concatenated else None
-        return self._logprobs(input_ids, attention_mask, rows, score_mask, targets)
-
-    def concatenated_logprobs(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        rows: Concatenated,
-        score_mask: torch.Tensor,
-        targets: torch.Tensor,
-    ) -> torch.Tensor:
-        return self._logprobs(input_ids, attention_mask, rows, score_mask, targets)
 
     @torch.inference_mode()
     def _logprobs(

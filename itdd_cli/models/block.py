@@ -128,3 +128,26 @@ def predicting_columns(
     starts_block = (positions % block_size == 0) & (positions > 0)
     clean_copy = concatenated.noisy_length[rows] + positions - 1  # the clean copy starts at position 0
     return torch.where(starts_block, clean_copy, previous)
+
+
+class BlockRows:
+    """The two ways a block adapter is handed rows, both read by its own `_logprobs(input_ids,
+    attention_mask, rows, score_mask, targets)`: plain rows (per block, or equal halves when
+    `layout` says concatenated) and the runner's [noisy ‖ clean] rows. Mixed in before the base."""
+
+    layout: Layout
+    block_size: int | None
+
+    def target_logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, score_mask: torch.Tensor,
+                        targets: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        rows = equal_halves(attention_mask) if self.layout is Layout.concatenated else None
+        return self._logprobs(input_ids, attention_mask, rows, score_mask, targets)  # type: ignore[attr-defined]
+
+    def concatenated_logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, rows: Concatenated,
+                              score_mask: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # fmt: skip
+        if self.block_size is None:  # a plain model: the base refuses such rows
+            return super().concatenated_logprobs(  # type: ignore[misc]
+                input_ids, attention_mask, rows, score_mask, targets
+            )
+        return self._logprobs(input_ids, attention_mask, rows, score_mask, targets)  # type: ignore[attr-defined]
+

@@ -15,12 +15,12 @@ import torch
 
 from itdd_cli.errors import ModelError
 from itdd_cli.models.base import ScoringModel, target_log_softmax
-from itdd_cli.models.block import Concatenated, Layout, attention_inputs, equal_halves, predicting_columns
+from itdd_cli.models.block import BlockRows, Concatenated, Layout, attention_inputs, predicting_columns
 from itdd_cli.models.loading import LoadOptions, load_tokenizer
 from itdd_cli.models.weights import load_pretrained
 
 
-class BidirectionalDecoderAdapter(ScoringModel):
+class BidirectionalDecoderAdapter(BlockRows, ScoringModel):
     family: str
     shifted_logits: bool = False  # True: the hidden state at i−1 predicts token i (Dream)
     append_eos: bool = False  # True: EOS closes the sequence as unscored context (Dream)
@@ -82,28 +82,6 @@ class BidirectionalDecoderAdapter(ScoringModel):
 
     @abstractmethod
     def max_length(self, config: dict[str, Any]) -> int | None: ...
-
-    def target_logprobs(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        score_mask: torch.Tensor,
-        targets: torch.Tensor,
-    ) -> torch.Tensor:
-        rows = equal_halves(attention_mask) if self.layout is Layout.concatenated else None
-        return self._logprobs(input_ids, attention_mask, rows, score_mask, targets)
-
-    def concatenated_logprobs(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        rows: Concatenated,
-        score_mask: torch.Tensor,
-        targets: torch.Tensor,
-    ) -> torch.Tensor:
-        if self.block_size is None:
-            return super().concatenated_logprobs(input_ids, attention_mask, rows, score_mask, targets)
-        return self._logprobs(input_ids, attention_mask, rows, score_mask, targets)
 
     @torch.inference_mode()
     def _logprobs(
