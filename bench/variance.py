@@ -1,5 +1,6 @@
 """Variance of every estimator at equal forward passes, against `stratified` and LLaDA's
-published estimator; the DNA fit; unbiasedness and calibration on the oracle; coupling; L≈256.
+published estimator; the DNA fit; unbiasedness and calibration on the oracle; L≈256.
+Coupled against independent ratio draws: bench/coupling.py.
 
     python bench/variance.py                         # modest run, every part (minutes on 2 cores)
     python bench/variance.py --part demo --reps 300  # the issue's full measurement (GPU advised)
@@ -119,14 +120,6 @@ def demo_records(model, count):
 def part_demo(args):
     model = load_model(LoadOptions(str(bundled_path("demo"))))
     variance_table(model, demo_records(model, args.records), args.samples, args.reps, args.estimators, "demo")
-    lines = [json.loads(line) for line in (ROOT / "examples" / "shuffled-pairs.jsonl").read_text().splitlines()]
-    pairs = _records(Command.ratio, [{"chosen": p["chosen"], "rejected": p["rejected"]} for p in lines
-                                     if 16 <= len(model.encode(p["chosen"])) <= 25][: args.pairs])  # fmt: skip
-    print(f"\n# demo shuffled pairs: independent / coupled variance of log_ratio, {args.reps} seeds")
-    for estimator in args.coupling:
-        coupled = estimates(model, Command.ratio, pairs, estimator, args.samples[0], args.reps)[0].var(1)
-        independent = estimates(model, Command.ratio, pairs, estimator, args.samples[0], args.reps, True)[0].var(1)
-        print(gain_line(f"{estimator.value} at {args.samples[0]} passes", independent, coupled))
 
 
 def r_squared(estimated, truth):
@@ -214,13 +207,10 @@ def main() -> None:
     parser.add_argument("--part", action="append", choices=list(PARTS), help="what to measure (default: all)")
     parser.add_argument("--reps", type=int, default=8, help="seeds per estimate (default 8; the issue: 300)")
     parser.add_argument("--records", type=int, default=6, help="demo sentences (default 6; the issue: 12)")
-    parser.add_argument("--pairs", type=int, default=4, help="demo shuffled pairs for coupling (default 4)")
     parser.add_argument("--samples", type=int, action="append", help="passes per record (default: 128 and 32)")
     parser.add_argument("--estimator", action="append", type=Estimator, help="default: every Monte Carlo one")
-    parser.add_argument("--coupling", action="append", type=Estimator, help="ratio estimators (default: the default)")
     args = parser.parse_args()
     args.samples = args.samples or [128, 32]
-    args.coupling = args.coupling or [DEFAULT_ESTIMATOR]
     args.estimators = args.estimator or MONTE_CARLO
     if Estimator.stratified not in args.estimators:
         args.estimators = [Estimator.stratified, *args.estimators]
