@@ -84,10 +84,13 @@ def read_record(output: str) -> dict[str, Any] | None:
     return record
 
 
-def write_record(output: str, settings: dict[str, Any], skipped: list[int]) -> None:
-    """Atomically (temporary file + rename), so a crash leaves the old record or the new one."""
+def write_record(output: str, settings: dict[str, Any], skipped: list[int], lossy: list[int]) -> None:
+    """Atomically (temporary file + rename), so a crash leaves the old record or the new one.
+
+    The skipped and lossy lines are kept so that a resumed run's summary counts them too."""
     path = Path(record_path(output))
-    document = {"tool": "itdd", "output": Path(output).name, "settings": settings, "skipped_lines": skipped}
+    document = {"tool": "itdd", "output": Path(output).name, "settings": settings, "skipped_lines": skipped,
+                "lossy_lines": lossy}  # fmt: skip
     descriptor, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(descriptor, 0o666 & ~_umask())

@@ -151,6 +151,7 @@ class _Run:
         self.format = resolve_format(output.fmt, output.path, sys.stdout)
         self.record = _run_settings(command, model, settings, fields, policy.revision) if target.regular else {}
         self.skipped_lines: list[int] = []
+        self.lossy_lines: list[int] = []
         self.finished = Finished([], [], 0)
         if target.resume:
             self.finished = read_finished(Path(str(target.path)), self.format is Format.csv)
@@ -177,6 +178,7 @@ class _Run:
             notice(f"resuming {path} with {'; '.join(rounding)}: the rows scored now may differ from an "
                    "uninterrupted run in the last digits (float rounding of other batch shapes)")  # fmt: skip
         self.skipped_lines = [line for line in recorded.get("skipped_lines", []) if isinstance(line, int)]
+        self.lossy_lines = [line for line in recorded.get("lossy_lines", []) if isinstance(line, int)]
 
     def _objects(self, source: Source, stack: ExitStack) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
         objects = flag_duplicate_ids(read_source(source, self.fields.text, stack), self.fields.id)
@@ -197,10 +199,11 @@ class _Run:
         for row in self.finished.rows[: point.rows]:
             self.summary.add(row)
         self.skipped_lines = [line for line in self.skipped_lines if point.line is None or line < point.line]
-        self.summary.skipped = len(self.skipped_lines)
+        self.lossy_lines = [line for line in self.lossy_lines if point.line is None or line < point.line]
+        self.summary.skipped, self.summary.lossy = len(self.skipped_lines), len(self.lossy_lines)
         self.header = point.offset == 0
         if self.shard.is_main:
-            write_record(str(self.target.path), self.record, self.skipped_lines)
+            self._write_record()
         return rest
 
     def _rows(self, objects: Iterator[tuple[int, dict[str, Any] | InputError]],
@@ -216,7 +219,7 @@ class _Run:
         if self.target.regular and not self.target.committed:
             with interrupts_deferred():
                 self.target.commit()
-                write_record(str(self.target.path), self.record, self.skipped_lines)
+                self._write_record()
 
     def stream(self, input_path: str | Source | None, stack: ExitStack) -> None:
         """Every row to the sink as it finishes; what finished stays written on any failure."""
@@ -239,12 +242,15 @@ class _Run:
                         self.summary.skipped += 1
                         self.skipped_lines.append(row.line)
                         if self.target.committed and self.shard.is_main:
-                            write_record(str(self.target.path), self.record, self.skipped_lines)
+                            self._write_record()
                         notice(f"skipped {unit} {row.line}: {row.message}")
                         bar.record(self.summary)
                         continue
                     if isinstance(row, Lossy):
                         self.summary.lossy += 1
+                        self.lossy_lines.append(row.line)
+                        if self.target.committed and self.shard.is_main:
+                            self._write_record()  # before the row: a cut after it never forgets the loss
                         notice(f"{unit} {row.line}: {row.message} — --strict refuses such records")
                         row = row.row
                     sink.write(row)
@@ -275,6 +281,9 @@ class _Run:
             print_summary(console_for(self.stream_out), self.summary, self.model.info, self.settings)
         elif not self.output.quiet:
             print_summary(stderr_console(), self.summary, self.model.info, self.settings)
+
+    def _write_record(self) -> None:
+        write_record(str(self.target.path), self.record, self.skipped_lines, self.lossy_lines)
 
     def _position(self) -> int | None:
         if not self.target.regular or self.stream_out is sys.stdout:

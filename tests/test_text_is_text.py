@@ -4,6 +4,7 @@ the token it names, and characters the tokenizer cannot represent are never lost
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -86,6 +87,19 @@ def test_a_closing_summary_counts_the_records_with_lost_characters(tmp_path):
     result = _nll(tmp_path, [{"text": "hello 日本語"}], "-m", "demo")
     assert result.exit_code == 0, result.stderr
     assert "1 with characters lost in tokenization" in result.stderr
+
+
+def test_a_resumed_run_still_counts_the_lossy_records_scored_before_the_cut(tmp_path):
+    rows = [{"id": "jp", "text": "hello 日本語"}, {"id": "en", "text": "hello there"}, {"id": "x", "text": "one more"}]
+    source = write_jsonl(tmp_path / "in.jsonl", rows)
+    out, summary = tmp_path / "out.jsonl", tmp_path / "summary.json"
+    common = ["nll", str(source), "-n", "4", "-m", "demo", "-q", "-o", str(out)]
+    assert CliRunner().invoke(app, common).exit_code == 0
+    assert json.loads(Path(f"{out}.meta.json").read_text())["lossy_lines"] == [1]
+    out.write_text(out.read_text().splitlines(keepends=True)[0])  # cut after the lossy record
+    resumed = CliRunner().invoke(app, [*common, "--resume", "--summary", str(summary)])
+    assert resumed.exit_code == 0, resumed.stderr
+    assert json.loads(summary.read_text())["lossy"] == 1 and json.loads(summary.read_text())["records"] == 3
 
 
 def test_strict_refuses_a_record_with_lost_characters_naming_its_line(tmp_path):
