@@ -637,6 +637,13 @@ def lm_eval(ctx: typer.Context) -> None:
         raise ModelError(f"lm-eval failed: {type(error).__name__}: {error}") from error
 
 
+def _stdout(command: str) -> Console:
+    """The console a command prints to; with standard output closed (`>&-`) its answer would vanish."""
+    if sys.stdout is None:
+        raise UsageError(f"standard output is closed; itdd {command} prints its answer there")
+    return Console(highlight=False, soft_wrap=command == "compare")
+
+
 @app.command("compare", epilog=COMPARE_EXAMPLES)
 def compare(
     base: BaseArg,
@@ -648,8 +655,9 @@ def compare(
     from itdd_cli.compare import compare_files
     from itdd_cli.reporting import print_comparison
 
+    console = _stdout("compare")
     comparison = compare_files(base, new, metric)
-    print_comparison(Console(highlight=False, soft_wrap=True), comparison)
+    print_comparison(console, comparison)
     if fail_if_worse and comparison.significantly_worse:
         raise GateError(f"{new} is significantly worse than {base} on {comparison.metric}")
 
@@ -673,8 +681,9 @@ def show(
         return
     from itdd_cli.heat_view import print_heat
 
+    console = _stdout("show")
     heat = read_heat(results, ids, limit or (None if ids else TERMINAL_ROWS))
-    print_heat(Console(highlight=False), heat, worst)
+    print_heat(console, heat, worst)
 
 
 @app.command("inspect", epilog=INSPECT_EXAMPLES)
@@ -691,8 +700,9 @@ def inspect(
     """What itdd detected for a model: family, mask id, framing, maximum length, …"""
     from itdd_cli.reporting import print_model_info
 
+    console = _stdout("inspect")
     loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, block_size=block_size)
-    print_model_info(Console(highlight=False), loaded.info)
+    print_model_info(console, loaded.info)
 
 
 @app.command("models", epilog=MODELS_EXAMPLES)
@@ -702,7 +712,7 @@ def models() -> None:
     from itdd_cli.models.registry import FAMILIES
     from itdd_cli.reporting import print_families
 
-    print_families(Console(highlight=False), FAMILIES, DESCRIPTIONS)
+    print_families(_stdout("models"), FAMILIES, DESCRIPTIONS)
 
 
 @app.command("version", hidden=True)

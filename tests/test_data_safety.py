@@ -427,11 +427,14 @@ def test_dev_null_is_accepted_and_dev_full_says_the_disk_is_full(base, source):
 def test_process_substitution_dev_stdin_and_closed_descriptors(oracle_dir, source):
     env = os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     run = f"{sys.executable} -m itdd_cli nll -m {oracle_dir} --trust-remote-code -n 4 -q"
-    script = (f"{run} <(cat {source}) | wc -l; {run} /dev/stdin < {source} | wc -l; "
-              f"{run} <&- ; echo rc=$?; {run} {source} >&- ; echo rc=$?")  # fmt: skip
+    itdd = f"{sys.executable} -m itdd_cli"
+    script = (f"{run} <(cat {source}) | wc -l; {run} /dev/stdin < {source} | wc -l; {run} {source} <&- | wc -l; "
+              f"{run} <&- ; echo rc=$?; {run} {source} >&- ; echo rc=$?; "
+              f"{itdd} models >&- ; echo rc=$?; {itdd} compare {source} {source} >&- ; echo rc=$?")  # fmt: skip
     result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True, timeout=600)
-    assert result.stdout.split() == ["3", "3", "rc=2", "rc=2"], result.stderr
+    assert result.stdout.split() == ["3", "3", "3", "rc=2", "rc=2", "rc=2", "rc=2"], result.stderr
     assert "standard input is closed" in result.stderr and "standard output is closed" in result.stderr
+    assert "itdd models prints its answer there" in result.stderr and "internal error" not in result.stderr
 
 
 @pytest.mark.slow

@@ -70,7 +70,7 @@ def read_source(source: Source, text_field: str, stack: ExitStack) -> Iterator[I
     if kind is InputFormat.parquet:
         return read_parquet(source.path)
     stream = open_input(source.path)
-    if stream is not sys.stdin.buffer:
+    if sys.stdin is None or stream is not sys.stdin.buffer:  # stdin closed (`<&-`) with a file as input
         stack.callback(stream.close)
     name = "standard input" if source.path in (None, "-") else str(source.path)
     if kind is InputFormat.lines:
