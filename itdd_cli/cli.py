@@ -14,7 +14,7 @@ from rich.console import Console
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
-from itdd_cli import __version__
+from itdd_cli import __version__, checks
 from itdd_cli.errors import GateError, ItddError, ModelError, UsageError
 from itdd_cli.estimators.kinds import DEFAULT_ESTIMATOR, Estimator
 from itdd_cli.io.formats import Format, InputFormat
@@ -211,11 +211,7 @@ MODELS_EXAMPLES = _examples("itdd models")
 
 
 def _batch_rows(value: str) -> int | None:
-    if value == "auto":
-        return None
-    if value.isdigit() and int(value) > 0:
-        return int(value)
-    raise UsageError(f"--batch-size {value!r}: expected a positive integer or 'auto'")
+    return checks.batch_rows("--batch-size", value)
 
 
 def _load(model: str | None, dtype: Dtype, device: str, trust_remote_code: bool, family: str | None,

@@ -23,13 +23,14 @@ knows lm-eval's `LM` contract; the estimates come from the runner, as for the CL
 
 from __future__ import annotations
 
+import argparse
 import atexit
 import json
 import logging
 import math
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,13 +39,16 @@ import torch
 from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
 from lm_eval.api.registry import model_registry
+from lm_eval.utils import simple_parse_args_string
 from tqdm import tqdm
 
 from itdd_cli.api import Scorer
 from itdd_cli.draws import run_rounds
 from itdd_cli.engine import Engine
 from itdd_cli.errors import InputError, ItddError
+from itdd_cli.lm_eval_args import check_named_device, harness_device, parse_model_args
 from itdd_cli.parallel import close_shard, current_shard
+from itdd_cli.processes import launched
 from itdd_cli.records import Record
 from itdd_cli.rows import UNDECIDED_SE
 from itdd_cli.runner import choice_scores, prepare
@@ -91,32 +95,43 @@ class ItddLM(LM):
     Model args: pretrained (hub id, directory or bundled name; default 'demo'), samples (draws per
     question, default 128), estimator, seed, independent, max_tokens, dtype, device, family,
     tokenizer, revision, trust_remote_code, chat_template (wrap the context as a user turn),
-    mc_log (a JSONL path for per-request standard errors). `batch_size` is itdd's forward rows
-    per batch; 1 (lm-eval's default) and 'auto' fill batches up to max_tokens.
+    mc_log (a JSONL path for per-request standard errors), each checked as its CLI option is
+    (`lm_eval_args`) before the model loads. `batch_size` is itdd's forward rows per batch; 1
+    (lm-eval's default) and 'auto' fill batches up to max_tokens.
     """
 
-    def __init__(self, pretrained: str = "demo", samples: int = 128, estimator: str | None = None, seed: int = 0,
-                 independent: bool = False, batch_size: int | str | None = None, max_tokens: int | None = None,
-                 dtype: str = "auto", device: str | None = None, family: str | None = None,
-                 tokenizer: str | None = None, revision: str | None = None, trust_remote_code: bool = False,
-                 chat_template: bool = False, mc_log: str | None = None, **ignored: Any) -> None:  # fmt: skip
+    def __init__(self, pretrained: str = "demo", **model_args: Any) -> None:
         super().__init__()
-        ignored.pop("max_batch_size", None)  # lm-eval passes it to every backend; itdd sizes by tokens
-        if ignored:
-            raise RequestError(f"unknown itdd model_args: {', '.join(sorted(ignored))} (see `itdd lm-eval --help`)")
+        args = parse_model_args({"pretrained": pretrained, **model_args})
         shard = current_shard()  # under `accelerate launch`, each process evaluates its share of documents
         self._rank, self._world_size = shard.rank, shard.world
         atexit.register(close_shard, shard)
-        rows = None if str(batch_size).startswith("auto") or batch_size in (None, 1, "1") else int(batch_size)
-        self.scorer = Scorer.load(str(pretrained), estimator=estimator, samples=int(samples), seed=int(seed),
-                                  independent=_flag(independent), device=_device(device, shard.world), dtype=dtype,
-                                  family=family,
-                                  trust_remote_code=_flag(trust_remote_code), tokenizer=tokenizer, revision=revision,
-                                  batch_size=rows, max_tokens=int(max_tokens) if max_tokens else None,
-                                  chat_template=_flag(chat_template))  # fmt: skip
+        device = "auto" if args.device is None or shard.world > 1 else args.device  # a launch: one GPU each
+        self.scorer = Scorer.load(args.pretrained, estimator=args.estimator, samples=args.samples, seed=args.seed,
+                                  independent=args.independent, device=device, dtype=args.dtype, family=args.family,
+                                  trust_remote_code=args.trust_remote_code, tokenizer=args.tokenizer,
+                                  revision=args.revision, batch_size=args.batch_size, max_tokens=args.max_tokens,
+                                  chat_template=args.chat_template)  # fmt: skip
+        mc_log = args.mc_log
         self.mc_log = None if mc_log is None else Path(f"{mc_log}.rank{self.rank}" if self.world_size > 1 else mc_log)
         self.last_results: list[RequestResult] = []
         self._device = self.scorer.model.info.device
+
+    @classmethod
+    def create_from_arg_obj(cls, arg_dict: dict[str, Any], additional_config: dict[str, Any] | None = None) -> ItddLM:
+        """lm-eval's way in: its own flags (batch_size, device; their defaults when not given) under the
+        model args, which win; lm-eval's default device falls back when absent (`harness_device`)."""
+        harness = {key: value for key, value in (additional_config or {}).items() if value is not None}
+        harness.pop("max_batch_size", None)  # itdd sizes batches by tokens
+        device = harness.pop("device", None)
+        args = parse_model_args(harness | dict(arg_dict))  # every arg checked before the device or the model
+        if args.device is None and not launched():
+            args = replace(args, device=harness_device(device))
+        return cls(**{name: value for name, value in vars(args).items() if value is not None})
+
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str, additional_config: dict[str, Any] | None = None) -> ItddLM:
+        return cls.create_from_arg_obj(simple_parse_args_string(arg_string), additional_config)
 
     def loglikelihood(self, requests: list[Instance], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         """(log p(continuation | context), False) per request; see the module docstring."""
@@ -233,18 +248,6 @@ class ItddLM(LM):
             dist.barrier()
 
 
-def _device(requested: str | None, world: int) -> str:
-    """lm-eval's CLI always passes a device (cuda:0 by default): like its own HF backend, fall back
-    when CUDA is absent; under a launcher each process takes its own GPU."""
-    if requested is None or world > 1 or (requested.startswith("cuda") and not torch.cuda.is_available()):
-        return "auto"
-    return requested
-
-
-def _flag(value: Any) -> bool:
-    return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
-
-
 def _describe(request: Instance) -> str:
     where = f"task {request.task_name}, doc {request.doc_id}" if request.task_name else f"request {request.idx}"
     text = request.args[-1] if isinstance(request.args[-1], str) else request.args[0]
@@ -259,11 +262,37 @@ def register() -> None:
 
 def run_lm_eval(arguments: list[str]) -> None:
     """lm-eval's own command line with the `itdd` backend registered."""
-    from lm_eval.__main__ import cli_evaluate
+    from lm_eval._cli.harness import HarnessCLI
+    from lm_eval.utils import setup_logging
 
     register()
     sys.argv = ["lm-eval", *arguments]
-    cli_evaluate()
+    setup_logging()  # lm-eval's own entry point (`lm_eval.__main__.cli_evaluate`), checking in between
+    parser = HarnessCLI()
+    args = parser.parse_args()
+    _check_before_running(args)
+    parser.execute(args)
+
+
+def _check_before_running(args: argparse.Namespace) -> None:
+    """`--model itdd`'s model args and a --device the user named, checked before lm-eval indexes its
+    tasks (about half a minute) and before the model loads: a mistake costs a second, not a run."""
+    from lm_eval.config.evaluate_config import EvaluatorConfig
+
+    if getattr(args, "command", None) != "run":
+        return
+    try:
+        config = EvaluatorConfig.load_yaml_config(args.config) if getattr(args, "config", None) else {}
+    except Exception:  # lm-eval reports an unreadable --config in its own words
+        return
+    given = config | {key: value for key, value in vars(args).items() if value or value == 0}  # flags over YAML
+    if given.get("model") != "itdd":
+        return
+    model_args = given.get("model_args") or {}
+    args_given = simple_parse_args_string(model_args) if isinstance(model_args, str) else model_args
+    own = parse_model_args(args_given)
+    if given.get("device") is not None:
+        check_named_device(str(given["device"]), own.device)
 
 
 register()

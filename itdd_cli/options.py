@@ -11,12 +11,10 @@ from typing import Annotated
 
 import typer
 
-from itdd_cli import __version__
+from itdd_cli import __version__, checks
 from itdd_cli.bundled import DEFAULT as DEFAULT_MODEL
-from itdd_cli.errors import UsageError
 from itdd_cli.estimators import Estimator
 from itdd_cli.io.formats import Format, InputFormat
-from itdd_cli.settings import SEED_MAX, SEED_MIN
 from itdd_cli.windows import Long
 
 
@@ -33,9 +31,7 @@ def _shown(help_text: str, default: str) -> str:
 
 
 def _seed(value: int) -> int:
-    if not SEED_MIN <= value <= SEED_MAX:
-        raise UsageError(f"--seed {value}: out of range; use an integer from -2**127 to 2**127 - 1 (e.g. 0)")
-    return value
+    return checks.seed("--seed", value)
 
 
 # When to pick which estimator (shown by --estimator's help, for the members that exist).
@@ -97,7 +93,7 @@ SamplesOpt = Annotated[
     typer.Option(
         "--samples",
         "-n",
-        min=2,
+        min=checks.MIN_SAMPLES,
         metavar="N",
         help="forward passes per record (per side for ratio), the control variate's pilot included",
     ),
@@ -124,7 +120,7 @@ MaxSamplesOpt = Annotated[
     int | None,
     typer.Option(
         "--max-samples",
-        min=2,
+        min=checks.MIN_SAMPLES,
         show_default=False,
         metavar="N",
         help="cap on passes per record with --target-se / --until-decided [default: 8 × --samples]",

@@ -10,16 +10,20 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from itdd_cli import Scorer
 from itdd_cli.cli import app
-from tests.conftest import LAUNCHERS, read_jsonl
+from itdd_cli.errors import UsageError
+from tests.conftest import LAUNCHERS, invoke, read_jsonl
 
 lm_eval = pytest.importorskip("lm_eval")
 from lm_eval.api.instance import Instance  # noqa: E402
+from lm_eval.config.evaluate_config import EvaluatorConfig  # noqa: E402
 from lm_eval.tasks import TaskManager  # noqa: E402
 
+from itdd_cli.lm_eval_args import LM_EVAL_DEFAULT_DEVICE, parse_model_args  # noqa: E402
 from itdd_cli.lm_eval_backend import ItddLM, RequestError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,8 +101,113 @@ def test_rolling_loglikelihood_is_itdd_nll_and_a_long_document_is_a_clear_error(
 def test_generation_and_unknown_model_args_are_refused_with_a_message():
     with pytest.raises(RequestError, match="does not generate: probe need generate_until"):
         ItddLM.generate_until(None, [_request("Q:", {"until": ["\n"]}, kind="generate_until")])
-    with pytest.raises(RequestError, match="unknown itdd model_args: temperature"):
+    with pytest.raises(UsageError, match="unknown itdd model_args: temperature; choose from pretrained, samples"):
         ItddLM(pretrained="demo", temperature=0.7)
+
+
+RUN = ["lm-eval", "run", "--model", "itdd", "--include_path", TASK_DIR, "--tasks", "itdd_sentences", "--limit", "1"]
+ABSENT_GPU = "cuda:99"  # no machine this suite runs on has a hundred GPUs
+
+
+@pytest.fixture
+def no_model(monkeypatch):
+    """`itdd lm-eval` in this process, failing the test if the model starts loading: the checks come first."""
+    monkeypatch.setattr(Scorer, "load", lambda *args, **kwargs: pytest.fail("the model loaded before the checks"))
+    monkeypatch.setattr(sys, "argv", list(sys.argv))  # run_lm_eval hands lm-eval its command line in sys.argv
+
+    def run(*arguments):
+        result = invoke([*RUN, *arguments])
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 2, result.stderr
+        assert len(lines) == 1 and lines[0].startswith("itdd: error: "), result.stderr
+        assert "internal error" not in result.stderr and "lm-eval failed" not in result.stderr
+        return lines[0]
+
+    return run
+
+
+def _cli_error(*arguments):
+    """The one line `itdd nll` prints for the same mistake in its own options."""
+    result = invoke(["nll", ROOT / "examples" / "demo.jsonl", "-m", "demo", *arguments])
+    assert result.exit_code == 2, result.stderr
+    return result.stderr.strip()
+
+
+@pytest.mark.parametrize(
+    ("model_arg", "option", "value"),
+    [
+        ("seed", "--seed", "170141183460469231731687303715884105728"),
+        ("seed", "--seed", "-170141183460469231731687303715884105729"),  # quoted: lm-eval's floats drop digits
+        ("seed", "--seed", "x"),
+        ("samples", "--samples", "0"),
+        ("samples", "--samples", "2.5"),
+        ("estimator", "--estimator", "foo"),
+        ("dtype", "--dtype", "float64"),
+        ("max_tokens", "--max-tokens", "0"),
+        ("batch_size", "--batch-size", "-3"),
+        ("family", "--family", "nope"),
+    ],
+)
+def test_a_bad_model_arg_is_the_cli_options_one_line_usage_error_before_the_model_loads(no_model, model_arg, option,
+                                                                                       value):  # fmt: skip
+    line = no_model("--model_args", f"pretrained=demo,{model_arg}='{value}'")
+    assert line == _cli_error(option, value).replace(option, f"model_args {model_arg}")
+
+
+@pytest.mark.parametrize(
+    ("model_args", "message"),
+    [
+        ("samples=2,temperature=0.7", "unknown itdd model_args: temperature; choose from pretrained, samples, "),
+        ("independent=maybe", "model_args independent 'maybe': expected true or false"),
+        ("mc_log=no/such/dir/mc.jsonl", "model_args mc_log no/such/dir/mc.jsonl: no such directory no/such/dir"),
+        (f"device={ABSENT_GPU}", f"model_args device {ABSENT_GPU}: "),
+        ("seed=-170141183460469231731687303715884105729", "model_args seed -1.70141e+38: lm-eval reads a negative "
+         "number as a float, which keeps only 16 digits; quote it (seed='-123…')"),
+    ],
+)
+def test_other_bad_model_args_are_one_line_usage_errors_naming_them(no_model, model_args, message):
+    assert message in no_model("--model_args", model_args)
+
+
+def test_a_negative_number_lm_eval_reads_as_a_float_is_the_integer_written():
+    from lm_eval._cli.utils import key_val_to_dict  # how lm-eval's --model_args parses `key=value`
+
+    given = key_val_to_dict("seed=-5,samples=4,max_tokens=-1")
+    assert given["seed"] == -5.0 and isinstance(given["seed"], float)
+    with pytest.raises(UsageError, match="^model_args max_tokens must be ≥ 1$"):
+        parse_model_args(given)
+    args = parse_model_args(given | {"max_tokens": 64})
+    assert (args.seed, args.samples) == (-5, 4) and isinstance(args.seed, int)
+
+
+def test_a_named_absent_device_is_the_clis_usage_error_not_a_silent_cpu_run(no_model):
+    assert no_model("--model_args", "samples=2", "--device", ABSENT_GPU) == _cli_error("--device", ABSENT_GPU)
+
+
+def test_device_in_model_args_and_a_different_named_device_are_refused(no_model):
+    line = no_model("--model_args", "samples=2,device=auto", "--device", "cpu")
+    assert "--device cpu and model_args device=auto disagree" in line
+
+
+def test_device_in_model_args_wins_over_the_device_lm_eval_passes(capsys):
+    harness = {"batch_size": 1, "max_batch_size": None, "device": LM_EVAL_DEFAULT_DEVICE}
+    lm = ItddLM.create_from_arg_string("pretrained=demo,samples=2,device=cpu", harness)
+    assert lm.scorer.model.info.device == "cpu"
+    assert "itdd:" not in capsys.readouterr().err  # no notice: the user chose the device
+    with pytest.raises(UsageError, match=f"--device {ABSENT_GPU}: "):  # a device lm-eval never defaults to
+        ItddLM.create_from_arg_obj({"pretrained": "demo"}, harness | {"device": ABSENT_GPU})
+
+
+def test_lm_eval_default_device_is_used_if_present_else_the_cpu_with_a_notice(capsys):
+    assert EvaluatorConfig().device == LM_EVAL_DEFAULT_DEVICE  # what lm-eval's CLI passes when --device is not given
+    lm = ItddLM.create_from_arg_obj({"pretrained": "demo", "samples": 2}, {"device": LM_EVAL_DEFAULT_DEVICE})
+    notice = capsys.readouterr().err
+    if torch.cuda.is_available():
+        assert lm.scorer.model.info.device == LM_EVAL_DEFAULT_DEVICE and "itdd:" not in notice
+    else:
+        assert lm.scorer.model.info.device == "cpu"
+        assert notice.strip() == ("itdd: lm-eval's default device cuda:0 is not on this machine; scoring on the CPU "
+                                  "(pass --device to choose)")  # fmt: skip
 
 
 def test_the_package_declares_the_lm_eval_entry_point_and_extra():
@@ -122,7 +231,7 @@ def test_lm_eval_help_starts_without_importing_lm_eval_torch_or_transformers():
 def test_itdd_lm_eval_command_runs_the_local_task_with_itdd_choices_accuracy(choice_rows, tmp_path):
     rows, summary = choice_rows
     mc_log = tmp_path / "mc.jsonl"
-    model_args = f"pretrained=demo,samples={SAMPLES},seed={SEED},mc_log={mc_log}"
+    model_args = f"pretrained=demo,samples={SAMPLES},seed={SEED},mc_log={mc_log},device=cpu"  # lm-eval passes one too
     command = [sys.executable, "-m", "itdd_cli", "lm-eval", "run", "--model", "itdd", "--model_args", model_args,
                "--include_path", str(TASK_DIR), "--tasks", "itdd_sentences", "--output_path", str(tmp_path / "out")]
     result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, timeout=600,

@@ -197,6 +197,13 @@ def resolve_bundled(options: LoadOptions) -> LoadOptions:
     )
 
 
+def check_family(name: str) -> str:
+    """A family name this registry knows (--family, or lm-eval's model arg), else a usage error."""
+    if name not in FAMILIES:
+        raise UsageError(f"--family {name!r}: unknown; choose one of {', '.join(FAMILIES)}")
+    return name
+
+
 def load_model(options: LoadOptions) -> ScoringModel:
     """Read config.json, pick the family (or --family), build its adapter, check the tokenizer fits."""
     from itdd_cli.models.base import check_vocabulary
@@ -205,9 +212,7 @@ def load_model(options: LoadOptions) -> ScoringModel:
     options = resolve_bundled(options)
     config = read_config(options)
     refuse_pickle_only(options)
-    name = options.family or detect_family(config)
-    if name not in FAMILIES:
-        raise UsageError(f"--family {name!r}: unknown; choose one of {', '.join(FAMILIES)}")
+    name = check_family(options.family or detect_family(config))
     quiet_transformers()
     model = FAMILIES[name].build(options, config)
     check_vocabulary(model, options)

@@ -1,0 +1,70 @@
+"""Value rules shared by the command line's options and lm-eval's `--model_args`: one rule, one message.
+
+The CLI applies them through typer (options.py: `min=MIN_SAMPLES`, the `--seed` callback; usage.py
+words typer's range errors in these same phrases); `itdd lm-eval`'s model args call them directly,
+named `model_args samples` instead of `--samples`. Imports neither torch nor typer.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from itdd_cli.errors import UsageError
+from itdd_cli.settings import SEED_MAX, SEED_MIN
+
+MIN_SAMPLES = 2  # a Monte Carlo standard error needs two draws
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def integer(name: str, value: Any, minimum: int) -> int:
+    """An integer of at least `minimum` (`--samples must be ≥ 2`)."""
+    number = _as_int(value)
+    if number is None:
+        raise UsageError(f"{name} must be an integer ≥ {minimum}")
+    if number < minimum:
+        raise UsageError(f"{name} must be ≥ {minimum}")
+    return number
+
+
+def seed(name: str, value: Any) -> int:
+    """Any integer the draws can hash (settings.SEED_MIN … SEED_MAX)."""
+    number = _as_int(value)
+    if number is None:
+        raise UsageError(f"{name} must be an integer")
+    if not SEED_MIN <= number <= SEED_MAX:
+        raise UsageError(f"{name} {number}: out of range; use an integer from -2**127 to 2**127 - 1 (e.g. 0)")
+    return number
+
+
+def choice(name: str, value: Any, choices: Iterable[str]) -> str:
+    """One of `choices` (`--estimator 'foo': choose one of …`)."""
+    names = list(choices)
+    if str(value) not in names or isinstance(value, bool):
+        raise UsageError(f"{name} {str(value)!r}: choose one of {', '.join(names)}")
+    return str(value)
+
+
+def batch_rows(name: str, value: Any) -> int | None:
+    """Forward rows per batch: a positive integer, or 'auto' (None: fill batches up to the token budget)."""
+    if value == "auto":
+        return None
+    number = _as_int(value)
+    if number is None or number <= 0:
+        raise UsageError(f"{name} {str(value)!r}: expected a positive integer or 'auto'")
+    return number
+
+
+def _as_int(value: Any) -> int | None:
+    """An int, or the text of one; None for anything else (a bool, a float, other text)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if not isinstance(value, str) or not _INTEGER.fullmatch(value.strip()):
+        return None
+    try:
+        return int(value)
+    except ValueError:  # more digits than Python converts
+        return None
