@@ -232,7 +232,7 @@ class _Run:
         sink = make_sink(self.format, self.stream_out, self.command, header=self.header)
         unit = source.unit()
         show_progress = self.shard.is_main and not self.output.quiet and sys.stderr.isatty()
-        capped = 0
+        capped, closed = 0, False
         written = self.summary.records
         good = self._position()
         try:
@@ -263,14 +263,16 @@ class _Run:
             if self.shard.is_main:
                 self._commit()
             sink.close()
+            closed = True  # a table sink prints its table when closed: only once
         except OSError as error:
             if isinstance(error, BrokenPipeError) or not self.shard.is_main:
                 raise
             self._cut_back(good)
             raise write_failure(error, self.target.path, self.summary.records - written, self.target.regular) from None
         finally:
-            with suppress(OSError, ValueError):  # ValueError: the stream was closed after a failed write
-                sink.close()
+            if not closed:
+                with suppress(OSError, ValueError):  # ValueError: the stream was closed after a failed write
+                    sink.close()
         self.summary.finished = time.perf_counter()
         if not self.shard.is_main:
             return
