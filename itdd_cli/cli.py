@@ -332,7 +332,7 @@ def _study(command: Command, models: list[str], plot: str | None, source: Source
             raise UsageError("--plot draws several checkpoints: give -m more than once, or a checkpoint-* directory")
         return False
     from itdd_cli.io.formats import resolve_format
-    from itdd_cli.study import run_study, write_study_json
+    from itdd_cli.study import check_study_gates, run_study, write_study_json
     from itdd_cli.study_view import check_plot, print_study, save_plot
 
     if plot:
@@ -346,6 +346,7 @@ def _study(command: Command, models: list[str], plot: str | None, source: Source
         write_study_json(study, command, settings, output.summary_path)
     if plot:
         save_plot(study, plot)
+    check_study_gates(study, policy)
     return True
 
 
