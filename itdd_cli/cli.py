@@ -15,7 +15,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
 from itdd_cli import __version__
-from itdd_cli.errors import GateError, ItddError, ModelError, UsageError
+from itdd_cli.errors import GateError, Interrupted, ItddError, ModelError, UsageError
 from itdd_cli.estimators.kinds import DEFAULT_ESTIMATOR, Estimator
 from itdd_cli.io.formats import Format, InputFormat
 from itdd_cli.options import (
@@ -94,7 +94,6 @@ if TYPE_CHECKING:
     from itdd_cli.settings import Settings
 
 # The one map from a failure to its line on stderr and its exit code (first match wins).
-INTERRUPTED = "interrupted; the rows finished so far are written (continue with --resume)"
 
 
 def _internal(error: BaseException) -> tuple[str, int]:
@@ -117,7 +116,8 @@ ERROR_MAP: list[tuple[type[BaseException], Callable[[Any], tuple[str, int]]]] = 
     (BrokenPipeError, _broken_pipe),
     (ItddError, lambda error: (str(error), error.exit_code)),
     (ClickException, lambda error: (describe(error), error.exit_code)),  # option parsing: exit 2
-    (KeyboardInterrupt, lambda error: (INTERRUPTED, 130)),
+    (Interrupted, lambda error: (f"interrupted; {error.kept}", 130)),
+    (KeyboardInterrupt, lambda error: ("interrupted", 130)),  # before scoring began: nothing was written
     (Exception, _internal),  # a bug or an unforeseen library failure: still one line
 ]
 
