@@ -355,6 +355,9 @@ def _run_models(command: Command, names: list[str | None], plot: str | None, sou
                 load: Callable[[str | None], ScoringModel]) -> None:  # fmt: skip
     """One checkpoint (loaded lazily), or several in turn; the output is released whatever happens."""
     try:
+        from itdd_cli.runner import check_samples
+
+        check_samples(settings.samples, 1)  # the smallest record: an impossible -n is refused before loading
         if names[0] is None or not _study(command, names, plot, source, settings, fields, output, policy, load):
             _run(command, source, lambda: load(names[0]), settings, fields, output, policy)
     finally:

@@ -78,10 +78,19 @@ def prepare_output(output: Output, input_path: str | None) -> Output:
             check_not_same(output.summary_path, "--summary", {"input": input_path, "output": output.path})
         if output.resume and resolve_format(output.fmt, output.path, sys.stdout) is Format.table:
             raise UsageError("--resume continues a JSONL or CSV file, not a table")
+        if target.resume:
+            _check_resumable(str(target.path))
     except BaseException:
         target.close()
         raise
     return replace(output, target=target)
+
+
+def _check_resumable(path: str) -> None:
+    """Before the model loads: a file with rows but no settings record cannot be continued safely."""
+    if read_record(path) is None and os.path.getsize(path) > 0:
+        raise UsageError(f"cannot resume {path}: {record_path(path)} is missing, so the settings that made it "
+                         "cannot be checked; use --overwrite")  # fmt: skip
 
 
 def run_scoring(command: Command, input_path: str | Source | None, model: ScoringModel, settings: Settings,

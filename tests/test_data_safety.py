@@ -168,6 +168,8 @@ def test_a_resume_of_another_command_or_without_a_settings_record_is_refused(bas
     _one_line_error(invoke(["cond-nll", pairs, *base, "-o", out, "--resume"]), 2, "command 'nll' → 'cond-nll'")
     Path(f"{out}.meta.json").unlink()
     _one_line_error(invoke(["nll", pairs, *base, "-o", out, "--resume"]), 2, "settings that made it cannot be checked")
+    no_model = ["-m", tmp_path / "no-such-model"]  # loading it would exit 1: the refusal comes first
+    _one_line_error(invoke(["nll", pairs, *no_model, "-o", out, "--resume"]), 2, "cannot be checked")
 
 
 def test_a_signal_as_the_output_appears_waits_for_its_settings_record(base, source, tmp_path, monkeypatch):
@@ -438,6 +440,8 @@ def test_a_negative_number_in_a_csv_column_is_a_number_not_a_formula(base, tmp_p
 def test_an_impossible_draw_count_is_refused_before_reading(base, source):
     args = [a for a in base if a not in ("-n", "4")]
     _one_line_error(invoke(["nll", source, *args, "-n", "1000000000"]), 2, "--samples 1,000,000,000")
+    no_model = ["-m", source.parent / "no-such-model"]  # loading it would exit 1: the refusal comes first
+    _one_line_error(invoke(["nll", source, *no_model, "-n", "1000000000"]), 2, "--samples 1,000,000,000")
 
 
 def test_a_huge_line_is_refused_by_its_length_before_tokenizing(base, tmp_path):
