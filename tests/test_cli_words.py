@@ -149,8 +149,10 @@ def test_the_readme_exit_code_table_matches_the_error_classes():
 
 
 INPUT_ERRORS = [  # (line fed as JSONL, what the error teaches)
-    (b"Plain text is not JSON Lines\n", "not JSON: the input must be JSON Lines, one JSON object per line"),
-    (b'{"text": "abc}\n', "invalid JSON (Invalid control character at column"),
+    (b"Plain text is not JSON Lines\n", "not JSON: the input must be JSON Lines, one JSON object per line (for "
+                                         "plain text, one document per line, pass --lines)"),
+    (b'{"id": "a", "text": "hello"\n', "invalid JSON (Expecting ',' delimiter at column 28)"),
+    (b'{"text": "abc}\n', "invalid JSON (Unterminated string starting at column 10)"),
     (b'{"text": "ab', "Unterminated string starting at column"),
     (b'{"text": "ab", "text": "cd"}\n', "duplicate key 'text' in one object"),
     (b'{"body": "ab", "lang": "en"}\n', "missing field 'text' (the record has fields 'body', 'lang') — use"),
