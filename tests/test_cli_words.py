@@ -181,6 +181,11 @@ BAD_RESULTS = [  # (content of NEW, what the error says)
     (RESULT.replace('"id": 2', '"id": [2]').encode(), "row 2: the id [2] is not a string or an integer"),
     (b"\xff\xfe" + RESULT.encode(), "not an itdd result file: not UTF-8 text (byte 1)"),
     (b"{oops\n", "not an itdd result file"),
+    ((RESULT[:-2] + "\n").encode(), "not an itdd result file: line 2: invalid JSON (Expecting ',' delimiter"),
+    (RESULT.replace('"id": 2', '"id": 1').encode(), "the id 1 appears more than once"),
+    (RESULT.replace('"nll_se": 0.1}\n{"id": 2', '"nll_se": 0.1, "nll_se": 9}\n{"id": 2').encode(),
+     "line 1: the key 'nll_se' is given twice"),
+    (RESULT.replace("2.0", "true").encode(), "row id 2 has True for 'nll_per_token', not a number"),
 ]
 
 
