@@ -21,6 +21,7 @@ from itdd_cli.errors import InputError, Interrupted, ModelError, UsageError
 from itdd_cli.io.formats import Format, resolve_format
 from itdd_cli.io.sources import Source, read_source
 from itdd_cli.models.base import ScoringModel
+from itdd_cli.models.text import tokenizer_fingerprint
 from itdd_cli.outfile import (
     Target,
     check_input,
@@ -127,6 +128,8 @@ def _run_settings(command: Command, model: ScoringModel, settings: Settings, fie
         "model": info.name,
         "revision": revision,
         "weights": weights_fingerprint(info.name, revision),
+        "tokenizer": tokenizer_fingerprint(getattr(model, "tokenizer", None)),
+        "block_size": info.block_size,
         "family": info.family,
         "dtype": info.dtype,
         "framing": info.framing,
