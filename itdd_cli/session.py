@@ -21,6 +21,7 @@ from itdd_cli.errors import InputError, Interrupted, ModelError, UsageError
 from itdd_cli.io.formats import Format, resolve_format
 from itdd_cli.io.sources import Source, read_source
 from itdd_cli.models.base import ScoringModel
+from itdd_cli.models.text import tokenizer_fingerprint
 from itdd_cli.outfile import (
     Target,
     check_input,
@@ -75,7 +76,9 @@ def prepare_output(output: Output, input_path: str | None) -> Output:
     try:
         if output.summary_path:
             check_writable_dir(output.summary_path, "--summary")
-            check_not_same(output.summary_path, "--summary", {"input": input_path, "output": output.path})
+            record = record_path(str(target.path)) if target.regular else None
+            check_not_same(output.summary_path, "--summary", {"input": input_path, "output": output.path,
+                                                               "settings record": record})  # fmt: skip
         if output.resume and resolve_format(output.fmt, output.path, sys.stdout) is Format.table:
             raise UsageError("--resume continues a JSONL or CSV file, not a table")
         if target.resume:
@@ -125,6 +128,8 @@ def _run_settings(command: Command, model: ScoringModel, settings: Settings, fie
         "model": info.name,
         "revision": revision,
         "weights": weights_fingerprint(info.name, revision),
+        "tokenizer": tokenizer_fingerprint(getattr(model, "tokenizer", None)),
+        "block_size": info.block_size,
         "family": info.family,
         "dtype": info.dtype,
         "framing": info.framing,

@@ -10,10 +10,15 @@ This module knows tokenizers, not models or records.
 
 from __future__ import annotations
 
+import difflib
+import hashlib
+import json
+import unicodedata
 from typing import Any
 
 SENTINEL = "ITDDPROMPTSENTINEL7F3A"  # stands for the user's prompt while a chat template is rendered
 SHOWN = 24  # lost characters quoted in a warning
+DIFF_LIMIT = 20_000  # characters: longer texts count unknown tokens instead of naming characters
 DECODE_CONTEXT = 4  # tokens decoded before a token to give it its leading space or joiner
 
 
@@ -68,24 +73,31 @@ def unknown_ids(tokenizer: Any, extra: tuple[int, ...] = ()) -> set[int]:
 
 
 def lost_text(tokenizer: Any, text: str, unknown: set[int]) -> str | None:
-    """What of `text` (besides whitespace) gets no token or an unknown/special one; None when
-    the tokenizer represents every character."""
+    """What of `text` gets no token or an unknown/special one; None when the tokenizer represents
+    every character but whitespace. The known tokens are decoded and compared with the text (both
+    NFKC-normalised, casefolded, without whitespace), so a character the tokenizer drops is named
+    itself: character offsets shift after a dropped one and would name its neighbours."""
+    ids = encode_text(tokenizer, text)
+    known = [token_id for token_id in ids if token_id not in unknown]
     try:
-        encoded = tokenizer(text, add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True)
-        offsets = list(encoded["offset_mapping"])
-    except (NotImplementedError, ValueError, TypeError, KeyError):  # slow tokenizers give no offsets
-        count = sum(token_id in unknown for token_id in encode_text(tokenizer, text))
+        decoded = str(tokenizer.decode(known, skip_special_tokens=False, clean_up_tokenization_spaces=False))
+    except (NotImplementedError, ValueError, TypeError, KeyError, OverflowError):
+        decoded = None
+    original = _comparable(text)
+    if decoded is None or len(original) > DIFF_LIMIT:  # no decoder, or too long to diff cheaply
+        count = len(ids) - len(known)
         return f"{count} token(s) are the tokenizer's unknown token" if count else None
-    lost = [True] * len(text)  # per character: no token, or only an unknown one
-    for token_id, (start, end) in zip(encoded["input_ids"], offsets, strict=True):
-        if token_id not in unknown:
-            lost[start:end] = [False] * (end - start)
-    gone = (char for char, dropped in zip(text, lost, strict=True) if dropped and not char.isspace())
+    matcher = difflib.SequenceMatcher(None, original, _comparable(decoded), autojunk=False)
+    gone = "".join(original[i1:i2] for tag, i1, i2, _, _ in matcher.get_opcodes() if tag in ("delete", "replace"))
     characters = "".join(dict.fromkeys(gone))  # in order, without repeats
     if not characters:
         return None
     shown = characters if len(characters) <= SHOWN else characters[:SHOWN] + "…"
     return f"the tokenizer has no token for {shown!r} (scored as if absent or unknown)"
+
+
+def _comparable(text: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", text).split()).casefold()
 
 
 def token_pieces(tokenizer: Any, text: str, ids: list[int]) -> list[str]:
@@ -135,3 +147,19 @@ def decoded_pieces(tokenizer: Any, ids: list[int]) -> list[str]:
         pieces.append(now[len(before) :] if now.startswith(before) else now)
         start, read = max(read - DECODE_CONTEXT, 0), i + 1
     return pieces
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str | None:
+    """A hash of everything that turns text into ids: the fast tokenizer's whole definition
+    (vocabulary, merges, normalizer, pre-tokenizer) or its vocabulary, and its special tokens."""
+    if tokenizer is None:
+        return None
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        definition = backend.to_str()
+    elif hasattr(tokenizer, "get_vocab"):
+        definition = json.dumps(sorted(tokenizer.get_vocab().items()))
+    else:
+        return None
+    special = json.dumps(getattr(tokenizer, "special_tokens_map", {}), sort_keys=True, default=str)
+    return "sha256:" + hashlib.sha256(f"{definition}\0{special}".encode()).hexdigest()[:32]
