@@ -92,6 +92,18 @@ def _whole(name: str, value: Any) -> Any:
     return int(value)
 
 
+def _samples(name: str, value: Any) -> int:
+    """At least two draws, and no more than memory holds for the smallest record (as `itdd nll -n`)."""
+    from itdd_cli.runner import check_samples
+
+    samples = checks.integer(name, _whole(name, value), checks.MIN_SAMPLES)
+    try:
+        check_samples(samples, 1)
+    except UsageError as error:
+        raise UsageError(str(error).replace("--samples", name)) from None
+    return samples
+
+
 def _text(name: str, value: Any) -> str:
     return str(value)
 
@@ -138,7 +150,7 @@ def _mc_log(name: str, value: Any) -> str:
 
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "pretrained": _text,
-    "samples": lambda name, value: checks.integer(name, _whole(name, value), checks.MIN_SAMPLES),
+    "samples": _samples,
     "estimator": lambda name, value: checks.choice(name, value, [member.value for member in Estimator]),
     "seed": lambda name, value: checks.seed(name, _whole(name, value)),
     "independent": _flag,

@@ -158,6 +158,7 @@ def test_a_bad_model_arg_is_the_cli_options_one_line_usage_error_before_the_mode
     ("model_args", "message"),
     [
         ("samples=2,temperature=0.7", "unknown itdd model_args: temperature; choose from pretrained, samples, "),
+        (f"samples={10**15}", f"model_args samples {10**15:,}: the draws of a 1-token record need about "),
         ("independent=maybe", "model_args independent 'maybe': expected true or false"),
         ("mc_log=no/such/dir/mc.jsonl", "model_args mc_log no/such/dir/mc.jsonl: no such directory no/such/dir"),
         (f"device={ABSENT_GPU}", f"model_args device {ABSENT_GPU}: "),
