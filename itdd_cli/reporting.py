@@ -284,7 +284,7 @@ def print_comparison(console: Console, comparison: Any) -> None:
                   f"p = {c.p:.3g};", f"5 % critical {c.critical:.3f},", f"{test})"]  # fmt: skip
     fields = [
         [f"{c.metric}: base {c.mean_base:.6g} → new {c.mean_new:.6g}", f"over {c.paired} paired records"]
-        + ([f"({c.only_base} only in base,", f"{c.only_new} only in new)"] if c.only_base or c.only_new else []),
+        + ([f"({c.only_base} only in base, {c.only_new} only in new)"] if c.only_base or c.only_new else []),
         spread,
         ["verdict:", *verdict],
     ]

@@ -4,6 +4,7 @@ never a number or an id cut; wide terminals show everything. Golden files in tes
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 from pathlib import Path
@@ -12,8 +13,9 @@ import pytest
 from rich.console import Console
 
 from itdd_cli.bundled import DESCRIPTIONS
+from itdd_cli.compare import Comparison
 from itdd_cli.models.registry import FAMILIES
-from itdd_cli.reporting import TableSink, _cell, _natural_width, print_families
+from itdd_cli.reporting import TableSink, _cell, _natural_width, fitted, print_comparison, print_families
 from itdd_cli.rows import SPECS, Command
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -137,3 +139,40 @@ def test_models_shows_every_hub_id_whole(width):
     for family in FAMILIES.values():
         for hub_id in family.examples:
             assert hub_id in text
+
+
+COMPARISONS = {
+    "t": Comparison("nll_per_token", paired=2, only_base=3, only_new=1, mean_base=5.47734, mean_new=5.4559,
+                    difference=-0.0214417, se=0.164, df=1),
+    "normal": Comparison("bits_per_byte", paired=1, only_base=0, only_new=0, mean_base=1.25, mean_new=1.5,
+                         difference=0.25, se=0.0625, df=math.inf),
+    "no-se": Comparison("nll_per_token", paired=1, only_base=0, only_new=0, mean_base=2.0, mean_new=2.5,
+                        difference=0.5, se=None, df=math.inf),
+}  # fmt: skip
+
+
+def render_comparison(comparison: Comparison, width: int, terminal: bool = True) -> str:
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, color_system=None, highlight=False, soft_wrap=True,
+                      force_terminal=terminal)  # fmt: skip
+    print_comparison(console, comparison)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_the_compare_report_fits_the_terminal_breaking_only_between_fields(width):
+    text = "".join(f"== {name}\n" + render_comparison(c, width) for name, c in COMPARISONS.items())
+    check_golden(f"compare-{width}.txt", text)
+    assert all(len(line) <= width for line in text.splitlines())
+    for comparison in COMPARISONS.values():
+        fitted_words = render_comparison(comparison, width).split()
+        whole = render_comparison(comparison, width, terminal=False)
+        assert fitted_words == whole.split()  # the same words and numbers, none split
+        assert len(whole.splitlines()) == 3  # a file or pipe keeps one line per statement
+    assert "5 % critical 12.706," in text  # a field is never broken
+
+
+def test_fitted_breaks_between_fields_only():
+    assert fitted(["aaaa", "bbbb", "cc"], 9) == ["aaaa bbbb", "  cc"]
+    assert fitted(["a-very-long-field", "b"], 5) == ["a-very-long-field", "  b"]
+    assert fitted(["x", "y"], None, " · ") == ["x · y"]
