@@ -15,7 +15,7 @@ from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
 from itdd_cli import __version__
-from itdd_cli.errors import GateError, ItddError, ModelError, UsageError
+from itdd_cli.errors import GateError, Interrupted, ItddError, ModelError, UsageError
 from itdd_cli.estimators.kinds import DEFAULT_ESTIMATOR, Estimator
 from itdd_cli.io.formats import Format, InputFormat
 from itdd_cli.options import (
@@ -94,7 +94,6 @@ if TYPE_CHECKING:
     from itdd_cli.settings import Settings
 
 # The one map from a failure to its line on stderr and its exit code (first match wins).
-INTERRUPTED = "interrupted; the rows finished so far are written (continue with --resume)"
 
 
 def _internal(error: BaseException) -> tuple[str, int]:
@@ -117,7 +116,8 @@ ERROR_MAP: list[tuple[type[BaseException], Callable[[Any], tuple[str, int]]]] = 
     (BrokenPipeError, _broken_pipe),
     (ItddError, lambda error: (str(error), error.exit_code)),
     (ClickException, lambda error: (describe(error), error.exit_code)),  # option parsing: exit 2
-    (KeyboardInterrupt, lambda error: (INTERRUPTED, 130)),
+    (Interrupted, lambda error: (f"interrupted; {error.kept}", 130)),
+    (KeyboardInterrupt, lambda error: ("interrupted", 130)),  # before scoring began: nothing was written
     (Exception, _internal),  # a bug or an unforeseen library failure: still one line
 ]
 
@@ -332,7 +332,7 @@ def _study(command: Command, models: list[str], plot: str | None, source: Source
             raise UsageError("--plot draws several checkpoints: give -m more than once, or a checkpoint-* directory")
         return False
     from itdd_cli.io.formats import resolve_format
-    from itdd_cli.study import run_study, write_study_json
+    from itdd_cli.study import check_study_gates, run_study, write_study_json
     from itdd_cli.study_view import check_plot, print_study, save_plot
 
     if plot:
@@ -346,6 +346,7 @@ def _study(command: Command, models: list[str], plot: str | None, source: Source
         write_study_json(study, command, settings, output.summary_path)
     if plot:
         save_plot(study, plot)
+    check_study_gates(study, policy)
     return True
 
 
@@ -354,6 +355,9 @@ def _run_models(command: Command, names: list[str | None], plot: str | None, sou
                 load: Callable[[str | None], ScoringModel]) -> None:  # fmt: skip
     """One checkpoint (loaded lazily), or several in turn; the output is released whatever happens."""
     try:
+        from itdd_cli.runner import check_samples
+
+        check_samples(settings.samples, 1)  # the smallest record: an impossible -n is refused before loading
         if names[0] is None or not _study(command, names, plot, source, settings, fields, output, policy, load):
             _run(command, source, lambda: load(names[0]), settings, fields, output, policy)
     finally:

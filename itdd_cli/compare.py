@@ -63,11 +63,24 @@ class Comparison:
         return self.significant and worse
 
 
+def _by_id(rows: list[dict[str, Any]], path: str) -> dict[tuple[str, Any], dict[str, Any]]:
+    """Rows by id; an id twice would pair with whichever came last, so it is refused."""
+    by_id: dict[tuple[str, Any], dict[str, Any]] = {}
+    for row in rows:
+        key = row_key(row)
+        if key in by_id:
+            raise UsageError(f"{path}: the id {row['id']!r} appears more than once; compare pairs rows by id, so "
+                             "each file needs unique ids (one checkpoint's rows per file)")  # fmt: skip
+        by_id[key] = row
+    return by_id
+
+
 def _number(row: dict[str, Any], key: str, path: str) -> float:
     value = row.get(key)
-    if isinstance(value, bool):  # a choice row's `correct`: 1 right, 0 wrong
+    declared = comparable().get(key)
+    if isinstance(value, bool) and declared is not None and declared.kind is bool:  # `correct`: 1 right, 0 wrong
         return float(value)
-    if not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         shown = "nothing" if value is None else repr(value)
         raise UsageError(f"{path}: row id {row.get('id')!r} has {shown} for '{key}', not a number") from None
     if not math.isfinite(value):
@@ -86,8 +99,7 @@ def compare_files(base_path: str, new_path: str, metric: str | None) -> Comparis
     metrics = comparable()
     if metric not in metrics:
         raise UsageError(f"--metric {metric!r}: choose one of {', '.join(sorted(metrics))}")
-    base_by_id = {row_key(row): row for row in base}
-    new_by_id = {row_key(row): row for row in new}
+    base_by_id, new_by_id = _by_id(base, base_path), _by_id(new, new_path)
     shared = [key for key in base_by_id if key in new_by_id]
     if not shared:
         raise UsageError(f"{base_path} and {new_path} share no id")

@@ -41,3 +41,11 @@ class InputError(ItddError):
 
     def __reduce__(self) -> tuple[type, tuple[int, str, str]]:  # travels between processes intact
         return (InputError, (self.line, self.message, self.unit))
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM during scoring (exit 130); `kept` says what is on disk and how to go on."""
+
+    def __init__(self, kept: str) -> None:
+        super().__init__(kept)
+        self.kept = kept

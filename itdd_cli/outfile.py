@@ -200,11 +200,15 @@ def prepare_target(path: str | None, input_path: str | None, overwrite: bool, re
         raise UsageError("--resume needs -o/--output: a file to continue")
     if resume and overwrite:
         raise UsageError("--resume and --overwrite contradict each other; choose one")
-    if path in (None, "-"):
+    if path in (None, "-") or _is_stdout(path):
         if sys.stdout is None:
             raise UsageError("standard output is closed; pass -o FILE")
+        if resume:
+            raise UsageError(f"--resume continues a regular file; {path} is standard output")
         return Target(None, direct=True)
     assert path is not None
+    if os.path.islink(path):
+        path = os.path.realpath(path)  # the link's target gets the rows; the link itself stays
     info = _stat(path)
     if info is not None and stat.S_ISDIR(info.st_mode):
         raise UsageError(f"cannot write {path}: it is a directory")
@@ -224,10 +228,34 @@ def prepare_target(path: str | None, input_path: str | None, overwrite: bool, re
     return Target(path, resume=resume and info is not None, lock_fd=_lock(path) if main else None)
 
 
-def write_failure(error: OSError, path: str | None, rows: int, resumable: bool) -> ModelError:
-    """A failed write (a full disk, `/dev/full`) as one line; the whole rows before it stay written."""
+def _is_stdout(path: str) -> bool:
+    """`-o /dev/stdout` (or any name of the file standard output already is): write to it as `-`."""
+    if sys.stdout is None:
+        return False
+    try:
+        return _same_file(os.stat(path), os.fstat(sys.stdout.fileno()))
+    except (OSError, ValueError):  # no such file, or a stdout without a descriptor (tests)
+        return False
+
+
+def check_not_same(path: str, what: str, others: dict[str, str | None]) -> None:
+    """`what` (e.g. --summary) must not be the input or the output: writing it would destroy them."""
+    info = _stat(path)
+    for name, other in others.items():
+        if other in (None, "-"):
+            continue
+        other_info = _stat(other)
+        same_name = os.path.realpath(path) == os.path.realpath(other)  # an output not written yet
+        if same_name or (info is not None and other_info is not None and _same_file(info, other_info)):
+            raise UsageError(f"{what} {path} is the {name} file; write it elsewhere")
+
+
+def write_failure(error: OSError, path: str | None, rows: int, committed: bool | None) -> ModelError:
+    """A failed write (a full disk, `/dev/full`) as one line; the whole rows before it stay written.
+    `committed`: whether a regular output file holds rows (None: standard output or a device)."""
     where = path or "standard output"
     reason = "the disk is full" if error.errno in (errno.ENOSPC, errno.EDQUOT) else _reason(error)
-    kept = f"; the {rows} rows finished before are kept" + (" (continue with --resume once there is room)"
-                                                             if resumable else "")  # fmt: skip
-    return ModelError(f"cannot write {where}: {reason}{kept}")
+    if committed is False:
+        return ModelError(f"cannot write {where}: {reason}; no row could be written, so {where} was not changed")
+    resume = " (continue with --resume once there is room)" if committed else ""
+    return ModelError(f"cannot write {where}: {reason}; the {rows} rows finished before are kept{resume}")

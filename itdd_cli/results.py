@@ -58,13 +58,29 @@ def _typed_csv(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
     return typed
 
 
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(set(keys)) < len(keys):
+        raise ValueError(f"the key {next(k for k in keys if keys.count(k) > 1)!r} is given twice")
+    return dict(pairs)
+
+
+def _json_row(number: int, line: str) -> Any:
+    try:
+        return json.loads(line, object_pairs_hook=_unique_keys)
+    except json.JSONDecodeError as error:
+        raise NotResults(f"line {number}: invalid JSON ({error.msg} at column {error.colno})") from None
+    except ValueError as error:
+        raise NotResults(f"line {number}: {error}") from None
+
+
 def parse_results(text: str, csv_format: bool) -> list[dict[str, Any]]:
     """Rows of a result file's text; raises `NotResults` for anything else."""
     try:
         if csv_format:
             return _typed_csv(list(csv.DictReader(io.StringIO(text))))
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except (ValueError, TypeError, json.JSONDecodeError) as error:
+        rows = [_json_row(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    except (ValueError, TypeError) as error:
         raise NotResults(str(error)) from None
     for number, row in enumerate(rows, start=1):
         if not isinstance(row, dict) or "id" not in row:

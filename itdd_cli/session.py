@@ -17,13 +17,14 @@ from typing import Any, TextIO
 from itdd_cli import __version__
 from itdd_cli import engine as engine_module
 from itdd_cli.engine import BatchProgress
-from itdd_cli.errors import InputError, ModelError, UsageError
+from itdd_cli.errors import InputError, Interrupted, ModelError, UsageError
 from itdd_cli.io.formats import Format, resolve_format
 from itdd_cli.io.sources import Source, read_source
 from itdd_cli.models.base import ScoringModel
 from itdd_cli.outfile import (
     Target,
     check_input,
+    check_not_same,
     check_writable_dir,
     interrupts_deferred,
     prepare_target,
@@ -74,12 +75,22 @@ def prepare_output(output: Output, input_path: str | None) -> Output:
     try:
         if output.summary_path:
             check_writable_dir(output.summary_path, "--summary")
+            check_not_same(output.summary_path, "--summary", {"input": input_path, "output": output.path})
         if output.resume and resolve_format(output.fmt, output.path, sys.stdout) is Format.table:
             raise UsageError("--resume continues a JSONL or CSV file, not a table")
+        if target.resume:
+            _check_resumable(str(target.path))
     except BaseException:
         target.close()
         raise
     return replace(output, target=target)
+
+
+def _check_resumable(path: str) -> None:
+    """Before the model loads: a file with rows but no settings record cannot be continued safely."""
+    if read_record(path) is None and os.path.getsize(path) > 0:
+        raise UsageError(f"cannot resume {path}: {record_path(path)} is missing, so the settings that made it "
+                         "cannot be checked; use --overwrite")  # fmt: skip
 
 
 def run_scoring(command: Command, input_path: str | Source | None, model: ScoringModel, settings: Settings,
@@ -92,7 +103,10 @@ def run_scoring(command: Command, input_path: str | Source | None, model: Scorin
         check_samples(settings.samples, 1)  # the smallest record: refuse an impossible -n before reading
         run = _Run(command, model, settings, fields, prepared, policy, shard, prepared.target)
         with ExitStack() as stack:
-            run.stream(input_path, stack)
+            try:
+                run.stream(input_path, stack)
+            except KeyboardInterrupt:
+                raise Interrupted(run.kept()) from None
         run.finish()
     finally:
         if not output.target:
@@ -232,8 +246,7 @@ class _Run:
         sink = make_sink(self.format, self.stream_out, self.command, header=self.header)
         unit = source.unit()
         show_progress = self.shard.is_main and not self.output.quiet and sys.stderr.isatty()
-        capped = 0
-        written = self.summary.records
+        capped, closed = 0, False
         good = self._position()
         try:
             with progress_bar(source.countable_path, enabled=show_progress, finished=self.summary.records) as bar:
@@ -263,14 +276,17 @@ class _Run:
             if self.shard.is_main:
                 self._commit()
             sink.close()
+            closed = True  # a table sink prints its table when closed: only once
         except OSError as error:
             if isinstance(error, BrokenPipeError) or not self.shard.is_main:
                 raise
             self._cut_back(good)
-            raise write_failure(error, self.target.path, self.summary.records - written, self.target.regular) from None
+            committed = self.target.committed if self.target.regular else None
+            raise write_failure(error, self.target.path, self.summary.records, committed) from None
         finally:
-            with suppress(OSError, ValueError):  # ValueError: the stream was closed after a failed write
-                sink.close()
+            if not closed:
+                with suppress(OSError, ValueError):  # ValueError: the stream was closed after a failed write
+                    sink.close()
         self.summary.finished = time.perf_counter()
         if not self.shard.is_main:
             return
@@ -281,6 +297,14 @@ class _Run:
             print_summary(console_for(self.stream_out), self.summary, self.model.info, self.settings)
         elif not self.output.quiet:
             print_summary(stderr_console(), self.summary, self.model.info, self.settings)
+
+    def kept(self) -> str:
+        """What an interrupted run leaves, in words: never advice to resume a file that was not written."""
+        if not self.target.regular:
+            return f"the {self.summary.records} rows finished so far are written"
+        if not self.target.committed:
+            return f"no row was finished, so {self.target.path} was not written"
+        return f"the {self.summary.records} rows finished so far are in {self.target.path} (continue with --resume)"
 
     def _write_record(self) -> None:
         write_record(str(self.target.path), self.record, self.skipped_lines, self.lossy_lines)

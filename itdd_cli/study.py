@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import gc
 import math
+import os
+import stat
 import sys
 import time
 from collections.abc import Callable
@@ -80,6 +82,13 @@ def _tokenizer_key(model: ScoringModel) -> tuple[Any, ...]:
     return (tuple(sorted(vocab.items())) if vocab else None, model.info.framing)
 
 
+def _rereadable(path: str | None) -> bool:
+    try:
+        return path not in (None, "-") and stat.S_ISREG(os.stat(str(path)).st_mode)
+    except OSError:
+        return True  # a missing file is reported as such by the input check
+
+
 def run_study(command: Command, source: Source, names: list[str], load: Callable[[str], ScoringModel],
               settings: Settings, fields: Fields, output: Output, policy: Policy) -> Study:  # fmt: skip
     """Score the input under each checkpoint in turn; rows go to one sink, in checkpoint order."""
@@ -88,8 +97,9 @@ def run_study(command: Command, source: Source, names: list[str], load: Callable
     from itdd_cli.runner import Lossy, Skipped, score
     from itdd_cli.session import prepare_output
 
-    if source.dataset is None and source.path in (None, "-"):
-        raise UsageError("several checkpoints read the input once each: name a file instead of standard input")
+    if source.dataset is None and not _rereadable(source.path):
+        raise UsageError("several checkpoints read the input once each: name a regular file, not standard input, "
+                         "a pipe or <(…)")  # fmt: skip
     if output.resume:
         raise UsageError("--resume continues a run of one checkpoint; score several into a new --output")
     fmt = resolve_format(output.fmt, output.path, sys.stdout)
@@ -133,9 +143,13 @@ def run_study(command: Command, source: Source, names: list[str], load: Callable
         finally:
             if sink is not None:
                 sink.close()
+    return study
+
+
+def check_study_gates(study: Study, policy: Policy) -> None:
+    """After the summary file is written: a failed gate must not cost the CI its artefact."""
     for line in study.lines:
         check_gates(policy.gates, line.summary)
-    return study
 
 
 def _empty_cuda_cache() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import shutil
 import weakref
@@ -88,6 +89,22 @@ def test_checkpoints_with_different_tokenizers_are_scored_independently_and_say_
 def test_several_checkpoints_need_a_file_not_standard_input(oracle_dir):
     result = invoke(["nll", "-", "-m", oracle_dir, "-m", oracle_dir, "--trust-remote-code"], stdin='{"text":"ab"}\n')
     assert result.exit_code == 2 and "standard input" in result.stderr
+
+
+def test_several_checkpoints_refuse_a_pipe_they_could_read_only_once(oracle_dir, tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # nobody writes it: the refusal must come before any read
+    result = invoke(["nll", fifo, "-m", oracle_dir, "-m", oracle_dir, "--trust-remote-code"])
+    assert result.exit_code == 2 and "name a regular file" in result.stderr, result.stderr
+
+
+def test_a_failed_gate_still_writes_the_summary_of_several_checkpoints(run_dir, tmp_path):
+    source = write_jsonl(tmp_path / "in.jsonl", TEXTS)
+    summary = tmp_path / "study.json"
+    result = invoke(["nll", source, "-m", run_dir, "--trust-remote-code", "-n", "4", "-q", "--summary", summary,
+                     "--fail-above", "nll_per_token=0.001"])  # fmt: skip
+    assert result.exit_code == 4, result.stderr
+    assert len(json.loads(summary.read_text())["checkpoints"]) == 2
 
 
 def test_one_checkpoint_is_in_memory_at_a_time(oracle_dir, tmp_path):

@@ -81,6 +81,7 @@ def test_table_format_shows_rows_and_a_summary_with_the_framing(base, tmp_path):
     result = invoke(["nll", write_jsonl(tmp_path / "in.jsonl", INPUTS["nll"]), *base, "--format", "table"])
     assert result.exit_code == 0
     assert "nll_per_token" in result.stdout and "second" in result.stdout
+    assert result.stdout.count("nll_per_token") == 1 and result.stdout.count("second") == 1  # one table
     assert "records 2" in result.stdout and "corpus perplexity" in result.stdout and "framing: none" in result.stdout
 
 

@@ -149,8 +149,10 @@ def test_the_readme_exit_code_table_matches_the_error_classes():
 
 
 INPUT_ERRORS = [  # (line fed as JSONL, what the error teaches)
-    (b"Plain text is not JSON Lines\n", "not JSON: the input must be JSON Lines, one JSON object per line"),
-    (b'{"text": "abc}\n', "invalid JSON (Invalid control character at column"),
+    (b"Plain text is not JSON Lines\n", "not JSON: the input must be JSON Lines, one JSON object per line (for "
+                                         "plain text, one document per line, pass --lines)"),
+    (b'{"id": "a", "text": "hello"\n', "invalid JSON (Expecting ',' delimiter at column 28)"),
+    (b'{"text": "abc}\n', "invalid JSON (Unterminated string starting at column 10)"),
     (b'{"text": "ab', "Unterminated string starting at column"),
     (b'{"text": "ab", "text": "cd"}\n', "duplicate key 'text' in one object"),
     (b'{"body": "ab", "lang": "en"}\n', "missing field 'text' (the record has fields 'body', 'lang') — use"),
@@ -179,6 +181,11 @@ BAD_RESULTS = [  # (content of NEW, what the error says)
     (RESULT.replace('"id": 2', '"id": [2]').encode(), "row 2: the id [2] is not a string or an integer"),
     (b"\xff\xfe" + RESULT.encode(), "not an itdd result file: not UTF-8 text (byte 1)"),
     (b"{oops\n", "not an itdd result file"),
+    ((RESULT[:-2] + "\n").encode(), "not an itdd result file: line 2: invalid JSON (Expecting ',' delimiter"),
+    (RESULT.replace('"id": 2', '"id": 1').encode(), "the id 1 appears more than once"),
+    (RESULT.replace('"nll_se": 0.1}\n{"id": 2', '"nll_se": 0.1, "nll_se": 9}\n{"id": 2').encode(),
+     "line 1: the key 'nll_se' is given twice"),
+    (RESULT.replace("2.0", "true").encode(), "row id 2 has True for 'nll_per_token', not a number"),
 ]
 
 

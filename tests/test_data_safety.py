@@ -64,6 +64,38 @@ def test_an_output_that_is_the_input_is_refused_and_the_input_kept(base, source,
     assert source.read_bytes() == before
 
 
+@pytest.mark.parametrize("which", ["input", "output", "new output"])
+def test_a_summary_that_is_the_input_or_the_output_is_refused(base, source, tmp_path, which):
+    out = tmp_path / "out.jsonl"
+    if which == "output":
+        out.write_bytes(b"old\n")
+    summary = source if which == "input" else out
+    before = source.read_bytes()
+    result = invoke(["nll", source, *base, "-o", out, "--overwrite", "--summary", summary])
+    _one_line_error(result, 2, f"is the {which.split()[-1]} file")
+    assert source.read_bytes() == before and (which != "output" or out.read_bytes() == b"old\n")
+
+
+def test_overwriting_a_symlink_replaces_its_target_and_keeps_the_link(base, source, tmp_path):
+    real, link = tmp_path / "real.jsonl", tmp_path / "link.jsonl"
+    real.write_bytes(b"old\n")
+    link.symlink_to(real)
+    assert invoke(["nll", source, *base, "-o", link, "--overwrite"]).exit_code == 0
+    assert link.is_symlink() and len(read_jsonl(real.read_text())) == 3
+
+
+@pytest.mark.slow
+def test_dev_stdout_is_standard_output_also_when_it_is_a_file(oracle_dir, source, tmp_path):
+    out = tmp_path / "redirected.jsonl"
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    args = ["nll", source, "-m", oracle_dir, "--trust-remote-code", "-n", "4", "-q", "-o", "/dev/stdout"]
+    with out.open("w") as stdout:
+        result = subprocess.run([sys.executable, "-m", "itdd_cli", *map(str, args)], env=env, stdout=stdout,
+                                stderr=subprocess.PIPE, text=True, timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(read_jsonl(out.read_text())) == 3 and not Path(f"{out}.meta.json").exists()
+
+
 # 2. nothing is touched before scoring
 
 
@@ -136,6 +168,8 @@ def test_a_resume_of_another_command_or_without_a_settings_record_is_refused(bas
     _one_line_error(invoke(["cond-nll", pairs, *base, "-o", out, "--resume"]), 2, "command 'nll' → 'cond-nll'")
     Path(f"{out}.meta.json").unlink()
     _one_line_error(invoke(["nll", pairs, *base, "-o", out, "--resume"]), 2, "settings that made it cannot be checked")
+    no_model = ["-m", tmp_path / "no-such-model"]  # loading it would exit 1: the refusal comes first
+    _one_line_error(invoke(["nll", pairs, *no_model, "-o", out, "--resume"]), 2, "cannot be checked")
 
 
 def test_a_signal_as_the_output_appears_waits_for_its_settings_record(base, source, tmp_path, monkeypatch):
@@ -156,11 +190,26 @@ def test_a_signal_as_the_output_appears_waits_for_its_settings_record(base, sour
     out = tmp_path / "out.jsonl"
     interrupted = invoke(["nll", source, *base, "-o", out])
     assert interrupted.exit_code == 130 and "interrupted" in interrupted.stderr
+    assert "(continue with --resume)" in interrupted.stderr
     assert out.exists() and Path(f"{out}.meta.json").exists()
     monkeypatch.undo()
     resumed = invoke(["nll", source, *base, "-o", out, "--resume"])
     assert resumed.exit_code == 0, resumed.stderr
     assert out.read_text() == invoke(["nll", source, *base]).stdout
+
+
+def test_an_interrupt_before_the_first_row_says_nothing_was_written(base, source, tmp_path, monkeypatch):
+    from itdd_cli import session
+
+    def interrupted_at_once(*args, **kwargs):
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr(session, "score", interrupted_at_once)
+    out = tmp_path / "out.jsonl"
+    result = invoke(["nll", source, *base, "-o", out])
+    assert result.exit_code == 130 and "was not written" in result.stderr and "--resume" not in result.stderr
+    assert not out.exists()
 
 
 def test_skip_invalid_then_resume_knows_the_skipped_lines(base, tmp_path):
@@ -391,6 +440,8 @@ def test_a_negative_number_in_a_csv_column_is_a_number_not_a_formula(base, tmp_p
 def test_an_impossible_draw_count_is_refused_before_reading(base, source):
     args = [a for a in base if a not in ("-n", "4")]
     _one_line_error(invoke(["nll", source, *args, "-n", "1000000000"]), 2, "--samples 1,000,000,000")
+    no_model = ["-m", source.parent / "no-such-model"]  # loading it would exit 1: the refusal comes first
+    _one_line_error(invoke(["nll", source, *no_model, "-n", "1000000000"]), 2, "--samples 1,000,000,000")
 
 
 def test_a_huge_line_is_refused_by_its_length_before_tokenizing(base, tmp_path):

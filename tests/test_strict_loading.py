@@ -85,6 +85,24 @@ def test_a_tensor_missing_from_the_checkpoint_is_refused_by_name(tmp_path, famil
 
 
 @pytest.mark.parametrize("family", list(WRITERS))
+def test_a_truncated_weights_file_is_a_model_error_not_an_internal_one(tmp_path, family):
+    directory = _checkpoint(tmp_path, family)
+    weights = directory / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # an interrupted download
+    result = _nll(tmp_path, "-m", str(directory))
+    assert result.exit_code == 1 and "incomplete" in _one_error_line(result)
+
+
+@pytest.mark.parametrize("family,key", [("llada", "d_model"), ("dream", "hidden_size")])
+def test_a_config_value_of_the_wrong_type_is_named(tmp_path, family, key):
+    directory = _checkpoint(tmp_path, family)
+    _edit_config(directory, **{key: str(json.loads((directory / "config.json").read_text())[key])})
+    result = _nll(tmp_path, "-m", str(directory))
+    line = _one_error_line(result)
+    assert result.exit_code == 1 and "config.json has an invalid value" in line and "expected int" in line
+
+
+@pytest.mark.parametrize("family", list(WRITERS))
 def test_one_layer_more_in_config_json_than_in_the_weights_is_refused(tmp_path, family):
     directory = _checkpoint(tmp_path, family)
     _edit_config(directory, **{LAYERS_KEY[family]: 3})  # the checkpoints have 2

@@ -83,6 +83,14 @@ def test_characters_the_tokenizer_drops_are_warned_per_record_and_counted(tmp_pa
     assert json.loads(summary.read_text())["lossy"] == 1
 
 
+def test_a_dropped_newline_or_tab_is_not_reported_as_another_character(tmp_path):
+    rows = [{"text": "hello\nthere"}, {"text": "a\tb c"}, {"text": "hello\n日本語 there"}]
+    result = _nll(tmp_path, rows, "-m", "demo", "-q")
+    assert result.exit_code == 0, result.stderr
+    warnings = [line for line in result.stderr.splitlines() if "no token for" in line]
+    assert len(warnings) == 1 and warnings[0].startswith("itdd: line 3:") and "'日本語'" in warnings[0]
+
+
 def test_a_closing_summary_counts_the_records_with_lost_characters(tmp_path):
     result = _nll(tmp_path, [{"text": "hello 日本語"}], "-m", "demo")
     assert result.exit_code == 0, result.stderr

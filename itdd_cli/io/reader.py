@@ -58,7 +58,8 @@ def _json_problem(error: json.JSONDecodeError | RecursionError, text: str) -> st
     if isinstance(error, RecursionError):
         return "invalid JSON (nested too deeply)"
     if error.pos == len(text) - len(text.lstrip()) and text.lstrip()[:1] not in ("{", "[", '"'):
-        return "not JSON: the input must be JSON Lines, one JSON object per line"
+        return ("not JSON: the input must be JSON Lines, one JSON object per line (for plain text, one "
+                "document per line, pass --lines)")  # fmt: skip
     where = "" if error.msg.endswith(" at") else " at"  # "Unterminated string starting at" has its own
     return f"invalid JSON ({error.msg}{where} column {error.colno})"
 
@@ -72,6 +73,7 @@ def _parse_line(number: int, raw: bytes) -> Iterator[tuple[int, dict[str, Any] |
     if not text.strip():
         return
     try:
+        text = text.rstrip("\r\n")  # else an object cut short is reported at "column 1" of the next line
         value = json.loads(text, object_pairs_hook=_unique_keys)
     except _DuplicateKey as duplicate:
         yield number, InputError(number, f"duplicate key {duplicate.key!r} in one object; keep one of them")

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from itdd_cli.bundled import bundled_path
-from itdd_cli.errors import UsageError
+from itdd_cli.errors import ModelError, UsageError
 
 if TYPE_CHECKING:  # imported when a model loads, so that listing the families needs no torch
     from itdd_cli.models.base import ScoringModel
@@ -209,6 +209,21 @@ def load_model(options: LoadOptions) -> ScoringModel:
     if name not in FAMILIES:
         raise UsageError(f"--family {name!r}: unknown; choose one of {', '.join(FAMILIES)}")
     quiet_transformers()
-    model = FAMILIES[name].build(options, config)
+    model = _built(FAMILIES[name], options, config)
     check_vocabulary(model, options)
     return model
+
+
+def _built(family: Family, options: LoadOptions, config: dict[str, Any]) -> ScoringModel:
+    """The adapter; a damaged weights file or an ill-typed config.json value is the checkpoint's fault."""
+    from huggingface_hub.errors import StrictDataclassError
+    from safetensors import SafetensorError
+
+    try:
+        return family.build(options, config)
+    except SafetensorError as error:
+        raise ModelError(f"cannot load {options.model}: a weights file is damaged or incomplete ({error}); "
+                         "download or copy it again") from error  # fmt: skip
+    except StrictDataclassError as error:
+        cause = error.__cause__ or error
+        raise ModelError(f"cannot load {options.model}: config.json has an invalid value: {cause}") from error

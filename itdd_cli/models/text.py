@@ -76,6 +76,8 @@ def lost_text(tokenizer: Any, text: str, unknown: set[int]) -> str | None:
     except (NotImplementedError, ValueError, TypeError, KeyError):  # slow tokenizers give no offsets
         count = sum(token_id in unknown for token_id in encode_text(tokenizer, text))
         return f"{count} token(s) are the tokenizer's unknown token" if count else None
+    if _decodes_back(tokenizer, encoded["input_ids"], unknown, text):
+        return None  # checked first: a tokenizer that drops a character can shift the offsets after it
     lost = [True] * len(text)  # per character: no token, or only an unknown one
     for token_id, (start, end) in zip(encoded["input_ids"], offsets, strict=True):
         if token_id not in unknown:
@@ -86,6 +88,16 @@ def lost_text(tokenizer: Any, text: str, unknown: set[int]) -> str | None:
         return None
     shown = characters if len(characters) <= SHOWN else characters[:SHOWN] + "…"
     return f"the tokenizer has no token for {shown!r} (scored as if absent or unknown)"
+
+
+def _decodes_back(tokenizer: Any, ids: list[int], unknown: set[int], text: str) -> bool:
+    """Whether the known tokens decode to `text` but for whitespace and case (nothing lost)."""
+    known = [int(token_id) for token_id in ids if token_id not in unknown]
+    try:
+        decoded = str(tokenizer.decode(known, skip_special_tokens=False, clean_up_tokenization_spaces=False))
+    except (NotImplementedError, ValueError, TypeError, KeyError):
+        return False
+    return "".join(decoded.split()).casefold() == "".join(text.split()).casefold()
 
 
 def token_pieces(tokenizer: Any, text: str, ids: list[int]) -> list[str]:
