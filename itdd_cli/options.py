@@ -85,6 +85,9 @@ OutputOpt = Annotated[
         help=_shown("write results here (.csv: CSV, otherwise JSONL)", "standard output"),
     ),
 ]  # fmt: skip
+HtmlOverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help=_shown("replace an existing --html page", "off"), show_default=False)
+]
 OverwriteOpt = Annotated[
     bool, typer.Option("--overwrite", help=_shown("replace an existing --output file", "off"), show_default=False)
 ]
@@ -155,7 +158,7 @@ MaxTokensOpt = Annotated[
 ]  # fmt: skip
 DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="auto: bfloat16 on GPU, float32 on CPU")]
 DeviceOpt = Annotated[
-    str, typer.Option("--device", metavar="DEVICE", help="auto (a GPU if there is one), cpu, cuda or cuda:N")
+    str, typer.Option("--device", metavar="DEVICE", help="auto (a GPU if there is one), cpu, cuda, cuda:N, mps or xpu")
 ]
 TrustOpt = Annotated[
     bool,
