@@ -38,6 +38,14 @@ def _seed(value: int) -> int:
     return value
 
 
+def _seed_text(text: str) -> int:
+    """An integer of any length: Python refuses to read one of over 4,300 digits, which is out of range."""
+    digits = text.strip().lstrip("+-")
+    if digits.isascii() and digits.isdigit() and len(digits) > 40:  # 2**127 has 39 digits
+        raise UsageError(f"--seed {text[:12]}…: out of range; use an integer from -2**127 to 2**127 - 1 (e.g. 0)")
+    return int(text)
+
+
 # When to pick which estimator (shown by --estimator's help, for the members that exist).
 ESTIMATOR_ADVICE = {
     "control-variate": "lowest variance on text (a short pilot measures each token's loss)",
@@ -109,7 +117,7 @@ EstimatorOpt = Annotated[Estimator, typer.Option("--estimator", help=_estimator_
 SeedOpt = Annotated[
     int,
     typer.Option(
-        "--seed", metavar="INT", callback=_seed,
+        "--seed", metavar="INT", callback=_seed, parser=_seed_text,
         help="base seed, -2**127 to 2**127 - 1; a record's draws depend only on it and its token ids",
     ),
 ]  # fmt: skip

@@ -50,6 +50,7 @@ USAGE_ERRORS = [  # arguments, what the one line must say (all exit 2, before an
                   "choose one of nll, cond-nll, ratio, choice, lm-eval, compare, show, inspect, models"]),  # fmt: skip
     (["compar"], ["no such command 'compar'; did you mean 'compare'?"]),
     (["nll", "-n"], ["-n needs a value; see 'itdd nll -h'"]),
+    (["nll", "--seed", "9" * 5000], ["--seed 999999999999…: out of range"]),
     (["nll", "--overwrite=yes"], ["--overwrite is a flag and takes no value"]),
     (["compare", "a.jsonl"], ["missing NEW", "'itdd compare -h'"]),
     (["nll", "a.jsonl", "b.jsonl"], ["unexpected argument(s) b.jsonl"]),
