@@ -17,7 +17,7 @@ from typing import Any, TextIO
 from itdd_cli import __version__
 from itdd_cli import engine as engine_module
 from itdd_cli.engine import BatchProgress
-from itdd_cli.errors import InputError, Interrupted, ModelError, UsageError
+from itdd_cli.errors import GateError, InputError, Interrupted, ModelError, UsageError
 from itdd_cli.io.formats import Format, resolve_format
 from itdd_cli.io.sources import Source, read_source
 from itdd_cli.models.base import ScoringModel
@@ -334,10 +334,12 @@ class _Run:
             try:
                 Path(self.output.summary_path).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
             except OSError as error:
-                notice(f"cannot write --summary {self.output.summary_path}: {error.strerror or error}")
-                check_gates(self.policy.gates, self.summary)  # a failed gate still says so (exit 4)
-                raise ModelError(f"cannot write --summary {self.output.summary_path}: {error.strerror or error}; "
-                                 "the results are written") from None  # fmt: skip
+                problem = f"cannot write --summary {self.output.summary_path}: {error.strerror or error}"
+                try:
+                    check_gates(self.policy.gates, self.summary)
+                except GateError as failed:  # a failed gate still says so (exit 4), on the same one line
+                    raise GateError(f"{failed}; and {problem}") from None
+                raise ModelError(f"{problem}; the results are written") from None
         check_gates(self.policy.gates, self.summary)
 
 

@@ -528,6 +528,11 @@ def test_a_directory_as_input_says_so(base, tmp_path):
 def test_dev_null_is_accepted_and_dev_full_says_the_disk_is_full(base, source):
     assert invoke(["nll", source, *base, "-o", "/dev/null"]).exit_code == 0
     _one_line_error(invoke(["nll", source, *base, "-o", "/dev/full"]), 1, "the disk is full")
+    summary = ["-o", "/dev/null", "--summary", "/dev/full"]
+    _one_line_error(invoke(["nll", source, *base, *summary]), 1, "cannot write --summary /dev/full")
+    failed = invoke(["nll", source, *base, *summary, "--fail-above", "nll_per_token=0.001"])
+    _one_line_error(failed, 4, "quality gate failed")  # the gate's exit code, both problems on one line
+    assert "cannot write --summary /dev/full" in failed.stderr
 
 
 @pytest.mark.slow
