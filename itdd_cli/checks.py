@@ -16,6 +16,7 @@ from itdd_cli.settings import SEED_MAX, SEED_MIN
 
 MIN_SAMPLES = 2  # a Monte Carlo standard error needs two draws
 _INTEGER = re.compile(r"[+-]?[0-9]+")
+_SEED_RANGE = "out of range; use an integer from -2**127 to 2**127 - 1 (e.g. 0)"
 
 
 def integer(name: str, value: Any, minimum: int) -> int:
@@ -29,12 +30,15 @@ def integer(name: str, value: Any, minimum: int) -> int:
 
 
 def seed(name: str, value: Any) -> int:
-    """Any integer the draws can hash (settings.SEED_MIN … SEED_MAX)."""
+    """Any integer the draws can hash (settings.SEED_MIN … SEED_MAX), written with any number of digits."""
+    text = value.strip() if isinstance(value, str) else ""
+    if _INTEGER.fullmatch(text) and len(text.lstrip("+-")) > 40:  # 2**127 has 39 digits; Python reads ≤ 4,300
+        raise UsageError(f"{name} {text[:12]}…: {_SEED_RANGE}")
     number = _as_int(value)
     if number is None:
         raise UsageError(f"{name} must be an integer")
     if not SEED_MIN <= number <= SEED_MAX:
-        raise UsageError(f"{name} {number}: out of range; use an integer from -2**127 to 2**127 - 1 (e.g. 0)")
+        raise UsageError(f"{name} {number}: {_SEED_RANGE}")
     return number
 
 
@@ -66,5 +70,5 @@ def _as_int(value: Any) -> int | None:
         return None
     try:
         return int(value)
-    except ValueError:  # more digits than Python converts
+    except ValueError:  # more digits than Python reads
         return None

@@ -36,12 +36,7 @@ def _seed(value: int) -> int:
 
 def _seed_text(text: str | int) -> int:
     """An integer of any length: Python refuses to read one of over 4,300 digits, which is out of range."""
-    if isinstance(text, int):  # the default
-        return text
-    digits = text.strip().lstrip("+-")
-    if digits.isascii() and digits.isdigit() and len(digits) > 40:  # 2**127 has 39 digits
-        raise UsageError(f"--seed {text[:12]}…: out of range; use an integer from -2**127 to 2**127 - 1 (e.g. 0)")
-    return int(text)
+    return text if isinstance(text, int) else checks.seed("--seed", text)  # an int: the default
 
 
 # When to pick which estimator (shown by --estimator's help, for the members that exist).
