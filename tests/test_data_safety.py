@@ -396,7 +396,7 @@ def test_a_resume_with_another_batch_size_says_the_last_digits_may_differ(tmp_pa
     assert invoke(["nll", source, *DEMO, "-n", "8", "-o", out]).exit_code == 0
     out.write_text(out.read_text().splitlines(keepends=True)[0])
     resumed = invoke(["nll", source, *DEMO, "-n", "8", "--batch-size", "3", "-o", out, "--resume"])
-    assert resumed.exit_code == 0 and "batch_rows None → 3" in resumed.stderr and "last digits" in resumed.stderr
+    assert resumed.exit_code == 0 and "--batch-size auto → 3" in resumed.stderr and "last digits" in resumed.stderr
 
 
 # 11. compare: never NaN, exact Student t, a p-value
