@@ -31,6 +31,7 @@ DETERMINING = ("tool_version", "command", "model", "revision", "weights", "token
                "keep_boundary", "target_se", "until_decided", "max_samples", "per_token", "fields")  # fmt: skip
 # Settings that may change the last digits only (float rounding of other batch shapes).
 ROUNDING = ("device", "batch_rows", "max_tokens")
+ROUNDING_FLAGS = {"device": "--device", "batch_rows": "--batch-size", "max_tokens": "--max-tokens"}  # None: auto
 
 
 def record_path(output: str) -> str:

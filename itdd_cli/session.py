@@ -40,6 +40,7 @@ from itdd_cli.runner import Lossy, Skipped, check_samples, score, stopped_at_cap
 from itdd_cli.runrecord import (
     DETERMINING,
     ROUNDING,
+    ROUNDING_FLAGS,
     differences,
     read_record,
     record_path,
@@ -162,6 +163,10 @@ _FIELDS = {Command.nll: ("id", "text", "keep"), Command.cond_nll: ("id", "prompt
            Command.choice: ("id", "prompt", "choices", "label", "keep")}  # fmt: skip
 
 
+def _auto(value: Any) -> str:
+    return "auto" if value is None else str(value)
+
+
 class _Run:
     def __init__(self, command: Command, model: ScoringModel, settings: Settings, fields: Fields, output: Output,
                  policy: Policy, shard: Shard, target: Target) -> None:  # fmt: skip
@@ -192,7 +197,8 @@ class _Run:
         if changed:
             raise UsageError(f"cannot resume {path}: it was made with other settings ({'; '.join(changed)}); "
                              "rerun with the same settings or use --overwrite")  # fmt: skip
-        rounding = differences(earlier, self.record, ROUNDING)
+        rounding = [f"{ROUNDING_FLAGS[name]} {_auto(earlier.get(name))} → {_auto(self.record.get(name))}"
+                    for name in ROUNDING if earlier.get(name) != self.record.get(name)]  # fmt: skip
         if rounding and self.shard.is_main:
             notice(f"resuming {path} with {'; '.join(rounding)}: the rows scored now may differ from an "
                    "uninterrupted run in the last digits (float rounding of other batch shapes)")  # fmt: skip

@@ -396,7 +396,7 @@ def test_a_resume_with_another_batch_size_says_the_last_digits_may_differ(tmp_pa
     assert invoke(["nll", source, *DEMO, "-n", "8", "-o", out]).exit_code == 0
     out.write_text(out.read_text().splitlines(keepends=True)[0])
     resumed = invoke(["nll", source, *DEMO, "-n", "8", "--batch-size", "3", "-o", out, "--resume"])
-    assert resumed.exit_code == 0 and "batch_rows None → 3" in resumed.stderr and "last digits" in resumed.stderr
+    assert resumed.exit_code == 0 and "--batch-size auto → 3" in resumed.stderr and "last digits" in resumed.stderr
 
 
 # 11. compare: never NaN, exact Student t, a p-value
@@ -435,6 +435,12 @@ def test_compare_with_one_paired_record_uses_the_rows_standard_errors(tmp_path):
 @pytest.mark.parametrize("limit", ["nan", "inf", "-inf"])
 def test_a_gate_threshold_must_be_finite(base, source, limit):
     _one_line_error(invoke(["nll", source, *base, "--fail-above", f"nll_per_token={limit}"]), 2, "finite")
+
+
+@pytest.mark.parametrize("limit", ["1_0", "５", "", "0x10", "1,5"])
+def test_a_gate_threshold_is_a_plain_number(base, source, limit):
+    refused = invoke(["nll", source, *base, "--fail-above", f"nll_per_token={limit}"])
+    _one_line_error(refused, 2, "expected METRIC=NUMBER (e.g. nll_per_token=3.5)")
 
 
 def test_an_empty_input_reports_zero_records_and_no_nan(oracle_dir, tmp_path):
