@@ -288,9 +288,15 @@ def progress_bar(path: str | None, enabled: bool, finished: int = 0) -> Iterator
 
 def print_comparison(console: Console, comparison: Any) -> None:
     c = comparison
-    if c.t is None:
-        verdict = f"not judged: one paired record and its rows carry no standard error of {c.metric}"
+    uniform = f"every pair differs by exactly {c.difference:+.6g}, so the pairs give no spread"
+    if c.se is None:
+        why = uniform if c.uniform else "one paired record"
+        verdict = f"not judged: {why} and the rows carry no standard error of {c.metric}"
         spread = f"mean difference (new − base) {c.difference:+.6g} (no standard error)"
+    elif c.exact:
+        direction = "worse" if c.significantly_worse else "better"
+        verdict = f"significantly {direction} (exact: the rows carry no Monte Carlo error)"
+        spread = f"mean difference (new − base) {c.difference:+.6g} exactly (the rows' standard errors are 0)"
     else:
         verdict = (
             ("significantly worse" if c.significantly_worse else "significantly better")
@@ -302,7 +308,8 @@ def print_comparison(console: Console, comparison: Any) -> None:
                   f"(t = {c.t:+.2f}, p = {c.p:.3g}; 5 % critical {c.critical:.3f}, {test})")  # fmt: skip
     lines = [
         f"{c.metric}: base {c.mean_base:.6g} → new {c.mean_new:.6g} over {c.paired} paired records"
-        + (f" ({c.only_base} only in base, {c.only_new} only in new)" if c.only_base or c.only_new else ""),
+        + (f" ({c.unpaired})" if c.unpaired else ""),
+        *([uniform + "; the rows' own standard errors judge it"] if c.uniform and c.se is not None else []),
         spread,
         f"verdict: {verdict}",
     ]

@@ -42,6 +42,9 @@ def _declared_kinds() -> dict[str, Any]:
     return kinds
 
 
+_KIND_NAMES = {float: "a number", int: "an integer", list: "a JSON array"}
+
+
 def _cell(key: str, kind: Any, value: str) -> Any:
     if value.startswith(TEXT_MARK) and (kind is str or key == "id"):
         return value[len(TEXT_MARK) :]
@@ -74,7 +77,11 @@ def _typed_csv(text: str) -> list[dict[str, Any]]:
             elif value == "":
                 out[key] = None
             else:
-                out[key] = _cell(key, kinds[key], value)
+                try:
+                    out[key] = _cell(key, kinds[key], value)
+                except ValueError:
+                    expected = _KIND_NAMES.get(kinds[key], "JSON value")
+                    raise NotResults(f"row {number}: {value!r} in column '{key}' is not {expected}") from None
         typed.append(out)
     return typed
 
