@@ -110,6 +110,7 @@ class Target:
     resume: bool = False
     direct: bool = False  # standard output or a device: written as is
     lock_fd: int | None = None
+    file_lock_fd: int | None = None  # the existing file's own lock: another name of it (a hard link) is refused too
     temp: str | None = None
     stream: TextIO | None = None
     committed: bool = False
@@ -163,6 +164,9 @@ class Target:
                 os.unlink(self.lock_path)
             os.close(self.lock_fd)
             self.lock_fd = None
+        if self.file_lock_fd is not None:
+            os.close(self.file_lock_fd)
+            self.file_lock_fd = None
 
 
 def _umask() -> int:
@@ -194,6 +198,33 @@ def _lock(path: str) -> int:
     raise UsageError(f"cannot lock {path}: {lock_path} keeps changing")
 
 
+def _lock_file(path: str) -> int:
+    """An exclusive lock on the existing output file itself, whatever name it is reached by."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError as error:
+        raise UsageError(f"cannot read {path}: {_reason(error)}") from error
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        os.close(descriptor)
+        if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+            raise UsageError(f"another itdd run is writing {path} under another name (a hard link); wait for it "
+                             "to finish or choose another -o") from None  # fmt: skip
+        raise UsageError(f"cannot lock {path}: {_reason(error)}") from error
+    return descriptor
+
+
+def _input_stat(input_path: str | None) -> os.stat_result | None:
+    """The input file's identity; for standard input, the file it is redirected from (`< FILE`)."""
+    if input_path not in (None, "-"):
+        return _stat(str(input_path))
+    try:
+        return os.fstat(sys.stdin.fileno()) if sys.stdin is not None else None
+    except (OSError, ValueError):  # a stdin without a descriptor (tests)
+        return None
+
+
 def prepare_target(path: str | None, input_path: str | None, overwrite: bool, resume: bool) -> Target:
     """Every check on the output that can fail before scoring, and its lock."""
     if resume and path in (None, "-"):
@@ -216,7 +247,7 @@ def prepare_target(path: str | None, input_path: str | None, overwrite: bool, re
         if resume:
             raise UsageError(f"--resume continues a regular file; {path} is a device or a pipe")
         return Target(path, direct=True)
-    source = _stat(input_path) if input_path not in (None, "-") else None
+    source = _input_stat(input_path)
     if info is not None and source is not None and _same_file(info, source):
         raise UsageError(f"the output {path} is the input file; write the results elsewhere")
     if info is not None and not (overwrite or resume):
@@ -225,7 +256,16 @@ def prepare_target(path: str | None, input_path: str | None, overwrite: bool, re
     if info is not None and not os.access(path, os.W_OK):
         raise UsageError(f"cannot write {path}: permission denied")
     main = os.environ.get("RANK", "0") == "0"  # under a launcher only the main process writes
-    return Target(path, resume=resume and info is not None, lock_fd=_lock(path) if main else None)
+    if not main:
+        return Target(path, resume=resume and info is not None)
+    target = Target(path, resume=resume and info is not None, lock_fd=_lock(path))
+    if info is not None and stat.S_ISREG(info.st_mode):
+        try:
+            target.file_lock_fd = _lock_file(path)
+        except BaseException:
+            target.close()
+            raise
+    return target
 
 
 def _is_stdout(path: str) -> bool:

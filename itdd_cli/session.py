@@ -75,7 +75,9 @@ def prepare_output(output: Output, input_path: str | None) -> Output:
     try:
         if output.summary_path:
             check_writable_dir(output.summary_path, "--summary")
-            check_not_same(output.summary_path, "--summary", {"input": input_path, "output": output.path})
+            record = record_path(str(target.path)) if target.regular else None
+            check_not_same(output.summary_path, "--summary", {"input": input_path, "output": output.path,
+                                                               "settings record": record})  # fmt: skip
         if output.resume and resolve_format(output.fmt, output.path, sys.stdout) is Format.table:
             raise UsageError("--resume continues a JSONL or CSV file, not a table")
         if target.resume:

@@ -64,15 +64,15 @@ def test_an_output_that_is_the_input_is_refused_and_the_input_kept(base, source,
     assert source.read_bytes() == before
 
 
-@pytest.mark.parametrize("which", ["input", "output", "new output"])
+@pytest.mark.parametrize("which", ["input", "output", "new output", "settings record"])
 def test_a_summary_that_is_the_input_or_the_output_is_refused(base, source, tmp_path, which):
     out = tmp_path / "out.jsonl"
     if which == "output":
         out.write_bytes(b"old\n")
-    summary = source if which == "input" else out
+    summary = {"input": source, "settings record": Path(f"{out}.meta.json")}.get(which, out)
     before = source.read_bytes()
     result = invoke(["nll", source, *base, "-o", out, "--overwrite", "--summary", summary])
-    _one_line_error(result, 2, f"is the {which.split()[-1]} file")
+    _one_line_error(result, 2, f"is the {which.replace('new ', '')} file")
     assert source.read_bytes() == before and (which != "output" or out.read_bytes() == b"old\n")
 
 
@@ -256,6 +256,33 @@ def test_a_second_run_on_a_locked_output_is_refused(base, source, tmp_path):
     assert not out.exists()
     assert invoke(["nll", source, *base, "-o", out]).exit_code == 0
     assert not Path(f"{out}.lock").exists()
+
+
+@pytest.mark.parametrize("how", ["hardlink", "symlink"])
+def test_a_run_through_another_name_of_a_busy_output_is_refused(base, source, tmp_path, how):
+    out, other = tmp_path / "out.jsonl", tmp_path / "other.jsonl"
+    assert invoke(["nll", source, *base, "-o", out]).exit_code == 0
+    os.link(out, other) if how == "hardlink" else other.symlink_to(out)
+    before = out.read_bytes()
+    with open(out) as busy:  # what a run resuming `out` holds
+        fcntl.flock(busy, fcntl.LOCK_EX)
+        if how == "symlink":
+            with open(f"{out}.lock", "w") as held:  # a symlink resolves to the same lock file
+                fcntl.flock(held, fcntl.LOCK_EX)
+                _one_line_error(invoke(["nll", source, *base, "-o", other, "--resume"]), 2, "another itdd run")
+        else:
+            _one_line_error(invoke(["nll", source, *base, "-o", other, "--resume"]), 2, "under another name")
+    assert out.read_bytes() == before
+
+
+def test_standard_input_redirected_from_the_output_is_refused(oracle_dir, source, tmp_path):
+    out = tmp_path / "out.jsonl"
+    out.write_bytes(source.read_bytes())
+    with out.open("rb") as stdin:
+        result = itdd("nll", "-", "-m", oracle_dir, "--trust-remote-code", "-n", "4", "-q", "-o", out, "--overwrite",
+                      stdin=stdin)  # fmt: skip
+    assert result.returncode == 2 and "is the input file" in result.stderr, result.stderr
+    assert out.read_bytes() == source.read_bytes()
 
 
 @pytest.mark.slow

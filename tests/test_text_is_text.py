@@ -84,11 +84,12 @@ def test_characters_the_tokenizer_drops_are_warned_per_record_and_counted(tmp_pa
 
 
 def test_a_dropped_newline_or_tab_is_not_reported_as_another_character(tmp_path):
-    rows = [{"text": "hello\nthere"}, {"text": "a\tb c"}, {"text": "hello\n日本語 there"}]
+    rows = [{"text": "hello\nthere"}, {"text": "a\tb c"}, {"text": "hello\n日本語 there"}, {"text": "zero\u200bwidth"}]
     result = _nll(tmp_path, rows, "-m", "demo", "-q")
     assert result.exit_code == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if "no token for" in line]
-    assert len(warnings) == 1 and warnings[0].startswith("itdd: line 3:") and "'日本語'" in warnings[0]
+    assert len(warnings) == 2 and warnings[0].startswith("itdd: line 3:") and "'日本語'" in warnings[0]
+    assert warnings[1].startswith("itdd: line 4:") and "no token for '\\u200b'" in warnings[1]
 
 
 def test_a_closing_summary_counts_the_records_with_lost_characters(tmp_path):

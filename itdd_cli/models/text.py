@@ -10,10 +10,13 @@ This module knows tokenizers, not models or records.
 
 from __future__ import annotations
 
+import difflib
+import unicodedata
 from typing import Any
 
 SENTINEL = "ITDDPROMPTSENTINEL7F3A"  # stands for the user's prompt while a chat template is rendered
 SHOWN = 24  # lost characters quoted in a warning
+DIFF_LIMIT = 20_000  # characters: longer texts count unknown tokens instead of naming characters
 DECODE_CONTEXT = 4  # tokens decoded before a token to give it its leading space or joiner
 
 
@@ -68,21 +71,22 @@ def unknown_ids(tokenizer: Any, extra: tuple[int, ...] = ()) -> set[int]:
 
 
 def lost_text(tokenizer: Any, text: str, unknown: set[int]) -> str | None:
-    """What of `text` (besides whitespace) gets no token or an unknown/special one; None when
-    the tokenizer represents every character."""
+    """What of `text` gets no token or an unknown/special one; None when the tokenizer represents
+    every character but whitespace. The known tokens are decoded and compared with the text (both
+    NFKC-normalised, casefolded, without whitespace), so a character the tokenizer drops is named
+    itself: character offsets shift after a dropped one and would name its neighbours."""
+    ids = encode_text(tokenizer, text)
+    known = [token_id for token_id in ids if token_id not in unknown]
     try:
-        encoded = tokenizer(text, add_special_tokens=False, split_special_tokens=True, return_offsets_mapping=True)
-        offsets = list(encoded["offset_mapping"])
-    except (NotImplementedError, ValueError, TypeError, KeyError):  # slow tokenizers give no offsets
-        count = sum(token_id in unknown for token_id in encode_text(tokenizer, text))
+        decoded = str(tokenizer.decode(known, skip_special_tokens=False, clean_up_tokenization_spaces=False))
+    except (NotImplementedError, ValueError, TypeError, KeyError, OverflowError):
+        decoded = None
+    original = _comparable(text)
+    if decoded is None or len(original) > DIFF_LIMIT:  # no decoder, or too long to diff cheaply
+        count = len(ids) - len(known)
         return f"{count} token(s) are the tokenizer's unknown token" if count else None
-    if _decodes_back(tokenizer, encoded["input_ids"], unknown, text):
-        return None  # checked first: a tokenizer that drops a character can shift the offsets after it
-    lost = [True] * len(text)  # per character: no token, or only an unknown one
-    for token_id, (start, end) in zip(encoded["input_ids"], offsets, strict=True):
-        if token_id not in unknown:
-            lost[start:end] = [False] * (end - start)
-    gone = (char for char, dropped in zip(text, lost, strict=True) if dropped and not char.isspace())
+    matcher = difflib.SequenceMatcher(None, original, _comparable(decoded), autojunk=False)
+    gone = "".join(original[i1:i2] for tag, i1, i2, _, _ in matcher.get_opcodes() if tag in ("delete", "replace"))
     characters = "".join(dict.fromkeys(gone))  # in order, without repeats
     if not characters:
         return None
@@ -90,14 +94,8 @@ def lost_text(tokenizer: Any, text: str, unknown: set[int]) -> str | None:
     return f"the tokenizer has no token for {shown!r} (scored as if absent or unknown)"
 
 
-def _decodes_back(tokenizer: Any, ids: list[int], unknown: set[int], text: str) -> bool:
-    """Whether the known tokens decode to `text` but for whitespace and case (nothing lost)."""
-    known = [int(token_id) for token_id in ids if token_id not in unknown]
-    try:
-        decoded = str(tokenizer.decode(known, skip_special_tokens=False, clean_up_tokenization_spaces=False))
-    except (NotImplementedError, ValueError, TypeError, KeyError):
-        return False
-    return "".join(decoded.split()).casefold() == "".join(text.split()).casefold()
+def _comparable(text: str) -> str:
+    return "".join(unicodedata.normalize("NFKC", text).split()).casefold()
 
 
 def token_pieces(tokenizer: Any, text: str, ids: list[int]) -> list[str]:
