@@ -170,6 +170,9 @@ def _rows_se(pairs: list[tuple[dict[str, Any], dict[str, Any]]], metric: str, ba
 def _row_se(row: dict[str, Any], metric: str, path: str) -> float | None:
     """A row's own Monte Carlo standard error of `metric` (None where the row has none)."""
     field = comparable()[metric]
+    if field.kind is bool:  # right or wrong: without error only where every choice's log-likelihood is exact
+        errors = row.get("logliks_se")
+        return 0.0 if isinstance(errors, list) and errors and not any(errors) else None
     if field.se and field.se in row:
         return _number(row, field.se, path)
     if "nll_se" not in row or "tokens" not in row:
