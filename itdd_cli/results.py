@@ -59,8 +59,17 @@ def _cell(key: str, kind: Any, value: str) -> Any:
     return kind(value)
 
 
+# The writer puts no bound on a cell (a kept document, a long text's per-token strings); neither may its reader.
+CELL_LIMIT = 2**31 - 1
+
+
 def _typed_csv(text: str) -> list[dict[str, Any]]:
-    lines = [cells for cells in csv.reader(io.StringIO(text)) if cells]  # a blank line is no row (as DictReader)
+    if csv.field_size_limit() < CELL_LIMIT:
+        csv.field_size_limit(CELL_LIMIT)
+    try:
+        lines = [cells for cells in csv.reader(io.StringIO(text)) if cells]  # a blank line is no row
+    except csv.Error as error:
+        raise NotResults(f"not CSV ({error})") from None
     if len(lines) < 2:
         return []
     header, *cells_of_rows = lines
@@ -80,7 +89,7 @@ def _typed_csv(text: str) -> list[dict[str, Any]]:
                 try:
                     out[key] = _cell(key, kinds[key], value)
                 except ValueError:
-                    expected = _KIND_NAMES.get(kinds[key], "JSON value")
+                    expected = _KIND_NAMES.get(kinds[key], "a JSON value")
                     raise NotResults(f"row {number}: {value!r} in column '{key}' is not {expected}") from None
         typed.append(out)
     return typed

@@ -62,3 +62,9 @@ def test_the_summary_writes_counts_as_json_integers(base, kept_input, tmp_path):
     assert {name: type(document[name]) for name in counts} == dict.fromkeys(counts, int)
     assert document["records"] == len(NOTES) and document["passes"] == 4 * len(NOTES)
     assert isinstance(document["nll_per_token"], float)
+
+
+def test_a_csv_cell_longer_than_the_csv_modules_default_limit_is_read_whole():
+    long_text = "word " * 40_000  # 200,000 characters: over csv's default field limit of 131,072
+    rows = parse_results(f"id,nll_per_token,note\n1,2.5,{long_text}\n", csv_format=True)
+    assert rows[0]["note"] == long_text
