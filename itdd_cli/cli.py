@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
+from typer._click.core import Context
 from typer._click.exceptions import ClickException, NoArgsIsHelpError
 from typer.core import TyperGroup
 
@@ -40,6 +41,7 @@ from itdd_cli.options import (
     FamilyOpt,
     FormatOpt,
     HtmlOpt,
+    HtmlOverwriteOpt,
     IdFieldOpt,
     IndependentOpt,
     InputArg,
@@ -85,7 +87,7 @@ from itdd_cli.options import (
 )
 from itdd_cli.records import Fields
 from itdd_cli.rows import SPECS, Command
-from itdd_cli.usage import describe
+from itdd_cli.usage import describe, plain_arguments
 from itdd_cli.windows import Long
 
 if TYPE_CHECKING:
@@ -154,8 +156,13 @@ class _ItddGroup(TyperGroup):
         except (typer.Exit, typer.Abort):
             raise
         except BaseException as error:
+            if isinstance(error, ClickException) and getattr(error, "ctx", None) is None and ctx.invoked_subcommand:
+                command = self.get_command(ctx, ctx.invoked_subcommand)  # so its message says 'itdd nll -h'
+                error.ctx = Context(command, info_name=ctx.invoked_subcommand, parent=ctx)  # type: ignore[attr-defined]
             raise typer.Exit(_report(error)) from None
 
+
+plain_arguments()
 
 app = typer.Typer(
     name="itdd",
@@ -207,7 +214,7 @@ SHOW_EXAMPLES = _examples(
     "itdd show demo.jsonl --html demo.html",
 )
 INSPECT_EXAMPLES = _examples("itdd inspect -m demo", "itdd inspect -m GSAI-ML/LLaDA-8B-Base --device cpu")
-MODELS_EXAMPLES = _examples("itdd models")
+MODELS_EXAMPLES = _examples("itdd models", "itdd models | grep -i llada")
 
 
 def _batch_rows(value: str) -> int | None:
@@ -670,7 +677,7 @@ def compare(
 def show(
     results: ResultsArg,
     html: HtmlOpt = None,
-    overwrite: OverwriteOpt = False,
+    overwrite: HtmlOverwriteOpt = False,
     ids: ShowIdOpt = None,
     limit: ShowLimitOpt = None,
     worst: WorstOpt = 5,

@@ -28,14 +28,16 @@ from itdd_cli.tdist import critical, two_sided_p
 class Comparison:
     metric: str
     paired: int
-    only_base: tuple[str | int, ...]  # ids as written, in file order
-    only_new: tuple[str | int, ...]
+    only_base: int  # rows whose id the other file lacks
+    only_new: int
     mean_base: float
     mean_new: float
     difference: float  # mean of NEW − BASE
     se: float | None  # None: nothing says how far apart the runs may fall (no spread, no SE in the rows)
     df: float  # degrees of freedom of the test (inf: the normal, from the rows' own SEs)
     uniform: bool = False  # several pairs, every one differing by the same amount: no spread to test with
+    only_base_ids: tuple[str | int, ...] = ()  # those ids as written, in file order
+    only_new_ids: tuple[str | int, ...] = ()
 
     @property
     def critical(self) -> float:
@@ -67,20 +69,29 @@ class Comparison:
         worse = self.difference > 0 if comparable()[self.metric].worse == "higher" else self.difference < 0
         return self.significant and worse
 
-    @property
-    def unpaired(self) -> str:
-        """The ids found in only one file, named (the first few); empty when every row paired."""
-        sides = (("base", self.only_base), ("new", self.only_new))
-        return "; ".join(f"{len(ids)} only in {side}: {_named(ids)}" for side, ids in sides if ids)
+    def unpaired_fields(self) -> list[str]:
+        """The report's words on rows found in only one file: each side's count and its ids, named; one
+        field per id, so a narrow terminal breaks the line between ids, never inside one."""
+        both = ((self.only_base, "base", self.only_base_ids), (self.only_new, "new", self.only_new_ids))
+        sides = [(count, side, ids) for count, side, ids in both if count]
+        if not any(ids for *_, ids in sides):
+            return [f"({', '.join(f'{count} only in {side}' for count, side, _ in sides)})"] if sides else []
+        fields: list[str] = []
+        for count, side, ids in sides:
+            words = [f"{count} only in {side}" + (":" if ids else ""), *_named(ids)]
+            fields += [*words[:-1], words[-1] + ";"]
+        fields[0], fields[-1] = "(" + fields[0], fields[-1][:-1] + ")"
+        return fields
 
 
 NAMED_IDS = 5  # unpaired ids named in the report; the rest are counted
 
 
-def _named(ids: tuple[str | int, ...]) -> str:
+def _named(ids: tuple[str | int, ...]) -> list[str]:
     """Ids as written (repr: the number 1 and the string '1' differ), the first few, then a count."""
-    named = ", ".join(repr(value) for value in ids[:NAMED_IDS])
-    return named + (f" and {len(ids) - NAMED_IDS} more" if len(ids) > NAMED_IDS else "")
+    named = [repr(value) for value in ids[:NAMED_IDS]]
+    rest = [f"and {len(ids) - NAMED_IDS} more"] if len(ids) > NAMED_IDS else []
+    return [*(name + "," for name in named[:-1]), *named[-1:], *rest]
 
 
 def _no_spread(differences: list[float], values: list[float]) -> bool:
@@ -144,14 +155,16 @@ def compare_files(base_path: str, new_path: str, metric: str | None) -> Comparis
     return Comparison(
         metric=metric,
         paired=len(shared),
-        only_base=tuple(base_by_id[key]["id"] for key in base_by_id if key not in new_by_id),
-        only_new=tuple(new_by_id[key]["id"] for key in new_by_id if key not in base_by_id),
+        only_base=len(base_by_id) - len(shared),
+        only_new=len(new_by_id) - len(shared),
         mean_base=statistics.fmean(before),
         mean_new=statistics.fmean(after),
         difference=statistics.fmean(differences),
         se=se,
         df=df,
         uniform=no_spread and len(differences) > 1,
+        only_base_ids=tuple(base_by_id[key]["id"] for key in base_by_id if key not in new_by_id),
+        only_new_ids=tuple(new_by_id[key]["id"] for key in new_by_id if key not in base_by_id),
     )
 
 

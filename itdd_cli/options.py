@@ -38,6 +38,16 @@ def _seed(value: int) -> int:
     return value
 
 
+def _seed_text(text: str | int) -> int:
+    """An integer of any length: Python refuses to read one of over 4,300 digits, which is out of range."""
+    if isinstance(text, int):  # the default
+        return text
+    digits = text.strip().lstrip("+-")
+    if digits.isascii() and digits.isdigit() and len(digits) > 40:  # 2**127 has 39 digits
+        raise UsageError(f"--seed {text[:12]}…: out of range; use an integer from -2**127 to 2**127 - 1 (e.g. 0)")
+    return int(text)
+
+
 # When to pick which estimator (shown by --estimator's help, for the members that exist).
 ESTIMATOR_ADVICE = {
     "control-variate": "lowest variance on text (a short pilot measures each token's loss)",
@@ -85,6 +95,9 @@ OutputOpt = Annotated[
         help=_shown("write results here (.csv: CSV, otherwise JSONL)", "standard output"),
     ),
 ]  # fmt: skip
+HtmlOverwriteOpt = Annotated[
+    bool, typer.Option("--overwrite", help=_shown("replace an existing --html page", "off"), show_default=False)
+]
 OverwriteOpt = Annotated[
     bool, typer.Option("--overwrite", help=_shown("replace an existing --output file", "off"), show_default=False)
 ]
@@ -106,7 +119,7 @@ EstimatorOpt = Annotated[Estimator, typer.Option("--estimator", help=_estimator_
 SeedOpt = Annotated[
     int,
     typer.Option(
-        "--seed", metavar="INT", callback=_seed,
+        "--seed", metavar="INT", callback=_seed, parser=_seed_text,
         help="base seed, -2**127 to 2**127 - 1; a record's draws depend only on it and its token ids",
     ),
 ]  # fmt: skip
@@ -155,7 +168,7 @@ MaxTokensOpt = Annotated[
 ]  # fmt: skip
 DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="auto: bfloat16 on GPU, float32 on CPU")]
 DeviceOpt = Annotated[
-    str, typer.Option("--device", metavar="DEVICE", help="auto (a GPU if there is one), cpu, cuda or cuda:N")
+    str, typer.Option("--device", metavar="DEVICE", help="auto (a GPU if there is one), cpu, cuda, cuda:N, mps or xpu")
 ]
 TrustOpt = Annotated[
     bool,

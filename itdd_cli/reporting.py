@@ -8,25 +8,21 @@ from __future__ import annotations
 
 import math
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from rich.console import Console
+from rich.console import Console, Group
 from rich.measure import Measurement
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from itdd_cli.io.formats import Format
 from itdd_cli.io.writers import CsvWriter, JsonlWriter
+from itdd_cli.progress_view import progress_bar as progress_bar  # re-exported: the session imports it here
 from itdd_cli.rows import SPECS, Command
 from itdd_cli.settings import Settings
 from itdd_cli.summary import Summary
 
 if TYPE_CHECKING:
-    from itdd_cli.engine import BatchProgress
     from itdd_cli.models.base import ModelInfo
 
 FILE_WIDTH = 160
@@ -54,8 +50,10 @@ class TableSink:
     """Rows are kept until the end: a table needs its column widths.
 
     A cell is never folded (a broken number or id reads as another value): when the terminal is
-    too narrow for every column, the least important ones (the highest `Field.rank`) are left
-    out, and the table's caption says which.
+    too narrow for every column, the least important ones (the highest `Field.rank`; columns of
+    one rank go together, e.g. tokens_chosen never without tokens_rejected) are left out until
+    the table fits, then any left-out rank that still fits comes back, and a line below the table
+    says which columns are missing.
     """
 
     def __init__(self, console: Console, command: Command) -> None:
@@ -66,12 +64,8 @@ class TableSink:
     def write(self, row: dict[str, Any]) -> None:
         self.rows.append(row)
 
-    def _table(self, names: list[str], left_out: list[str]) -> Table:
-        caption = None
-        if left_out:
-            caption = f"left out to fit {self.console.width} columns: {', '.join(left_out)} (jsonl/csv have all)"
-        table = Table(title=f"itdd {self.spec.command.value}", title_justify="left", caption=caption,
-                      caption_justify="left")  # fmt: skip
+    def _table(self, names: list[str]) -> Table:
+        table = Table(title=f"itdd {self.spec.command.value}", title_justify="left")
         for name in names:
             field = self.spec.field(name)
             justify = "left" if field is None or field.kind is str else "right"
@@ -80,24 +74,40 @@ class TableSink:
             table.add_row(*(_cell(row[name]) for name in names))
         return table
 
+    def _fits(self, names: list[str]) -> bool:
+        return _natural_width(self.console, self._table(names)) <= self.console.width
+
+    def _columns(self, names: list[str]) -> list[str]:
+        """The columns to show: whole ranks left out, the least important first, until the table fits;
+        then each left-out rank that fits in the room left comes back, the most important first."""
+        rank = {name: field.rank if (field := self.spec.field(name)) else 1 for name in names}
+        optional = sorted({rank[name] for name in names if rank[name] > 1})
+        kept = {1, *optional}
+        for worst in reversed(optional):
+            if self._fits([name for name in names if rank[name] in kept]):
+                break
+            kept.discard(worst)
+        for back in optional:
+            if back not in kept and self._fits([name for name in names if rank[name] in kept | {back}]):
+                kept.add(back)
+        return [name for name in names if rank[name] in kept]
+
     def close(self) -> None:
         if not self.rows:
             return
         names = list(self.rows[0])
-        rank = {name: field.rank if (field := self.spec.field(name)) else 1 for name in names}
-        left_out: list[str] = []
-        table = self._table(names, left_out)
-        for worst in sorted({rank[name] for name in names if rank[name] > 1}, reverse=True):
-            if _natural_width(self.console, table) <= self.console.width:
-                break  # columns of one rank go together: tokens_chosen never without tokens_rejected
-            left_out += [name for name in names if rank[name] == worst]
-            table = self._table([name for name in names if name not in left_out], left_out)
+        shown = self._columns(names)
+        table = self._table(shown)
         width = self.console.width
         try:  # when even the rank-1 columns do not fit, the terminal wraps lines rather than rich cutting cells
             self.console.width = max(width, _natural_width(self.console, table))
             self.console.print(table)
         finally:
             self.console.width = width
+        left_out = [name for name in names if name not in shown]
+        if left_out:  # the terminal's width, not the table's: one or two lines, not a narrow column
+            self.console.print(f"left out to fit {width} columns: {', '.join(left_out)} (jsonl/csv have all)",
+                               markup=False, highlight=False)  # fmt: skip
 
 
 class _PipeConsole(Console):
@@ -166,8 +176,11 @@ def notice(message: str) -> None:
 
 
 def print_summary(console: Console, summary: Summary, info: ModelInfo, settings: Settings) -> None:
+    """On a terminal a long line breaks between its " · " fields (a path or a token never split)."""
+    width = _terminal_width(console)
     for line in summary_lines(summary, info, settings):
-        console.print(line, highlight=False, markup=False)
+        for part in fitted(line.split(" · "), width, " · "):
+            console.print(part, highlight=False, markup=False, soft_wrap=True)
 
 
 def block_layout(block_size: int | None) -> str:
@@ -200,118 +213,90 @@ def print_model_info(console: Console, info: ModelInfo) -> None:
     console.print(table)
 
 
+def _longest_word(texts: list[str]) -> int:
+    return max(len(word) for text in texts for word in text.split())
+
+
 def print_families(console: Console, families: dict[str, Any], bundled: dict[str, str]) -> None:
-    """Hub ids one per line and never folded (a cut id cannot be pasted); descriptions wrap."""
+    """Hub ids one per line and never folded (a cut id cannot be pasted); descriptions wrap between
+    words, never cut. Where the ids leave the descriptions too little room (80 columns), the ids go
+    below each description instead of beside it."""
+    names = [family.name for family in families.values()]
+    ids = [hub_id for family in families.values() for hub_id in family.examples]
+    descriptions = [family.description for family in families.values()]
+    room = max(len(name) for name in names) + max(len(hub_id) for hub_id in ids) + 10  # 3 columns: padding, rules
+    beside = console.width - room >= max(24, _longest_word(descriptions))
     table = Table(title="itdd models", title_justify="left", show_lines=True)
     table.add_column("family", no_wrap=True)
-    table.add_column("what it loads", ratio=1)
-    table.add_column("example hub ids", no_wrap=True)
+    if beside:
+        table.add_column("what it loads", ratio=1, min_width=_longest_word(descriptions), overflow="fold")
+        table.add_column("example hub ids", no_wrap=True)
+    else:
+        table.add_column("what it loads; example hub ids", ratio=1, overflow="fold")
     for family in families.values():
-        table.add_row(family.name, family.description, "\n".join(family.examples))
+        examples = Text("\n".join(("" if beside else "  ") + hub_id for hub_id in family.examples), no_wrap=True)
+        if beside:
+            table.add_row(family.name, family.description, examples)
+        else:
+            table.add_row(family.name, Group(Text(family.description, overflow="fold"), examples))
     console.print(table)
     shipped = Table(title="bundled models (-m NAME, no download; 'demo' is the default)", title_justify="left")
     shipped.add_column("name", no_wrap=True)
-    shipped.add_column("what it is", ratio=1)
+    shipped.add_column("what it is", ratio=1, min_width=_longest_word(list(bundled.values())), overflow="fold")
     for name, description in bundled.items():
         shipped.add_row(name, description)
     console.print(shipped)
 
 
-def _count_records(path: str | None) -> int | None:
-    """Non-blank lines of a file, for the progress total; None for standard input."""
-    if path in (None, "-") or not Path(path).is_file():
-        return None
-    with open(path, "rb") as file:
-        return sum(1 for line in file if line.strip())
+def fitted(fields: list[str], width: int | None, separator: str = " ") -> list[str]:
+    """`fields` joined by `separator` into lines of at most `width` columns (None: one line), broken
+    only between fields: a number, a word or "5 % critical 12.706" is never split. A field wider
+    than `width` gets a line of its own."""
+    if width is None:
+        return [separator.join(fields)]
+    lines: list[str] = []
+    for field in fields:
+        if lines and len(lines[-1]) + len(separator) + len(field) <= width:
+            lines[-1] += separator + field
+        else:
+            lines.append(field if not lines else "  " + field)  # a continued line is indented
+    return lines
 
 
-class _Bar:
-    """The progress bar's two inputs: the engine after each forward batch, the session after each row.
-
-    The bar counts (record × draw) rows done of the rows known (the records read so far); with a
-    file's record count it extrapolates the total, which the ETA follows.
-    """
-
-    def __init__(self, progress: Progress | None, records_total: int | None) -> None:
-        self.progress = progress
-        self.records_total = records_total  # records this run will score (None: unknown, e.g. stdin)
-        self.records = 0
-        self.started = time.perf_counter()
-        self.task = (
-            progress.add_task("scoring", total=None, rows="0 rows", records=self._records(), rate="–")
-            if progress
-            else None
-        )
-
-    def _records(self) -> str:
-        return f"{self.records:,}{f'/{self.records_total:,}' if self.records_total is not None else ''} records"
-
-    def batch(self, done: BatchProgress) -> None:
-        if self.progress is None or self.task is None:
-            return
-        total = done.rows_known
-        if self.records_total and done.records_known:
-            total = max(total, round(done.rows_known * self.records_total / done.records_known))
-        wall = time.perf_counter() - self.started
-        rate = f"{done.tokens / wall:,.0f}" if wall > 0 else "–"
-        self.progress.update(self.task, completed=done.rows_done, total=total, rate=rate,
-                             rows=f"{done.rows_done:,}/{done.rows_known:,} rows", refresh=True)  # fmt: skip
-
-    def record(self, summary: Summary) -> None:
-        if self.progress is None or self.task is None or summary.records + summary.skipped == self.records:
-            return
-        self.records = summary.records + summary.skipped
-        self.progress.update(self.task, records=self._records(), refresh=True)
-
-
-@contextmanager
-def progress_bar(path: str | None, enabled: bool, finished: int = 0) -> Iterator[_Bar]:
-    """A progress bar on stderr, advanced per forward batch; a bar that draws nothing when disabled.
-
-    `finished`: records an earlier run already scored (--resume), left out of the total.
-    """
-    if not enabled:
-        yield _Bar(None, None)
-        return
-    columns = (
-        TextColumn("scoring"),
-        BarColumn(),
-        TextColumn("{task.fields[rows]} · {task.fields[records]} · {task.fields[rate]} tokens/s through the model"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    counted = _count_records(path)
-    with Progress(*columns, console=Console(file=sys.stderr), transient=True) as progress:
-        yield _Bar(progress, None if counted is None else max(counted - finished, 0))
+def _terminal_width(console: Console) -> int | None:
+    """A terminal's width for lines that must not wrap mid-word; files and pipes keep whole lines."""
+    return console.width if console.is_terminal else None
 
 
 def print_comparison(console: Console, comparison: Any) -> None:
     c = comparison
-    uniform = f"every pair differs by exactly {c.difference:+.6g}, so the pairs give no spread"
+    uniform = f"every pair differs by exactly {c.difference:+.6g},".split() + "so the pairs give no spread".split()
     if c.se is None:
-        why = uniform if c.uniform else "one paired record"
-        verdict = f"not judged: {why} and the rows carry no standard error of {c.metric}"
-        spread = f"mean difference (new − base) {c.difference:+.6g} (no standard error)"
+        why = [*uniform, "and", "the"] if c.uniform else "one paired record and its".split()
+        verdict = ["not", "judged:", *why, *f"rows carry no standard error of {c.metric}".split()]
+        spread = [f"mean difference (new − base) {c.difference:+.6g}", "(no standard error)"]
     elif c.exact:
         direction = "worse" if c.significantly_worse else "better"
-        verdict = f"significantly {direction} (exact: the rows carry no Monte Carlo error)"
-        spread = f"mean difference (new − base) {c.difference:+.6g} exactly (the rows' standard errors are 0)"
+        verdict = [f"significantly {direction}", *"(exact: the rows carry no Monte Carlo error)".split()]
+        exactly = "exactly (the rows' standard errors are 0)".split()
+        spread = [f"mean difference (new − base) {c.difference:+.6g}", *exactly]
     else:
-        verdict = (
+        verdict = [
             ("significantly worse" if c.significantly_worse else "significantly better")
             if c.significant
             else "no significant difference"
-        )
+        ]
         test = "normal, from the rows' own SEs" if math.isinf(c.df) else f"Student t, {c.df:.0f} d.o.f."
-        spread = (f"mean difference (new − base) {c.difference:+.6g} ± {c.se:.3g} "
-                  f"(t = {c.t:+.2f}, p = {c.p:.3g}; 5 % critical {c.critical:.3f}, {test})")  # fmt: skip
-    lines = [
-        f"{c.metric}: base {c.mean_base:.6g} → new {c.mean_new:.6g} over {c.paired} paired records"
-        + (f" ({c.unpaired})" if c.unpaired else ""),
-        *([uniform + "; the rows' own standard errors judge it"] if c.uniform and c.se is not None else []),
+        spread = [f"mean difference (new − base) {c.difference:+.6g} ± {c.se:.3g}", f"(t = {c.t:+.2f},",
+                  f"p = {c.p:.3g};", f"5 % critical {c.critical:.3f},", f"{test})"]  # fmt: skip
+    no_spread = [*uniform[:-1], "spread;", *"the rows' own standard errors judge it".split()]
+    fields = [
+        [f"{c.metric}: base {c.mean_base:.6g} → new {c.mean_new:.6g}", f"over {c.paired} paired records"]
+        + c.unpaired_fields(),
+        *([no_spread] if c.uniform and c.se is not None else []),
         spread,
-        f"verdict: {verdict}",
+        ["verdict:", *verdict],
     ]
-    for line in lines:
-        console.print(line, markup=False, highlight=False)
+    width = _terminal_width(console)
+    for line in (line for group in fields for line in fitted(group, width)):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)

@@ -17,10 +17,11 @@ from typing import Any, TextIO
 from itdd_cli import __version__
 from itdd_cli import engine as engine_module
 from itdd_cli.engine import BatchProgress
-from itdd_cli.errors import InputError, Interrupted, ModelError, UsageError
+from itdd_cli.errors import GateError, InputError, Interrupted, ModelError, UsageError
 from itdd_cli.io.formats import Format, resolve_format
 from itdd_cli.io.sources import Source, read_source
 from itdd_cli.models.base import ScoringModel
+from itdd_cli.models.text import tokenizer_fingerprint
 from itdd_cli.outfile import (
     Target,
     check_input,
@@ -39,6 +40,7 @@ from itdd_cli.runner import Lossy, Skipped, check_samples, score, stopped_at_cap
 from itdd_cli.runrecord import (
     DETERMINING,
     ROUNDING,
+    ROUNDING_FLAGS,
     differences,
     read_record,
     record_path,
@@ -127,6 +129,8 @@ def _run_settings(command: Command, model: ScoringModel, settings: Settings, fie
         "model": info.name,
         "revision": revision,
         "weights": weights_fingerprint(info.name, revision),
+        "tokenizer": tokenizer_fingerprint(getattr(model, "tokenizer", None)),
+        "block_size": info.block_size,
         "family": info.family,
         "dtype": info.dtype,
         "framing": info.framing,
@@ -159,6 +163,10 @@ _FIELDS = {Command.nll: ("id", "text", "keep"), Command.cond_nll: ("id", "prompt
            Command.choice: ("id", "prompt", "choices", "label", "keep")}  # fmt: skip
 
 
+def _auto(value: Any) -> str:
+    return "auto" if value is None else str(value)
+
+
 class _Run:
     def __init__(self, command: Command, model: ScoringModel, settings: Settings, fields: Fields, output: Output,
                  policy: Policy, shard: Shard, target: Target) -> None:  # fmt: skip
@@ -189,7 +197,8 @@ class _Run:
         if changed:
             raise UsageError(f"cannot resume {path}: it was made with other settings ({'; '.join(changed)}); "
                              "rerun with the same settings or use --overwrite")  # fmt: skip
-        rounding = differences(earlier, self.record, ROUNDING)
+        rounding = [f"{ROUNDING_FLAGS[name]} {_auto(earlier.get(name))} → {_auto(self.record.get(name))}"
+                    for name in ROUNDING if earlier.get(name) != self.record.get(name)]  # fmt: skip
         if rounding and self.shard.is_main:
             notice(f"resuming {path} with {'; '.join(rounding)}: the rows scored now may differ from an "
                    "uninterrupted run in the last digits (float rounding of other batch shapes)")  # fmt: skip
@@ -331,10 +340,12 @@ class _Run:
             try:
                 Path(self.output.summary_path).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
             except OSError as error:
-                notice(f"cannot write --summary {self.output.summary_path}: {error.strerror or error}")
-                check_gates(self.policy.gates, self.summary)  # a failed gate still says so (exit 4)
-                raise ModelError(f"cannot write --summary {self.output.summary_path}: {error.strerror or error}; "
-                                 "the results are written") from None  # fmt: skip
+                problem = f"cannot write --summary {self.output.summary_path}: {error.strerror or error}"
+                try:
+                    check_gates(self.policy.gates, self.summary)
+                except GateError as failed:  # a failed gate still says so (exit 4), on the same one line
+                    raise GateError(f"{failed}; and {problem}") from None
+                raise ModelError(f"{problem}; the results are written") from None
         check_gates(self.policy.gates, self.summary)
 
 

@@ -79,3 +79,17 @@ def describe(error: ClickException) -> str:
     if extra := _EXTRA.search(message):
         return f"unexpected argument(s) {extra.group(1)}; {_help_hint(ctx)} shows what it takes"
     return message[:1].lower() + message[1:]
+
+
+def plain_arguments() -> None:
+    """Arguments in help as in every Unix tool's: `BASE`, not typer's `{BASE}` in the usage line
+    and `BASE <str>` in the list (options already show a metavar instead of a Python type)."""
+    from typer.core import TyperArgument
+
+    def usage_name(self: Any) -> str:
+        name = str(self.display_name_raw)
+        name = name if self.required else f"[{name}]"
+        return name + ("..." if self.nargs != 1 else "")
+
+    TyperArgument.display_type_rich = lambda self, ctx: None  # type: ignore[method-assign]
+    TyperArgument._usage_display_name = usage_name  # type: ignore[method-assign]

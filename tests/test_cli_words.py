@@ -49,7 +49,8 @@ USAGE_ERRORS = [  # arguments, what the one line must say (all exit 2, before an
     (["score"], ["no such command 'score'",
                   "choose one of nll, cond-nll, ratio, choice, lm-eval, compare, show, inspect, models"]),  # fmt: skip
     (["compar"], ["no such command 'compar'; did you mean 'compare'?"]),
-    (["nll", "-n"], ["-n needs a value"]),
+    (["nll", "-n"], ["-n needs a value; see 'itdd nll -h'"]),
+    (["nll", "--seed", "9" * 5000], ["--seed 999999999999…: out of range"]),
     (["nll", "--overwrite=yes"], ["--overwrite is a flag and takes no value"]),
     (["compare", "a.jsonl"], ["missing NEW", "'itdd compare -h'"]),
     (["nll", "a.jsonl", "b.jsonl"], ["unexpected argument(s) b.jsonl"]),
@@ -101,13 +102,14 @@ def test_every_option_shows_its_default_and_a_metavar_not_a_python_type(name):
         assert "[default: " in text, f"{name} {declaration}: no default shown"
         assert "<bool>" not in declaration and "list[" not in declaration and "<str>" not in declaration, declaration
     assert "<bool>" not in help_text and "list[str]" not in help_text
+    assert "<str>" not in help_text and "{" not in help_text.splitlines()[0]  # arguments: `BASE`, not `{BASE} <str>`
 
 
 @pytest.mark.parametrize("name", COMMANDS)
 def test_each_commands_help_ends_with_runnable_examples(name):
     help_text = invoke([name, "-h"]).stdout
     examples = help_text.split("Examples:")[1].strip().splitlines()
-    assert 1 <= len(examples) <= 3 and all(f"itdd {name}" in line for line in examples)
+    assert 2 <= len(examples) <= 3 and all(f"itdd {name}" in line for line in examples)
 
 
 def test_the_estimator_help_says_when_to_pick_each_estimator():

@@ -89,3 +89,31 @@ def test_compare_with_no_spread_and_no_row_errors_is_not_judged_or_exact(tmp_pat
     assert better.exit_code == 0 and "significantly better (exact" in better.stdout
     for result in (bare, worse, better):
         assert "inf" not in result.stdout and "nan" not in result.stdout and "t = " not in result.stdout
+
+
+def test_the_new_compare_lines_fit_a_narrow_terminal_without_splitting_a_word(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from itdd_cli.compare import compare_files
+    from itdd_cli.reporting import print_comparison
+
+    rows = [{"id": f"record-{i:03d}", "nll_per_token": 2.0 + 0.37 * i, "nll_se": 0.0, "tokens": 10} for i in range(9)]
+    base = _results(tmp_path / "b.jsonl", rows)
+    new = _results(tmp_path / "n.jsonl", [row | {"nll_per_token": row["nll_per_token"] + 0.1} for row in rows[:2]]
+                   + [{"id": i, "nll_per_token": 1.0} for i in range(7)])  # fmt: skip
+    comparison = compare_files(str(base), str(new), None)
+    assert comparison.uniform and comparison.exact and (comparison.only_base, comparison.only_new) == (7, 7)
+
+    def render(terminal):
+        buffer = io.StringIO()
+        print_comparison(Console(file=buffer, width=60, color_system=None, soft_wrap=True, force_terminal=terminal),
+                         comparison)  # fmt: skip
+        return buffer.getvalue()
+
+    narrow = render(True)
+    assert all(len(line) <= 60 for line in narrow.splitlines()), narrow
+    assert narrow.split() == render(False).split()
+    assert "'record-002', 'record-003', 'record-004', 'record-005', 'record-006' and 2 more;" in render(False)
+    assert "7 only in new: 0, 1, 2, 3, 4 and 2 more)" in render(False)

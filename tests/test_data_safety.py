@@ -161,6 +161,35 @@ def test_a_resume_with_other_settings_is_refused_naming_the_difference(base, tmp
     assert out.read_bytes() == before
 
 
+def test_a_resume_with_an_edited_tokenizer_is_refused(tmp_path):
+    import shutil
+
+    model = tmp_path / "demo"
+    shutil.copytree(ROOT / "itdd_cli" / "bundled" / "demo", model)
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": "hello there"}, {"id": "b", "text": "one"}])
+    out = tmp_path / "out.jsonl"
+    common = ["nll", source, "-m", model, "-n", "4", "-q", "-o", out]
+    assert invoke(common).exit_code == 0
+    out.write_text(out.read_text().splitlines()[0] + "\n")
+    definition = json.loads((model / "tokenizer.json").read_text())
+    vocab = definition["model"]["vocab"]  # two letters swap ids: same token counts, other numbers
+    vocab["e"], vocab["o"] = vocab["o"], vocab["e"]
+    (model / "tokenizer.json").write_text(json.dumps(definition))
+    _one_line_error(invoke([*common, "--resume"]), 2, "tokenizer 'sha256:")
+
+
+def test_a_resume_with_another_block_size_is_refused(tmp_path):
+    from tests.block_checkpoints import write_sdar
+
+    model = write_sdar(tmp_path / "sdar")
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": "abcabcab"}, {"id": "b", "text": "cab"}])
+    out = tmp_path / "out.jsonl"
+    common = ["nll", source, "-m", model, "-n", "4", "-q", "-o", out]
+    assert invoke(common).exit_code == 0
+    out.write_text(out.read_text().splitlines()[0] + "\n")
+    _one_line_error(invoke([*common, "--resume", "--block-size", "2"]), 2, "block_size 4 → 2")
+
+
 def test_a_resume_of_another_command_or_without_a_settings_record_is_refused(base, tmp_path):
     pairs = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "a", "response": "b", "text": "ab"}] * 1)
     out = tmp_path / "out.jsonl"
@@ -367,7 +396,7 @@ def test_a_resume_with_another_batch_size_says_the_last_digits_may_differ(tmp_pa
     assert invoke(["nll", source, *DEMO, "-n", "8", "-o", out]).exit_code == 0
     out.write_text(out.read_text().splitlines(keepends=True)[0])
     resumed = invoke(["nll", source, *DEMO, "-n", "8", "--batch-size", "3", "-o", out, "--resume"])
-    assert resumed.exit_code == 0 and "batch_rows None → 3" in resumed.stderr and "last digits" in resumed.stderr
+    assert resumed.exit_code == 0 and "--batch-size auto → 3" in resumed.stderr and "last digits" in resumed.stderr
 
 
 # 11. compare: never NaN, exact Student t, a p-value
@@ -499,6 +528,11 @@ def test_a_directory_as_input_says_so(base, tmp_path):
 def test_dev_null_is_accepted_and_dev_full_says_the_disk_is_full(base, source):
     assert invoke(["nll", source, *base, "-o", "/dev/null"]).exit_code == 0
     _one_line_error(invoke(["nll", source, *base, "-o", "/dev/full"]), 1, "the disk is full")
+    summary = ["-o", "/dev/null", "--summary", "/dev/full"]
+    _one_line_error(invoke(["nll", source, *base, *summary]), 1, "cannot write --summary /dev/full")
+    failed = invoke(["nll", source, *base, *summary, "--fail-above", "nll_per_token=0.001"])
+    _one_line_error(failed, 4, "quality gate failed")  # the gate's exit code, both problems on one line
+    assert "cannot write --summary /dev/full" in failed.stderr
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ import pytest
 import torch
 
 from itdd_cli.engine import WINDOW_ROWS, BatchProgress, Engine, Job
+from itdd_cli.progress_view import DROP_ORDER, plan_line
 from tests.conftest import write_jsonl
 from tests.fakes import UniformModel
 
@@ -69,7 +70,46 @@ def test_the_bar_advances_per_forward_batch_over_a_two_window_run(oracle_dir, tm
     assert all(d <= k for d, k in frames)
     first_window = [d for d, k in frames if k <= WINDOW_ROWS + DRAWS]
     assert len(set(first_window)) > 1  # it moved inside the first window, not only when records finished
-    assert re.search(r"\d+/\d+ records", terminal) and "tokens/s" in terminal and "ETA" in terminal
+    assert re.search(r"\d+/\d+ records", terminal) and "tok/s" in terminal and "ETA" in terminal
+
+
+def frames_of(terminal: str) -> list[str]:
+    """The progress lines the terminal was sent (rich redraws in place: cursor moves, then the line)."""
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", terminal)  # colours
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "\n", plain).replace("\r", "\n")  # cursor moves
+    return [line for line in plain.split("\n") if " rows" in line]
+
+
+@pytest.mark.parametrize("columns", [80, pytest.param(60, marks=pytest.mark.slow)])
+def test_the_progress_line_fits_a_narrow_terminal_with_its_eta(tmp_path, columns):
+    dna = ["ATGGGGAA", "CCTTCAAC", "GATTACAG", "TTGCAACG"]  # the bundled dna8 model's alphabet
+    path = write_jsonl(tmp_path / "in.jsonl", [{"text": dna[i % len(dna)]} for i in range(40)])
+    code, terminal = run_in_terminal(["nll", str(path), "-m", "dna8", "--device", "cpu", "-n", "64",
+                                      "--batch-size", "32"], columns=columns)  # fmt: skip
+    assert code == 0, terminal
+    frames = frames_of(terminal)
+    assert frames, terminal[-2000:]
+    assert all(len(frame.rstrip()) <= columns and "…" not in frame for frame in frames), frames
+    timed = [frame for frame in frames if re.search(r"ETA \d+:\d\d:\d\d", frame)]
+    assert timed, frames  # once a batch is done the ETA is a time, not cut
+    assert all(re.search(r"[\d,]+/[\d,]+ rows", frame) for frame in timed)
+    if columns >= 80:
+        assert all(re.search("━", frame) and "/40 records" in frame for frame in timed)
+
+
+@pytest.mark.parametrize("width", [40, 60, 80, 100, 120, 160])
+def test_the_line_is_planned_for_the_width_rows_and_eta_always_stay(width):
+    texts = {"label": "scoring", "rows": "1,234,567/2,345,678 rows", "records": "12,345/100,000 records",
+             "rate": "213,733 tok/s", "elapsed": "elapsed 1:02:03", "eta": "ETA 12:34:56"}  # fmt: skip
+    names, bar = plan_line(width, texts)
+    assert "rows" in names and "eta" in names
+    used = len(" · ".join(texts[name] for name in names if name != "label"))
+    used += (len(texts["label"]) + 1 if "label" in names else 0) + (bar + 1 if bar else 0)
+    assert used <= width and (bar == 0 or 10 <= bar <= 40)
+    dropped = [name for name in DROP_ORDER if name != "bar" and name not in names] + ([] if bar else ["bar"])
+    assert dropped == list(DROP_ORDER[: len(dropped)])  # the least useful parts go first
+    if width >= 120:
+        assert bar and len(names) == len(texts)  # a wide terminal shows everything
 
 
 def test_nothing_is_printed_about_progress_when_stderr_is_not_a_terminal(oracle_dir, tmp_path):

@@ -145,6 +145,12 @@ def test_a_tokenizer_with_more_ids_than_the_model_is_a_usage_error(tmp_path):
     assert "--tokenizer" in line and "2047" in line and "vocabulary of 8 ids" in line
 
 
+def test_a_tokenizer_that_spells_a_character_with_the_mask_id_is_refused(tmp_path):
+    result = _nll(tmp_path, "-m", "demo", "--tokenizer", "dna8")  # dna8's 'G' is id 2, demo's mask
+    assert result.exit_code == 2
+    assert "its token 'G' has id 2, the model's mask token" in _one_error_line(result)
+
+
 def test_a_checkpoint_whose_own_tokenizer_exceeds_its_vocabulary_is_refused(tmp_path):
     directory = write_llada(tmp_path / "llada", vocab=40, embedding=40, mask=30)  # BOS 40 and EOS 41 lie beyond
     _edit_config(directory, pad_token_id=None, eos_token_id=None)  # else transformers itself refuses the pad id

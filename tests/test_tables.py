@@ -4,6 +4,7 @@ never a number or an id cut; wide terminals show everything. Golden files in tes
 from __future__ import annotations
 
 import io
+import math
 import os
 import re
 from pathlib import Path
@@ -12,8 +13,9 @@ import pytest
 from rich.console import Console
 
 from itdd_cli.bundled import DESCRIPTIONS
+from itdd_cli.compare import Comparison
 from itdd_cli.models.registry import FAMILIES
-from itdd_cli.reporting import TableSink, _cell, print_families
+from itdd_cli.reporting import TableSink, _cell, _natural_width, fitted, print_comparison, print_families
 from itdd_cli.rows import SPECS, Command
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -35,13 +37,24 @@ ROWS = {
         dict(id="q1", nll=18.5, nll_se=0.16934, tokens=7, prompt_tokens=12, nll_per_token=2.642857,
              bits_per_token=3.8129, ppl=14.05, samples=128, bytes=31, words=6, bits_per_byte=0.8609826),
     ],
+    Command.choice: [  # three choices: the wide list columns leave room for some of the rest at 120
+        dict(id="q0", pred=1, pred_norm=1, logliks=[-81.0103, -41.7953, -66.0047], logliks_se=[1.2, 0.9, 1.1],
+             margin=24.2094, margin_se=1.5345, tokens=[12, 14, 13], bytes=[48, 55, 51], correct=True,
+             correct_norm=True, samples=8),
+        dict(id="q1", pred=2, pred_norm=0, logliks=[-75.6344, -59.2331, -49.3889], logliks_se=[2.1, 1.7, 0.8],
+             margin=8.1558, margin_se=2.2928, tokens=[9, 10, 9], bytes=[35, 41, 36], correct=False,
+             correct_norm=True, samples=8),
+    ],
 }  # fmt: skip
+EIGHT = [-61.1, -52.35, -70.0125, -58.5, -66.25, -71.875, -49.0625, -64.5]
+ROWS_8 = [dict(id="m1", pred=6, pred_norm=6, logliks=EIGHT, logliks_se=[1.5] * 8, margin=3.2875, margin_se=1.25,
+               tokens=[40] * 8, bytes=[16] * 8, correct=False, correct_norm=False, samples=8)]  # fmt: skip
 
 
-def render(command: Command, width: int) -> str:
+def render(command: Command, width: int, rows: list[dict] | None = None) -> str:
     buffer = io.StringIO()
     sink = TableSink(Console(file=buffer, width=width, color_system=None, highlight=False), command)
-    for row in ROWS[command]:
+    for row in ROWS[command] if rows is None else rows:
         sink.write(SPECS[command].row(**row))
     sink.close()
     return buffer.getvalue()
@@ -54,25 +67,55 @@ def check_golden(name: str, text: str) -> None:
     assert text == (GOLDEN / name).read_text(encoding="utf-8"), f"{name} changed:\n{text}"
 
 
+def check_fits(command: Command, width: int, text: str, rows: list[dict]) -> list[str]:
+    """Every line fits, every value shown is whole; the left-out columns are named once, below the
+    table, in at most two lines; a left-out rank is one that does not fit beside the columns shown.
+    Returns the columns shown."""
+    assert all(len(line) <= width for line in text.splitlines())
+    assert "…" not in text
+    header = next(line for line in text.splitlines() if line.startswith("┃"))
+    shown = [name for name in SPECS[command].names if re.search(rf"\b{name}\b", header)]
+    left_out = [name for name in SPECS[command].names if name not in shown]
+    for row in rows:
+        for name in shown:
+            assert _cell(row[name]) in text  # whole, on one line
+    if not left_out:
+        assert "left out" not in text
+        return shown
+    note = text.split("┘")[-1]  # after the table
+    assert text.count("left out to fit") == 1 and "left out to fit" in note
+    assert len(note.strip().splitlines()) <= 2
+    assert " ".join(note.split()) == f"left out to fit {width} columns: {', '.join(left_out)} (jsonl/csv have all)"
+    ranks = {field.name: field.rank for field in SPECS[command].fields}
+    assert all(ranks[name] > 1 for name in left_out)
+    sink = TableSink(Console(width=width, color_system=None), command)
+    sink.rows = [SPECS[command].row(**row) for row in rows]
+    for rank in {ranks[name] for name in left_out}:
+        wider = [name for name in SPECS[command].names if name in shown or ranks[name] == rank]
+        assert _natural_width(sink.console, sink._table(wider)) > width, f"rank {rank} would fit"
+    return shown
+
+
 @pytest.mark.parametrize("width", [80, 120])
 @pytest.mark.parametrize("command", list(ROWS))
 def test_a_result_table_fits_the_terminal_and_never_cuts_a_value(command, width):
     text = render(command, width)
     check_golden(f"{command.value}-{width}.txt", text)
-    assert all(len(line) <= width for line in text.splitlines())
-    header = next(line for line in text.splitlines() if line.startswith("┃"))
-    shown = [name for name in SPECS[command].names if re.search(rf"\b{name}\b", header)]
-    left_out = [name for name in SPECS[command].names if name not in shown]
-    for row in ROWS[command]:
-        for name in shown:
-            assert _cell(row[name]) in text  # whole, on one line
-    if left_out:
-        note = " ".join(text.split("left out to fit")[1].split())
-        assert text.count("left out to fit") == 1 and all(name in note for name in left_out)
-        ranks = {field.name: field.rank for field in SPECS[command].fields}
-        assert min(ranks[name] for name in left_out) >= max(ranks[name] for name in shown if ranks[name] > 1)
-    else:
-        assert "left out" not in text
+    check_fits(command, width, text, ROWS[command])
+
+
+def test_a_choice_table_keeps_every_narrow_column_beside_eight_choices():
+    """8 logliks are too wide for 80 columns; the margin and its SE (a pair) and the per-byte
+    answers still fit, so they stay."""
+    text = render(Command.choice, 80, ROWS_8)
+    check_golden("choice8-80.txt", text)
+    shown = check_fits(Command.choice, 80, text, ROWS_8)
+    assert shown == ["id", "pred", "pred_norm", "margin", "margin_se", "correct", "correct_norm"]
+
+
+def test_a_column_left_out_comes_back_when_the_room_is_there():
+    shown = check_fits(Command.choice, 120, render(Command.choice, 120), ROWS[Command.choice])
+    assert "tokens" in shown and "logliks" in shown  # tokens (rank 6) fits although logliks_se (5) does not
 
 
 def test_a_wide_terminal_shows_every_column():
@@ -96,3 +139,40 @@ def test_models_shows_every_hub_id_whole(width):
     for family in FAMILIES.values():
         for hub_id in family.examples:
             assert hub_id in text
+
+
+COMPARISONS = {
+    "t": Comparison("nll_per_token", paired=2, only_base=3, only_new=1, mean_base=5.47734, mean_new=5.4559,
+                    difference=-0.0214417, se=0.164, df=1),
+    "normal": Comparison("bits_per_byte", paired=1, only_base=0, only_new=0, mean_base=1.25, mean_new=1.5,
+                         difference=0.25, se=0.0625, df=math.inf),
+    "no-se": Comparison("nll_per_token", paired=1, only_base=0, only_new=0, mean_base=2.0, mean_new=2.5,
+                        difference=0.5, se=None, df=math.inf),
+}  # fmt: skip
+
+
+def render_comparison(comparison: Comparison, width: int, terminal: bool = True) -> str:
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width, color_system=None, highlight=False, soft_wrap=True,
+                      force_terminal=terminal)  # fmt: skip
+    print_comparison(console, comparison)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_the_compare_report_fits_the_terminal_breaking_only_between_fields(width):
+    text = "".join(f"== {name}\n" + render_comparison(c, width) for name, c in COMPARISONS.items())
+    check_golden(f"compare-{width}.txt", text)
+    assert all(len(line) <= width for line in text.splitlines())
+    for comparison in COMPARISONS.values():
+        fitted_words = render_comparison(comparison, width).split()
+        whole = render_comparison(comparison, width, terminal=False)
+        assert fitted_words == whole.split()  # the same words and numbers, none split
+        assert len(whole.splitlines()) == 3  # a file or pipe keeps one line per statement
+    assert "5 % critical 12.706," in text  # a field is never broken
+
+
+def test_fitted_breaks_between_fields_only():
+    assert fitted(["aaaa", "bbbb", "cc"], 9) == ["aaaa bbbb", "  cc"]
+    assert fitted(["a-very-long-field", "b"], 5) == ["a-very-long-field", "  b"]
+    assert fitted(["x", "y"], None, " · ") == ["x · y"]

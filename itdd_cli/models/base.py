@@ -182,6 +182,14 @@ def check_vocabulary(model: ScoringModel, options: LoadOptions) -> None:
         if options.tokenizer:
             raise UsageError(f"--tokenizer {options.tokenizer}: {message}; use a tokenizer made for this model")
         raise ModelError(f"{message}; pass --tokenizer with one made for this model")
+    if options.tokenizer:  # another tokenizer may spell a plain character with the model's mask id
+        special = {int(i) for i in getattr(model.tokenizer, "all_special_ids", []) or []}
+        clash = [piece for piece, token_id in model.tokenizer.get_vocab().items()
+                 if token_id == model.info.mask_id and token_id not in special]  # fmt: skip
+        if clash:
+            raise UsageError(f"--tokenizer {options.tokenizer}: its token {clash[0]!r} has id {model.info.mask_id}, "
+                             "the model's mask token, so text holding it would be scored as masked; use a "
+                             "tokenizer made for this model")  # fmt: skip
     framing = [("framing", token_id) for token_id in model.prefix_ids + model.suffix_ids]
     for role, token_id in [("mask", model.info.mask_id), *framing]:
         if not 0 <= token_id < vocab:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 
@@ -110,9 +113,7 @@ def read_config(options: LoadOptions) -> dict[str, Any]:
         elif _looks_local(options.model):
             raise ModelError(f"{options.model}: no such directory (a hub id looks like 'org/name')")
         else:
-            from huggingface_hub import hf_hub_download
-
-            path = Path(hf_hub_download(options.model, "config.json", **options.hub_kwargs()))
+            path = _hub_config(options)
         config = json.loads(path.read_text(encoding="utf-8"))
     except (ModelError, UsageError):
         raise
@@ -121,6 +122,30 @@ def read_config(options: LoadOptions) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ModelError(f"{options.model}: config.json is not a JSON object")
     return config
+
+
+def _hub_config(options: LoadOptions) -> Path:
+    """The hub checkpoint's config.json: from the cache, else downloaded. Without a network the hub
+    client retries for half a minute and logs each try; an unresolvable hub host fails at once."""
+    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.set_verbosity_error()  # its retry messages are not itdd's to print
+    kwargs = options.hub_kwargs()
+    try:
+        return Path(hf_hub_download(options.model, "config.json", local_files_only=True, **kwargs))
+    except Exception:  # not cached (or offline mode): ask the hub
+        pass
+    host = urlparse(constants.ENDPOINT).hostname
+    proxied = any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"))
+    if host and not proxied and not constants.HF_HUB_OFFLINE:
+        try:
+            socket.getaddrinfo(host, 443)
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise ModelError(f"cannot read config.json of {options.model}: it is not in the local cache and {host} "
+                             f"cannot be reached ({reason}); connect, or pass a local directory") from None  # fmt: skip
+    return Path(hf_hub_download(options.model, "config.json", **kwargs))
 
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")

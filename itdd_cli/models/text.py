@@ -11,6 +11,8 @@ This module knows tokenizers, not models or records.
 from __future__ import annotations
 
 import difflib
+import hashlib
+import json
 import unicodedata
 from typing import Any
 
@@ -145,3 +147,19 @@ def decoded_pieces(tokenizer: Any, ids: list[int]) -> list[str]:
         pieces.append(now[len(before) :] if now.startswith(before) else now)
         start, read = max(read - DECODE_CONTEXT, 0), i + 1
     return pieces
+
+
+def tokenizer_fingerprint(tokenizer: Any) -> str | None:
+    """A hash of everything that turns text into ids: the fast tokenizer's whole definition
+    (vocabulary, merges, normalizer, pre-tokenizer) or its vocabulary, and its special tokens."""
+    if tokenizer is None:
+        return None
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None:
+        definition = backend.to_str()
+    elif hasattr(tokenizer, "get_vocab"):
+        definition = json.dumps(sorted(tokenizer.get_vocab().items()))
+    else:
+        return None
+    special = json.dumps(getattr(tokenizer, "special_tokens_map", {}), sort_keys=True, default=str)
+    return "sha256:" + hashlib.sha256(f"{definition}\0{special}".encode()).hexdigest()[:32]
