@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -158,6 +159,10 @@ class Gate:
         return None
 
 
+PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:nan|inf|infinity)",
+                          re.IGNORECASE | re.ASCII)  # fmt: skip
+
+
 def parse_gates(above: list[str], below: list[str]) -> list[Gate]:
     gates = []
     for specs, is_above, option in ((above, True, "--fail-above"), (below, False, "--fail-below")):
@@ -165,10 +170,9 @@ def parse_gates(above: list[str], below: list[str]) -> list[Gate]:
             metric, _, number = spec.partition("=")
             if metric not in GATE_METRICS:
                 raise UsageError(f"{option} {spec!r}: unknown metric; choose one of {', '.join(GATE_METRICS)}")
-            try:
-                limit = float(number)
-            except ValueError:
-                raise UsageError(f"{option} {spec!r}: expected METRIC=NUMBER") from None
+            if not PLAIN_NUMBER.fullmatch(number.strip()):  # float() also takes '1_0' and full-width digits
+                raise UsageError(f"{option} {spec!r}: expected METRIC=NUMBER (e.g. {metric or 'nll_per_token'}=3.5)")
+            limit = float(number)
             if not math.isfinite(limit):  # a NaN limit is never crossed: a gate that can never fail
                 raise UsageError(f"{option} {spec!r}: the limit must be a finite number")
             gates.append(Gate(metric, limit, is_above))

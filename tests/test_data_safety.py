@@ -437,6 +437,12 @@ def test_a_gate_threshold_must_be_finite(base, source, limit):
     _one_line_error(invoke(["nll", source, *base, "--fail-above", f"nll_per_token={limit}"]), 2, "finite")
 
 
+@pytest.mark.parametrize("limit", ["1_0", "５", "", "0x10", "1,5"])
+def test_a_gate_threshold_is_a_plain_number(base, source, limit):
+    refused = invoke(["nll", source, *base, "--fail-above", f"nll_per_token={limit}"])
+    _one_line_error(refused, 2, "expected METRIC=NUMBER (e.g. nll_per_token=3.5)")
+
+
 def test_an_empty_input_reports_zero_records_and_no_nan(oracle_dir, tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n")
