@@ -2,15 +2,18 @@
 
 Per record d_i = NEW_i − BASE_i; the mean difference has the paired standard error sd(d)/√n,
 which contains both runs' Monte Carlo noise and the spread between records. Significance is
-two-sided at 5 % with Student's t (exact quantile and p-value, `tdist`). With one paired record
-the two rows' own standard errors give the SE (per-token metrics: `nll_se / tokens`) and the
-normal distribution the test; a metric whose rows carry no SE then has no verdict, never a NaN.
+two-sided at 5 % with Student's t (exact quantile and p-value, `tdist`). Where the pairs give no
+spread (one paired record, or every pair differing by the same amount, up to float rounding) the
+rows' own standard errors give the SE (per-token metrics: `nll_se / tokens`) and the normal
+distribution the test; a metric whose rows carry no SE then has no verdict, and rows whose SEs are
+all 0 (an exact estimator) make the difference exact: judged by its sign, never an infinite t.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,13 +28,16 @@ from itdd_cli.tdist import critical, two_sided_p
 class Comparison:
     metric: str
     paired: int
-    only_base: int
+    only_base: int  # rows whose id the other file lacks
     only_new: int
     mean_base: float
     mean_new: float
     difference: float  # mean of NEW − BASE
-    se: float | None  # None: nothing says how far apart the runs may fall (one record, no SE in its rows)
-    df: float  # degrees of freedom of the test (inf: the normal, for one record)
+    se: float | None  # None: nothing says how far apart the runs may fall (no spread, no SE in the rows)
+    df: float  # degrees of freedom of the test (inf: the normal, from the rows' own SEs)
+    uniform: bool = False  # several pairs, every one differing by the same amount: no spread to test with
+    only_base_ids: tuple[str | int, ...] = ()  # those ids as written, in file order
+    only_new_ids: tuple[str | int, ...] = ()
 
     @property
     def critical(self) -> float:
@@ -39,12 +45,15 @@ class Comparison:
         return critical(self.df)
 
     @property
+    def exact(self) -> bool:
+        """No spread and rows without Monte Carlo error: the difference is what it is, with no test."""
+        return self.se == 0 and self.difference != 0
+
+    @property
     def t(self) -> float | None:
-        if self.se is None:
+        if self.se is None or self.exact:
             return None
-        if self.se > 0:
-            return self.difference / self.se
-        return 0.0 if self.difference == 0 else math.copysign(math.inf, self.difference)
+        return self.difference / self.se if self.se > 0 else 0.0
 
     @property
     def p(self) -> float | None:
@@ -53,14 +62,44 @@ class Comparison:
 
     @property
     def significant(self) -> bool:
-        return self.t is not None and abs(self.t) > self.critical
+        return self.exact or (self.t is not None and abs(self.t) > self.critical)
 
     @property
     def significantly_worse(self) -> bool:
-        if self.t is None:
-            return False
-        worse = self.t > 0 if comparable()[self.metric].worse == "higher" else self.t < 0
+        worse = self.difference > 0 if comparable()[self.metric].worse == "higher" else self.difference < 0
         return self.significant and worse
+
+    def unpaired_fields(self) -> list[str]:
+        """The report's words on rows found in only one file: each side's count and its ids, named; one
+        field per id, so a narrow terminal breaks the line between ids, never inside one."""
+        both = ((self.only_base, "base", self.only_base_ids), (self.only_new, "new", self.only_new_ids))
+        sides = [(count, side, ids) for count, side, ids in both if count]
+        if not any(ids for *_, ids in sides):
+            return [f"({', '.join(f'{count} only in {side}' for count, side, _ in sides)})"] if sides else []
+        fields: list[str] = []
+        for count, side, ids in sides:
+            words = [f"{count} only in {side}" + (":" if ids else ""), *_named(ids)]
+            fields += [*words[:-1], words[-1] + ";"]
+        fields[0], fields[-1] = "(" + fields[0], fields[-1][:-1] + ")"
+        return fields
+
+
+NAMED_IDS = 5  # unpaired ids named in the report; the rest are counted
+
+
+def _named(ids: tuple[str | int, ...]) -> list[str]:
+    """Ids as written (repr: the number 1 and the string '1' differ), the first few, then a count."""
+    named = [repr(value) for value in ids[:NAMED_IDS]]
+    rest = [f"and {len(ids) - NAMED_IDS} more"] if len(ids) > NAMED_IDS else []
+    return [*(name + "," for name in named[:-1]), *named[-1:], *rest]
+
+
+def _no_spread(differences: list[float], values: list[float]) -> bool:
+    """Every pair differs by the same amount, up to the rounding of the numbers subtracted."""
+    if len(differences) < 2:
+        return True
+    rounding = 16 * sys.float_info.epsilon * max(abs(value) for value in values)
+    return statistics.stdev(differences) <= rounding
 
 
 def _by_id(rows: list[dict[str, Any]], path: str) -> dict[tuple[str, Any], dict[str, Any]]:
@@ -106,14 +145,12 @@ def compare_files(base_path: str, new_path: str, metric: str | None) -> Comparis
     before = [_number(base_by_id[key], metric, base_path) for key in shared]
     after = [_number(new_by_id[key], metric, new_path) for key in shared]
     differences = [b - a for a, b in zip(before, after, strict=True)]
-    se: float | None
-    if len(differences) > 1:
-        se = statistics.stdev(differences) / math.sqrt(len(differences))
+    no_spread = _no_spread(differences, before + after)
+    if not no_spread:
+        se: float | None = statistics.stdev(differences) / math.sqrt(len(differences))
         df = float(len(differences) - 1)
-    else:  # one record: only its Monte Carlo errors say how far apart the runs may fall
-        key = shared[0]
-        errors = [_row_se(rows[key], metric, path) for rows, path in ((base_by_id, base_path), (new_by_id, new_path))]
-        se = None if None in errors else math.hypot(*(e for e in errors if e is not None))
+    else:  # only the rows' Monte Carlo errors say how far apart the runs may fall
+        se = _rows_se([(base_by_id[key], new_by_id[key]) for key in shared], metric, base_path, new_path)
         df = math.inf
     return Comparison(
         metric=metric,
@@ -125,12 +162,30 @@ def compare_files(base_path: str, new_path: str, metric: str | None) -> Comparis
         difference=statistics.fmean(differences),
         se=se,
         df=df,
+        uniform=no_spread and len(differences) > 1,
+        only_base_ids=tuple(base_by_id[key]["id"] for key in base_by_id if key not in new_by_id),
+        only_new_ids=tuple(new_by_id[key]["id"] for key in new_by_id if key not in base_by_id),
     )
+
+
+def _rows_se(pairs: list[tuple[dict[str, Any], dict[str, Any]]], metric: str, base: str, new: str) -> float | None:
+    """The SE of the mean difference from the rows' own errors (independent across rows and runs)."""
+    variance = 0.0
+    for pair in pairs:
+        for row, path in zip(pair, (base, new), strict=True):
+            error = _row_se(row, metric, path)
+            if error is None:
+                return None
+            variance += error**2
+    return math.sqrt(variance) / len(pairs)
 
 
 def _row_se(row: dict[str, Any], metric: str, path: str) -> float | None:
     """A row's own Monte Carlo standard error of `metric` (None where the row has none)."""
     field = comparable()[metric]
+    if field.kind is bool:  # right or wrong: without error only where every choice's log-likelihood is exact
+        errors = row.get("logliks_se")
+        return 0.0 if isinstance(errors, list) and errors and not any(errors) else None
     if field.se and field.se in row:
         return _number(row, field.se, path)
     if "nll_se" not in row or "tokens" not in row:

@@ -270,9 +270,16 @@ def _terminal_width(console: Console) -> int | None:
 
 def print_comparison(console: Console, comparison: Any) -> None:
     c = comparison
-    if c.t is None:
-        verdict = f"not judged: one paired record and its rows carry no standard error of {c.metric}".split()
+    uniform = f"every pair differs by exactly {c.difference:+.6g},".split() + "so the pairs give no spread".split()
+    if c.se is None:
+        why = [*uniform, "and", "the"] if c.uniform else "one paired record and its".split()
+        verdict = ["not", "judged:", *why, *f"rows carry no standard error of {c.metric}".split()]
         spread = [f"mean difference (new − base) {c.difference:+.6g}", "(no standard error)"]
+    elif c.exact:
+        direction = "worse" if c.significantly_worse else "better"
+        verdict = [f"significantly {direction}", *"(exact: the rows carry no Monte Carlo error)".split()]
+        exactly = "exactly (the rows' standard errors are 0)".split()
+        spread = [f"mean difference (new − base) {c.difference:+.6g}", *exactly]
     else:
         verdict = [
             ("significantly worse" if c.significantly_worse else "significantly better")
@@ -282,9 +289,11 @@ def print_comparison(console: Console, comparison: Any) -> None:
         test = "normal, from the rows' own SEs" if math.isinf(c.df) else f"Student t, {c.df:.0f} d.o.f."
         spread = [f"mean difference (new − base) {c.difference:+.6g} ± {c.se:.3g}", f"(t = {c.t:+.2f},",
                   f"p = {c.p:.3g};", f"5 % critical {c.critical:.3f},", f"{test})"]  # fmt: skip
+    no_spread = [*uniform[:-1], "spread;", *"the rows' own standard errors judge it".split()]
     fields = [
         [f"{c.metric}: base {c.mean_base:.6g} → new {c.mean_new:.6g}", f"over {c.paired} paired records"]
-        + ([f"({c.only_base} only in base, {c.only_new} only in new)"] if c.only_base or c.only_new else []),
+        + c.unpaired_fields(),
+        *([no_spread] if c.uniform and c.se is not None else []),
         spread,
         ["verdict:", *verdict],
     ]

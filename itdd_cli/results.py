@@ -3,7 +3,9 @@
 Used by --resume and by `itdd compare`, so both see the same rows with the same types: CSV cells
 come back as the JSON types the writer started from. A text cell the writer protected with a
 leading apostrophe (see `io/writers.py`: formulas, and text that would read as an integer) is
-that text; an unprotected id cell that reads as a plain integer is the integer.
+that text; an unprotected id cell that reads as a plain integer is the integer. A column no
+row declares (a field kept with --keep) is the text written, whatever it looks like: the file
+cannot say whether `1.5` was a number or a string, and nothing here computes with it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 
 from itdd_cli.errors import UsageError
 from itdd_cli.io.writers import TEXT_MARK
-from itdd_cli.rows import spec_of_columns
+from itdd_cli.rows import SPECS, spec_of_columns
 
 
 class NotResults(ValueError):
@@ -30,30 +32,65 @@ def _csv_id(value: str) -> str | int:
     return value
 
 
-def _typed_csv(rows: list[dict[str, str]]) -> list[dict[str, Any]]:
-    if not rows:
+def _declared_kinds() -> dict[str, Any]:
+    """Every command's column kinds, for a partial file no one command matches; a name two commands
+    declare differently (`tokens`: a count, or one per choice) is read as the JSON it was written as."""
+    kinds: dict[str, Any] = {}
+    for spec in SPECS.values():
+        for field in (*spec.fields, *spec.per_token):
+            kinds[field.name] = field.kind if kinds.get(field.name, field.kind) is field.kind else json.loads
+    return kinds
+
+
+_KIND_NAMES = {float: "a number", int: "an integer", list: "a JSON array"}
+
+
+def _cell(key: str, kind: Any, value: str) -> Any:
+    if value.startswith(TEXT_MARK) and (kind is str or key == "id"):
+        return value[len(TEXT_MARK) :]
+    if key == "id":
+        return _csv_id(value)
+    if kind is str:
+        return value
+    if kind is bool:
+        return value == "True"
+    if kind is list:  # a choice row's per-choice values, written as a JSON array
+        return json.loads(value)
+    return kind(value)
+
+
+# The writer puts no bound on a cell (a kept document, a long text's per-token strings); neither may its reader.
+CELL_LIMIT = 2**31 - 1
+
+
+def _typed_csv(text: str) -> list[dict[str, Any]]:
+    if csv.field_size_limit() < CELL_LIMIT:
+        csv.field_size_limit(CELL_LIMIT)
+    try:
+        lines = [cells for cells in csv.reader(io.StringIO(text)) if cells]  # a blank line is no row
+    except csv.Error as error:
+        raise NotResults(f"not CSV ({error})") from None
+    if len(lines) < 2:
         return []
-    spec = spec_of_columns(set(rows[0]))
-    kinds = {field.name: field.kind for field in (*spec.fields, *spec.per_token)} if spec else {}
+    header, *cells_of_rows = lines
+    spec = spec_of_columns(set(header))
+    kinds = {field.name: field.kind for field in (*spec.fields, *spec.per_token)} if spec else _declared_kinds()
     typed: list[dict[str, Any]] = []
-    for row in rows:
+    for number, cells in enumerate(cells_of_rows, start=1):
+        if len(cells) != len(header):
+            raise NotResults(f"row {number} has {len(cells)} cells but the header names {len(header)}")
         out: dict[str, Any] = {}
-        for key, value in row.items():
-            kind = kinds.get(key, float)
-            if value == "" or value is None:
+        for key, value in zip(header, cells, strict=True):
+            if key not in kinds:  # a kept input field: its text as written, whatever it looks like
+                out[key] = value[len(TEXT_MARK) :] if value.startswith(TEXT_MARK) else value
+            elif value == "":
                 out[key] = None
-            elif value.startswith(TEXT_MARK) and (kind is str or key == "id"):
-                out[key] = value[len(TEXT_MARK) :]
-            elif key == "id":
-                out[key] = _csv_id(value)
-            elif kind is str:
-                out[key] = value
-            elif kind is bool:
-                out[key] = value == "True"
-            elif kind is list:  # a choice row's per-choice values, written as a JSON array
-                out[key] = json.loads(value)
             else:
-                out[key] = kind(value)
+                try:
+                    out[key] = _cell(key, kinds[key], value)
+                except ValueError:
+                    expected = _KIND_NAMES.get(kinds[key], "a JSON value")
+                    raise NotResults(f"row {number}: {value!r} in column '{key}' is not {expected}") from None
         typed.append(out)
     return typed
 
@@ -78,7 +115,7 @@ def parse_results(text: str, csv_format: bool) -> list[dict[str, Any]]:
     """Rows of a result file's text; raises `NotResults` for anything else."""
     try:
         if csv_format:
-            return _typed_csv(list(csv.DictReader(io.StringIO(text))))
+            return _typed_csv(text)
         rows = [_json_row(number, line) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
     except (ValueError, TypeError) as error:
         raise NotResults(str(error)) from None

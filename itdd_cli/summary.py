@@ -79,12 +79,13 @@ class Summary:
         return safe_exp(self.nll / self.words) if self.words else math.nan
 
     def text_metrics(self) -> dict[str, float]:
-        """The tokenizer-free corpus metrics; empty for a command whose rows do not measure text."""
+        """The tokenizer-free corpus metrics (counts as ints: the JSON summary writes them as integers);
+        empty for a command whose rows do not measure text."""
         if not self.spec.measures_text:
             return {}
         numbers = {
-            "bytes": float(self.bytes),
-            "words": float(self.words),
+            "bytes": self.bytes,
+            "words": self.words,
             "bits_per_byte": self.bits_per_byte,
             "word_perplexity": self.word_perplexity,
         }
@@ -103,13 +104,14 @@ class Summary:
         return numbers
 
     def metrics(self) -> dict[str, float]:
-        """The numbers a CI gate can test (`--fail-above` / `--fail-below`)."""
+        """The numbers a CI gate can test (`--fail-above` / `--fail-below`); counts stay ints, so the JSON
+        summary writes `"records": 3`, not `3.0`."""
         run = {
-            "records": float(self.records),
-            "skipped": float(self.skipped),
-            "lossy": float(self.lossy),
-            "tokens": float(self.tokens),
-            "passes": float(self.passes),
+            "records": self.records,
+            "skipped": self.skipped,
+            "lossy": self.lossy,
+            "tokens": self.tokens,
+            "passes": self.passes,
             "nll_per_token": self.nll_per_token,
             "bits_per_token": self.nll_per_token / LN2,
             "perplexity": self.corpus_ppl,

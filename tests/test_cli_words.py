@@ -202,3 +202,19 @@ def test_compare_names_a_bad_result_file_and_row(tmp_path, content, message):
 def test_compare_says_a_directory_is_a_directory(tmp_path):
     (tmp_path / "base.jsonl").write_text(RESULT)
     assert_one_line(invoke(["compare", tmp_path / "base.jsonl", tmp_path]), 2, "it is a directory")
+
+
+CSV_RESULT = "id,nll_per_token,nll_se,note\n1,1.0,0.1,plain\n2,2.0,0.1,'5\n"
+BAD_CSV_RESULTS = [  # (content of NEW as CSV, what the error says)
+    (CSV_RESULT.replace(",'5\n", ",'5,extra\n"), "not an itdd result file: row 2 has 5 cells but the header names 4"),
+    (CSV_RESULT.replace(",'5\n", "\n"), "not an itdd result file: row 2 has 3 cells but the header names 4"),
+    (CSV_RESULT.replace("2.0", "two"), "result file: row 2: 'two' in column 'nll_per_token' is not a number"),
+]
+
+
+@pytest.mark.parametrize("content,message", BAD_CSV_RESULTS, ids=lambda value: str(value)[:30])
+def test_compare_names_a_bad_csv_result_file_and_row(tmp_path, content, message):
+    (tmp_path / "base.csv").write_text(CSV_RESULT)
+    (tmp_path / "new.csv").write_text(content)
+    assert invoke(["compare", tmp_path / "base.csv", tmp_path / "base.csv"]).exit_code == 0  # kept text is no number
+    assert_one_line(invoke(["compare", tmp_path / "base.csv", tmp_path / "new.csv"]), 2, message)
