@@ -145,6 +145,11 @@ def test_a_tokenizer_with_more_ids_than_the_model_is_a_usage_error(tmp_path):
     assert "--tokenizer" in line and "2047" in line and "vocabulary of 8 ids" in line
 
 
+def test_a_tokenizer_path_that_does_not_exist_is_named(tmp_path):
+    result = _nll(tmp_path, "-m", "demo", "--tokenizer", str(tmp_path / "missing"))
+    assert result.exit_code == 2 and "missing: no such directory" in _one_error_line(result)
+
+
 def test_a_tokenizer_that_spells_a_character_with_the_mask_id_is_refused(tmp_path):
     result = _nll(tmp_path, "-m", "demo", "--tokenizer", "dna8")  # dna8's 'G' is id 2, demo's mask
     assert result.exit_code == 2

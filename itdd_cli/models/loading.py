@@ -46,6 +46,8 @@ class LoadOptions:
 
     def __post_init__(self) -> None:
         check_device(self.device)  # a device this machine lacks is a usage error before anything loads
+        if self.tokenizer and _looks_local(self.tokenizer) and not Path(self.tokenizer).is_dir():
+            raise UsageError(f"--tokenizer {self.tokenizer}: no such directory (a hub id looks like 'org/name')")
 
     @property
     def torch_device(self) -> torch.device:
