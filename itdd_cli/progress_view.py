@@ -7,6 +7,7 @@ parts are left out first, and the rows done and the ETA always stay.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -59,6 +60,15 @@ def plan_line(width: int, texts: dict[str, str]) -> tuple[list[str], int]:
     raise AssertionError("unreachable: the bar is the last part dropped")
 
 
+def _width(console: Console) -> int:
+    """The width of the terminal the line is drawn on (rich asks stdin and stdout first, and a
+    stale COLUMNS wins over them; the bar is drawn on stderr)."""
+    try:
+        return os.get_terminal_size(console.file.fileno()).columns or console.width
+    except (AttributeError, ValueError, OSError):  # not a terminal after all
+        return console.width
+
+
 class _FittingProgress(Progress):
     """A `Progress` whose one task is drawn as a line planned for the console's width."""
 
@@ -77,7 +87,7 @@ class _FittingProgress(Progress):
             "elapsed": f"elapsed {_clock(task.finished_time if task.finished else task.elapsed)}",
             "eta": f"ETA {_clock(None if task.total is None else task.time_remaining)}",
         }
-        names, bar_width = plan_line(self.console.width, texts)
+        names, bar_width = plan_line(_width(self.console), texts)
         grid = Table.grid(padding=(0, 1))
         cells: list[RenderableType] = []
         if "label" in names:

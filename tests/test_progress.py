@@ -36,7 +36,8 @@ def run_in_terminal(args: list[str], columns: int = 140) -> tuple[int, str]:
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
     env = {**os.environ, "TERM": "xterm", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-    env.pop("NO_COLOR", None)
+    for name in ("NO_COLOR", "COLUMNS", "LINES"):  # the terminal's own size, as a fresh shell in it has
+        env.pop(name, None)
     process = subprocess.Popen([sys.executable, "-m", "itdd_cli", *args], stdin=subprocess.DEVNULL,
                                stdout=subprocess.DEVNULL, stderr=follower, cwd=ROOT, env=env)  # fmt: skip
     os.close(follower)
