@@ -183,14 +183,7 @@ def _lock(path: str) -> int:
             descriptor = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as error:
             raise UsageError(f"cannot lock {path}: {_reason(error)}") from error
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as error:
-            os.close(descriptor)
-            if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise UsageError(f"another itdd run is writing {path} (it holds {lock_path}); wait for it to "
-                                 "finish or choose another -o") from None  # fmt: skip
-            raise UsageError(f"cannot lock {path}: {_reason(error)}") from error
+        _flock(descriptor, path, f"(it holds {lock_path})")
         current = _stat(lock_path)
         if current is not None and _same_file(current, os.fstat(descriptor)):
             return descriptor
@@ -204,15 +197,20 @@ def _lock_file(path: str) -> int:
         descriptor = os.open(path, os.O_RDONLY)
     except OSError as error:
         raise UsageError(f"cannot read {path}: {_reason(error)}") from error
+    _flock(descriptor, path, "under another name (a hard link)")
+    return descriptor
+
+
+def _flock(descriptor: int, path: str, holder: str) -> None:
+    """Take an exclusive lock on `descriptor` or refuse: a second run is refused, not queued (closes it then)."""
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as error:
         os.close(descriptor)
         if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-            raise UsageError(f"another itdd run is writing {path} under another name (a hard link); wait for it "
-                             "to finish or choose another -o") from None  # fmt: skip
+            raise UsageError(f"another itdd run is writing {path} {holder}; wait for it to finish or choose "
+                             "another -o") from None  # fmt: skip
         raise UsageError(f"cannot lock {path}: {_reason(error)}") from error
-    return descriptor
 
 
 def _input_stat(input_path: str | None) -> os.stat_result | None:

@@ -187,10 +187,7 @@ class _Run:
     def _check_recorded(self) -> None:
         path = str(self.target.path)
         recorded = read_record(path)
-        if recorded is None:
-            if self.finished.rows or self.finished.start:
-                raise UsageError(f"cannot resume {path}: {record_path(path)} is missing, so the settings that made "
-                                 "it cannot be checked; use --overwrite")  # fmt: skip
+        if recorded is None:  # an empty file (prepare_output refused one with rows and no record)
             return
         earlier = recorded["settings"]
         changed = differences(earlier, self.record, DETERMINING)
