@@ -93,9 +93,10 @@ def sized(**sizes: int) -> Iterator[None]:
 
 def write_sdar(directory: Path, seed: int = 0, block_size: int = 4) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    _tokenizer(directory, "<|MASK|>")  # SDAR's tokenizer adds no BOS
-    config = _qwen_config(
+    _tokenizer(directory, "<|MASK|>")  # SDAR's tokenizer names no BOS and adds none
+    config = _qwen_config(  # config.json names <|endoftext|> as BOS, which SDAR's own code never puts in front
         model_type="sdar", architectures=["SDARForCausalLM"], block_size=block_size, attention_bias=False,
+        bos_token_id=EOS,
         auto_map={"AutoConfig": "configuration_sdar.SDARConfig", "AutoModel": "modeling_sdar.SDARModel",
                   "AutoModelForCausalLM": "modeling_sdar.SDARForCausalLM"},
     )  # fmt: skip
@@ -207,11 +208,18 @@ def rewrite_config(directory: Path, **changes) -> None:
     path.write_text(json.dumps(json.loads(path.read_text()) | changes, indent=2))
 
 
-def write_bd3lm(directory: Path, block_size: int = 4, seed: int = 0) -> Path:
-    """BD3-LM's hub layout: MDLM's weights and keys plus block_size / cross_attn / adaln, no tokenizer."""
+def write_bd3lm(directory: Path, block_size: int = 4, seed: int = 0, settings: bool = True) -> Path:
+    """BD3-LM's hub layout: MDLM's weights and keys plus block_size / cross_attn / adaln, no tokenizer;
+    `settings`: the two scalar buffers its published class saves with the weights."""
+    from safetensors.torch import load_file, save_file
+
     from tests.family_checkpoints import write_mdlm
 
     write_mdlm(directory, seed=seed)
+    if settings:
+        path = str(directory / "model.safetensors")
+        tensors = load_file(path) | {"sampling_eps_min": torch.tensor(1e-3), "sampling_eps_max": torch.tensor(0.999)}
+        save_file(tensors, path)
     rewrite_config(
         directory, model_type="bd3lm", architectures=["BD3LM"], block_size=block_size, cross_attn=True, adaln=True,
         attn_backend="flex", causal=False, var_min=True, sampling_eps_min=1e-3, sampling_eps_max=0.999,

@@ -190,7 +190,8 @@ def check_vocabulary(model: ScoringModel, options: LoadOptions) -> None:
             raise UsageError(f"--tokenizer {options.tokenizer}: its token {clash[0]!r} has id {model.info.mask_id}, "
                              "the model's mask token, so text holding it would be scored as masked; use a "
                              "tokenizer made for this model")  # fmt: skip
-    framing = [("framing", token_id) for token_id in model.prefix_ids + model.suffix_ids]
+    lone = getattr(model, "lone_prefix_ids", [])  # a shifted decoder's token before a text with no prompt
+    framing = [("framing", token_id) for token_id in model.prefix_ids + model.suffix_ids + lone]
     for role, token_id in [("mask", model.info.mask_id), *framing]:
         if not 0 <= token_id < vocab:
             raise ModelError(f"{options.model}: the {role} id {token_id} is outside the vocabulary of {vocab} ids")

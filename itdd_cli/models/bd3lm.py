@@ -7,6 +7,12 @@ three-part block mask, both copies at the same rotary positions; itdd runs the s
 (models/block.py). The time input is zero (`time_conditioning` false); the mask logit is
 suppressed before the softmax, as in MDLM. Unlike MDLM, rows may be padded: the 4-D mask hides
 padding keys.
+
+The published class also saves two buffers with the weights, `sampling_eps_min` and
+`sampling_eps_max` (the clipped noise interval its sampler and training use, one number each);
+they change no forward pass, so they are set aside, and any other unknown tensor is still refused.
+Framing is MDLM's: <|endoftext|> before and after the text, as BD3-LM's OpenWebText chunks start
+with BOS and end documents with EOS; the BOS sits at position 0, in block 0, never masked.
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ from itdd_cli.models.mdlm import MDLMAdapter
 class BD3LMAdapter(BlockRows, MDLMAdapter):
     family = "bd3lm"
     layout: Layout = Layout.per_block  # how `target_logprobs` reads plain rows (models/block.py)
+    # Buffers of the published class (saved at the top level, beside `backbone.`), not weights; the
+    # `backbone.` spelling is accepted too, as no hub file's own listing was read.
+    settings_tensors = tuple(prefix + name for prefix in ("", "backbone.")
+                             for name in ("sampling_eps_min", "sampling_eps_max"))  # fmt: skip
 
     def __init__(self, options: LoadOptions, config: dict[str, Any]) -> None:
         refused = [key for key, bad in (("adaln", False), ("causal", True), ("time_conditioning", True))

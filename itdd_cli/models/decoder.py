@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from itdd_cli.errors import ModelError
-from itdd_cli.models.base import ScoringModel, target_log_softmax
+from itdd_cli.models.base import Framed, ScoringModel, target_log_softmax
 from itdd_cli.models.block import BlockRows, Concatenated, Layout, attention_inputs, predicting_columns
 from itdd_cli.models.loading import LoadOptions, load_tokenizer
 from itdd_cli.models.weights import load_pretrained
@@ -25,6 +25,7 @@ class BidirectionalDecoderAdapter(BlockRows, ScoringModel):
     shifted_logits: bool = False  # True: the hidden state at i−1 predicts token i (Dream)
     append_eos: bool = False  # True: EOS closes the sequence as unscored context (Dream)
     eos_as_bos: bool = False  # True: a tokenizer without BOS starts sequences with EOS (Qwen convention)
+    text_first: bool = False  # True: nothing before the text, whatever BOS the tokenizer or config.json names
     block_size: int | None = None  # set by block-diffusion families: block-causal attention
     layout: Layout = Layout.per_block  # how `target_logprobs` reads a block model's plain rows (models/block.py)
 
@@ -38,14 +39,15 @@ class BidirectionalDecoderAdapter(BlockRows, ScoringModel):
         )  # fmt: skip
         self.vocab_limit = self.text_columns(config)
         mask_id = self.find_mask_id(config)
-        bos = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else config.get("bos_token_id")
         eos = self.tokenizer.eos_token_id if self.tokenizer.eos_token_id is not None else config.get("eos_token_id")
-        if bos is None and self.eos_as_bos:
-            bos = eos
+        bos = self.beginning(config, eos)
         self.prefix_ids = [int(bos)] if bos is not None else []
         self.suffix_ids = [int(eos)] if self.append_eos and eos is not None else []
-        if self.shifted_logits and not self.prefix_ids:
-            raise ModelError(f"{options.model}: no BOS token; a shifted model cannot score position 0")
+        self.lone_prefix_ids = self.prefix_ids  # before a text with no context (prompt) in front of it
+        if self.shifted_logits and not self.prefix_ids:  # the state before the first token predicts it
+            if not self.text_first or eos is None:
+                raise ModelError(f"{options.model}: no BOS token; a shifted model cannot score position 0")
+            self.lone_prefix_ids = [int(eos)]
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos
         self.info = self.model_info(
             options,
@@ -56,11 +58,36 @@ class BidirectionalDecoderAdapter(BlockRows, ScoringModel):
             shifted_logits=self.shifted_logits,
             vocab_size=self.model.lm_head.weight.shape[0],
             block_size=self.block_size,
+            framing_note=self.framing_note(),
         )
 
     @abstractmethod
     def build_config(self, config: dict[str, Any]) -> tuple[Any, Any]:
         """(transformers model class, its config with is_causal=False) from config.json."""
+
+    def beginning(self, config: dict[str, Any], eos: int | None) -> int | None:
+        """The token before the text: the tokenizer's BOS, else config.json's, else EOS (`eos_as_bos`);
+        none for a family whose own code feeds the text with nothing before it (`text_first`)."""
+        if self.text_first:
+            return None
+        bos = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else config.get("bos_token_id")
+        return eos if bos is None and self.eos_as_bos else bos
+
+    def framing_note(self) -> str:
+        """What the framing line adds to the tokens it names (`text_first`: where the text starts)."""
+        if not self.text_first:
+            return ""
+        note = " (nothing before the text, as in the family's own code; the first text token is position 0)"
+        if self.lone_prefix_ids != self.prefix_ids:
+            lone = " ".join(self.tokenizer.convert_ids_to_tokens(self.lone_prefix_ids))
+            note += f"; a text with no prompt gets {lone} in front, never scored: no state precedes its first token"
+        return note
+
+    def frame(self, context: list[int], scored: list[int]) -> Framed:
+        if context or self.lone_prefix_ids == self.prefix_ids:
+            return super().frame(context, scored)
+        ids = [*self.lone_prefix_ids, *scored, *self.suffix_ids]
+        return Framed(ids=ids, start=len(self.lone_prefix_ids), length=len(scored))
 
     def key_mapping(self) -> dict[str, str] | None:
         return None

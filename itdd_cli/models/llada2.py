@@ -10,6 +10,9 @@ unbiased scores of the chosen experts always normalised and scaled by `routed_sc
 RoPE turns the first half of each head (`partial_rotary_factor` 0.5). Layers before
 `first_k_dense_replace` are dense; every MoE layer adds one shared expert.
 
+Its own generation and fine-tuning feed the (chat-templated) text with no special token added in
+front, so nothing precedes the text here either and blocks are counted from its first token.
+
 config.json omits several keys whose class defaults matter (`use_qk_norm` True, `use_bias` True,
 `rms_norm_eps` 1e-5, `block_size`: generation uses 32), so those defaults are read here.
 """
@@ -64,6 +67,7 @@ def _refused(config: dict[str, Any]) -> list[str]:
 
 class LLaDA2Adapter(BidirectionalDecoderAdapter):
     family = "llada2"
+    text_first = True  # whatever BOS the tokenizer names: a token in front would move every block boundary
 
     def resolve_block_size(self, config: dict[str, Any], options: LoadOptions) -> int | None:
         return resolve_block_size(config, options.block_size, LLADA2_BLOCK, self.family)

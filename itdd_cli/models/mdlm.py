@@ -28,27 +28,27 @@ PREFIX = "backbone."
 
 
 def _state_dict(options: LoadOptions) -> dict[str, torch.Tensor]:
+    """The checkpoint's tensors in the checkpoint's own names (`backbone.` included)."""
     from safetensors.torch import load_file
 
     local = Path(options.model)
     try:
         if local.is_dir() and options.allow_pickle and not (local / "model.safetensors").exists():
-            weights = torch.load(local / "pytorch_model.bin", map_location="cpu", weights_only=True)
-            return {key.removeprefix(PREFIX): value for key, value in weights.items()}
+            return torch.load(local / "pytorch_model.bin", map_location="cpu", weights_only=True)
         if local.is_dir():
             path = local / "model.safetensors"
         else:
             from huggingface_hub import hf_hub_download
 
             path = Path(hf_hub_download(options.model, "model.safetensors", **options.hub_kwargs()))
-        weights = load_file(str(path))
+        return load_file(str(path))
     except Exception as error:
         raise ModelError(f"cannot read the MDLM weights of {options.model}: {error}") from error
-    return {key.removeprefix(PREFIX): value for key, value in weights.items()}
 
 
 class MDLMAdapter(ScoringModel):
     family = "mdlm"
+    settings_tensors: tuple[str, ...] = ()  # stored beside the weights, never read by the DiT (see BD3-LM)
 
     def __init__(self, options: LoadOptions, config: dict[str, Any]) -> None:
         self.tokenizer = load_tokenizer(options, default=DEFAULT_TOKENIZER)
@@ -60,7 +60,9 @@ class MDLMAdapter(ScoringModel):
             heads=require(config, "n_heads", self.family),
             cond_dim=require(config, "cond_dim", self.family),
         )
-        weights = _state_dict(options)
+        stored = self.without_settings(options.model, _state_dict(options))
+        weights = {key.removeprefix(PREFIX): value for key, value in stored.items()}
+        own_name = {key.removeprefix(PREFIX): key for key in stored}  # an unknown tensor is named as stored
         expected = {name: tuple(tensor.shape) for name, tensor in self.model.state_dict().items()}
         refuse_weight_mismatch(
             options.model,
@@ -68,7 +70,7 @@ class MDLMAdapter(ScoringModel):
             unexpected=weights.keys() - expected.keys(),
             mismatched=[(name, tuple(weights[name].shape), shape) for name, shape in expected.items()
                         if name in weights and tuple(weights[name].shape) != shape],
-            rename=lambda name: PREFIX + name,
+            rename=lambda name: own_name.get(name, PREFIX + name),
         )  # fmt: skip
         self.model.load_state_dict(weights, strict=True)
         self.model.to(device=options.torch_device, dtype=options.torch_dtype).eval()
@@ -88,6 +90,15 @@ class MDLMAdapter(ScoringModel):
             vocab_size=vocab,
             pads=False,
         )
+
+    def without_settings(self, model: str, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The weights less the scalar settings this family's class saves with them; any other
+        unknown tensor stays, to be refused by name."""
+        for name in self.settings_tensors:
+            if name in weights and weights[name].numel() != 1:
+                raise ModelError(f"{model}: the weights do not match config.json — {name} holds "
+                                 f"{weights[name].numel()} values, not one setting")  # fmt: skip
+        return {name: tensor for name, tensor in weights.items() if name not in self.settings_tensors}
 
     @torch.inference_mode()
     def target_logprobs(

@@ -1,10 +1,16 @@
 """Dense block-diffusion decoders in Qwen layouts: SDAR (and TraDo, built on it) and Fast-dLLM v2.
 
 * SDAR: Qwen3 weights under their own names (per-head q/k norm), `block_size` in config.json,
-  no logit shift. Its tokenizer adds no BOS, so sequences start with the first text token.
+  no logit shift. Its own generation and training feed the text with nothing before it, so
+  sequences start with the first text token and blocks are counted from it — config.json's
+  `bos_token_id` (<|endoftext|>) is never put in front (`text_first`).
 * Fast-dLLM v2: Qwen2.5 weights, block 32, and the one-position shift of a causal LM: the state
   at i−1 predicts token i. For the first token of a block that state lies in the previous,
-  clean block, as when the model generates (the block before is finished and cached).
+  clean block, as when the model generates (the block before is finished and cached). Its own
+  code feeds the (chat-templated) prompt with nothing in front, blocks counted from its first
+  token, and never predicts that first token; so a prompt starts at position 0 here too, and
+  only a text with no prompt gets <|endoftext|> in front (the Qwen convention), else its first
+  token would have no state to be predicted from.
 
 Both read [noisy ‖ clean] rows under the three-part block mask (models/block.py).
 """
@@ -25,6 +31,7 @@ FAST_DLLM_V2_BLOCK = 32
 
 class SDARAdapter(BidirectionalDecoderAdapter):
     family = "sdar"
+    text_first = True  # a BOS in front would move every block boundary by one token
 
     def resolve_block_size(self, config: dict[str, Any], options: LoadOptions) -> int | None:
         return resolve_block_size(config, options.block_size, None, self.family)
@@ -47,7 +54,7 @@ class SDARAdapter(BidirectionalDecoderAdapter):
 class FastDLLMv2Adapter(BidirectionalDecoderAdapter):
     family = "fast-dllm-v2"
     shifted_logits = True
-    eos_as_bos = True  # Qwen2.5 tokenizers have no BOS: <|endoftext|> fills position 0, never scored
+    text_first = True  # as its own code: a prompt starts at position 0; a lone text needs <|endoftext|> before it
 
     def resolve_block_size(self, config: dict[str, Any], options: LoadOptions) -> int | None:
         return resolve_block_size(config, options.block_size, FAST_DLLM_V2_BLOCK, self.family)
