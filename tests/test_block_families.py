@@ -324,7 +324,7 @@ def test_the_concatenated_layout_gives_the_per_block_numbers(models, family):
     model, block = models[family], BLOCK[family]
     ids = torch.tensor(model.frame([], model.encode("the quiet zebra")).ids)
     generator = torch.Generator().manual_seed(3)
-    spans = block_spans(Framed(ids.tolist(), 1, len(ids) - 1), block)  # position 0 stays clean (a BOS)
+    spans = block_spans(Framed(ids.tolist(), 1, len(ids) - 1), block)  # position 0 stays clean context
     masks = [torch.rand(5, span.length, generator=generator) < 0.5 for span in spans]
     jobs = [Job(ids[: span.end], span.start, m) for span, m in zip(spans, masks, strict=True)]
     [(_, per_position)] = list(Engine(model).run([(0, jobs)]))
