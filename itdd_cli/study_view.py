@@ -23,8 +23,8 @@ def _pm(value: float, se: float) -> str:
 
 
 # Columns by rank: on a terminal too narrow for all, the highest ranks are left out first (and named
-# below the table, as for result tables); a cell is never cut. Bits per byte and its difference stay:
-# they compare every checkpoint, whatever its tokenizer.
+# below the table, as for result tables); a file or pipe gets every column. A cell is never cut. Bits
+# per byte and its difference always stay: they compare every checkpoint, whatever its tokenizer.
 COLUMNS = {"checkpoint": 1, "step": 6, "records": 6, "NLL/token ± SE": 2, "bits/byte ± SE": 1, "perplexity": 4,
            "Δ NLL/token": 3, "Δ bits/byte": 1, "masks": 5}  # fmt: skip
 
@@ -61,7 +61,8 @@ def study_table(cells: list[dict[str, str]], names: list[str]) -> Table:
 def print_study(console: Console, study: Study) -> None:
     cells = _cells(study)
     names = list(COLUMNS)
-    shown = columns_that_fit(console, names, COLUMNS, lambda chosen: study_table(cells, chosen))
+    shown = (columns_that_fit(console, names, COLUMNS, lambda chosen: study_table(cells, chosen))
+             if console.is_terminal else names)  # a file or pipe has no width: every column, whole  # fmt: skip
     print_unfolded(console, study_table(cells, shown))
     if len(shown) < len(names):
         print_left_out(console, [name for name in names if name not in shown], "--summary has every column")

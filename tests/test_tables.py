@@ -202,7 +202,7 @@ STUDY = ["run/checkpoint-500", "run/checkpoint-1000", "a-much-longer-run-name/ch
 def test_the_checkpoint_table_never_cuts_a_number_or_a_name(width):
     study = _study(STUDY)
     buffer = io.StringIO()
-    print_study(Console(file=buffer, width=width, color_system=None, highlight=False), study)
+    print_study(Console(file=buffer, width=width, color_system=None, highlight=False, force_terminal=True), study)
     text = buffer.getvalue()
     assert "…" not in text and all(len(line) <= width for line in text.splitlines())
     for line in study.lines:
@@ -217,6 +217,13 @@ def test_the_checkpoint_table_never_cuts_a_number_or_a_name(width):
     else:
         assert "left out" not in text
     assert width < 200 or len(shown) == len(COLUMNS)
+
+
+def test_the_checkpoint_table_in_a_file_has_every_column_whole():
+    buffer = io.StringIO()
+    print_study(Console(file=buffer, width=80, color_system=None), _study(STUDY))
+    header = next(line for line in buffer.getvalue().splitlines() if line.startswith("┃"))
+    assert all(name in header for name in COLUMNS) and "…" not in buffer.getvalue()
 
 
 def test_a_checkpoint_name_with_escapes_is_shown_escaped():
