@@ -71,9 +71,9 @@ class TableSink:
         for name in names:
             field = self.spec.field(name)
             justify = "left" if field is None or field.kind is str else "right"
-            table.add_column(name, justify=justify, no_wrap=True)
+            table.add_column(Text(visible(name)), justify=justify, no_wrap=True)  # a --keep name is the user's
         for row in self.rows:
-            table.add_row(*(_cell(row[name]) for name in names))
+            table.add_row(*(Text(_cell(row[name])) for name in names))  # Text: "[red]" in an id is not markup
         return table
 
     def _columns(self, names: list[str]) -> list[str]:
@@ -125,7 +125,7 @@ def print_unfolded(console: Console, table: Table) -> None:
 
 def print_left_out(console: Console, left_out: list[str], where: str) -> None:
     """The terminal's width, not the table's: one or two lines, not a narrow column."""
-    console.print(f"left out to fit {console.width} columns: {', '.join(left_out)} ({where})",
+    console.print(f"left out to fit {console.width} columns: {visible(', '.join(left_out))} ({where})",
                   markup=False, highlight=False)  # fmt: skip
 
 
@@ -215,7 +215,7 @@ def block_layout(block_size: int | None) -> str:
 
 
 def print_model_info(console: Console, info: ModelInfo) -> None:
-    table = Table(show_header=False, title=f"itdd inspect {info.name}", title_justify="left")
+    table = Table(show_header=False, title=Text(f"itdd inspect {visible(info.name)}"), title_justify="left")
     table.add_column("field")
     table.add_column("value")
     rows = {
@@ -233,7 +233,7 @@ def print_model_info(console: Console, info: ModelInfo) -> None:
         "attention": block_layout(info.block_size),
     }
     for key, value in rows.items():
-        table.add_row(key, visible(str(value)))
+        table.add_row(key, Text(visible(str(value))))
     console.print(table)
 
 

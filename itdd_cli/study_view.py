@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from itdd_cli.errors import UsageError
 from itdd_cli.reporting import columns_that_fit, print_left_out, print_unfolded
@@ -54,7 +55,7 @@ def study_table(cells: list[dict[str, str]], names: list[str]) -> Table:
     for column in names:
         table.add_column(column, justify="left" if column in ("checkpoint", "masks") else "right", no_wrap=True)
     for row in cells:
-        table.add_row(*(row[name] for name in names))
+        table.add_row(*(Text(row[name]) for name in names))  # Text: a name's "[x]" is not markup
     return table
 
 

@@ -228,12 +228,15 @@ def test_the_checkpoint_table_in_a_file_has_every_column_whole():
 
 def test_a_checkpoint_name_with_escapes_is_shown_escaped():
     buffer = io.StringIO()
-    print_study(Console(file=buffer, width=200, color_system=None), _study(["a\x1b[2J", "b\u202e"]))
+    print_study(Console(file=buffer, width=200, color_system=None), _study(["a\x1b[2J", "b\u202e", "[b]c[/]"]))
     text = buffer.getvalue()
     assert "\x1b" not in text and "\u202e" not in text and "a\\x1b[2J" in text and "b\\u202e" in text
+    assert "│ [b]c[/] " in text
 
 
-def test_a_result_table_shows_an_id_with_escapes_escaped():
+def test_a_result_table_shows_an_id_with_escapes_escaped_and_brackets_as_written():
     row = dict(ROWS[Command.nll][0], id="\x1b]0;owned\x07\u202eid")
     text = render(Command.nll, 160, [row])
     assert not any(raw in text for raw in ("\x1b", "\x07", "\u202e")) and "\\x1b]0;owned\\x07\\u202eid" in text
+    text = render(Command.nll, 160, [dict(ROWS[Command.nll][0], id="[red]x[/red] [/]")])  # rich markup: not read
+    assert "│ [red]x[/red] [/] │" in text
