@@ -191,3 +191,11 @@ def test_accuracy_over_one_labelled_record_has_no_standard_error(tmp_path):
     assert gated.exit_code == 4 and "accuracy_se is undefined: a binomial standard error needs at least 2" in (
         gated.stderr
     )
+
+
+def test_an_error_line_shows_the_control_characters_of_what_it_names_escaped(base, tmp_path):
+    missing = tmp_path / "in\x1b]0;owned\x07\u202e.jsonl"
+    result = invoke(["nll", missing, *base])
+    assert result.exit_code == 2 and "no such file" in result.stderr
+    assert not any(raw in result.stderr for raw in ("\x1b", "\x07", "\u202e")), repr(result.stderr)
+    assert "in\\x1b]0;owned\\x07\\u202e.jsonl" in result.stderr
