@@ -134,8 +134,9 @@ def _report(error: BaseException) -> int:
         traceback.print_exc()
     if message and os.environ.get("RANK", "0") == "0":  # under a launcher, the main process speaks for all
         from itdd_cli.reporting import stderr_console
+        from itdd_cli.visible import visible
 
-        stderr_console().print(f"itdd: error: {' '.join(message.split())}", markup=False)  # one line
+        stderr_console().print(f"itdd: error: {visible(' '.join(message.split()))}", markup=False)  # one line
     return code
 
 
@@ -330,6 +331,10 @@ def _study(command: Command, models: list[str], plot: str | None, source: Source
     from itdd_cli.checkpoints import expand
 
     names = expand(models)
+    repeated = next((name for index, name in enumerate(names) if name in names[:index]), None)
+    if repeated is not None:  # its rows would carry the same `model` and could not be told apart
+        raise UsageError(f"-m {repeated} is given twice (rows are told apart by their model): give each "
+                         "checkpoint once")  # fmt: skip
     if names == models and len(names) < 2:
         if plot:
             raise UsageError("--plot draws several checkpoints: give -m more than once, or a checkpoint-* directory")

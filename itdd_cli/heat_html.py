@@ -1,7 +1,8 @@
 """`itdd show --html`: one self-contained page per result file (inline CSS and JS, no network, no
 external fonts). Every token is a span coloured by its nats with the value in its title (hover);
 a search box (or `#q=word` in the address) marks the tokens that spell a match and hides rows
-without one. Everything from the file is escaped: a token "<script>" is text. No rich, no torch.
+without one. Everything from the file is escaped (a token "<script>" is text) and each token, id
+and listed token has its own text direction (a U+202E in one reorders nothing else). No rich, no torch.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ STYLE = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 0; color: #111; background: #fafafa; }
 header { position: sticky; top: 0; background: #fff; border-bottom: 1px solid #ddd; padding: 10px 20px; z-index: 1; }
 h1 { font-size: 17px; margin: 0 0 6px; font-weight: 600; }
+#shown { font-weight: 400; color: #666; }
 .bar { display: flex; flex-wrap: wrap; gap: 18px; align-items: center; }
 .legend { display: flex; align-items: center; gap: 0; font-size: 12px; }
 .legend span.sw { display: inline-block; width: 56px; padding: 2px 0; text-align: center; border: 1px solid #ccc; }
@@ -34,9 +36,10 @@ section.row.nohit { display: none; }
 .head .m { margin-right: 14px; }
 .worst { font-size: 12px; color: #555; margin-top: 6px; }
 .worst code { background: #f2f2f2; padding: 0 3px; border-radius: 3px; }
+bdi, .worst code { unicode-bidi: isolate; }
 .text { font: 15px/1.9 ui-monospace, "SFMono-Regular", Menlo, Consolas, monospace; white-space: pre-wrap;
         word-break: break-word; }
-.t { border-radius: 2px; box-shadow: inset -1px 0 0 rgba(255, 255, 255, .8); }
+.t { border-radius: 2px; box-shadow: inset -1px 0 0 rgba(255, 255, 255, .8); unicode-bidi: isolate; }
 .t:hover { outline: 1px solid #333; }
 .nl::before { content: "\\21b5"; opacity: .55; }
 .t.e::before { content: "\\00b7"; color: #888; }
@@ -52,14 +55,15 @@ SCRIPT = """
   function search(query) {
     var needle = query.toLowerCase(), tokens = 0, found = 0;
     rows.forEach(function (row) {
-      var spans = row.querySelectorAll(".text .t"), text = "", starts = [];
-      for (var i = 0; i < spans.length; i++) { starts.push(text.length); text += spans[i].textContent; }
-      var hay = text.toLowerCase(), marks = new Array(spans.length), any = false;
+      var spans = row.querySelectorAll(".text .t"), hay = "", starts = [], ends = [];
+      for (var i = 0; i < spans.length; i++) {  // lower-cased token by token: "İ" becomes 2 characters
+        starts.push(hay.length); hay += spans[i].textContent.toLowerCase(); ends.push(hay.length);
+      }
+      var marks = new Array(spans.length), any = false;
       if (needle) {
         for (var at = hay.indexOf(needle); at >= 0; at = hay.indexOf(needle, at + 1)) {
           for (var j = 0; j < spans.length; j++) {
-            var end = starts[j] + spans[j].textContent.length;
-            if (starts[j] < at + needle.length && end > at) { marks[j] = true; any = true; }
+            if (starts[j] < at + needle.length && ends[j] > at) { marks[j] = true; any = true; }
           }
         }
       }
@@ -74,12 +78,15 @@ SCRIPT = """
   }
   function fromHash() {
     var match = /[#&]q=([^&]*)/.exec(location.hash);
-    var query = match ? decodeURIComponent(match[1].replace(/\\+/g, " ")) : "";
+    var query = match ? match[1].replace(/\\+/g, " ") : "";
+    try { query = decodeURIComponent(query); } catch (malformed) { /* "#q=%E0": search the text as written */ }
     box.value = query;
     search(query);
   }
   box.addEventListener("input", function () {
-    history.replaceState(null, "", box.value ? "#q=" + encodeURIComponent(box.value) : location.pathname);
+    try {  // a lone surrogate cannot be encoded: the search still runs, the address stays
+      history.replaceState(null, "", box.value ? "#q=" + encodeURIComponent(box.value) : location.pathname);
+    } catch (unencodable) { /* keep the address */ }
     search(box.value);
   });
   window.addEventListener("hashchange", fromHash);
@@ -101,9 +108,9 @@ def _token(index: int, text: str, nats: float, scale: Scale) -> str:
 
 
 def _row(row: HeatRow, scale: Scale) -> str:
-    parts = [f'<b class="m">{html.escape(str(row.id))}</b>']
+    parts = [f'<b class="m"><bdi>{html.escape(str(row.id))}</bdi></b>']
     if row.model:
-        parts.append(f'<span class="m">model {html.escape(row.model)}</span>')
+        parts.append(f'<span class="m">model <bdi>{html.escape(row.model)}</bdi></span>')
     se = f" ± {_number(row.nll_se)}" if row.nll_se is not None else ""
     parts.append(f'<span class="m">nll {_number(row.nll)}{html.escape(se)} nats</span>')
     parts.append(f'<span class="m">{len(row.tokens)} tokens</span>')
@@ -132,7 +139,7 @@ def page(heat: Heat) -> str:
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>itdd show — {name}</title><style>{STYLE}</style></head>
-<body><header><h1>Where the nats go — {name} <span id="shown" style="font-weight:400;color:#666">({shown})</span></h1>
+<body><header><h1>Where the nats go — <bdi>{name}</bdi> <span id="shown">({shown})</span></h1>
 <div class="bar"><div class="legend"><span class="cap">nats per token</span>{legend}</div>
 <input type="search" id="q" placeholder="search the text…" aria-label="search the text">
 <span id="count"></span></div></header>

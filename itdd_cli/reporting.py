@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from rich.console import Console, Group
@@ -21,6 +22,7 @@ from itdd_cli.progress_view import progress_bar as progress_bar  # re-exported: 
 from itdd_cli.rows import SPECS, Command
 from itdd_cli.settings import Settings
 from itdd_cli.summary import Summary
+from itdd_cli.visible import visible
 
 if TYPE_CHECKING:
     from itdd_cli.models.base import ModelInfo
@@ -38,7 +40,7 @@ def _cell(value: Any) -> str:
         return " ".join(_cell(item) for item in value)
     if isinstance(value, float):
         return f"{value:.4f}" if math.isfinite(value) else str(value)
-    return str(value)
+    return visible(str(value))  # an id or a kept field from the input: no escape sequence acts
 
 
 def _natural_width(console: Console, table: Table) -> int:
@@ -69,45 +71,62 @@ class TableSink:
         for name in names:
             field = self.spec.field(name)
             justify = "left" if field is None or field.kind is str else "right"
-            table.add_column(name, justify=justify, no_wrap=True)
+            table.add_column(Text(visible(name)), justify=justify, no_wrap=True)  # a --keep name is the user's
         for row in self.rows:
-            table.add_row(*(_cell(row[name]) for name in names))
+            table.add_row(*(Text(_cell(row[name])) for name in names))  # Text: "[red]" in an id is not markup
         return table
 
-    def _fits(self, names: list[str]) -> bool:
-        return _natural_width(self.console, self._table(names)) <= self.console.width
-
     def _columns(self, names: list[str]) -> list[str]:
-        """The columns to show: whole ranks left out, the least important first, until the table fits;
-        then each left-out rank that fits in the room left comes back, the most important first."""
         rank = {name: field.rank if (field := self.spec.field(name)) else 1 for name in names}
-        optional = sorted({rank[name] for name in names if rank[name] > 1})
-        kept = {1, *optional}
-        for worst in reversed(optional):
-            if self._fits([name for name in names if rank[name] in kept]):
-                break
-            kept.discard(worst)
-        for back in optional:
-            if back not in kept and self._fits([name for name in names if rank[name] in kept | {back}]):
-                kept.add(back)
-        return [name for name in names if rank[name] in kept]
+        return columns_that_fit(self.console, names, rank, self._table)
 
     def close(self) -> None:
         if not self.rows:
             return
         names = list(self.rows[0])
         shown = self._columns(names)
-        table = self._table(shown)
-        width = self.console.width
-        try:  # when even the rank-1 columns do not fit, the terminal wraps lines rather than rich cutting cells
-            self.console.width = max(width, _natural_width(self.console, table))
-            self.console.print(table)
-        finally:
-            self.console.width = width
+        print_unfolded(self.console, self._table(shown))
         left_out = [name for name in names if name not in shown]
-        if left_out:  # the terminal's width, not the table's: one or two lines, not a narrow column
-            self.console.print(f"left out to fit {width} columns: {', '.join(left_out)} (jsonl/csv have all)",
-                               markup=False, highlight=False)  # fmt: skip
+        if left_out:
+            print_left_out(self.console, left_out, "jsonl/csv have all")
+
+
+def columns_that_fit(console: Console, names: list[str], rank: dict[str, int],
+                     table_of: Callable[[list[str]], Table]) -> list[str]:  # fmt: skip
+    """The columns to show: whole ranks left out, the least important (highest) first, until the table
+    fits; then each left-out rank that fits in the room left comes back, the most important first."""
+    optional = sorted({rank[name] for name in names if rank[name] > 1})
+    kept = {1, *optional}
+
+    def fits(ranks: set[int]) -> bool:
+        table = table_of([name for name in names if rank[name] in ranks])
+        return _natural_width(console, table) <= console.width
+
+    for worst in reversed(optional):
+        if fits(kept):
+            break
+        kept.discard(worst)
+    for back in optional:
+        if back not in kept and fits(kept | {back}):
+            kept.add(back)
+    return [name for name in names if rank[name] in kept]
+
+
+def print_unfolded(console: Console, table: Table) -> None:
+    """Every cell whole: when even the rank-1 columns do not fit, the terminal wraps lines rather
+    than rich cutting cells."""
+    width = console.width
+    try:
+        console.width = max(width, _natural_width(console, table))
+        console.print(table)
+    finally:
+        console.width = width
+
+
+def print_left_out(console: Console, left_out: list[str], where: str) -> None:
+    """The terminal's width, not the table's: one or two lines, not a narrow column."""
+    console.print(f"left out to fit {console.width} columns: {visible(', '.join(left_out))} ({where})",
+                  markup=False, highlight=False)  # fmt: skip
 
 
 class _PipeConsole(Console):
@@ -132,6 +151,11 @@ def make_sink(fmt: Format, stream: TextIO, command: Command, header: bool = True
     return JsonlWriter(stream)
 
 
+def _share(se: float) -> str:
+    """A binomial SE as a percentage; "n/a" where one record gives none."""
+    return f"{se:.1%}" if math.isfinite(se) else "n/a"
+
+
 def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list[str]:
     wall = summary.wall_seconds
     notes = f" · skipped {summary.skipped}" if summary.skipped else ""
@@ -150,7 +174,7 @@ def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list
         )
     coupling = "independent" if settings.independent else "coupled"
     tallies = summary.tallies()
-    lines += [tally.line.format(value=tallies[tally.name], se=tallies.get(f"{tally.name}_se", math.nan),
+    lines += [tally.line.format(value=tallies[tally.name], se=_share(tallies.get(f"{tally.name}_se", math.nan)),
                                 rows=summary.tally_rows.get(tally.name, 0), coupling=coupling)
               for tally in summary.spec.tallies if tally.line and summary.tally_rows.get(tally.name)]  # fmt: skip
     lines.append(
@@ -172,14 +196,14 @@ def stderr_console() -> Console:
 
 def notice(message: str) -> None:
     """One line on standard error, never markup-interpreted."""
-    stderr_console().print(f"itdd: {message}", markup=False)
+    stderr_console().print(f"itdd: {visible(message)}", markup=False)
 
 
 def print_summary(console: Console, summary: Summary, info: ModelInfo, settings: Settings) -> None:
     """On a terminal a long line breaks between its " · " fields (a path or a token never split)."""
     width = _terminal_width(console)
-    for line in summary_lines(summary, info, settings):
-        for part in fitted(line.split(" · "), width, " · "):
+    for line in summary_lines(summary, info, settings):  # a model's name is the user's text: made visible
+        for part in fitted(visible(line).split(" · "), width, " · "):
             console.print(part, highlight=False, markup=False, soft_wrap=True)
 
 
@@ -191,7 +215,7 @@ def block_layout(block_size: int | None) -> str:
 
 
 def print_model_info(console: Console, info: ModelInfo) -> None:
-    table = Table(show_header=False, title=f"itdd inspect {info.name}", title_justify="left")
+    table = Table(show_header=False, title=Text(f"itdd inspect {visible(info.name)}"), title_justify="left")
     table.add_column("field")
     table.add_column("value")
     rows = {
@@ -209,7 +233,7 @@ def print_model_info(console: Console, info: ModelInfo) -> None:
         "attention": block_layout(info.block_size),
     }
     for key, value in rows.items():
-        table.add_row(key, str(value))
+        table.add_row(key, Text(visible(str(value))))
     console.print(table)
 
 
@@ -298,5 +322,5 @@ def print_comparison(console: Console, comparison: Any) -> None:
         ["verdict:", *verdict],
     ]
     width = _terminal_width(console)
-    for line in (line for group in fields for line in fitted(group, width)):
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    for line in (line for group in fields for line in fitted([visible(field) for field in group], width)):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)  # ids of unpaired rows made visible

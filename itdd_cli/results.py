@@ -13,12 +13,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from itdd_cli.errors import UsageError
 from itdd_cli.io.writers import TEXT_MARK
-from itdd_cli.rows import SPECS, spec_of_columns
+from itdd_cli.rows import SPECS, TOKEN_FIELDS, spec_of_columns
+
+NATS = TOKEN_FIELDS[1].name  # token_nll: each token's share of nll
 
 
 class NotResults(ValueError):
@@ -124,7 +127,20 @@ def parse_results(text: str, csv_format: bool) -> list[dict[str, Any]]:
             raise NotResults(f"row {number} is not an object with an 'id'")
         if isinstance(row["id"], bool) or not isinstance(row["id"], str | int):
             raise NotResults(f"row {number}: the id {row['id']!r} is not a string or an integer")
+        _check_shares(number, row)
     return rows
+
+
+def _check_shares(number: int, row: dict[str, Any]) -> None:
+    """itdd writes every token's share as a finite number (Python's json reads NaN and Infinity,
+    which no itdd file holds): anything else would rank "nan" as the worst token."""
+    shares = row.get(NATS)
+    if not isinstance(shares, list):
+        return
+    for index, share in enumerate(shares, start=1):
+        if isinstance(share, float) and not math.isfinite(share):
+            raise NotResults(f"row {number} (id {row['id']!r}): {NATS} holds {share} at token {index}, "
+                             "where itdd writes a finite number")  # fmt: skip
 
 
 def row_key(row: dict[str, Any]) -> tuple[str, Any]:

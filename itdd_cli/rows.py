@@ -50,7 +50,7 @@ class Tally:
     name: str
     value: Callable[[dict[str, Any]], float]
     binomial: bool = False
-    line: str | None = None  # the closing summary's line: format fields `value`, `se`, `rows` and `coupling`
+    line: str | None = None  # the summary line: fields `value`, `se` (text: a share or n/a), `rows`, `coupling`
     over: Callable[[dict[str, Any]], bool] | None = None
 
 
@@ -213,9 +213,9 @@ SPECS: dict[Command, RowSpec] = {
             compare_metric="correct",
             tallies=(
                 Tally("accuracy", lambda row: float(row["correct"]), binomial=True, over=_labelled,
-                      line="accuracy {value:.1%} ± {se:.1%} over {rows} labelled records"),
+                      line="accuracy {value:.1%} ± {se} over {rows} labelled records"),
                 Tally("accuracy_norm", lambda row: float(row["correct_norm"]), binomial=True, over=_labelled,
-                      line="acc_norm (per byte) {value:.1%} ± {se:.1%}"),
+                      line="acc_norm (per byte) {value:.1%} ± {se}"),
                 Tally("undecided", lambda row: float(undecided(row)),
                       line="{value:.1%} undecided: margin within 2 SE ({coupling} draws)"),
             ),  # fmt: skip

@@ -93,14 +93,16 @@ class Summary:
         return numbers
 
     def tallies(self) -> dict[str, float]:
-        """Each tally's mean over rows (and the binomial SE of a share)."""
+        """Each tally's mean over rows (and the binomial SE of a share). One row gives no SE (NaN: "n/a"
+        in the summary, null in JSON): √(p(1 − p)/1) is 0 whether the one answer was right or wrong,
+        an error bar of nothing measured."""
         numbers: dict[str, float] = {}
         for tally in self.spec.tallies:
             rows = self.tally_rows.get(tally.name, 0)
             mean = self.tally_sums.get(tally.name, 0.0) / rows if rows else math.nan
             numbers[tally.name] = mean
             if tally.binomial:
-                numbers[f"{tally.name}_se"] = math.sqrt(mean * (1 - mean) / rows) if rows else math.nan
+                numbers[f"{tally.name}_se"] = math.sqrt(mean * (1 - mean) / rows) if rows > 1 else math.nan
         return numbers
 
     def metrics(self) -> dict[str, float]:
@@ -153,7 +155,10 @@ class Gate:
         if value is None:
             return f"{self.metric} is not reported by this command"
         if math.isnan(value):
-            return f"{self.metric} is undefined: no records were scored"
+            why = ("no records were scored" if not metrics.get("records") else
+                   "a binomial standard error needs at least 2 records" if self.metric.endswith("_se") else
+                   "no record it is taken over was scored")  # fmt: skip
+            return f"{self.metric} is undefined: {why}"
         if value > self.limit if self.above else value < self.limit:
             return f"{self.metric} = {value:.6g} is {'above' if self.above else 'below'} {self.limit:g}"
         return None

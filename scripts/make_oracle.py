@@ -1,7 +1,7 @@
 """Write the exact-conditional oracle checkpoint (and example files with the true answers).
 
-    python scripts/make_oracle.py oracle-model                     # the checkpoint
-    python scripts/make_oracle.py oracle-model --examples examples # and examples/oracle-*.jsonl
+    python scripts/make_oracle.py /tmp/oracle-model                     # the checkpoint
+    python scripts/make_oracle.py /tmp/oracle-model --examples examples # and examples/oracle-*.jsonl
 
 The checkpoint is a masked LM whose conditionals are exact for a known distribution over
 strings of a, b, c, d (length ≤ 8), so every estimate itdd prints can be checked against the

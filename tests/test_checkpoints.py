@@ -87,14 +87,15 @@ def test_checkpoints_with_different_tokenizers_are_scored_independently_and_say_
 
 
 def test_several_checkpoints_need_a_file_not_standard_input(oracle_dir):
-    result = invoke(["nll", "-", "-m", oracle_dir, "-m", oracle_dir, "--trust-remote-code"], stdin='{"text":"ab"}\n')
+    twice = ["-m", oracle_dir, "-m", f"{oracle_dir}/"]  # the same checkpoint under two names
+    result = invoke(["nll", "-", *twice, "--trust-remote-code"], stdin='{"text":"ab"}\n')
     assert result.exit_code == 2 and "standard input" in result.stderr
 
 
 def test_several_checkpoints_refuse_a_pipe_they_could_read_only_once(oracle_dir, tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)  # nobody writes it: the refusal must come before any read
-    result = invoke(["nll", fifo, "-m", oracle_dir, "-m", oracle_dir, "--trust-remote-code"])
+    result = invoke(["nll", fifo, "-m", oracle_dir, "-m", f"{oracle_dir}/", "--trust-remote-code"])
     assert result.exit_code == 2 and "name a regular file" in result.stderr, result.stderr
 
 

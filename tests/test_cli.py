@@ -162,3 +162,40 @@ def test_inspect_reports_what_was_detected(oracle_dir):
 def test_models_lists_the_families():
     result = invoke(["models"])
     assert result.exit_code == 0 and "generic" in result.stdout
+
+
+def test_the_same_model_twice_is_a_usage_error_naming_it(oracle_dir, tmp_path):
+    """Its rows would carry the same `model` and could not be told apart; nothing is scored."""
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": "abca"}])
+    out = tmp_path / "out.jsonl"
+    result = invoke(["nll", source, "-m", oracle_dir, "-m", "demo", "-m", oracle_dir, "--trust-remote-code",
+                     "-n", "4", "-o", out])  # fmt: skip
+    assert result.exit_code == 2 and f"-m {oracle_dir} is given twice" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
+
+
+def test_accuracy_over_one_labelled_record_has_no_standard_error(tmp_path):
+    """√(p(1 − p)/1) is 0 whatever the answer: the summary says n/a and the JSON holds null."""
+    source = write_jsonl(tmp_path / "q.jsonl", [{"prompt": "The value is", "choices": [" None.", " banana."],
+                                                "label": 0}, {"choices": [" a", " b"]}])  # fmt: skip
+    summary = tmp_path / "s.json"
+    result = invoke(["choice", source, "-m", "demo", "-n", "4", "-o", tmp_path / "o.jsonl", "--summary", summary])
+    assert result.exit_code == 0, result.stderr
+    assert "over 1 labelled records" in result.stderr and "± n/a over" in result.stderr
+    assert "acc_norm (per byte)" in result.stderr and "± 0.0%" not in result.stderr
+    document = json.loads(summary.read_text())
+    assert document["accuracy"] in (0.0, 1.0) and document["accuracy_se"] is None
+    assert document["accuracy_norm_se"] is None
+    gated = invoke(["choice", source, "-m", "demo", "-n", "4", "-o", tmp_path / "g.jsonl", "--overwrite",
+                    "--fail-below", "accuracy_se=0"])  # fmt: skip
+    assert gated.exit_code == 4 and "accuracy_se is undefined: a binomial standard error needs at least 2" in (
+        gated.stderr
+    )
+
+
+def test_an_error_line_shows_the_control_characters_of_what_it_names_escaped(base, tmp_path):
+    missing = tmp_path / "in\x1b]0;owned\x07\u202e.jsonl"
+    result = invoke(["nll", missing, *base])
+    assert result.exit_code == 2 and "no such file" in result.stderr
+    assert not any(raw in result.stderr for raw in ("\x1b", "\x07", "\u202e")), repr(result.stderr)
+    assert "in\\x1b]0;owned\\x07\\u202e.jsonl" in result.stderr

@@ -149,3 +149,15 @@ def test_readers_stream_record_by_record(reader):
     first, second = next(items), next(items)
     assert first[0] + 1 == second[0]
     assert json.dumps(first[1])  # an object, not an error
+
+
+def test_a_lone_carriage_return_ends_a_line_as_lf_and_crlf_do(oracle, tmp_path):
+    """As Python's universal newlines read text: a CR never stays inside a record's text."""
+    raw = b"abca\rdd\r\ncab\n\rbb\r"
+    assert list(read_lines(io.BytesIO(raw), "text")) == [
+        (1, {"text": "abca"}), (2, {"text": "dd"}), (3, {"text": "cab"}), (5, {"text": "bb"})
+    ]  # fmt: skip
+    texts = tmp_path / "cr.txt"
+    texts.write_bytes(raw)
+    rows = _score(oracle, texts, "--lines")
+    assert [row["id"] for row in rows] == [1, 2, 3, 5] and [row["tokens"] for row in rows] == [4, 2, 3, 2]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 import shutil
 import subprocess
@@ -185,3 +186,101 @@ def test_a_long_row_is_cut_in_the_terminal_and_whole_in_the_page(tmp_path):
     assert "w1999 … 100" in shown.stdout and "w2000" not in shown.stdout.replace("' w2099'", "")
     _, page = _page(path, tmp_path)
     assert len(SPAN.findall(page)) == 2100
+
+
+def _row(id_: str, tokens: list[str], nats: list[float], **more) -> dict:
+    return {"id": id_, "nll": sum(nats), "nll_se": 0.5, "tokens": len(tokens), "token_strings": tokens,
+            "token_nll": nats, **more}  # fmt: skip
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
+def test_a_non_finite_share_is_refused_naming_the_file_and_the_row(tmp_path, value):
+    path = tmp_path / "odd.jsonl"
+    lines = [json.dumps(_row("fine", ["a", "b"], [1.0, 2.0])), json.dumps(_row("odd", ["a", "b"], [1.0, 2.0]))]
+    lines[1] = lines[1].replace('"token_nll": [1.0, 2.0]', f'"token_nll": [1.0, {value}]')
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    for args in (["show", path], ["show", path, "--html", tmp_path / "p.html"]):
+        refused = invoke(args)
+        assert refused.exit_code == 2, refused.stdout
+        assert str(path) in refused.stderr and "row 2 (id 'odd'): token_nll" in refused.stderr
+        assert "at token 2" in refused.stderr and "Traceback" not in refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1 and "nan" not in refused.stdout
+    assert not (tmp_path / "p.html").exists()
+
+
+# What a hostile result file may hold: clear the screen, retitle the window (OSC ... BEL), a CSI as
+# one C1 byte, a right-to-left override that reorders what follows, a bell, an isolate.
+HOSTILE = ["\x1b[2J", "\x1b]0;owned\x07", "\x9b31m", "\u202etxt.exe", "\x07", "\u2066x"]
+RAW = ("\x1b", "\x07", "\x9b", "\u202e", "\u2066")
+
+
+def test_escape_sequences_and_bidi_controls_from_a_file_never_reach_the_terminal(tmp_path):
+    rows = [_row("\x1b[31mred-id\u202e", HOSTILE, [1.0, 2.0, 3.0, 4.0, 5.0, 0.5], model="m\x1b]0;t\x07"),
+            _row("plain", ["ok"], [1.0])]  # fmt: skip
+    path = write_jsonl(tmp_path / "hostile\x1b[2J.jsonl", rows)
+    shown = invoke(["show", path, "--limit", "1"])
+    assert shown.exit_code == 0, shown.stderr
+    assert not any(raw in shown.stdout for raw in RAW), repr(shown.stdout)
+    for escaped in ("\\x1b[31mred-id\\u202e", "m\\x1b]0;t\\x07", "\\x1b[2J", "\\x1b]0;owned\\x07", "\\x9b31m",
+                    "\\u202etxt.exe", "\\u2066x", "hostile\\x1b[2J.jsonl"):  # fmt: skip
+        assert escaped in shown.stdout.replace("\n", ""), escaped  # body, header, "showing" line (wrapped)
+    assert "\\x1b]0;owned\\x07' 2.00" in shown.stdout  # the most-nats line, as before
+    missing = invoke(["show", path, "--id", "\x1b[2Jnope\u202e"])
+    assert missing.exit_code == 2 and "\\x1b[2Jnope\\u202e" in missing.stderr
+    assert not any(raw in missing.stderr for raw in RAW)
+
+
+def test_a_huge_token_is_cut_in_the_terminal_with_a_count_and_whole_in_the_page(tmp_path):
+    huge = "x" * 1_000_000
+    path = write_jsonl(tmp_path / "huge.jsonl", [_row("huge", ["a", huge, "b"], [0.5, 3.0, 0.25])])
+    shown = invoke(["show", path])
+    assert shown.exit_code == 0, shown.stderr
+    flat = shown.stdout.replace("\n", "")  # the terminal's lines are 80 columns
+    assert len(flat) < 5_000
+    assert "a" + "x" * 200 + "…[+999,800 chars]b" in flat  # the body
+    assert "'" + "x" * 200 + "'…[+999,800 chars] 3.00" in flat  # the most-nats line
+    _, page = _page(path, tmp_path)
+    assert [_text(text) for *_, text in SPAN.findall(page)] == ["a", huge, "b"]
+
+
+def test_the_page_isolates_the_direction_of_every_token_and_id(tmp_path):
+    path = write_jsonl(tmp_path / "rtl.jsonl", [_row("\u202eid", ["\u202eabc", " next"], [1.0, 2.0], model="m")])
+    _, page = _page(path, tmp_path)
+    assert re.search(r"\.t \{[^}]*unicode-bidi: isolate;", page)  # every token span
+    assert "<bdi>\u202eid</bdi>" in page and "<bdi>m</bdi>" in page and "<bdi>rtl.jsonl</bdi>" in page
+
+
+def _dom(tmp_path: Path, rows: list[dict], query: str) -> tuple[str, list[tuple[str, str, str]]]:
+    """The page of `rows` opened at `#q=query` in headless Chromium: the DOM and its sections."""
+    if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
+        pytest.skip("/usr/bin/chromium is absent (apt-get install chromium)")
+    directory = tmp_path / re.sub(r"\W", "_", query)
+    directory.mkdir()
+    out, _ = _page(write_jsonl(directory / "rows.jsonl", rows), directory)
+    dumped = _chromium(tmp_path, "--dump-dom", f"{out.as_uri()}#q={query}")
+    assert dumped.returncode == 0, dumped.stderr
+    sections = re.findall(r'<section class="row( nohit)?" data-id="([^"]*)">(.*?)</section>', dumped.stdout, re.S)
+    return dumped.stdout, sections
+
+
+def _marked(body: str) -> list[int]:
+    return [i for i, span in enumerate(re.findall(r'<span class="(t[^"]*)"', body)) if "hit" in span.split()]
+
+
+@pytest.mark.slow
+def test_a_malformed_address_query_is_searched_as_written(tmp_path):
+    """decodeURIComponent("%E0") throws; the page searches "%E0" as typed instead of stopping."""
+    rows = [_row("pct", ["costs", " 100", "%E0", " more"], [1.0, 1.0, 2.0, 1.0]), _row("other", ["none"], [1.0])]
+    dom, sections = _dom(tmp_path, rows, "%E0")
+    assert [(bool(hidden), _marked(body)) for hidden, _, body in sections] == [(False, [2]), (True, [])]
+    assert re.search(r'id="count">\s*1 tokens in 1 of 2 rows match', dom)
+
+
+@pytest.mark.slow
+def test_the_search_marks_the_right_tokens_when_lower_case_changes_the_length(tmp_path):
+    """"İ".toLowerCase() is two characters: offsets into the lower-cased text must be the tokens'."""
+    rows = [_row("dotted", ["İİİİ", " cat", " sat"], [1.0, 2.0, 1.0]), _row("dog", ["dog"], [1.0])]
+    _, sections = _dom(tmp_path, rows, "cat")
+    assert [(bool(hidden), _marked(body)) for hidden, _, body in sections] == [(False, [1]), (True, [])]
+    _, sections = _dom(tmp_path, rows, "%C4%B0%C4%B0")  # "İİ" from the address: the first token
+    assert [(bool(hidden), _marked(body)) for hidden, _, body in sections] == [(False, [0]), (True, [])]

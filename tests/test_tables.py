@@ -13,10 +13,14 @@ import pytest
 from rich.console import Console
 
 from itdd_cli.bundled import DESCRIPTIONS
+from itdd_cli.checkpoints import step_of
 from itdd_cli.compare import Comparison
 from itdd_cli.models.registry import FAMILIES
 from itdd_cli.reporting import TableSink, _cell, _natural_width, fitted, print_comparison, print_families
 from itdd_cli.rows import SPECS, Command
+from itdd_cli.study import CheckpointLine, Study, line_numbers
+from itdd_cli.study_view import COLUMNS, print_study
+from itdd_cli.summary import Summary
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -176,3 +180,63 @@ def test_fitted_breaks_between_fields_only():
     assert fitted(["aaaa", "bbbb", "cc"], 9) == ["aaaa bbbb", "  cc"]
     assert fitted(["a-very-long-field", "b"], 5) == ["a-very-long-field", "  b"]
     assert fitted(["x", "y"], None, " · ") == ["x · y"]
+
+
+def _study(names: list[str]) -> Study:
+    """Checkpoints whose per-record NLLs are known: the table's numbers are the tallies' own."""
+    study = Study()
+    for index, name in enumerate(names):
+        line = CheckpointLine(name, step_of(name), Summary(Command.nll), coupled=index != 1)
+        line.summary.records = 3
+        study.lines.append(line)
+        for record, (nll, tokens, size) in enumerate([(350.0, 60, 240), (1290.5, 200, 800), (12.25, 2, 9)]):
+            study.add(line, {"id": f"r{record}", "nll": nll * (1 + 0.01 * index) + record, "tokens": tokens,
+                             "bytes": size})  # fmt: skip
+    return study
+
+
+STUDY = ["run/checkpoint-500", "run/checkpoint-1000", "a-much-longer-run-name/checkpoint-20000"]
+
+
+@pytest.mark.parametrize("width", [80, 100, 200])
+def test_the_checkpoint_table_never_cuts_a_number_or_a_name(width):
+    study = _study(STUDY)
+    buffer = io.StringIO()
+    print_study(Console(file=buffer, width=width, color_system=None, highlight=False, force_terminal=True), study)
+    text = buffer.getvalue()
+    assert "…" not in text and all(len(line) <= width for line in text.splitlines())
+    for line in study.lines:
+        numbers = line_numbers(line)
+        assert line.name in text and f"{numbers['bits_per_byte']:.4f} ± {numbers['bits_per_byte_se']:.4f}" in text
+    header = next(line for line in text.splitlines() if line.startswith("┃"))
+    shown = [name for name in COLUMNS if name in header]
+    assert {"checkpoint", "bits/byte ± SE", "Δ bits/byte"} <= set(shown)
+    if len(shown) < len(COLUMNS):
+        left_out = ", ".join(name for name in COLUMNS if name not in shown)
+        assert f"left out to fit {width} columns: {left_out} (--summary has every column)" in " ".join(text.split())
+    else:
+        assert "left out" not in text
+    assert width < 200 or len(shown) == len(COLUMNS)
+
+
+def test_the_checkpoint_table_in_a_file_has_every_column_whole():
+    buffer = io.StringIO()
+    print_study(Console(file=buffer, width=80, color_system=None), _study(STUDY))
+    header = next(line for line in buffer.getvalue().splitlines() if line.startswith("┃"))
+    assert all(name in header for name in COLUMNS) and "…" not in buffer.getvalue()
+
+
+def test_a_checkpoint_name_with_escapes_is_shown_escaped():
+    buffer = io.StringIO()
+    print_study(Console(file=buffer, width=200, color_system=None), _study(["a\x1b[2J", "b\u202e", "[b]c[/]"]))
+    text = buffer.getvalue()
+    assert "\x1b" not in text and "\u202e" not in text and "a\\x1b[2J" in text and "b\\u202e" in text
+    assert "│ [b]c[/] " in text
+
+
+def test_a_result_table_shows_an_id_with_escapes_escaped_and_brackets_as_written():
+    row = dict(ROWS[Command.nll][0], id="\x1b]0;owned\x07\u202eid")
+    text = render(Command.nll, 160, [row])
+    assert not any(raw in text for raw in ("\x1b", "\x07", "\u202e")) and "\\x1b]0;owned\\x07\\u202eid" in text
+    text = render(Command.nll, 160, [dict(ROWS[Command.nll][0], id="[red]x[/red] [/]")])  # rich markup: not read
+    assert "│ [red]x[/red] [/] │" in text

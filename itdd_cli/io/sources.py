@@ -91,16 +91,24 @@ def _decoded(number: int, raw: bytes) -> str | InputError:
         return InputError(number, f"not valid UTF-8 (byte {error.start + 1}) — re-encode the file as UTF-8")
 
 
+def _physical_lines(stream: BinaryIO) -> Iterator[bytes]:
+    """Lines ended by LF, CRLF or a lone CR (as Python's universal newlines read text), without
+    their endings: a CR never stays inside a record's text."""
+    for raw in stream:
+        body = raw[:-2] if raw.endswith(b"\r\n") else raw[:-1] if raw.endswith(b"\n") else raw
+        yield from body.split(b"\r")
+
+
 def read_lines(stream: BinaryIO, text_field: str) -> Iterator[Item]:
     """One record per non-empty line (its text without the line ending); numbers are line numbers."""
-    for number, raw in enumerate(stream, start=1):
+    for number, raw in enumerate(_physical_lines(stream), start=1):
         if number == 1 and raw.startswith(BOM):
             raw = raw[len(BOM) :]
         text = _decoded(number, raw)
         if isinstance(text, InputError):
             yield number, text
         elif text.strip():
-            yield number, {text_field: text.rstrip("\r\n")}
+            yield number, {text_field: text}
 
 
 def read_whole(stream: BinaryIO, text_field: str) -> Iterator[Item]:
