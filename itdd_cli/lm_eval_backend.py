@@ -10,7 +10,8 @@ How requests become estimates:
 - `loglikelihood`: the trailing whitespace of a context moves to the front of its continuation
   (lm-eval's boundary convention); requests of one question (same task, document and context)
   are scored as one `itdd choice` record, so the k answers share their draws and their numbers
-  equal `itdd choice` on the same prompt and choices. `is_greedy` is always False: itdd scores,
+  equal `itdd choice` on the same prompt and choices — duplicate choices included, each scored as
+  its own choice (lm-eval picks the first of equal log-likelihoods, as `itdd choice` does). `is_greedy` is always False: itdd scores,
   it never decodes, so it cannot say which continuation greedy decoding would produce.
 - `loglikelihood_rolling`: `itdd nll` of the whole document; one longer than the model's window
   is an error naming the request (rolling windows are not implemented).
@@ -69,6 +70,17 @@ class _Question:
     context: str
     continuations: list[str] = field(default_factory=list)
     first_request: int = 0
+    seen: dict[tuple[int, str], int] = field(default_factory=dict)  # (request idx, continuation) → position
+
+    def add(self, idx: int, continuation: str) -> int:
+        """The continuation's position among the question's choices. Equal continuations under different
+        request idx are separate choices, as the task lists them (duplicate choices, scored as given, as
+        `itdd choice` scores them); the same request sent twice is scored once."""
+        key = (idx, continuation)
+        if key not in self.seen:
+            self.seen[key] = len(self.continuations)
+            self.continuations.append(continuation)
+        return self.seen[key]
 
 
 @dataclass(frozen=True)
@@ -141,9 +153,7 @@ class ItddLM(LM):
             context, continuation = split_boundary(*request.args)
             key = (request.task_name, request.doc_id, context)
             question = questions.setdefault(key, _Question(context, first_request=index))
-            if continuation not in question.continuations:  # a repeated request is scored once
-                question.continuations.append(continuation)
-            slots.append((key, question.continuations.index(continuation)))
+            slots.append((key, question.add(request.idx, continuation)))
         order = list(questions)
         scored = dict(zip(order, self._score(requests, [questions[key] for key in order], disable_tqdm), strict=True))
         self.last_results = [scored[key][choice] for key, choice in slots]

@@ -129,20 +129,28 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _prompt(obj: dict[str, Any], fields: Fields, line: int) -> str | None:
+    """The prompt, never scored: an empty one is no prompt (the texts are scored unconditionally, as
+    lm-eval's backend scores an empty context)."""
+    if obj.get(fields.prompt) == "":
+        return None
+    return _text(obj, fields.prompt, line, "--prompt-field")
+
+
 def text_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
     text = _text(obj, fields.text, line, "--text-field")
     return Record(line, _record_id(obj, fields, line), None, (text,), kept=_kept(obj, fields, line))
 
 
 def conditional_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
-    prompt = _text(obj, fields.prompt, line, "--prompt-field")
+    prompt = _prompt(obj, fields, line)
     response = _text(obj, fields.response, line, "--response-field")
     return Record(line, _record_id(obj, fields, line), prompt, (response,), kept=_kept(obj, fields, line))
 
 
 def pair_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
     """`prompt` is optional for pairs: absent means an unconditional comparison."""
-    prompt = _text(obj, fields.prompt, line, "--prompt-field") if fields.prompt in obj else None
+    prompt = _prompt(obj, fields, line) if fields.prompt in obj else None
     chosen = _text(obj, fields.chosen, line, "--chosen-field")
     rejected = _text(obj, fields.rejected, line, "--rejected-field")
     return Record(line, _record_id(obj, fields, line), prompt, (chosen, rejected), kept=_kept(obj, fields, line))
@@ -150,8 +158,9 @@ def pair_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
 
 def choice_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
     """k-way multiple choice: optional prompt, ≥ 2 non-empty choices, an optional label (an index
-    into the choices or the exact text of one)."""
-    prompt = _text(obj, fields.prompt, line, "--prompt-field") if fields.prompt in obj else None
+    into the choices or the exact text of one). Equal choices are kept, each its own index, as lm-eval
+    keeps them: the pick is the first of equal log-likelihoods and a label text names the first."""
+    prompt = _prompt(obj, fields, line) if fields.prompt in obj else None
     if fields.choices not in obj:
         raise InputError(line, f"missing field '{fields.choices}' — use --choices-field to name another")
     choices = obj[fields.choices]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from itdd_cli.lm_eval_backend import ItddLM, RequestError  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 TASK_DIR = ROOT / "tests" / "lm_eval_task"
 ITEMS = TASK_DIR / "sentences.jsonl"
+DUPLICATES = TASK_DIR / "duplicates.jsonl"
 SAMPLES, SEED = 8, 3
 OFFLINE = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
@@ -268,3 +270,38 @@ def test_data_parallel_lm_eval_splits_the_documents_and_keeps_every_number(choic
     assert by_request.keys() == expected.keys()  # every request scored once, on one process or the other
     # the same draws; float32 sums may round differently with one thread per process and other batch mates
     assert [by_request[key] for key in expected] == pytest.approx(list(expected.values()), rel=1e-6)
+
+
+def test_duplicate_choices_are_scored_as_given_with_the_numbers_of_itdd_choice(lm, tmp_path):
+    summary_path = tmp_path / "summary.json"
+    result = CliRunner().invoke(app, ["choice", str(DUPLICATES), "-m", "demo", "-n", str(SAMPLES), "--seed", str(SEED),
+                                      "--summary", str(summary_path), "-q"])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    rows, summary = read_jsonl(result.stdout), json.loads(summary_path.read_text())
+    said = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())
+    logger = logging.getLogger("lm_eval.itdd")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False)
+        out = lm_eval.simple_evaluate(model=lm, tasks=["itdd_duplicates"], task_manager=manager, log_samples=True)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    samples = sorted(out["samples"]["itdd_duplicates"], key=lambda sample: sample["doc_id"])
+    for sample, row in zip(samples, rows, strict=True):
+        assert [resp[0][0] for resp in sample["resps"]] == row["logliks"]  # bit for bit, duplicates included
+    results = out["results"]["itdd_duplicates"]
+    assert (results["acc,none"], results["acc_norm,none"]) == (summary["accuracy"], summary["accuracy_norm"])
+    # Equal choices share their draws, so they tie exactly and the first is picked, by both paths
+    # (lm-eval's argmax): d0's label 1 is the second copy of its pick and never counts as right;
+    # d2's label is the text of choices 0 and 2 and names the first.
+    assert rows[0]["logliks"][0] == rows[0]["logliks"][1] and rows[0]["pred"] == 0 and rows[0]["correct"] is False
+    assert rows[2]["logliks"][0] == rows[2]["logliks"][2] and rows[2]["pred"] == 0 and rows[2]["correct"] is True
+    # the copies of the best choice tie: undecided in both paths (d0, d2), d1's copies are runners-up
+    assert [row["margin"] for row in rows] == [0.0, rows[1]["margin"], 0.0] and rows[1]["margin"] > 0
+    assert summary["undecided"] == pytest.approx(2 / 3)
+    assert any("2 of 3 multiple-choice questions undecided" in line for line in said), said
