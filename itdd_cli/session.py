@@ -118,7 +118,7 @@ def run_scoring(command: Command, input_path: str | Source | None, model: Scorin
         close_shard(shard)
 
 
-def _run_settings(command: Command, model: ScoringModel, settings: Settings, fields: Fields,
+def run_settings(command: Command, model: ScoringModel, settings: Settings, fields: Fields,
                   revision: str | None) -> dict[str, Any]:  # fmt: skip
     """What the settings record holds: everything that fixes the numbers, then what rounds them."""
     spec = SPECS[command]
@@ -173,7 +173,7 @@ class _Run:
         self.command, self.model, self.settings, self.fields = command, model, settings, fields
         self.output, self.policy, self.shard, self.target = output, policy, shard, target
         self.format = resolve_format(output.fmt, output.path, sys.stdout)
-        self.record = _run_settings(command, model, settings, fields, policy.revision) if target.regular else {}
+        self.record = run_settings(command, model, settings, fields, policy.revision) if target.regular else {}
         self.skipped_lines: list[int] = []
         self.lossy_lines: list[int] = []
         self.finished = Finished([], [], 0)

@@ -305,3 +305,41 @@ def test_duplicate_choices_are_scored_as_given_with_the_numbers_of_itdd_choice(l
     assert [row["margin"] for row in rows] == [0.0, rows[1]["margin"], 0.0] and rows[1]["margin"] > 0
     assert summary["undecided"] == pytest.approx(2 / 3)
     assert any("2 of 3 multiple-choice questions undecided" in line for line in said), said
+
+
+def test_mc_log_refuses_an_existing_file_and_an_input_of_the_run_before_the_model_loads(no_model, tmp_path):
+    existing, items = tmp_path / "mc.jsonl", ITEMS.read_bytes()
+    existing.write_text("earlier run\n")
+    assert no_model("--model_args", f"mc_log={existing}") == (
+        f"itdd: error: model_args mc_log {existing} exists; pass mc_log_overwrite=true to replace it, or choose "
+        "another path")  # fmt: skip
+    assert no_model("--model_args", f"mc_log={ITEMS},mc_log_overwrite=true") == (
+        f"itdd: error: model_args mc_log {ITEMS} is an input of this run (in {TASK_DIR}); write it elsewhere")
+    assert existing.read_text() == "earlier run\n" and ITEMS.read_bytes() == items
+
+
+def test_a_model_arg_without_a_name_is_named_as_such(no_model):
+    assert no_model("--model_args", "=demo") == ("itdd: error: model_args '=demo' has no name before '='; write "
+                                                 "name=value, e.g. pretrained=demo (pretrained, samples, estimator, "
+                                                 "seed, independent, batch_size, max_tokens, dtype, device, family, "
+                                                 "tokenizer, revision, trust_remote_code, chat_template, mc_log, "
+                                                 "mc_log_overwrite)")  # fmt: skip
+
+
+def test_mc_log_holds_this_runs_requests_only_replaced_whole_with_a_settings_record(tmp_path):
+    path = tmp_path / "mc.jsonl"
+    path.write_text('{"task": "an earlier run"}\n')
+    lm = ItddLM(pretrained="demo", samples=4, seed=SEED, mc_log=str(path), mc_log_overwrite="true")
+    lm.loglikelihood([_request("The default value is", answer) for answer in [" None.", " True."]])
+    lm.loglikelihood_rolling([_request(None, "import os", kind="loglikelihood_rolling")])
+    rows = read_jsonl(path.read_text())
+    assert [row["arguments"] for row in rows] == [["The default value is", " None."], ["The default value is", " True."],
+                                                  ["import os"]]  # both request types, nothing appended  # fmt: skip
+    [expected] = lm.scorer.choice([[" None.", " True."]], ["The default value is"])
+    assert [row["loglik_se"] for row in rows[:2]] == expected.logliks_se
+    record = json.loads((tmp_path / "mc.jsonl.meta.json").read_text())
+    assert (record["settings"]["command"], record["settings"]["samples"], record["settings"]["seed"]) == (
+        "lm-eval", 4, SEED)
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".part")]
+    with pytest.raises(UsageError, match=f"^model_args mc_log {path} exists; pass mc_log_overwrite=true"):
+        ItddLM(pretrained="demo", samples=4, mc_log=str(path))
