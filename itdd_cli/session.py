@@ -203,7 +203,7 @@ class _Run:
         self.lossy_lines = [line for line in recorded.get("lossy_lines", []) if isinstance(line, int)]
 
     def _objects(self, source: Source, stack: ExitStack) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
-        objects = flag_duplicate_ids(read_source(source, self.fields.text, stack), self.fields.id)
+        objects = flag_duplicate_ids(read_source(source, self.fields.text, stack), self.fields.id, source.noun)
         if not self.target.resume:
             return objects
         spec = SPECS[self.command]

@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.table import Table
 
 from itdd_cli.errors import UsageError
+from itdd_cli.outfile import check_writable_dir
 from itdd_cli.study import Study, line_numbers
 
 BAR = 40
@@ -65,9 +66,10 @@ def _chart(console: Console, study: Study) -> None:
 
 
 def check_plot(path: str) -> None:
-    """Before any scoring: a name matplotlib can write, and matplotlib itself."""
+    """Before any scoring: a name matplotlib can write, in a directory that takes it, and matplotlib itself."""
     if Path(path).suffix.lower() not in (".png", ".svg"):
         raise UsageError(f"--plot {path}: name a .png or .svg file")
+    check_writable_dir(path, "--plot")
     try:
         import matplotlib
     except ImportError:
