@@ -9,7 +9,7 @@ characters as records. Numbers given as text are refused: Python passes numbers.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import fields, replace
 from typing import Any
 
@@ -113,7 +113,7 @@ def texts(name: str, value: Any) -> list[Any]:
     if isinstance(value, str | bytes):
         raise ArgumentTypeError(f"{name} must be a list, one per item, got a single {type(value).__name__} "
                                 f"{_short(value)}: wrap one item in a list, [item]")  # fmt: skip
-    if not isinstance(value, Sequence):
+    if not isinstance(value, Iterable) or isinstance(value, Mapping):
         raise ArgumentTypeError(f"{name} must be a list, got {type(value).__name__}")
     return list(value)
 
