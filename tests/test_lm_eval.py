@@ -333,8 +333,8 @@ def test_mc_log_holds_this_runs_requests_only_replaced_whole_with_a_settings_rec
     lm.loglikelihood([_request("The default value is", answer) for answer in [" None.", " True."]])
     lm.loglikelihood_rolling([_request(None, "import os", kind="loglikelihood_rolling")])
     rows = read_jsonl(path.read_text())
-    assert [row["arguments"] for row in rows] == [["The default value is", " None."], ["The default value is", " True."],
-                                                  ["import os"]]  # both request types, nothing appended  # fmt: skip
+    context = "The default value is"
+    assert [row["arguments"] for row in rows] == [[context, " None."], [context, " True."], ["import os"]]
     [expected] = lm.scorer.choice([[" None.", " True."]], ["The default value is"])
     assert [row["loglik_se"] for row in rows[:2]] == expected.logliks_se
     record = json.loads((tmp_path / "mc.jsonl.meta.json").read_text())
