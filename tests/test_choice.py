@@ -227,6 +227,12 @@ def test_an_empty_prompt_is_no_prompt_not_nothing_to_score(base, distribution, t
     assert result.exit_code == 0, result.stderr
     [row] = read_jsonl(result.stdout)
     assert (row["nll"], row["prompt_tokens"]) == (pytest.approx(distribution.cond_nll("", "cd"), abs=1e-5), 0)
+    result = invoke(["ratio", write_jsonl(tmp_path / "pair.jsonl", [{"prompt": "", "chosen": "cd", "rejected": "ca"}]),
+                     *base, "--estimator", "exact"])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    [row] = read_jsonl(result.stdout)
+    truth = distribution.cond_nll("", "ca") - distribution.cond_nll("", "cd")
+    assert row["log_ratio"] == pytest.approx(truth, abs=1e-5)
 
 
 @pytest.mark.parametrize("estimator", ["exact", "stratified"])
