@@ -1,7 +1,7 @@
 """lm-eval's `mc_log=PATH`: every request's log-likelihood and Monte Carlo SE as JSONL, kept by `-o`'s rules.
 
-An existing file is refused unless `mc_log_overwrite=true`; a file the run reads (a task's YAML or
-data under `--include_path`, a `--tasks` path, the `--config`) is refused even then; the rows are
+An existing file is refused unless `mc_log_overwrite=true`; a file the run reads (a task's YAML, or
+a file a task YAML names, as its `data_files`) is refused even then; the rows are
 written to a temporary file and renamed over PATH (outfile.Target), so a run never appends to
 another's rows and a crash leaves the old file or the new one. A settings record (`PATH.meta.json`,
 as beside an `-o` file) says what fixed the numbers. Knows nothing about lm-eval's requests.
@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +33,37 @@ def check_path(name: str, value: Any, overwrite: bool) -> str:
     return str(path)
 
 
-def check_not_input(name: str, value: str, inputs: Iterable[str]) -> None:
-    """`value` is none of the run's input files, nor an existing file in one of its input directories."""
+def check_not_input(name: str, value: str, sources: Iterable[str]) -> None:
+    """`value` is not a file the run reads: a task YAML (`sources` are `--config`, `--tasks` paths and
+    `--include_path` directories) nor a file one of them names (`data_files`, relative to the working
+    directory as lm-eval reads them)."""
     path = Path(value)
     if not path.is_file():
         return
-    for given in inputs:
-        source = Path(given)
+    for task in _task_files(sources):
+        if _same(task, path):
+            raise UsageError(f"{name} {value} is an input of this run (a task file); write it elsewhere")
+        for word in _PATH_LIKE.findall(task.read_text(encoding="utf-8", errors="replace")):
+            if _same(Path(word), path):
+                raise UsageError(f"{name} {value} is an input of this run (named in {task}); write it elsewhere")
+
+
+_PATH_LIKE = re.compile(r"[^\s'\"\[\]{},:#]+")
+
+
+def _task_files(sources: Iterable[str]) -> Iterator[Path]:
+    for source in map(Path, sources):
         if source.is_dir():
-            inside = path.resolve().is_relative_to(source.resolve())
-        else:
-            inside = source.is_file() and os.path.samefile(source, path)
-        if inside:
-            raise UsageError(f"{name} {value} is an input of this run (in {given}); write it elsewhere")
+            yield from sorted(file for pattern in ("*.yaml", "*.yml") for file in source.rglob(pattern))
+        elif source.is_file():
+            yield source
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.is_file() and os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _device(path: Path) -> bool:

@@ -314,7 +314,11 @@ def test_mc_log_refuses_an_existing_file_and_an_input_of_the_run_before_the_mode
         f"itdd: error: model_args mc_log {existing} exists; pass mc_log_overwrite=true to replace it, or choose "
         "another path")  # fmt: skip
     assert no_model("--model_args", f"mc_log={ITEMS},mc_log_overwrite=true") == (
-        f"itdd: error: model_args mc_log {ITEMS} is an input of this run (in {TASK_DIR}); write it elsewhere")
+        f"itdd: error: model_args mc_log {ITEMS} is an input of this run (named in {TASK_DIR}/itdd_sentences.yaml); "
+        "write it elsewhere")
+    task = TASK_DIR / "itdd_sentences.yaml"
+    assert no_model("--model_args", f"mc_log={task},mc_log_overwrite=true") == (
+        f"itdd: error: model_args mc_log {task} is an input of this run (a task file); write it elsewhere")
     assert existing.read_text() == "earlier run\n" and ITEMS.read_bytes() == items
 
 
