@@ -12,6 +12,7 @@ files, no CLI options and no rendering.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -146,8 +147,9 @@ class Scorer:
         settings = api_args.settings(Settings(), changes, {"batch_rows": "batch_size"})
         api_args.load_options(dtype, device, family)  # all checked before the model loads
         for name, value in {"model": model, "tokenizer": tokenizer, "revision": revision}.items():
-            if not isinstance(value, str) and not (value is None and name != "model"):
-                raise ArgumentTypeError(f"{name} must be a string, got {type(value).__name__}")
+            if not isinstance(value, str | os.PathLike) and not (value is None and name != "model"):
+                raise ArgumentTypeError(f"{name} must be a string or a path, got {type(value).__name__}")
+        model, tokenizer = os.fspath(model), None if tokenizer is None else os.fspath(tokenizer)
         location = bundled_path(model)
         options = LoadOptions(str(location or model), dtype, device, trust_remote_code, family, tokenizer, revision)
         return cls(load_model(options), settings)
