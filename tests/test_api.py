@@ -194,3 +194,10 @@ def test_lists_of_different_lengths_are_one_clear_error(scorer):
         scorer.cond_nll(["ab", "d"], ["cd"])
     with pytest.raises(ArgumentError, match=r"^lists of different lengths \(choices 1, prompts 1, labels 2\)"):
         scorer.choice([["ab", "cd"]], ["a"], [0, 1])
+
+
+def test_a_model_is_named_by_a_string_or_a_path(no_load):
+    with pytest.raises(ArgumentTypeError, match=r"^model must be a string or a path, got int$"):
+        Scorer.load(3)
+    with pytest.raises(ArgumentTypeError, match=r"^tokenizer must be a string or a path, got list$"):
+        Scorer.load("demo", tokenizer=["tok"])
