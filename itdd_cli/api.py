@@ -12,12 +12,15 @@ files, no CLI options and no rendering.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from itdd_cli import api_args
 from itdd_cli.bundled import bundled_path
+from itdd_cli.errors import ArgumentTypeError
 from itdd_cli.estimators import Estimator
 from itdd_cli.models import LoadOptions, ScoringModel, load_model
 from itdd_cli.runner import Command, Lossy, Settings, Skipped, score
@@ -105,7 +108,9 @@ class Scorer:
     """A loaded model and the estimator settings every call uses.
 
     Results come back in input order, one per item; `id` is the item's 1-based position. An
-    invalid item raises `itdd_cli.errors.InputError` whose `line` is that position.
+    invalid item raises `itdd_cli.errors.InputError` whose `line` is that position. A bad argument
+    raises `ArgumentError` (a ValueError) with the CLI option's message, a str where a list is
+    expected `ArgumentTypeError` (a TypeError); both are `itdd_cli.errors.UsageError`s.
     """
 
     model: ScoringModel
@@ -135,26 +140,33 @@ class Scorer:
         The settings mean what the CLI options of the same names mean (`batch_size=None` is
         `--batch-size auto`); the defaults are the CLI's (`estimator=None`: the default estimator).
         """
+        changes = {"samples": samples, "seed": seed, "independent": independent, "batch_rows": batch_size,
+                   "max_tokens": max_tokens, "chat_template": chat_template}  # fmt: skip
+        if estimator is not None:
+            changes["estimator"] = estimator
+        settings = api_args.settings(Settings(), changes, {"batch_rows": "batch_size"})
+        api_args.load_options(dtype, device, family)  # all checked before the model loads
+        for name, value in {"model": model, "tokenizer": tokenizer, "revision": revision}.items():
+            if not isinstance(value, str | os.PathLike) and not (value is None and name != "model"):
+                raise ArgumentTypeError(f"{name} must be a string or a path, got {type(value).__name__}")
+        model, tokenizer = os.fspath(model), None if tokenizer is None else os.fspath(tokenizer)
         location = bundled_path(model)
         options = LoadOptions(str(location or model), dtype, device, trust_remote_code, family, tokenizer, revision)
-        settings = Settings(samples=samples, seed=seed, independent=independent, batch_rows=batch_size,
-                            max_tokens=max_tokens, chat_template=chat_template)  # fmt: skip
-        if estimator is not None:
-            settings = replace(settings, estimator=Estimator(estimator))
         return cls(load_model(options), settings)
 
     def with_settings(self, **changes: Any) -> Scorer:
-        """The same loaded model with other settings, e.g. `scorer.with_settings(samples=512)`."""
-        if "estimator" in changes:
-            changes["estimator"] = Estimator(changes["estimator"])
-        return replace(self, settings=replace(self.settings, **changes))
+        """The same loaded model with other settings, e.g. `scorer.with_settings(samples=512)`; each is
+        checked by its CLI option's rule (`samples=0` raises `samples must be ≥ 2`)."""
+        return replace(self, settings=api_args.settings(self.settings, changes))
 
     def nll(self, texts: Sequence[str]) -> list[NllResult]:
         """−log p(text) for each text (as `itdd nll`)."""
-        return self._score(Command.nll, [{"text": text} for text in texts])
+        return self._score(Command.nll, [{"text": text} for text in api_args.texts("texts", texts)])
 
     def cond_nll(self, prompts: Sequence[str], responses: Sequence[str]) -> list[CondNllResult]:
         """−log p(response | prompt) for each pair (as `itdd cond-nll`)."""
+        prompts, responses = api_args.texts("prompts", prompts), api_args.texts("responses", responses)
+        api_args.same_lengths(prompts=prompts, responses=responses)
         objects = [{"prompt": p, "response": r} for p, r in zip(prompts, responses, strict=True)]
         return self._score(Command.cond_nll, objects)
 
@@ -165,7 +177,9 @@ class Scorer:
 
         A prompt of None scores the pair unconditionally.
         """
-        prompts = prompts if prompts is not None else [None] * len(chosen)
+        chosen, rejected = api_args.texts("chosen", chosen), api_args.texts("rejected", rejected)
+        prompts = api_args.texts("prompts", prompts) if prompts is not None else [None] * len(chosen)
+        api_args.same_lengths(chosen=chosen, rejected=rejected, prompts=prompts)
         objects = [_with_prompt({"chosen": c, "rejected": r}, p)
                    for c, r, p in zip(chosen, rejected, prompts, strict=True)]  # fmt: skip
         return self._score(Command.ratio, objects)
@@ -178,8 +192,10 @@ class Scorer:
     ) -> list[ChoiceResult]:
         """k-way multiple choice for each question (as `itdd choice`): ≥ 2 choices each, an
         optional prompt and an optional label (index or the exact text of the right choice)."""
-        prompts = prompts if prompts is not None else [None] * len(choices)
-        labels = labels if labels is not None else [None] * len(choices)
+        choices = api_args.choices(choices)
+        prompts = api_args.texts("prompts", prompts) if prompts is not None else [None] * len(choices)
+        labels = api_args.texts("labels", labels) if labels is not None else [None] * len(choices)
+        api_args.same_lengths(choices=choices, prompts=prompts, labels=labels)
         objects = [_with_prompt({"choices": list(c), "label": label}, p)
                    for c, p, label in zip(choices, prompts, labels, strict=True)]  # fmt: skip
         return self._score(Command.choice, objects)

@@ -257,11 +257,7 @@ def _settings(estimator: Estimator, samples: int, seed: int, batch_size: str, ma
               per_token: bool = False) -> Settings:  # fmt: skip
     from itdd_cli.settings import Settings
 
-    if max_samples is not None and max_samples < samples:
-        raise UsageError(f"--max-samples {max_samples} is below --samples {samples}; raise it or lower -n")
-    if max_samples is not None and target_se is None and until_decided is None:
-        raise UsageError("--max-samples caps --target-se or --until-decided rounds; pass one of them")
-    return Settings(
+    settings = Settings(
         estimator=estimator,
         samples=samples,
         seed=seed,
@@ -278,6 +274,8 @@ def _settings(estimator: Estimator, samples: int, seed: int, batch_size: str, ma
         max_samples=max_samples,
         per_token=per_token,
     )
+    checks.combination(settings, lambda name: "--" + name.replace("_", "-"))  # `--max-samples`: the option
+    return settings
 
 
 def _output(input_path: str | None, output: str | None, fmt: Format, overwrite: bool, resume: bool,

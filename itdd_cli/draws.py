@@ -139,7 +139,7 @@ class RecordDraws:
         noise = draw_noise(draws, key_count, record_generator(*seeds, *stream, *tag))
         pilot = pilot_keys(levels, key_count, record_generator(*seeds, *PILOT_STREAM, *tag))
         alone_noises, alone_pilots = map(
-            iter, self._alone([s for s, own in enumerate(columns) if own is None], draws, levels)
+            iter, self._alone([s for s, own in enumerate(columns) if own is None], draws, levels, copies_tie=True)
         )
         noises: list[Noise | None] = []
         pilots: list[torch.Tensor | None] = []
@@ -153,16 +153,20 @@ class RecordDraws:
         return noises, pilots
 
     def _alone(
-        self, sides: Iterable[int], draws: int, levels: int
+        self, sides: Iterable[int], draws: int, levels: int, copies_tie: bool = False
     ) -> tuple[list[Noise | None], list[torch.Tensor | None]]:
-        """Independent noise for each of `sides`, seeded by the side's own ids and index."""
+        """Independent noise for each of `sides`, seeded by the side's own ids and index. With
+        `copies_tie` (coupled draws), a side equal to an earlier one (a duplicate choice) is seeded
+        as that one, so equal texts get equal numbers, as they do when they share the reference's keys."""
         stream = round_stream(self.round)
         tag = [list(self.tag)] if self.tag else []
         noises: list[Noise | None] = []
         pilots: list[torch.Tensor | None] = []
+        first: dict[tuple[tuple[int, ...], int], int] = {}
         for side in sides:
             f = self.framed[side]
-            identity = (f.ids, [f.start, side])
+            seeded_as = first.setdefault((tuple(f.ids), f.start), side) if copies_tie else side
+            identity = (f.ids, [f.start, seeded_as])
             noises.append(draw_noise(draws, f.length, record_generator(self.settings.seed, *identity, *stream, *tag)))
             pilot = pilot_keys(levels, f.length, record_generator(self.settings.seed, *identity, *PILOT_STREAM, *tag))
             pilots.append(pilot if levels else None)

@@ -15,6 +15,16 @@ class UsageError(ItddError):
     exit_code = 2
 
 
+class ArgumentError(UsageError, ValueError):
+    """A bad argument to the Python API: the command line's usage error (same rule, same words,
+    naming the keyword), also a ValueError for Python callers."""
+
+
+class ArgumentTypeError(UsageError, TypeError):
+    """The Python API was handed the wrong kind of value, e.g. a str where a list of texts is expected
+    (iterating it would score its characters as records)."""
+
+
 class ModelError(ItddError):
     """The model cannot be loaded or run (exit 1)."""
 

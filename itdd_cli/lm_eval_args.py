@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from itdd_cli import checks
 from itdd_cli.errors import UsageError
 from itdd_cli.estimators import Estimator
+from itdd_cli.mc_log import check_path
 from itdd_cli.models.loading import DTYPES, check_device
 from itdd_cli.models.registry import check_family
 
@@ -45,15 +45,23 @@ class ModelArgs:
     trust_remote_code: bool = False
     chat_template: bool = False
     mc_log: str | None = None
+    mc_log_overwrite: bool = False  # replace an existing mc_log file (else refused, as -o without --overwrite)
 
 
 def parse_model_args(given: Mapping[str, Any]) -> ModelArgs:
     """ModelArgs from lm-eval's parsed `--model_args` (a None value means the default), or a UsageError."""
+    nameless = [value for name, value in given.items() if not str(name).strip()]
+    if nameless:
+        raise UsageError(f"model_args '={nameless[0]}' has no name before '='; write name=value, e.g. "
+                         f"pretrained={nameless[0]} ({', '.join(_CHECKS)})")  # fmt: skip
     unknown = sorted(set(given) - set(_CHECKS))
     if unknown:
         raise UsageError(f"unknown itdd model_args: {', '.join(unknown)}; choose from {', '.join(_CHECKS)}")
-    return ModelArgs(**{name: _CHECKS[name](f"model_args {name}", value)
+    args = ModelArgs(**{name: _CHECKS[name](f"model_args {name}", value)
                         for name, value in given.items() if value is not None})  # fmt: skip
+    if args.mc_log is not None:  # written after scoring: a path that cannot be written would lose every SE
+        check_path("model_args mc_log", args.mc_log, args.mc_log_overwrite)
+    return args
 
 
 def harness_device(device: str | None) -> str:
@@ -138,16 +146,6 @@ def _family(name: str, value: Any) -> str:
         raise UsageError(str(error).replace("--family", name)) from None
 
 
-def _mc_log(name: str, value: Any) -> str:
-    """Written after scoring: a path that cannot be written would lose every standard error."""
-    path = Path(str(value))
-    if path.is_dir():
-        raise UsageError(f"{name} {path}: is a directory; name a file for the JSONL of standard errors")
-    if not path.parent.is_dir():
-        raise UsageError(f"{name} {path}: no such directory {path.parent}; create it or choose another path")
-    return str(path)
-
-
 _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "pretrained": _text,
     "samples": _samples,
@@ -163,5 +161,6 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "revision": _text,
     "trust_remote_code": _flag,
     "chat_template": _flag,
-    "mc_log": _mc_log,
+    "mc_log": _text,
+    "mc_log_overwrite": _flag,
 }

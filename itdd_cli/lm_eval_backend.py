@@ -10,8 +10,10 @@ How requests become estimates:
 - `loglikelihood`: the trailing whitespace of a context moves to the front of its continuation
   (lm-eval's boundary convention); requests of one question (same task, document and context)
   are scored as one `itdd choice` record, so the k answers share their draws and their numbers
-  equal `itdd choice` on the same prompt and choices. `is_greedy` is always False: itdd scores,
-  it never decodes, so it cannot say which continuation greedy decoding would produce.
+  equal `itdd choice` on the same prompt and choices — duplicate choices included, each scored as
+  its own choice (lm-eval picks the first of equal log-likelihoods, as `itdd choice` does).
+  `is_greedy` is always False: itdd scores, it never decodes, so it cannot say which continuation
+  greedy decoding would produce.
 - `loglikelihood_rolling`: `itdd nll` of the whole document; one longer than the model's window
   is an error naming the request (rolling windows are not implemented).
 - `generate_until`: an error — itdd scores text, it does not generate.
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import json
 import logging
 import math
 import sys
@@ -47,11 +48,13 @@ from itdd_cli.draws import run_rounds
 from itdd_cli.engine import Engine
 from itdd_cli.errors import InputError, ItddError
 from itdd_cli.lm_eval_args import check_named_device, harness_device, parse_model_args
+from itdd_cli.mc_log import McLog, check_not_input, check_path
 from itdd_cli.parallel import close_shard, current_shard
 from itdd_cli.processes import launched
-from itdd_cli.records import Record
-from itdd_cli.rows import UNDECIDED_SE
+from itdd_cli.records import Fields, Record
+from itdd_cli.rows import UNDECIDED_SE, Command
 from itdd_cli.runner import choice_scores, prepare
+from itdd_cli.session import run_settings
 
 logger = logging.getLogger("lm_eval.itdd")  # under lm-eval's logger, so its handler prints it
 
@@ -69,6 +72,17 @@ class _Question:
     context: str
     continuations: list[str] = field(default_factory=list)
     first_request: int = 0
+    seen: dict[tuple[int, str], int] = field(default_factory=dict)  # (request idx, continuation) → position
+
+    def add(self, idx: int, continuation: str) -> int:
+        """The continuation's position among the question's choices. Equal continuations under different
+        request idx are separate choices, as the task lists them (duplicate choices, scored as given, as
+        `itdd choice` scores them); the same request sent twice is scored once."""
+        key = (idx, continuation)
+        if key not in self.seen:
+            self.seen[key] = len(self.continuations)
+            self.continuations.append(continuation)
+        return self.seen[key]
 
 
 @dataclass(frozen=True)
@@ -106,14 +120,16 @@ class ItddLM(LM):
         shard = current_shard()  # under `accelerate launch`, each process evaluates its share of documents
         self._rank, self._world_size = shard.rank, shard.world
         atexit.register(close_shard, shard)
+        mc_log = args.mc_log if args.mc_log is None or shard.world == 1 else f"{args.mc_log}.rank{shard.rank}"
+        if mc_log is not None:  # each process's own file, checked before the model loads
+            check_path("model_args mc_log", mc_log, args.mc_log_overwrite)
         device = "auto" if args.device is None or shard.world > 1 else args.device  # a launch: one GPU each
         self.scorer = Scorer.load(args.pretrained, estimator=args.estimator, samples=args.samples, seed=args.seed,
                                   independent=args.independent, device=device, dtype=args.dtype, family=args.family,
                                   trust_remote_code=args.trust_remote_code, tokenizer=args.tokenizer,
                                   revision=args.revision, batch_size=args.batch_size, max_tokens=args.max_tokens,
                                   chat_template=args.chat_template)  # fmt: skip
-        mc_log = args.mc_log
-        self.mc_log = None if mc_log is None else Path(f"{mc_log}.rank{self.rank}" if self.world_size > 1 else mc_log)
+        self.mc_log = None if mc_log is None else McLog(mc_log, args.mc_log_overwrite, self._settings_record(args))
         self.last_results: list[RequestResult] = []
         self._device = self.scorer.model.info.device
 
@@ -141,9 +157,7 @@ class ItddLM(LM):
             context, continuation = split_boundary(*request.args)
             key = (request.task_name, request.doc_id, context)
             question = questions.setdefault(key, _Question(context, first_request=index))
-            if continuation not in question.continuations:  # a repeated request is scored once
-                question.continuations.append(continuation)
-            slots.append((key, question.continuations.index(continuation)))
+            slots.append((key, question.add(request.idx, continuation)))
         order = list(questions)
         scored = dict(zip(order, self._score(requests, [questions[key] for key in order], disable_tqdm), strict=True))
         self.last_results = [scored[key][choice] for key, choice in slots]
@@ -208,11 +222,14 @@ class ItddLM(LM):
             f"(best − runner-up within {UNDECIDED_SE:g} SE)"
         )
         if self.mc_log is not None:
-            with self.mc_log.open("a", encoding="utf-8") as file:
-                for request, result in zip(requests, self.last_results, strict=True):
-                    row = {"task": request.task_name, "doc_id": request.doc_id, "idx": request.idx,
-                           "arguments": list(request.args)} | vars(result)  # fmt: skip
-                    file.write(json.dumps(row, ensure_ascii=False) + "\n")
+            self.mc_log.write([{"task": request.task_name, "doc_id": request.doc_id, "idx": request.idx,
+                                "arguments": list(request.args)} | vars(result)
+                               for request, result in zip(requests, self.last_results, strict=True)])  # fmt: skip
+
+    def _settings_record(self, args: Any) -> dict[str, Any]:
+        """What fixed the numbers in mc_log, as `-o`'s settings record says it (`PATH.meta.json`)."""
+        record = run_settings(Command.choice, self.scorer.model, self.scorer.settings, Fields(), args.revision)
+        return record | {"command": "lm-eval", "fields": None}
 
     @property
     def tokenizer_name(self) -> str:
@@ -293,6 +310,11 @@ def _check_before_running(args: argparse.Namespace) -> None:
     own = parse_model_args(args_given)
     if given.get("device") is not None:
         check_named_device(str(given["device"]), own.device)
+    if own.mc_log is not None:  # what lm-eval reads: its --config, task paths and --include_path directories
+        tasks = given.get("tasks") or []
+        names = [str(given[key]) for key in ("config", "include_path") if given.get(key)] + [
+            name.strip() for item in ([tasks] if isinstance(tasks, str) else tasks) for name in str(item).split(",")]
+        check_not_input("model_args mc_log", own.mc_log, [name for name in names if Path(name).exists()])
 
 
 register()

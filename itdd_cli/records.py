@@ -61,13 +61,14 @@ def _text(obj: dict[str, Any], name: str, line: int, option: str) -> str:
 
 
 def flag_duplicate_ids(
-    items: Iterable[tuple[int, dict[str, Any] | InputError]], id_field: str
+    items: Iterable[tuple[int, dict[str, Any] | InputError]], id_field: str, unit: str = "line"
 ) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
     """Pass items through, replacing a record whose id was seen before with an InputError.
 
     Ids compare as written (the number 1 and the string "1" differ). A record without an id gets
     its line number, which must not be an explicit id of another record either way round.
     Remembers every id (a set of them), so that output rows can be matched to input by id.
+    `unit` is what a record number counts (`line`; `row` of a Parquet file; `index` of a dataset).
     """
     seen: dict[tuple[str, Any], tuple[int, bool]] = {}  # id key → (line, generated)
     for line, value in items:
@@ -77,25 +78,25 @@ def flag_duplicate_ids(
             if _valid_id(ident):
                 key = (type(ident).__name__, ident)
                 if key in seen:
-                    value = InputError(line, _collision(ident, generated, seen[key], id_field))
+                    value = InputError(line, _collision(ident, generated, seen[key], id_field, unit))
                 else:
                     seen[key] = (line, generated)
         yield line, value
 
 
-def _collision(ident: Any, generated: bool, first: tuple[int, bool], id_field: str) -> str:
+def _collision(ident: Any, generated: bool, first: tuple[int, bool], id_field: str, unit: str) -> str:
     first_line, first_generated = first
     if generated:
         return (
-            f"this record has no '{id_field}', and its line number {ident} is already the id of line "
+            f"this record has no '{id_field}', and its {unit} number {ident} is already the id of {unit} "
             f"{first_line}; give it an explicit id"
         )
     if first_generated:
         return (
-            f"id {ident!r} is also the line number of line {first_line}, which has no '{id_field}' and is "
-            "named by its line number; give that record an explicit id"
+            f"id {ident!r} is also the {unit} number of {unit} {first_line}, which has no '{id_field}' and is "
+            f"named by its {unit} number; give that record an explicit id"
         )
-    return f"duplicate id {ident!r} (first on line {first_line})"
+    return f"duplicate id {ident!r} (first on {unit} {first_line})"
 
 
 def _valid_id(value: Any) -> bool:
@@ -129,20 +130,28 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
+def _prompt(obj: dict[str, Any], fields: Fields, line: int) -> str | None:
+    """The prompt, never scored: an empty one is no prompt (the texts are scored unconditionally, as
+    lm-eval's backend scores an empty context)."""
+    if obj.get(fields.prompt) == "":
+        return None
+    return _text(obj, fields.prompt, line, "--prompt-field")
+
+
 def text_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
     text = _text(obj, fields.text, line, "--text-field")
     return Record(line, _record_id(obj, fields, line), None, (text,), kept=_kept(obj, fields, line))
 
 
 def conditional_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
-    prompt = _text(obj, fields.prompt, line, "--prompt-field")
+    prompt = _prompt(obj, fields, line)
     response = _text(obj, fields.response, line, "--response-field")
     return Record(line, _record_id(obj, fields, line), prompt, (response,), kept=_kept(obj, fields, line))
 
 
 def pair_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
     """`prompt` is optional for pairs: absent means an unconditional comparison."""
-    prompt = _text(obj, fields.prompt, line, "--prompt-field") if fields.prompt in obj else None
+    prompt = _prompt(obj, fields, line) if fields.prompt in obj else None
     chosen = _text(obj, fields.chosen, line, "--chosen-field")
     rejected = _text(obj, fields.rejected, line, "--rejected-field")
     return Record(line, _record_id(obj, fields, line), prompt, (chosen, rejected), kept=_kept(obj, fields, line))
@@ -150,8 +159,9 @@ def pair_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
 
 def choice_record(obj: dict[str, Any], line: int, fields: Fields) -> Record:
     """k-way multiple choice: optional prompt, ≥ 2 non-empty choices, an optional label (an index
-    into the choices or the exact text of one)."""
-    prompt = _text(obj, fields.prompt, line, "--prompt-field") if fields.prompt in obj else None
+    into the choices or the exact text of one). Equal choices are kept, each its own index, as lm-eval
+    keeps them: the pick is the first of equal log-likelihoods and a label text names the first."""
+    prompt = _prompt(obj, fields, line) if fields.prompt in obj else None
     if fields.choices not in obj:
         raise InputError(line, f"missing field '{fields.choices}' — use --choices-field to name another")
     choices = obj[fields.choices]

@@ -189,7 +189,7 @@ def split_boundary(record: Record, settings: Settings) -> Record:
     moved = record.prompt[len(prompt) :]
     if not moved:
         return record
-    return replace(record, prompt=prompt, texts=tuple(moved + text for text in record.texts))
+    return replace(record, prompt=prompt or None, texts=tuple(moved + text for text in record.texts))
 
 
 def prepare(model: ScoringModel, record: Record, settings: Settings) -> _Prepared:

@@ -118,7 +118,7 @@ def run_scoring(command: Command, input_path: str | Source | None, model: Scorin
         close_shard(shard)
 
 
-def _run_settings(command: Command, model: ScoringModel, settings: Settings, fields: Fields,
+def run_settings(command: Command, model: ScoringModel, settings: Settings, fields: Fields,
                   revision: str | None) -> dict[str, Any]:  # fmt: skip
     """What the settings record holds: everything that fixes the numbers, then what rounds them."""
     spec = SPECS[command]
@@ -173,7 +173,7 @@ class _Run:
         self.command, self.model, self.settings, self.fields = command, model, settings, fields
         self.output, self.policy, self.shard, self.target = output, policy, shard, target
         self.format = resolve_format(output.fmt, output.path, sys.stdout)
-        self.record = _run_settings(command, model, settings, fields, policy.revision) if target.regular else {}
+        self.record = run_settings(command, model, settings, fields, policy.revision) if target.regular else {}
         self.skipped_lines: list[int] = []
         self.lossy_lines: list[int] = []
         self.finished = Finished([], [], 0)
@@ -203,7 +203,7 @@ class _Run:
         self.lossy_lines = [line for line in recorded.get("lossy_lines", []) if isinstance(line, int)]
 
     def _objects(self, source: Source, stack: ExitStack) -> Iterator[tuple[int, dict[str, Any] | InputError]]:
-        objects = flag_duplicate_ids(read_source(source, self.fields.text, stack), self.fields.id)
+        objects = flag_duplicate_ids(read_source(source, self.fields.text, stack), self.fields.id, source.noun)
         if not self.target.resume:
             return objects
         spec = SPECS[self.command]

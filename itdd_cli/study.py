@@ -121,7 +121,7 @@ def run_study(command: Command, source: Source, names: list[str], load: Callable
                 line = CheckpointLine(name, step_of(name), Summary(command), coupled=key == first_key)
                 study.lines.append(line)
                 with ExitStack() as inputs:
-                    objects = flag_duplicate_ids(read_source(source, fields.text, inputs), fields.id)
+                    objects = flag_duplicate_ids(read_source(source, fields.text, inputs), fields.id, source.noun)
                     for row in score(command, objects, model, settings, fields, policy.skip_invalid):
                         if isinstance(row, Skipped):
                             line.summary.skipped += 1

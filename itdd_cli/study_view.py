@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from itdd_cli.errors import UsageError
+from itdd_cli.outfile import check_writable_dir
 from itdd_cli.reporting import columns_that_fit, print_left_out, print_unfolded
 from itdd_cli.study import Study, line_numbers
 from itdd_cli.visible import visible
@@ -95,9 +96,10 @@ def _chart(console: Console, study: Study) -> None:
 
 
 def check_plot(path: str) -> None:
-    """Before any scoring: a name matplotlib can write, and matplotlib itself."""
+    """Before any scoring: a name matplotlib can write, in a directory that takes it, and matplotlib itself."""
     if Path(path).suffix.lower() not in (".png", ".svg"):
         raise UsageError(f"--plot {path}: name a .png or .svg file")
+    check_writable_dir(path, "--plot")
     try:
         import matplotlib
     except ImportError:

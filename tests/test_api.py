@@ -13,8 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from itdd_cli import ChoiceResult, Scorer
+from itdd_cli import api as api_module
 from itdd_cli.cli import app
-from itdd_cli.errors import InputError
+from itdd_cli.errors import ArgumentError, ArgumentTypeError, InputError, UsageError
 from tests.conftest import read_jsonl, write_jsonl
 
 TEXTS = ["abca", "dd", "cadbac"]
@@ -92,3 +93,111 @@ def test_the_readme_api_example_runs_and_prints_what_the_readme_says():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == printed
+
+
+def _cli_line(*options):
+    """The one line `itdd nll` prints for the same mistake in its options (without `itdd: error: `)."""
+    demo = Path(__file__).resolve().parents[1] / "examples" / "demo.jsonl"
+    result = CliRunner().invoke(app, ["nll", str(demo), "-m", "demo", *options])
+    assert result.exit_code == 2, result.stderr
+    return result.stderr.strip().removeprefix("itdd: error: ")
+
+
+@pytest.fixture
+def no_load(monkeypatch):
+    """Scorer.load's checks must come before the model loads."""
+    monkeypatch.setattr(api_module, "load_model", lambda options: pytest.fail("the model loaded before the checks"))
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "option", "text"),
+    [
+        ("seed", 2**200, "--seed", str(2**200)),
+        ("seed", 1.5, "--seed", "1.5"),
+        ("samples", "8", "--samples", "2.5"),  # a number as text: Python passes numbers
+        ("samples", 0, "--samples", "0"),
+        ("estimator", "foo", "--estimator", "foo"),
+        ("dtype", "int8", "--dtype", "int8"),
+        ("device", "foo", "--device", "foo"),
+        ("max_tokens", 0, "--max-tokens", "0"),
+        ("batch_size", 0, "--batch-size", "0"),
+    ],
+)
+def test_a_bad_load_argument_is_the_cli_options_message_before_the_model_loads(no_load, argument, value, option,
+                                                                                 text):  # fmt: skip
+    with pytest.raises(ArgumentError) as error:
+        Scorer.load("demo", **{argument: value})
+    assert str(error.value) == _cli_line(option, text).replace(option, argument)
+    assert isinstance(error.value, ValueError) and isinstance(error.value, UsageError)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"seed": 1.5}, "seed must be an integer"),
+        ({"batch_rows": 0}, "batch_rows '0': expected a positive integer or 'auto'"),
+        ({"max_tokens": 0}, "max_tokens must be ≥ 1"),
+        ({"samples": True}, "samples must be an integer ≥ 2"),
+        ({"target_se": -1}, "target_se must be ≥ 0.0"),
+        ({"target_se": float("nan")}, "target_se must be a number ≥ 0.0"),
+        ({"context": 5}, "context 5 applies to long rolling only; pass long rolling or drop context"),
+        ({"max_samples": 256}, "max_samples caps target_se or until_decided rounds; pass one of them"),
+        ({"target_se": 0.1, "max_samples": 8, "samples": 16}, "max_samples 8 is below samples 16; raise it or "
+         "lower samples"),
+        ({"independent": 1}, "independent must be True or False, got 1"),
+        ({"long": "roll"}, "long 'roll': choose one of error, rolling"),
+        ({"sample": 8}, "unknown setting 'sample'; choose from estimator, samples, seed, independent, batch_rows, "
+         "max_tokens, chat_template, long, context, keep_boundary, strict, target_se, until_decided, max_samples, "
+         "per_token"),
+    ],
+)
+def test_with_settings_refuses_what_the_cli_refuses(scorer, changes, message):
+    with pytest.raises(ArgumentError) as error:
+        scorer.with_settings(**changes)
+    assert str(error.value) == message
+    assert scorer.with_settings(seed=2**127 - 1, batch_rows=3, max_tokens=1).settings.seed == 2**127 - 1
+
+
+def test_the_cli_words_the_combined_rules_as_the_api_does():
+    assert _cli_line("--context", "5") == "--context 5 applies to --long rolling only; pass --long rolling or drop " \
+                                          "--context"  # fmt: skip
+    assert _cli_line("-n", "16", "--target-se", "0.1", "--max-samples", "8") == (
+        "--max-samples 8 is below --samples 16; raise it or lower --samples")
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda s: s.nll("abc"), "texts must be a list, one per item, got a single str 'abc': wrap one item in a "
+         "list, [item]"),
+        (lambda s: s.cond_nll("ab", ["c", "d"]), "prompts must be a list, one per item, got a single str 'ab': "
+         "wrap one item in a list, [item]"),
+        (lambda s: s.ratio(["a"], ["b"], prompts="p"), "prompts must be a list, one per item, got a single str "
+         "'p': wrap one item in a list, [item]"),
+        (lambda s: s.choice(["ab", "cd"]), "choices[0] must be a list of the question's choices, got a single str "
+         "'ab': choices is one list per question, e.g. [[' yes', ' no']]"),
+        (lambda s: s.choice([["ab", "cd"]], labels="cd"), "labels must be a list, one per item, got a single str "
+         "'cd': wrap one item in a list, [item]"),
+        (lambda s: s.nll(7), "texts must be a list, got int"),
+    ],
+)
+def test_a_str_where_a_list_of_texts_is_expected_is_a_type_error_not_its_characters(scorer, call, message):
+    with pytest.raises(ArgumentTypeError) as error:
+        call(scorer)
+    assert str(error.value) == message
+    assert isinstance(error.value, TypeError) and isinstance(error.value, UsageError)
+
+
+def test_lists_of_different_lengths_are_one_clear_error(scorer):
+    with pytest.raises(ArgumentError, match=r"^lists of different lengths \(prompts 2, responses 1\); give one of "
+                                            r"each per item$"):  # fmt: skip
+        scorer.cond_nll(["ab", "d"], ["cd"])
+    with pytest.raises(ArgumentError, match=r"^lists of different lengths \(choices 1, prompts 1, labels 2\)"):
+        scorer.choice([["ab", "cd"]], ["a"], [0, 1])
+
+
+def test_a_model_is_named_by_a_string_or_a_path(no_load):
+    with pytest.raises(ArgumentTypeError, match=r"^model must be a string or a path, got int$"):
+        Scorer.load(3)
+    with pytest.raises(ArgumentTypeError, match=r"^tokenizer must be a string or a path, got list$"):
+        Scorer.load("demo", tokenizer=["tok"])

@@ -75,6 +75,15 @@ def test_plot_needs_several_checkpoints_and_a_png_or_svg_name(oracle_dir, run_di
     assert jpeg.exit_code == 2 and "name a .png or .svg file" in jpeg.stderr and not jpeg.stdout
 
 
+def test_a_plot_in_a_missing_directory_is_refused_before_any_checkpoint_is_scored(run_dir, tmp_path, monkeypatch):
+    source = write_jsonl(tmp_path / "in.jsonl", TEXTS)
+    plot = tmp_path / "no" / "p.png"
+    monkeypatch.setattr("itdd_cli.study.run_study", lambda *args: pytest.fail("scored before the check"))
+    result = invoke(["nll", source, "-m", run_dir, "--trust-remote-code", "--plot", plot])
+    assert result.exit_code == 2 and not result.stdout
+    assert result.stderr == f"itdd: error: cannot write --plot {plot}: directory {plot.parent} does not exist\n"
+
+
 def test_checkpoints_with_different_tokenizers_are_scored_independently_and_say_so(oracle_dir, tmp_path):
     source = write_jsonl(tmp_path / "in.jsonl", TEXTS)
     summary = tmp_path / "study.json"

@@ -216,3 +216,38 @@ def test_text_the_tokenizer_loses_is_named_by_its_choice_and_refused_under_stric
     refused = invoke(["choice", path, "-m", "demo", "-n", "4", "-q", "--strict"])
     assert refused.exit_code == 3
     assert "choice 1:" in refused.stderr and "--strict" in refused.stderr
+
+
+def test_an_empty_prompt_is_no_prompt_not_nothing_to_score(base, distribution, tmp_path):
+    choices = ["cd", "ca", "dddd"]
+    [row] = _choice(base, tmp_path, [{"prompt": "", "choices": choices}], "--estimator", "exact")
+    assert row["logliks"] == pytest.approx(_true_logliks(distribution, None, choices), abs=1e-5)
+    result = invoke(["cond-nll", write_jsonl(tmp_path / "cond.jsonl", [{"prompt": "", "response": "cd"}]), *base,
+                     "--estimator", "exact"])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    [row] = read_jsonl(result.stdout)
+    assert (row["nll"], row["prompt_tokens"]) == (pytest.approx(distribution.cond_nll("", "cd"), abs=1e-5), 0)
+    result = invoke(["ratio", write_jsonl(tmp_path / "pair.jsonl", [{"prompt": "", "chosen": "cd", "rejected": "ca"}]),
+                     *base, "--estimator", "exact"])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    [row] = read_jsonl(result.stdout)
+    truth = distribution.cond_nll("", "ca") - distribution.cond_nll("", "cd")
+    assert row["log_ratio"] == pytest.approx(truth, abs=1e-5)
+
+
+@pytest.mark.parametrize("estimator", ["exact", "stratified"])
+def test_duplicate_choices_are_scored_as_given_and_tie_to_the_first(base, distribution, tmp_path, estimator):
+    """lm-eval's rule: each choice its own index, the first of equal log-likelihoods picked, a label
+    text naming the first choice with that text."""
+    truths = _true_logliks(distribution, "ab", ["cd", "ca", "dddd"])
+    best = ["cd", "ca", "dddd"][truths.index(max(truths))]
+    other = "dddd" if best != "dddd" else "cd"
+    choices = [best, best, other]
+    rows = _choice(base, tmp_path, [{"prompt": "ab", "choices": choices, "label": 1},
+                                    {"prompt": "ab", "choices": choices, "label": best}],
+                   "--estimator", estimator, "-n", "16")  # fmt: skip
+    for row in rows:
+        assert row["logliks"][0] == row["logliks"][1] and row["logliks_se"][0] == row["logliks_se"][1]
+        assert (row["pred"], row["margin"], row["margin_se"]) == (0, 0.0, 0.0)
+    assert rows[0]["logliks"][0] == pytest.approx(max(truths), abs=1e-5 if estimator == "exact" else 5.0)
+    assert (rows[0]["correct"], rows[1]["correct"]) == (False, True)

@@ -101,6 +101,17 @@ def test_a_missing_parquet_column_names_the_row(oracle, tmp_path):
     assert result.exit_code == 3 and f"{path} row 1: missing field 'body'" in result.stderr
 
 
+def test_a_duplicate_parquet_id_names_rows_not_lines(oracle, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    import pyarrow as pa
+
+    path = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"id": ["a", "b", "a"], "text": ["ab", "cd", "da"]}), path)
+    result = invoke(["nll", path, *oracle])
+    assert result.exit_code == 3
+    assert result.stderr == f"itdd: error: {path} row 3: duplicate id 'a' (first on row 1)\n"
+
+
 def test_a_missing_keep_field_names_the_record(oracle, tmp_path):
     result = invoke(["nll", write_jsonl(tmp_path / "in.jsonl", RECORDS), *oracle, "--keep", "src,lang"])
     assert result.exit_code == 3 and "line 1: missing field 'lang' named by --keep" in result.stderr

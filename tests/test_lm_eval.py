@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from itdd_cli.lm_eval_backend import ItddLM, RequestError  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 TASK_DIR = ROOT / "tests" / "lm_eval_task"
 ITEMS = TASK_DIR / "sentences.jsonl"
+DUPLICATES = TASK_DIR / "duplicates.jsonl"
 SAMPLES, SEED = 8, 3
 OFFLINE = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
@@ -268,3 +270,80 @@ def test_data_parallel_lm_eval_splits_the_documents_and_keeps_every_number(choic
     assert by_request.keys() == expected.keys()  # every request scored once, on one process or the other
     # the same draws; float32 sums may round differently with one thread per process and other batch mates
     assert [by_request[key] for key in expected] == pytest.approx(list(expected.values()), rel=1e-6)
+
+
+def test_duplicate_choices_are_scored_as_given_with_the_numbers_of_itdd_choice(lm, tmp_path):
+    summary_path = tmp_path / "summary.json"
+    result = CliRunner().invoke(app, ["choice", str(DUPLICATES), "-m", "demo", "-n", str(SAMPLES), "--seed", str(SEED),
+                                      "--summary", str(summary_path), "-q"])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    rows, summary = read_jsonl(result.stdout), json.loads(summary_path.read_text())
+    said = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())
+    logger = logging.getLogger("lm_eval.itdd")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False)
+        out = lm_eval.simple_evaluate(model=lm, tasks=["itdd_duplicates"], task_manager=manager, log_samples=True)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    samples = sorted(out["samples"]["itdd_duplicates"], key=lambda sample: sample["doc_id"])
+    for sample, row in zip(samples, rows, strict=True):
+        assert [resp[0][0] for resp in sample["resps"]] == row["logliks"]  # bit for bit, duplicates included
+    results = out["results"]["itdd_duplicates"]
+    assert (results["acc,none"], results["acc_norm,none"]) == (summary["accuracy"], summary["accuracy_norm"])
+    # Equal choices share their draws, so they tie exactly and the first is picked, by both paths
+    # (lm-eval's argmax): d0's label 1 is the second copy of its pick and never counts as right;
+    # d2's label is the text of choices 0 and 2 and names the first.
+    assert rows[0]["logliks"][0] == rows[0]["logliks"][1] and rows[0]["pred"] == 0 and rows[0]["correct"] is False
+    assert rows[2]["logliks"][0] == rows[2]["logliks"][2] and rows[2]["pred"] == 0 and rows[2]["correct"] is True
+    # the copies of the best choice tie: undecided in both paths (d0, d2), d1's copies are runners-up
+    assert [row["margin"] for row in rows] == [0.0, rows[1]["margin"], 0.0] and rows[1]["margin"] > 0
+    assert summary["undecided"] == pytest.approx(2 / 3)
+    assert any("2 of 3 multiple-choice questions undecided" in line for line in said), said
+
+
+def test_mc_log_refuses_an_existing_file_and_an_input_of_the_run_before_the_model_loads(no_model, tmp_path):
+    existing, items = tmp_path / "mc.jsonl", ITEMS.read_bytes()
+    existing.write_text("earlier run\n")
+    assert no_model("--model_args", f"mc_log={existing}") == (
+        f"itdd: error: model_args mc_log {existing} exists; pass mc_log_overwrite=true to replace it, or choose "
+        "another path")  # fmt: skip
+    assert no_model("--model_args", f"mc_log={ITEMS},mc_log_overwrite=true") == (
+        f"itdd: error: model_args mc_log {ITEMS} is an input of this run (named in {TASK_DIR}/itdd_sentences.yaml); "
+        "write it elsewhere")
+    task = TASK_DIR / "itdd_sentences.yaml"
+    assert no_model("--model_args", f"mc_log={task},mc_log_overwrite=true") == (
+        f"itdd: error: model_args mc_log {task} is an input of this run (a task file); write it elsewhere")
+    assert existing.read_text() == "earlier run\n" and ITEMS.read_bytes() == items
+
+
+def test_a_model_arg_without_a_name_is_named_as_such(no_model):
+    assert no_model("--model_args", "=demo") == ("itdd: error: model_args '=demo' has no name before '='; write "
+                                                 "name=value, e.g. pretrained=demo (pretrained, samples, estimator, "
+                                                 "seed, independent, batch_size, max_tokens, dtype, device, family, "
+                                                 "tokenizer, revision, trust_remote_code, chat_template, mc_log, "
+                                                 "mc_log_overwrite)")  # fmt: skip
+
+
+def test_mc_log_holds_this_runs_requests_only_replaced_whole_with_a_settings_record(tmp_path):
+    path = tmp_path / "mc.jsonl"
+    path.write_text('{"task": "an earlier run"}\n')
+    lm = ItddLM(pretrained="demo", samples=4, seed=SEED, mc_log=str(path), mc_log_overwrite="true")
+    lm.loglikelihood([_request("The default value is", answer) for answer in [" None.", " True."]])
+    lm.loglikelihood_rolling([_request(None, "import os", kind="loglikelihood_rolling")])
+    rows = read_jsonl(path.read_text())
+    context = "The default value is"
+    assert [row["arguments"] for row in rows] == [[context, " None."], [context, " True."], ["import os"]]
+    [expected] = lm.scorer.choice([[" None.", " True."]], ["The default value is"])
+    assert [row["loglik_se"] for row in rows[:2]] == expected.logliks_se
+    record = json.loads((tmp_path / "mc.jsonl.meta.json").read_text())
+    assert (record["settings"]["command"], record["settings"]["samples"], record["settings"]["seed"]) == (
+        "lm-eval", 4, SEED)
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".part")]
+    with pytest.raises(UsageError, match=f"^model_args mc_log {path} exists; pass mc_log_overwrite=true"):
+        ItddLM(pretrained="demo", samples=4, mc_log=str(path))

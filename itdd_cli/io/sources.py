@@ -47,12 +47,16 @@ class Source:
     def unit(self) -> str:
         """How an error names a record of this source: `line 5` for JSONL as before, else with the source."""
         if self.dataset is not None:
-            return f"dataset {self.dataset} index"
+            return f"dataset {self.dataset} {self.noun}"
         name = "standard input" if self.path in (None, "-") else str(self.path)
-        kind = self.kind
-        if kind is InputFormat.jsonl:
-            return "line"
-        return f"{name} {'row' if kind is InputFormat.parquet else 'document' if kind is InputFormat.text else 'line'}"
+        return self.noun if self.kind is InputFormat.jsonl else f"{name} {self.noun}"
+
+    @property
+    def noun(self) -> str:
+        """What a record number counts: a line, a Parquet row, a text document, a dataset index."""
+        if self.dataset is not None:
+            return "index"
+        return {InputFormat.parquet: "row", InputFormat.text: "document"}.get(self.kind, "line")
 
     @property
     def countable_path(self) -> str | None:
