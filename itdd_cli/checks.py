@@ -7,6 +7,7 @@ named `model_args samples` instead of `--samples`. Imports neither torch nor typ
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -57,6 +58,20 @@ def batch_rows(name: str, value: Any) -> int | None:
     number = _as_int(value)
     if number is None or number <= 0:
         raise UsageError(f"{name} {str(value)!r}: expected a positive integer or 'auto'")
+    return number
+
+
+def decision_level(name: str, value: Any) -> float:
+    """--until-decided's level: α in (0, 1), or a z from 1 to 8 meaning α = P(|N(0,1)| > z) (3 → 0.0027)."""
+    from itdd_cli.estimators.decisions import Z_MAX
+
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (0 < number <= Z_MAX):  # NaN fails too
+        raise UsageError(f"{name} {value}: give an error rate in (0, 1) such as 0.01, or a z from 1 to "
+                         f"{Z_MAX:g} such as 3 (α = 0.0027)")  # fmt: skip
     return number
 
 

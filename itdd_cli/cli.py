@@ -202,6 +202,7 @@ RATIO_EXAMPLES = _examples(
 )
 CHOICE_EXAMPLES = _examples(
     "itdd choice tests/lm_eval_task/sentences.jsonl -m demo -n 64 --format table",
+    "itdd choice examples/choice-clear.jsonl -m demo --until-decided 0.01 -n 8 --max-samples 128",
     "itdd choice mmlu.jsonl -m GSAI-ML/LLaDA-8B-Base -o picks.jsonl --summary run.json --fail-below accuracy=0.6",
 )
 COMPARE_EXAMPLES = _examples(
@@ -569,6 +570,8 @@ def choice(
     fmt: FormatOpt = Format.auto,
     samples: SamplesOpt = 128,
     estimator: EstimatorOpt = DEFAULT_ESTIMATOR,
+    until_decided: UntilDecidedOpt = None,
+    max_samples: MaxSamplesOpt = None,
     seed: SeedOpt = 0,
     independent: IndependentOpt = False,
     batch_size: BatchSizeOpt = "auto",
@@ -595,7 +598,8 @@ def choice(
 ) -> None:
     """k-way multiple choice: log p(choice | prompt) for each choice, the pick and the accuracy."""
     settings = _settings(estimator, samples, seed, batch_size, max_tokens, independent=independent,
-                         chat_template=chat_template, strict=strict)  # fmt: skip
+                         chat_template=chat_template, strict=strict, until_decided=until_decided,
+                         max_samples=max_samples)  # fmt: skip
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
     out = _output(input_path, output, fmt, overwrite, resume, summary, quiet)
     fields = Fields(prompt=prompt_field, choices=choices_field, label=label_field, id=id_field)
