@@ -45,6 +45,8 @@ class ModelArgs:
     trust_remote_code: bool = False
     chat_template: bool = False
     mc_log: str | None = None
+    until_decided: float | None = None  # --until-decided: α in (0, 1), or a z from 1 to 8
+    max_samples: int | None = None  # --max-samples: the cap on passes per choice under until_decided
 
 
 def parse_model_args(given: Mapping[str, Any]) -> ModelArgs:
@@ -52,8 +54,14 @@ def parse_model_args(given: Mapping[str, Any]) -> ModelArgs:
     unknown = sorted(set(given) - set(_CHECKS))
     if unknown:
         raise UsageError(f"unknown itdd model_args: {', '.join(unknown)}; choose from {', '.join(_CHECKS)}")
-    return ModelArgs(**{name: _CHECKS[name](f"model_args {name}", value)
+    args = ModelArgs(**{name: _CHECKS[name](f"model_args {name}", value)
                         for name, value in given.items() if value is not None})  # fmt: skip
+    if args.max_samples is not None and args.until_decided is None:
+        raise UsageError("model_args max_samples caps until_decided rounds; pass until_decided too")
+    if args.max_samples is not None and args.max_samples < args.samples:
+        raise UsageError(f"model_args max_samples {args.max_samples} is below samples {args.samples}; raise it "
+                         "or lower samples")  # fmt: skip
+    return args
 
 
 def harness_device(device: str | None) -> str:
@@ -164,4 +172,6 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "trust_remote_code": _flag,
     "chat_template": _flag,
     "mc_log": _mc_log,
+    "until_decided": checks.decision_level,
+    "max_samples": lambda name, value: checks.integer(name, _whole(name, value), checks.MIN_SAMPLES),
 }
