@@ -23,8 +23,9 @@ from itdd_cli import draws as draws_module
 from itdd_cli.draws import run_rounds
 from itdd_cli.engine import Engine
 from itdd_cli.estimators import Estimator
-from itdd_cli.estimators.decisions import FixedZ, Spending, alpha_of, contenders, planned_passes, t_clears
+from itdd_cli.estimators.decisions import FixedZ, Spending, alpha_of, planned_passes, replay, t_clears
 from itdd_cli.models import LoadOptions, load_model
+from itdd_cli.oracle import close_choices
 from itdd_cli.records import Fields
 from itdd_cli.rows import SPECS
 from itdd_cli.runner import Command, Settings, prepare, score
@@ -42,19 +43,9 @@ def oracle_model(oracle_dir):
 
 @pytest.fixture(scope="module")
 def items(distribution):
-    """4-way items whose best choice beats the runner-up by 0.05–1 nats of true conditional NLL:
-    (prompt, choices, true NLLs), the choices of 3 letters after a prompt of 1–2."""
-    found = []
-    for prompt in ("ab", "c", "dd", "ba"):
-        responses = ["".join(letters) for letters in itertools.product("abcd", repeat=3)]
-        truth = {response: distribution.cond_nll(prompt, response) for response in responses}
-        ranked = sorted(responses, key=truth.get)
-        for start in range(48):  # neighbours in the ranking: small margins, runner-ups close behind
-            group = ranked[start : start + 4]
-            margin = truth[group[1]] - truth[group[0]]
-            if 0.05 <= margin <= 1.0:
-                found.append((prompt, group, [truth[g] for g in group]))
-    return found
+    """4-way items, best choice first, whose best beats the runner-up by 0.05–1 nats of true conditional
+    NLL (the oracle's closed form), the choices of 3 letters after a prompt of 1–2."""
+    return close_choices(distribution)
 
 
 def _objects(items, seed):
@@ -81,17 +72,8 @@ def _all_rounds(model, items, seed, estimator):
     return [(item.record.texts, item.record.label, item.draws.tallies) for item in prepared]
 
 
-def replay(tallies, rule):
-    """The decision a run under `rule` makes on these draws: (decided, pick, looks used)."""
-    looks = len(planned_passes(FIRST, CAP))
-    active = [True] * len(tallies)
-    for look in range(looks):
-        values = [torch.cat(tally.values[: look + 1]) for tally in tallies]
-        strata = torch.cat(tallies[0].strata[: look + 1])
-        active = contenders(values, strata, active, rule, look, looks)
-        if sum(active) == 1:
-            return True, active.index(True), look + 1
-    return False, None, looks
+def _replay(tallies, rule):
+    return replay([tally.values for tally in tallies], tallies[0].strata, rule)
 
 
 def _binomial_upper(runs: int, rate: float, tail: float = 1e-3) -> int:
@@ -151,7 +133,7 @@ def test_the_wrong_decision_rate_is_at_most_alpha_where_the_fixed_z_rule_exceeds
         z = NormalDist().inv_cdf(1 - alpha / 2)  # the z that --until-decided Z used to mean for this α
         for best, tallies in runs:
             for name, rule in (("spending", Spending(alpha)), ("fixed-z", FixedZ(z))):
-                done, pick, _ = replay(tallies, rule)
+                done, pick, _ = _replay(tallies, rule)
                 decided[name] += done
                 wrong[name] += done and pick != best
         assert wrong["spending"] <= allowed, (alpha, wrong, decided, len(runs))
@@ -168,7 +150,7 @@ def test_a_run_makes_the_decisions_the_replay_makes(oracle_model, items):
     drawn = _all_rounds(oracle_model, some, 3, Estimator.control_variate)
     assert any(row["decided"] for row in rows) and not all(row["decided"] for row in rows)
     for row, (_, _, tallies) in zip(rows, drawn, strict=True):
-        decided, pick, looks = replay(tallies, Spending(0.05))
+        decided, pick, looks = _replay(tallies, Spending(0.05))
         assert row["decided"] is decided
         if decided:
             assert row["pred"] == pick

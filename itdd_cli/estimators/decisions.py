@@ -117,3 +117,20 @@ def contenders(values: list[torch.Tensor], strata: torch.Tensor, active: list[bo
         active[c] and not any(rule.beats(values[c] - values[a], strata, look, looks, sides) for a in inside if a != c)
         for c in range(sides)
     ]
+
+
+def replay(values: list[list[torch.Tensor]], strata: list[torch.Tensor], rule: Rule) -> tuple[bool, int | None, int]:
+    """The decision a run under `rule` makes from every planned round drawn for every side:
+    `values[i][r]` side i's values in round r, `strata[r]` round r's strata (numbered apart across
+    rounds, as a tally keeps them). Returns (decided, the pick or None, looks used).
+
+    A round's noise does not depend on earlier looks and a side put out only stops drawing, so this
+    equals the run's own decision (tests check it); benches use it to try several rules on one set of draws."""
+    looks = len(strata)
+    active = [True] * len(values)
+    for look in range(looks):
+        pooled = [torch.cat(side[: look + 1]) for side in values]
+        active = contenders(pooled, torch.cat(strata[: look + 1]), active, rule, look, looks)
+        if sum(active) == 1:
+            return True, active.index(True), look + 1
+    return False, None, looks
