@@ -110,7 +110,7 @@ def oracle(args: argparse.Namespace) -> None:
     for alpha in sorted({0.05, 0.01, alpha_of(args.level)}, reverse=True):
         bound = _binomial_upper(len(runs), alpha)
         z = NormalDist().inv_cdf(1 - alpha / 2)
-        for name, rule in ((f"anytime (spending)", Spending(alpha)), (f"fixed z = {z:.2f}", FixedZ(z))):
+        for name, rule in (("anytime (spending)", Spending(alpha)), (f"fixed z = {z:.2f}", FixedZ(z))):
             decided = wrong = 0
             for tallies, best in runs:
                 done, pick, _ = replay([tally.values for tally in tallies], tallies[0].strata, rule)

@@ -188,6 +188,9 @@ def test_the_cli_writes_decided_and_forward_rows_and_sums_the_rows(oracle_dir, t
     assert f"{total / len(out):.1f} forward rows (passes) per question" in result.stderr
     fixed = 128 * sum(len(row["tokens"]) for row in out) / len(out)
     assert f"{fixed:.1f} per question under LLaDA's fixed protocol (128 per choice)" in result.stderr
+    undecided = sum(not row["decided"] for row in out)
+    assert undecided
+    assert f"{undecided} record(s) stopped at --max-samples 32 before reaching a decision" in result.stderr
     plain = invoke(["choice", path, "-m", oracle_dir, "--trust-remote-code", "-n", "8", "--format", "jsonl"])
     assert all(row["decided"] is None for row in read_jsonl(plain.stdout))
 

@@ -16,8 +16,8 @@ between looks. Comparisons between two other sides cannot make the pick wrong an
 The variance is the plain sample variance of the d's with n − 1 degrees of freedom, not the
 stratified one: with stratified draws it includes the spread between strata, so it over-states
 the variance of the mean in expectation (the bound is conservative), and it keeps n − 1 degrees
-of freedom where the stratified estimate of 8 draws has 4 or fewer — at the small levels a look
-spends, a t quantile with 2 degrees of freedom is ten times one with 7.
+of freedom where the stratified estimate of 8 draws has 4 or fewer — at look 1 of `--until-decided 3`
+with 4 choices (level 4.5e-4) the one-sided t quantile is 33 with 2 degrees of freedom, 5.5 with 7.
 
 `FixedZ` is the rule this replaces (stop once the margin exceeds Z stratified SEs, at every
 look); it is kept only so that tests and the bench can show it failing where `Spending` holds.
