@@ -18,7 +18,7 @@ planned round of every choice is drawn once, then the anytime-valid rule and the
 replaced (stop once margin > z SE, z the two-sided normal quantile of α, at every look) are replayed
 on the same draws (`estimators.decisions.replay`, which makes exactly a run's decisions). Printed:
 decided and wrong decisions per rule and α, and the count a Binomial(runs, α) exceeds with
-probability 0.001.
+probability 0.01.
 """
 
 from __future__ import annotations
@@ -119,7 +119,7 @@ def oracle(args: argparse.Namespace) -> None:
             print(f"{name:>22} {alpha:>6.4g} {decided:>8} {wrong:>6} {wrong / len(runs):>10.4f} {bound:>14}")
 
 
-def _binomial_upper(runs: int, rate: float, tail: float = 1e-3) -> int:
+def _binomial_upper(runs: int, rate: float, tail: float = 1e-2) -> int:
     """The smallest count c with P(Binomial(runs, rate) > c) ≤ tail."""
     total = 0.0
     for count in range(runs + 1):

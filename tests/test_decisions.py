@@ -32,8 +32,10 @@ from itdd_cli.runner import Command, Settings, prepare, score
 from tests.conftest import invoke, read_jsonl, write_jsonl
 
 FIRST, CAP = 8, 64  # -n 8 --max-samples 64: looks at 8, 16, 32, 64 passes per choice
-# × the items below: ≥ 1,000 runs; ITDD_DECISION_SEED reruns the test on other seeds
-SEEDS = range(int(os.environ.get("ITDD_DECISION_SEED", "0")), int(os.environ.get("ITDD_DECISION_SEED", "0")) + 8)
+# × the 134 items below: 2,144 runs, so that the fixed-z rule's excess at α = 0.05 (about 8 % wrong)
+# stands clear of the binomial bound on any seeds; ITDD_DECISION_SEED reruns the test on other seeds
+FIRST_SEED = int(os.environ.get("ITDD_DECISION_SEED", "0"))
+SEEDS = range(FIRST_SEED, FIRST_SEED + 16)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +78,7 @@ def _replay(tallies, rule):
     return replay([tally.values for tally in tallies], tallies[0].strata, rule)
 
 
-def _binomial_upper(runs: int, rate: float, tail: float = 1e-3) -> int:
+def _binomial_upper(runs: int, rate: float, tail: float = 1e-2) -> int:
     """The smallest count c with P(Binomial(runs, rate) > c) ≤ tail."""
     total = 0.0
     for count in range(runs + 1):
