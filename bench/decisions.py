@@ -39,7 +39,8 @@ from itdd_cli import draws as draws_module  # noqa: E402
 from itdd_cli.bundled import bundled_path  # noqa: E402
 from itdd_cli.draws import run_rounds  # noqa: E402
 from itdd_cli.engine import Engine  # noqa: E402
-from itdd_cli.estimators.decisions import FixedZ, Spending, alpha_of, replay  # noqa: E402
+from itdd_cli.estimators.decisions import FixedZ, Spending, replay  # noqa: E402
+from itdd_cli.estimators.levels import alpha_of  # noqa: E402
 from itdd_cli.models import LoadOptions, load_model  # noqa: E402
 from itdd_cli.oracle import OracleDistribution, close_choices, write_checkpoint  # noqa: E402
 from itdd_cli.records import Fields  # noqa: E402

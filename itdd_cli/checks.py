@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from itdd_cli.errors import UsageError
+from itdd_cli.estimators.levels import Z_MAX
 from itdd_cli.settings import SEED_MAX, SEED_MIN
 
 MIN_SAMPLES = 2  # a Monte Carlo standard error needs two draws
@@ -63,8 +64,6 @@ def batch_rows(name: str, value: Any) -> int | None:
 
 def decision_level(name: str, value: Any) -> float:
     """--until-decided's level: α in (0, 1), or a z from 1 to 8 meaning α = P(|N(0,1)| > z) (3 → 0.0027)."""
-    from itdd_cli.estimators.decisions import Z_MAX
-
     try:
         number = float(value) if not isinstance(value, bool) else math.nan
     except (TypeError, ValueError):

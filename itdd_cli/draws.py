@@ -33,7 +33,8 @@ from itdd_cli.estimators import (
     summarise,
 )
 from itdd_cli.estimators.coupling import key_columns
-from itdd_cli.estimators.decisions import Rule, Spending, alpha_of, contenders, planned_passes
+from itdd_cli.estimators.decisions import Rule, Spending, contenders, planned_passes
+from itdd_cli.estimators.levels import alpha_of
 from itdd_cli.models.base import Framed
 from itdd_cli.settings import Settings
 

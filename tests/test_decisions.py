@@ -23,7 +23,8 @@ from itdd_cli import draws as draws_module
 from itdd_cli.draws import run_rounds
 from itdd_cli.engine import Engine
 from itdd_cli.estimators import Estimator
-from itdd_cli.estimators.decisions import FixedZ, Spending, alpha_of, planned_passes, replay, t_clears
+from itdd_cli.estimators.decisions import FixedZ, Spending, planned_passes, replay, t_clears
+from itdd_cli.estimators.levels import alpha_of
 from itdd_cli.models import LoadOptions, load_model
 from itdd_cli.oracle import close_choices
 from itdd_cli.records import Fields

@@ -21,7 +21,7 @@ with 4 choices (level 4.5e-4) the one-sided t quantile is 33 with 2 degrees of f
 
 `FixedZ` is the rule this replaces (stop once the margin exceeds Z stratified SEs, at every
 look); it is kept only so that tests and the bench can show it failing where `Spending` holds.
-Pure maths: no I/O.
+Pure maths: no I/O. The level's spelling (α or z) is `levels`.
 """
 
 from __future__ import annotations
@@ -34,17 +34,6 @@ import torch
 
 from itdd_cli.estimators.stats import summarise
 from itdd_cli.tdist import two_sided_p
-
-# --until-decided LEVEL: a level in (0, 1) is α itself; a level from 1 to Z_MAX is a z, mapped to
-# the two-sided normal tail α = P(|N(0,1)| > z) (2 → 0.0455, 3 → 0.0027).
-Z_MAX = 8.0
-
-
-def alpha_of(level: float) -> float:
-    """The error rate α a --until-decided level asks for (see Z_MAX); ValueError if it is none."""
-    if not math.isfinite(level) or level <= 0 or level > Z_MAX:
-        raise ValueError(level)
-    return level if level < 1 else math.erfc(level / math.sqrt(2.0))
 
 
 def planned_passes(first: int, cap: int) -> list[int]:
