@@ -30,6 +30,7 @@ from itdd_cli.oracle import close_choices
 from itdd_cli.records import Fields
 from itdd_cli.rows import SPECS
 from itdd_cli.runner import Command, Settings, prepare, score
+from itdd_cli.tdist import critical
 from tests.conftest import invoke, read_jsonl, write_jsonl
 
 FIRST, CAP = 8, 64  # -n 8 --max-samples 64: looks at 8, 16, 32, 64 passes per choice
@@ -108,6 +109,15 @@ def test_a_level_is_an_error_rate_below_one_and_a_z_from_one():
     for bad in (0, -1, math.nan, math.inf, 9):
         with pytest.raises(ValueError):
             alpha_of(bad)
+
+
+def test_the_first_look_of_level_3_needs_a_t_of_33_with_2_degrees_of_freedom_and_5_5_with_7():
+    """The README's case for the plain variance: look 1 of --until-decided 3 over 4 choices."""
+    level = Spending(alpha_of(3)).look_alpha(0, 5) / 3
+    assert level == pytest.approx(4.5e-4, rel=1e-3)
+    assert critical(2, 2 * level) == pytest.approx(33.3, abs=0.1)
+    assert critical(7, 2 * level) == pytest.approx(5.51, abs=0.01)
+    assert critical(4, 2 * level) == pytest.approx(8.85, abs=0.01)  # 5 draws after the control variate's pilot
 
 
 def test_the_t_bound_misses_at_its_level_on_normal_draws():
