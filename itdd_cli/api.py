@@ -75,6 +75,7 @@ class RatioResult:
     tokens_rejected: int
     samples: int
     prefers: str  # "chosen" or "rejected"
+    decided: bool | None = None  # until_decided: the anytime-valid rule decided the preference (else None)
 
 
 @dataclass(frozen=True)
@@ -96,7 +97,9 @@ class ChoiceResult:
     bytes: list[int]
     correct: bool | None
     correct_norm: bool | None
-    samples: int
+    samples: int  # per choice still in contention at the end, pilot included
+    decided: bool | None = None  # until_decided: one choice left in contention (else None)
+    passes: int = 0  # forward passes of every choice together
 
 
 RESULTS = {Command.nll: NllResult, Command.cond_nll: CondNllResult, Command.ratio: RatioResult,

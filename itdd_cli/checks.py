@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from itdd_cli.errors import UsageError
+from itdd_cli.estimators.levels import Z_MAX
 from itdd_cli.settings import SEED_MAX, SEED_MIN, Settings
 from itdd_cli.windows import Long
 
@@ -87,6 +88,18 @@ def combination(settings: Settings, name: Callable[[str], str]) -> None:
     if settings.context and settings.long is not Long.rolling:
         raise UsageError(f"{name('context')} {settings.context} applies to {name('long')} rolling only; pass "
                          f"{name('long')} rolling or drop {name('context')}")  # fmt: skip
+
+
+def decision_level(name: str, value: Any) -> float:
+    """--until-decided's level: α in (0, 1), or a z from 1 to 8 meaning α = P(|N(0,1)| > z) (3 → 0.0027)."""
+    try:
+        number = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    if not (0 < number <= Z_MAX):  # NaN fails too
+        raise UsageError(f"{name} {value}: give an error rate in (0, 1) such as 0.01, or a z from 1 to "
+                         f"{Z_MAX:g} such as 3 (α = 0.0027)")  # fmt: skip
+    return number
 
 
 def _as_int(value: Any, text: bool = True) -> int | None:

@@ -22,17 +22,22 @@ class ChoiceScores:
     """Estimates for the k choices of one record; `values[i]` are choice i's per-draw NLL values."""
 
     nll: list[Estimate]
-    values: list[torch.Tensor]  # k × (N,), paired by draw index when coupled
-    strata: torch.Tensor | None  # (N,); None for `exact`
+    values: list[torch.Tensor]  # k × (N_i,), paired by draw index when coupled
+    strata: list[torch.Tensor | None]  # k × (N_i,); None for `exact`
+    contenders: list[bool] | None = None  # --until-decided: the choices no other beat (None: all)
 
     @property
     def logliks(self) -> list[float]:
         return [-estimate.value for estimate in self.nll]
 
     def pred(self) -> int:
-        """Index of the highest log-likelihood (the first on a tie, as numpy's argmax)."""
+        """Index of the highest log-likelihood among the contenders (the first on a tie, as numpy's argmax).
+
+        Under --until-decided a choice put out of contention stopped drawing; its estimate rests on
+        fewer draws and it is never the pick."""
         logliks = self.logliks
-        return logliks.index(max(logliks))
+        inside = [i for i in range(len(logliks)) if self.contenders is None or self.contenders[i]]
+        return max(inside, key=lambda i: (logliks[i], -i))
 
     def pred_by(self, lengths: list[int]) -> int:
         """Index of the highest log-likelihood per unit of `lengths` (bytes: lm-eval's normalisation)."""
@@ -43,9 +48,12 @@ class ChoiceScores:
         """log-likelihood of the best choice minus that of the runner-up, from paired draws."""
         best = self.pred()
         second = max((i for i in range(len(self.nll)) if i != best), key=lambda i: self.logliks[i])
-        if self.strata is None:
+        shorter = min(best, second, key=lambda i: len(self.values[i]))
+        strata = self.strata[shorter]
+        if strata is None:
             return Estimate(self.nll[second].value - self.nll[best].value, 0.0)
-        return summarise(self.values[second] - self.values[best], self.strata)
+        shared = len(strata)  # a choice put out of contention drew the first rounds only: pair those
+        return summarise(self.values[second][:shared] - self.values[best][:shared], strata)
 
 
 def choice_values(record_id: str | int, label: int | None, scores: ChoiceScores, texts: tuple[str, ...],

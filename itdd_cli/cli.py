@@ -203,6 +203,7 @@ RATIO_EXAMPLES = _examples(
 )
 CHOICE_EXAMPLES = _examples(
     "itdd choice tests/lm_eval_task/sentences.jsonl -m demo -n 64 --format table",
+    "itdd choice examples/choice-clear.jsonl -m demo --until-decided 0.01 -n 8 --max-samples 128",
     "itdd choice mmlu.jsonl -m GSAI-ML/LLaDA-8B-Base -o picks.jsonl --summary run.json --fail-below accuracy=0.6",
 )
 COMPARE_EXAMPLES = _examples(
@@ -572,6 +573,8 @@ def choice(
     fmt: FormatOpt = Format.auto,
     samples: SamplesOpt = 128,
     estimator: EstimatorOpt = DEFAULT_ESTIMATOR,
+    until_decided: UntilDecidedOpt = None,
+    max_samples: MaxSamplesOpt = None,
     seed: SeedOpt = 0,
     independent: IndependentOpt = False,
     batch_size: BatchSizeOpt = "auto",
@@ -598,7 +601,8 @@ def choice(
 ) -> None:
     """k-way multiple choice: log p(choice | prompt) for each choice, the pick and the accuracy."""
     settings = _settings(estimator, samples, seed, batch_size, max_tokens, independent=independent,
-                         chat_template=chat_template, strict=strict)  # fmt: skip
+                         chat_template=chat_template, strict=strict, until_decided=until_decided,
+                         max_samples=max_samples)  # fmt: skip
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
     out = _output(input_path, output, fmt, overwrite, resume, summary, quiet)
     fields = Fields(prompt=prompt_field, choices=choices_field, label=label_field, id=id_field)
@@ -616,7 +620,9 @@ pip install 'itdd[lm-eval]'.
 Model args (--model_args, comma-separated): pretrained (hub id, directory or bundled name; default
 demo), samples (draws per question, 128), estimator, seed, independent, max_tokens, dtype, device,
 family, tokenizer, revision, trust_remote_code, chat_template, mc_log (JSONL of per-request Monte
-Carlo standard errors).
+Carlo standard errors), until_decided and max_samples (rounds until each question's pick is decided,
+as `itdd choice --until-decided`; the results JSON's config.itdd_monte_carlo gives, per task, the mean
+SE, the share decided and the forward rows).
 
 Examples:
   itdd lm-eval run --model itdd --model_args pretrained=GSAI-ML/LLaDA-8B-Base,samples=128 --tasks arc_easy

@@ -33,6 +33,8 @@ from itdd_cli.estimators import (
     summarise,
 )
 from itdd_cli.estimators.coupling import key_columns
+from itdd_cli.estimators.decisions import Rule, Spending, contenders, planned_passes
+from itdd_cli.estimators.levels import alpha_of
 from itdd_cli.models.base import Framed
 from itdd_cli.settings import Settings
 
@@ -51,26 +53,45 @@ class RecordDraws:
     plans: list[RoundPlan] = field(default_factory=list)
     round: int = 0
     capped: bool = False
+    active: list[bool] = field(default_factory=list)  # sides still drawing (--until-decided puts losers out)
+    decided: bool | None = None  # --until-decided on several sides: whether one side is left; None otherwise
 
     def __post_init__(self) -> None:
         per_token = self.settings.per_token
         self.tallies = [Tally(self.settings.estimator, positions=PositionTally() if per_token else None)
                         for _ in self.framed]  # fmt: skip
+        self.active = [True] * len(self.framed)
+        if self.deciding:
+            self.decided = False
         self.plans = self._plan(self.settings.samples)
+
+    @property
+    def deciding(self) -> bool:
+        """Whether rounds run until one side is decided (--until-decided with several sides)."""
+        return self.settings.until_decided is not None and self.settings.adaptive and len(self.framed) > 1
 
     @property
     def passes(self) -> int:
         """Forward passes per side so far (pilot included); the longer side's for a pair."""
         return max(tally.passes for tally in self.tallies)
 
+    @property
+    def forward_rows(self) -> int:
+        """Forward passes of every side together (sides put out of contention stopped drawing)."""
+        return sum(tally.passes for tally in self.tallies)
+
     def jobs(self) -> list[Job]:
         return [
             Job(torch.tensor(f.ids, dtype=torch.long), f.start, plan.masks, plan.scored)
-            for f, plan in zip(self.framed, self.plans, strict=True)
+            for f, plan, active in zip(self.framed, self.plans, self.active, strict=True)
+            if active
         ]
 
     def absorb(self, losses: list[torch.Tensor]) -> None:
-        for tally, plan, side_losses in zip(self.tallies, self.plans, losses, strict=True):
+        """One round's losses, one tensor per side still in contention (as `jobs` listed them)."""
+        drawing = [(tally, plan) for tally, plan, active in zip(self.tallies, self.plans, self.active, strict=True)
+                   if active]  # fmt: skip
+        for (tally, plan), side_losses in zip(drawing, losses, strict=True):
             tally.add(plan, side_losses)
 
     def estimates(self) -> list[Estimate]:
@@ -93,15 +114,13 @@ class RecordDraws:
 
     def next_round(self) -> bool:
         """Plan another round if the record is not yet precise (or decided) enough; False: done."""
+        if self.deciding:
+            return self._next_look()
         settings = self.settings
         estimate = self.watched()
-        pair = len(self.tallies) == 2
-        goals = [settings.target_se] if settings.target_se is not None else []
-        if settings.until_decided is not None and pair:
-            goals.append(abs(estimate.value) / settings.until_decided)
-        if settings.reached(estimate.value, estimate.se, pair) or not goals:
+        if settings.target_se is None or settings.reached(estimate.se):
             return False
-        goal = max(goals)
+        goal = settings.target_se
         left = settings.cap - self.passes
         if left < 2:
             self.capped = True
@@ -111,6 +130,28 @@ class RecordDraws:
         size = min(left, max(needed, settings.samples // 2, 2))
         if left - size == 1:  # never strand a single pass below the cap
             size = left
+        self.plans = self._plan(size, spend_all=size == left)
+        return True
+
+    def _next_look(self) -> bool:
+        """--until-decided: put out the sides another beats at this look's level; draw the next
+        planned round for the rest unless one is left (decided), the SE goal is met or the cap is spent."""
+        settings = self.settings
+        looks = planned_passes(settings.samples, settings.cap)
+        inside = [i for i, active in enumerate(self.active) if active]
+        strata = self.tallies[inside[0]].all_strata()
+        assert strata is not None, "Monte Carlo draws have strata"
+        values = [tally.all_values() for tally in self.tallies]
+        self.active = contenders(values, strata, self.active, decision_rule(settings), self.round, len(looks))
+        self.decided = sum(self.active) == 1
+        if self.decided or (settings.target_se is not None and settings.reached(self.watched().se)):
+            return False
+        left = settings.cap - self.passes
+        if self.round + 1 >= len(looks) or left < 2:
+            self.capped = True
+            return False
+        size = min(max(looks[self.round + 1] - self.passes, 2), left)
+        self.round += 1
         self.plans = self._plan(size, spend_all=size == left)
         return True
 
@@ -171,6 +212,12 @@ class RecordDraws:
             pilot = pilot_keys(levels, f.length, record_generator(self.settings.seed, *identity, *PILOT_STREAM, *tag))
             pilots.append(pilot if levels else None)
         return noises, pilots
+
+
+def decision_rule(settings: Settings) -> Rule:
+    """The stopping rule of --until-decided (anytime-valid alpha-spending; see estimators.decisions)."""
+    assert settings.until_decided is not None
+    return Spending(alpha_of(settings.until_decided))
 
 
 def run_rounds(

@@ -46,6 +46,8 @@ class ModelArgs:
     chat_template: bool = False
     mc_log: str | None = None
     mc_log_overwrite: bool = False  # replace an existing mc_log file (else refused, as -o without --overwrite)
+    until_decided: float | None = None  # --until-decided: α in (0, 1), or a z from 1 to 8
+    max_samples: int | None = None  # --max-samples: the cap on passes per choice under until_decided
 
 
 def parse_model_args(given: Mapping[str, Any]) -> ModelArgs:
@@ -61,6 +63,11 @@ def parse_model_args(given: Mapping[str, Any]) -> ModelArgs:
                         for name, value in given.items() if value is not None})  # fmt: skip
     if args.mc_log is not None:  # written after scoring: a path that cannot be written would lose every SE
         check_path("model_args mc_log", args.mc_log, args.mc_log_overwrite)
+    if args.max_samples is not None and args.until_decided is None:
+        raise UsageError("model_args max_samples caps until_decided rounds; pass until_decided too")
+    if args.max_samples is not None and args.max_samples < args.samples:
+        raise UsageError(f"model_args max_samples {args.max_samples} is below samples {args.samples}; raise it "
+                         "or lower samples")  # fmt: skip
     return args
 
 
@@ -163,4 +170,6 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "chat_template": _flag,
     "mc_log": _text,
     "mc_log_overwrite": _flag,
+    "until_decided": checks.decision_level,
+    "max_samples": lambda name, value: checks.integer(name, _whole(name, value), checks.MIN_SAMPLES),
 }

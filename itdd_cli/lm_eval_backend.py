@@ -52,7 +52,7 @@ from itdd_cli.mc_log import McLog, check_not_input, check_path
 from itdd_cli.parallel import close_shard, current_shard
 from itdd_cli.processes import launched
 from itdd_cli.records import Fields, Record
-from itdd_cli.rows import UNDECIDED_SE, Command
+from itdd_cli.rows import FIXED_PROTOCOL_DRAWS, UNDECIDED_SE, Command
 from itdd_cli.runner import choice_scores, prepare
 from itdd_cli.session import run_settings
 
@@ -95,6 +95,8 @@ class RequestResult:
     best: bool  # the highest log-likelihood among its question's continuations
     margin: float  # the question's best − runner-up (nan for a lone continuation)
     margin_se: float
+    decided: bool | None  # until_decided: the anytime-valid rule decided the question (None: fixed draws)
+    passes: int  # forward rows the question took, every continuation together
 
 
 def split_boundary(context: str, continuation: str) -> tuple[str, str]:
@@ -109,7 +111,8 @@ class ItddLM(LM):
     Model args: pretrained (hub id, directory or bundled name; default 'demo'), samples (draws per
     question, default 128), estimator, seed, independent, max_tokens, dtype, device, family,
     tokenizer, revision, trust_remote_code, chat_template (wrap the context as a user turn),
-    mc_log (a JSONL path for per-request standard errors), each checked as its CLI option is
+    mc_log (a JSONL path for per-request standard errors), until_decided and max_samples (draw each
+    question in rounds until its pick is decided, as `itdd choice --until-decided`), each checked as its CLI option is
     (`lm_eval_args`) before the model loads. `batch_size` is itdd's forward rows per batch; 1
     (lm-eval's default) and 'auto' fill batches up to max_tokens.
     """
@@ -129,6 +132,9 @@ class ItddLM(LM):
                                   trust_remote_code=args.trust_remote_code, tokenizer=args.tokenizer,
                                   revision=args.revision, batch_size=args.batch_size, max_tokens=args.max_tokens,
                                   chat_template=args.chat_template)  # fmt: skip
+        if args.until_decided is not None:
+            self.scorer = self.scorer.with_settings(until_decided=args.until_decided, max_samples=args.max_samples)
+        self.monte_carlo: dict[str, dict[str, float]] = {}  # per task: get_model_info() puts it in the results JSON
         self.mc_log = None if mc_log is None else McLog(mc_log, args.mc_log_overwrite, self._settings_record(args))
         self.last_results: list[RequestResult] = []
         self._device = self.scorer.model.info.device
@@ -161,14 +167,14 @@ class ItddLM(LM):
         order = list(questions)
         scored = dict(zip(order, self._score(requests, [questions[key] for key in order], disable_tqdm), strict=True))
         self.last_results = [scored[key][choice] for key, choice in slots]
-        self._report(requests, list(scored.values()))
+        self._report(requests, list(scored.values()), [str(key[0]) for key in order])
         return [(result.loglik, False) for result in self.last_results]
 
     def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
         """log p(document) per request, as `itdd nll` (no rolling windows: a long document is an error)."""
         questions = [_Question("", [request.args[0]], index) for index, request in enumerate(requests)]
         self.last_results = [results[0] for results in self._score(requests, questions, disable_tqdm)]
-        self._report(requests, [[result] for result in self.last_results])
+        self._report(requests, [[result] for result in self.last_results], [str(r.task_name) for r in requests])
         return [result.loglik for result in self.last_results]
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
@@ -200,17 +206,20 @@ class ItddLM(LM):
                 scores = choice_scores(prepared)
                 margin = scores.margin() if len(scores.nll) > 1 else None
                 best = scores.pred()
+                draws = prepared.draws
                 yield [
                     RequestResult(-estimate.value, estimate.se, framed.length, i == best,
                                   math.nan if margin is None else margin.value,
-                                  math.nan if margin is None else margin.se)  # fmt: skip
+                                  math.nan if margin is None else margin.se,
+                                  getattr(draws, "decided", None), getattr(draws, "forward_rows", 0))  # fmt: skip
                     for i, (estimate, framed) in enumerate(zip(scores.nll, prepared.framed, strict=True))
                 ]
                 progress.update(1)
 
-    def _report(self, requests: list[Instance], questions: list[list[RequestResult]]) -> None:
+    def _report(self, requests: list[Instance], questions: list[list[RequestResult]], tasks: list[str]) -> None:
         if not questions:
             return
+        self._tally(questions, tasks)
         ses = [result.loglik_se for results in questions for result in results]
         multi = [results[0] for results in questions if len(results) > 1]
         undecided = sum(result.margin <= UNDECIDED_SE * result.margin_se for result in multi)
@@ -221,6 +230,13 @@ class ItddLM(LM):
             f"{sum(ses) / len(ses):.4g} nats; {undecided} of {len(multi)} multiple-choice questions undecided "
             f"(best − runner-up within {UNDECIDED_SE:g} SE)"
         )
+        adaptive = [results[0] for results in multi_all(questions) if results[0].decided is not None]
+        if adaptive:
+            rows = sum(result.passes for result in adaptive)
+            fixed = FIXED_PROTOCOL_DRAWS * sum(len(results) for results in multi_all(questions))
+            logger.info(f"itdd: until_decided {settings.until_decided:g}: {sum(r.decided for r in adaptive)} of "
+                        f"{len(adaptive)} questions decided; {rows} forward rows (LLaDA's fixed protocol, "
+                        f"{FIXED_PROTOCOL_DRAWS} per continuation: {fixed})")  # fmt: skip
         if self.mc_log is not None:
             self.mc_log.write([{"task": request.task_name, "doc_id": request.doc_id, "idx": request.idx,
                                 "arguments": list(request.args)} | vars(result)
@@ -230,6 +246,39 @@ class ItddLM(LM):
         """What fixed the numbers in mc_log, as `-o`'s settings record says it (`PATH.meta.json`)."""
         record = run_settings(Command.choice, self.scorer.model, self.scorer.settings, Fields(), args.revision)
         return record | {"command": "lm-eval", "fields": None}
+
+    def _tally(self, questions: list[list[RequestResult]], tasks: list[str]) -> None:
+        """Per task, running sums of the Monte Carlo summary (the results JSON's `itdd_monte_carlo`)."""
+        for results, task in zip(questions, tasks, strict=True):
+            sums = self.monte_carlo.setdefault(task, {"questions": 0, "requests": 0, "se_sum": 0.0, "decided": 0,
+                                                       "adaptive": 0, "forward_rows": 0})  # fmt: skip
+            sums["questions"] += 1
+            sums["requests"] += len(results)
+            sums["se_sum"] += sum(result.loglik_se for result in results)
+            sums["forward_rows"] += results[0].passes
+            if results[0].decided is not None:
+                sums["adaptive"] += 1
+                sums["decided"] += results[0].decided
+
+    def get_model_info(self) -> dict[str, Any]:
+        """What lm-eval adds to its results JSON (`config`): per task, the Monte Carlo summary — mean SE of a
+        log-likelihood, the share of questions decided (until_decided; else null), forward rows in all and
+        what LLaDA's fixed protocol (128 per continuation) would have spent. This process's questions only."""
+        settings = self.scorer.settings
+        tasks = {
+            task: {
+                "questions": int(sums["questions"]),
+                "mean_loglik_se": sums["se_sum"] / sums["requests"],
+                "share_decided": sums["decided"] / sums["adaptive"] if sums["adaptive"] else None,
+                "forward_rows": int(sums["forward_rows"]),
+                "fixed_protocol_rows": FIXED_PROTOCOL_DRAWS * int(sums["requests"]),
+            }
+            for task, sums in self.monte_carlo.items()
+        }
+        return {"itdd_monte_carlo": {"estimator": settings.estimator.value, "samples": settings.samples,
+                                     "until_decided": settings.until_decided,
+                                     "max_samples": settings.cap if settings.adaptive else None,
+                                     "seed": settings.seed, "tasks": tasks}}  # fmt: skip
 
     @property
     def tokenizer_name(self) -> str:
@@ -263,6 +312,11 @@ class ItddLM(LM):
             import torch.distributed as dist
 
             dist.barrier()
+
+
+def multi_all(questions: list[list[RequestResult]]) -> list[list[RequestResult]]:
+    """The questions with several continuations (the ones a pick is decided for)."""
+    return [results for results in questions if len(results) > 1]
 
 
 def _describe(request: Instance) -> str:

@@ -30,6 +30,10 @@ def _shown(help_text: str, default: str) -> str:
     return f"{help_text}  [default: {default}]"
 
 
+def _decision_level(value: float | None) -> float | None:
+    return None if value is None else checks.decision_level("--until-decided", value)
+
+
 def _seed(value: int) -> int:
     return checks.seed("--seed", value)
 
@@ -121,7 +125,8 @@ TargetSeOpt = Annotated[
         min=0.0,
         show_default=False,
         metavar="NATS",
-        help=_shown("draw more rounds until each record's SE (of nll, or of log_ratio) is at most this", "off"),
+        help=_shown("draw more rounds until each record's SE (of nll, or of log_ratio) is at most this; a precision "
+                    "goal, not a coverage guarantee", "off"),
     ),
 ]
 MaxSamplesOpt = Annotated[
@@ -138,11 +143,12 @@ UntilDecidedOpt = Annotated[
     float | None,
     typer.Option(
         "--until-decided",
-        min=0.0,
+        callback=_decision_level,
         show_default=False,
-        metavar="Z",
+        metavar="LEVEL",
         help=_shown(
-            "draw more rounds until |log_ratio| > Z × SE (the preference is decided), up to --max-samples", "off"
+            "draw rounds (-n, then doubling) until the pick is decided by an anytime-valid rule with error rate "
+            "α ≤ LEVEL (0.01), or a z ≥ 1 meaning α = P(|N(0,1)| > z) (3: 0.0027); up to --max-samples", "off"
         ),
     ),
 ]

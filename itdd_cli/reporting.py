@@ -83,7 +83,8 @@ class TableSink:
     def close(self) -> None:
         if not self.rows:
             return
-        names = list(self.rows[0])
+        # a column empty in every row (`decided` without --until-decided) is not a column to show
+        names = [name for name in self.rows[0] if any(row[name] is not None for row in self.rows)]
         shown = self._columns(names)
         print_unfolded(self.console, self._table(shown))
         left_out = [name for name in names if name not in shown]

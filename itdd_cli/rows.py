@@ -109,6 +109,14 @@ def _labelled(row: dict[str, Any]) -> bool:
     return row["correct"] is not None
 
 
+def _adaptive(row: dict[str, Any]) -> bool:
+    return row["decided"] is not None
+
+
+# LLaDA's likelihood protocol draws this many masks per choice for every question (the summary's yardstick).
+FIXED_PROTOCOL_DRAWS = 128
+
+
 def undecided(row: dict[str, Any]) -> bool:
     """A choice that more draws could flip: its margin is within UNDECIDED_SE standard errors."""
     return row["margin"] <= UNDECIDED_SE * row["margin_se"]
@@ -175,6 +183,7 @@ SPECS: dict[Command, RowSpec] = {
                 Field("tokens_rejected", int, rank=5),
                 Field("samples", int, rank=7),
                 Field("prefers", str, rank=1),
+                Field("decided", bool, rank=8),  # --until-decided: the anytime-valid rule decided (else null)
             ),
             pair_record,
             identity=("tokens_chosen", "tokens_rejected"),
@@ -188,6 +197,8 @@ SPECS: dict[Command, RowSpec] = {
                     line="prefers chosen {value:.1%} of pairs ({coupling} masks)",
                 ),
                 Tally("mean_log_ratio", lambda row: row["log_ratio"]),
+                Tally("decided", lambda row: float(row["decided"]), over=_adaptive,
+                      line="{value:.1%} of pairs decided (--until-decided)"),  # fmt: skip
             ),
         ),
         RowSpec(
@@ -204,7 +215,9 @@ SPECS: dict[Command, RowSpec] = {
                 Field("bytes", list, rank=7),
                 Field("correct", bool, worse="lower", rank=1),
                 Field("correct_norm", bool, worse="lower", rank=3),
-                Field("samples", int, rank=8),
+                Field("samples", int, rank=8),  # per choice still in contention at the end, pilot included
+                Field("decided", bool, rank=8),  # --until-decided: one choice left in contention (else null)
+                Field("passes", int, rank=9),  # forward passes of every choice together (forward rows)
             ),
             choice_record,
             identity=("tokens",),
@@ -218,6 +231,12 @@ SPECS: dict[Command, RowSpec] = {
                       line="acc_norm (per byte) {value:.1%} ± {se}"),
                 Tally("undecided", lambda row: float(undecided(row)),
                       line="{value:.1%} undecided: margin within 2 SE ({coupling} draws)"),
+                Tally("decided", lambda row: float(row["decided"]), over=_adaptive,
+                      line="{value:.1%} decided by the anytime-valid rule (--until-decided)"),
+                Tally("passes_per_record", lambda row: row["passes"], over=_adaptive,
+                      line="{value:.1f} forward rows (passes) per question"),
+                Tally("fixed_protocol_passes", lambda row: FIXED_PROTOCOL_DRAWS * len(row["tokens"]), over=_adaptive,
+                      line="{value:.1f} per question under LLaDA's fixed protocol (128 per choice)"),
             ),  # fmt: skip
         ),
     ]

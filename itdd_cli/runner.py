@@ -279,6 +279,7 @@ def _ratio_values(prepared: _Prepared) -> dict[str, Any]:
         "tokens_rejected": prepared.framed[1].length,
         "samples": prepared.draws.passes,
         "prefers": "chosen" if log_ratio.value > 0 else "rejected",
+        "decided": getattr(prepared.draws, "decided", None),  # block models draw no rounds
     }
 
 
@@ -290,16 +291,20 @@ def _token_values(model: ScoringModel, prepared: _Prepared, settings: Settings) 
 
 def choice_scores(prepared: _Prepared) -> ChoiceScores:
     """Per-text estimates of a scored record, paired by draw (coupled unless --independent)."""
-    tallies = prepared.draws.tallies
-    estimates = [_checked(prepared.record, estimate) for estimate in prepared.draws.estimates()]
-    return ChoiceScores(estimates, [tally.all_values() for tally in tallies], tallies[0].all_strata())
+    draws = prepared.draws
+    estimates = [_checked(prepared.record, estimate) for estimate in draws.estimates()]
+    contenders = getattr(draws, "active", None)  # sides still in contention when the rounds stopped
+    return ChoiceScores(estimates, [tally.all_values() for tally in draws.tallies],
+                        [tally.all_strata() for tally in draws.tallies], contenders)  # fmt: skip
 
 
 def _choice_values(prepared: _Prepared) -> dict[str, Any]:
     record = prepared.record
     tokens = [framed.length for framed in prepared.framed]
-    samples = prepared.draws.passes  # per choice, pilot included
-    return choice_values(record.id, record.label, choice_scores(prepared), record.texts, tokens, samples)
+    draws = prepared.draws
+    assert isinstance(draws, RecordDraws), "choice refuses block models"
+    values = choice_values(record.id, record.label, choice_scores(prepared), record.texts, tokens, draws.passes)
+    return values | {"decided": draws.decided, "passes": draws.forward_rows}
 
 
 # Each command's row, by the fields its RowSpec declares (the spec fixes their order).
@@ -311,9 +316,8 @@ def stopped_at_cap(row: dict[str, Any], settings: Settings) -> bool:
     """Whether a row of a --target-se / --until-decided run spent its --max-samples short of its goal."""
     if not settings.adaptive:
         return False
-    pair = "log_ratio" in row
-    value, se = (row["log_ratio"], row["log_ratio_se"]) if pair else (row["nll"], row["nll_se"])
-    return not settings.reached(value, se, pair)
+    se = row["log_ratio_se"] if "log_ratio" in row else row.get("margin_se", row.get("nll_se"))
+    return not row.get("decided") and not settings.reached(se)
 
 
 @dataclass(frozen=True)

@@ -299,8 +299,9 @@ class _Run:
         if not self.shard.is_main:
             return
         if capped:
-            notice(f"{capped} record(s) stopped at --max-samples {self.settings.cap} before reaching the "
-                   "requested precision; raise --max-samples to go further")  # fmt: skip
+            goal = "a decision" if self.settings.until_decided is not None else "the requested precision"
+            notice(f"{capped} record(s) stopped at --max-samples {self.settings.cap} before reaching {goal}; "
+                   "raise --max-samples to go further")  # fmt: skip
         if self.format is Format.table:
             print_summary(console_for(self.stream_out), self.summary, self.model.info, self.settings)
         elif not self.output.quiet:

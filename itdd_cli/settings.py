@@ -31,7 +31,7 @@ class Settings:
     keep_boundary: bool = False  # False: the prompt's trailing whitespace starts the response (lm-eval)
     strict: bool = False  # refuse a record whose text the tokenizer cannot represent, instead of flagging it
     target_se: float | None = None  # draw in rounds until the SE (of nll, or of log_ratio) is at most this
-    until_decided: float | None = None  # ratio: stop once |log_ratio| > this × SE
+    until_decided: float | None = None  # ratio, choice: rounds until the pick is decided at this level (α or z)
     max_samples: int | None = None  # cap on passes per record in rounds; None: 8 × samples
     per_token: bool = False  # also split each draw's value over its positions (no extra passes, same numbers)
 
@@ -44,11 +44,10 @@ class Settings:
     def cap(self) -> int:
         return self.max_samples if self.max_samples is not None else 8 * self.samples
 
-    def reached(self, value: float, se: float, pair: bool) -> bool:
-        """Whether a record drawn in rounds may stop: precise enough, or (a pair) decided."""
-        precise = self.target_se is not None and se <= self.target_se
-        decided = self.until_decided is not None and pair and abs(value) > self.until_decided * se
-        return precise or decided
+    def reached(self, se: float) -> bool:
+        """Whether a record drawn in rounds is precise enough (--target-se); --until-decided's rule
+        is estimators.decisions'."""
+        return self.target_se is not None and se <= self.target_se
 
 
 def safe_exp(value: float) -> float:

@@ -45,7 +45,8 @@ class Summary:
     def add(self, row: dict[str, Any]) -> None:
         spec = self.spec
         self.records += 1
-        self.passes += row["samples"] * len(spec.identity)  # per side, for each scored text
+        # per side, for each scored text; choice rows count every choice's passes themselves
+        self.passes += row["passes"] if spec.field("passes") else row["samples"] * len(spec.identity)
         self.tokens += spec.tokens_of(row)
         self.nll += spec.nll_of(row)
         if spec.measures_text:

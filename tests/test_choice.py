@@ -14,7 +14,7 @@ from itdd_cli.cli import app
 from tests.conftest import read_jsonl, write_jsonl
 
 CHOICE_FIELDS = ["id", "pred", "pred_norm", "logliks", "logliks_se", "margin", "margin_se", "tokens", "bytes",
-                 "correct", "correct_norm", "samples"]  # fmt: skip
+                 "correct", "correct_norm", "samples", "decided", "passes"]  # fmt: skip
 QUESTIONS = [("ab", ["cd", "ca", "dddd"]), (None, ["abcd", "abdd"]), ("c", ["ab", "bcd", "aaa", "dc"]),
              ("dcb", ["a", "abca"]), ("a", ["bbbb", "bcda", "cdab"])]  # fmt: skip
 

@@ -36,6 +36,7 @@ RATIO_FIELDS = [
     "tokens_rejected",
     "samples",
     "prefers",
+    "decided",
 ]
 INPUTS = {
     "nll": [{"text": "abca"}, {"text": "dd", "id": "second"}],

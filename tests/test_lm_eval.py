@@ -245,6 +245,9 @@ def test_itdd_lm_eval_command_runs_the_local_task_with_itdd_choices_accuracy(cho
     results = json.loads(results_file.read_text())["results"]["itdd_sentences"]
     assert results["acc,none"] == summary["accuracy"]
     assert results["acc_norm,none"] == summary["accuracy_norm"]
+    report = json.loads(results_file.read_text())["config"]["itdd_monte_carlo"]["tasks"]["itdd_sentences"]
+    assert report["questions"] == len(rows) and report["share_decided"] is None  # fixed draws: nothing decided
+    assert report["forward_rows"] == SAMPLES * sum(len(row["tokens"]) for row in rows)
     logged = read_jsonl(mc_log.read_text())
     assert [row["loglik_se"] for row in logged] == [se for row in rows for se in row["logliks_se"]]
 
@@ -327,7 +330,7 @@ def test_a_model_arg_without_a_name_is_named_as_such(no_model):
                                                  "name=value, e.g. pretrained=demo (pretrained, samples, estimator, "
                                                  "seed, independent, batch_size, max_tokens, dtype, device, family, "
                                                  "tokenizer, revision, trust_remote_code, chat_template, mc_log, "
-                                                 "mc_log_overwrite)")  # fmt: skip
+                                                 "mc_log_overwrite, until_decided, max_samples)")  # fmt: skip
 
 
 def test_mc_log_holds_this_runs_requests_only_replaced_whole_with_a_settings_record(tmp_path):
@@ -347,3 +350,43 @@ def test_mc_log_holds_this_runs_requests_only_replaced_whole_with_a_settings_rec
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".part")]
     with pytest.raises(UsageError, match=f"^model_args mc_log {path} exists; pass mc_log_overwrite=true"):
         ItddLM(pretrained="demo", samples=4, mc_log=str(path))
+
+
+def test_until_decided_through_lm_eval_picks_as_itdd_choice_and_reports_in_the_results(tmp_path):
+    lm_adaptive = ItddLM(pretrained="demo", samples=SAMPLES, seed=SEED, until_decided="0.01", max_samples="64")
+    manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False)
+    out = lm_eval.simple_evaluate(model=lm_adaptive, tasks=["itdd_sentences"], task_manager=manager,
+                                  log_samples=True)  # fmt: skip
+    result = CliRunner().invoke(app, ["choice", str(ITEMS), "-m", "demo", "-n", str(SAMPLES), "--seed", str(SEED),
+                                      "--until-decided", "0.01", "--max-samples", "64", "-q"])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    rows = read_jsonl(result.stdout)
+    samples = sorted(out["samples"]["itdd_sentences"], key=lambda sample: sample["doc_id"])
+    for sample, row in zip(samples, rows, strict=True):
+        assert [resp[0][0] for resp in sample["resps"]] == row["logliks"]  # the same rounds, bit for bit
+    report = out["config"]["itdd_monte_carlo"]
+    assert report["until_decided"] == 0.01 and report["max_samples"] == 64
+    task = report["tasks"]["itdd_sentences"]
+    assert task["questions"] == len(rows)
+    assert task["share_decided"] == pytest.approx(sum(row["decided"] for row in rows) / len(rows))
+    assert task["forward_rows"] == sum(row["passes"] for row in rows)
+    assert task["fixed_protocol_rows"] == 128 * sum(len(row["tokens"]) for row in rows)
+    ses = [se for row in rows for se in row["logliks_se"]]
+    assert task["mean_loglik_se"] == pytest.approx(sum(ses) / len(ses))
+    json.dumps(out["config"])  # lm-eval writes it to the results JSON
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"until_decided": "0"}, "model_args until_decided 0: give an error rate in (0, 1)"),
+        ({"until_decided": "nan"}, "model_args until_decided nan: give an error rate"),
+        ({"until_decided": "20"}, "model_args until_decided 20: give an error rate"),
+        ({"max_samples": "64"}, "model_args max_samples caps until_decided rounds"),
+        ({"until_decided": "3", "samples": "16", "max_samples": "8"}, "model_args max_samples 8 is below samples 16"),
+        ({"until_decided": "3", "max_samples": "1"}, "model_args max_samples must be ≥ 2"),
+    ],
+)
+def test_bad_until_decided_model_args_are_one_line_usage_errors(given, message):
+    with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_model_args(given)

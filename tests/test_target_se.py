@@ -54,13 +54,18 @@ def test_first_round_alone_equals_a_plain_run(oracle_model):
 
 
 @pytest.mark.parametrize("estimator", [Estimator.control_variate, Estimator.stratified])
-def test_until_decided_stops_each_pair_once_decided_or_at_the_cap(oracle_model, estimator):
+def test_until_decided_stops_each_pair_once_decided_or_at_the_cap(oracle_model, estimator, distribution):
     objects = [
         (i + 1, ({"prompt": p} if p else {}) | {"chosen": c, "rejected": r}) for i, (p, c, r) in enumerate(PAIRS)
     ]
-    settings = Settings(estimator=estimator, samples=8, until_decided=2.0, max_samples=128)
-    for row in score(Command.ratio, objects, oracle_model, settings):
-        assert abs(row["log_ratio"]) > 2.0 * row["log_ratio_se"] or row["samples"] == 128, row
+    settings = Settings(estimator=estimator, samples=8, until_decided=0.05, max_samples=128)
+    rows = list(score(Command.ratio, objects, oracle_model, settings))
+    for row, (prompt, chosen, rejected) in zip(rows, PAIRS, strict=True):
+        assert row["decided"] or row["samples"] == 128, row
+        truth = distribution.cond_nll(prompt or "", rejected) - distribution.cond_nll(prompt or "", chosen)
+        if row["decided"]:  # the decided preference is the true one (each at most α = 0.05 wrong)
+            assert (row["log_ratio"] > 0) == (truth > 0), (row, truth)
+    assert any(row["decided"] for row in rows)
 
 
 def _cli(oracle_dir, tmp_path, *options):

@@ -64,6 +64,27 @@ class OracleDistribution:
         return self._log_mass(free) - self._log_mass(letters)
 
 
+Item = tuple[str, list[str], list[float]]
+
+
+def close_choices(distribution: OracleDistribution, prompts: tuple[str, ...] = ("ab", "c", "dd", "ba"),
+                  length: int = 3, low: float = 0.05, high: float = 1.0) -> list[Item]:  # fmt: skip
+    """4-way items whose best choice beats the runner-up by `low`–`high` nats of true conditional NLL:
+    (prompt, choices with the best first, their true NLLs). Every response of `length` letters is ranked
+    by its true NLL after each prompt; each window of 4 neighbours in that ranking whose margin falls in
+    the range is an item (the runner-ups close behind too)."""
+    items = []
+    for prompt in prompts:
+        responses = ["".join(letters) for letters in itertools.product(ALPHABET, repeat=length)]
+        truth = {response: distribution.cond_nll(prompt, response) for response in responses}
+        ranked = sorted(responses, key=lambda response: truth[response])
+        for start in range(min(48, len(ranked) - 3)):
+            group = ranked[start : start + 4]
+            if low <= truth[group[1]] - truth[group[0]] <= high:
+                items.append((prompt, group, [truth[g] for g in group]))
+    return items
+
+
 def _save_tokenizer(directory: Path) -> None:
     from tokenizers import Regex, Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
