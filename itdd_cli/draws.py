@@ -83,10 +83,10 @@ class RecordDraws:
     def difference(self) -> Estimate:
         """rejected − chosen; paired by index so the SE sees the coupling."""
         chosen, rejected = self.tallies
-        strata = chosen.all_strata()
-        if strata is None:  # exact sums: no error, and the sides may enumerate different counts
+        groups = chosen.all_groups()
+        if groups is None:  # exact sums: no error, and the sides may enumerate different counts
             return Estimate(rejected.estimate().value - chosen.estimate().value, 0.0)
-        return summarise(rejected.all_values() - chosen.all_values(), strata)
+        return summarise(rejected.all_values() - chosen.all_values(), groups)
 
     def watched(self) -> Estimate:
         return self.difference() if len(self.tallies) == 2 else self.estimates()[0]
@@ -94,6 +94,8 @@ class RecordDraws:
     def next_round(self) -> bool:
         """Plan another round if the record is not yet precise (or decided) enough; False: done."""
         settings = self.settings
+        if all(tally.exact for tally in self.tallies):  # enumerated: nothing left to draw
+            return False
         estimate = self.watched()
         pair = len(self.tallies) == 2
         goals = [settings.target_se] if settings.target_se is not None else []
@@ -106,7 +108,7 @@ class RecordDraws:
         if left < 2:
             self.capped = True
             return False
-        needed = math.ceil(1.1 * self.passes * (estimate.se / goal) ** 2) - self.passes if goal > 0 else left
+        needed = _needed(self.passes, estimate.se, goal, left)
         self.round += 1
         size = min(left, max(needed, settings.samples // 2, 2))
         if left - size == 1:  # never strand a single pass below the cap
@@ -118,7 +120,10 @@ class RecordDraws:
         settings = self.settings
         lengths = [f.length for f in self.framed]
         shape = round_shape(settings.estimator, passes, lengths, first=self.round == 0, spend_all=spend_all)
-        noises, keys = self._noise(shape.draws, shape.levels)
+        if shape.exhaustive:  # every masked set, no noise
+            noises, keys = [None] * len(self.framed), [None] * len(self.framed)
+        else:
+            noises, keys = self._noise(shape.draws, shape.levels)
         return [
             plan_round(settings.estimator, f.length, shape, noise, key)
             for f, noise, key in zip(self.framed, noises, keys, strict=True)
@@ -167,6 +172,14 @@ class RecordDraws:
             pilot = pilot_keys(levels, f.length, record_generator(self.settings.seed, *identity, *PILOT_STREAM, *tag))
             pilots.append(pilot if levels else None)
         return noises, pilots
+
+
+def _needed(passes: int, se: float, goal: float, left: int) -> int:
+    """Passes still missing for SE ≤ goal, from SE² ∝ 1/passes (10 % spare); `left` where that is
+    beyond the cap — a goal as small as 1e-300 asks for more passes than a float holds."""
+    if goal <= 0 or se / goal >= math.sqrt((passes + left) / (1.1 * passes)):
+        return left
+    return math.ceil(1.1 * passes * (se / goal) ** 2) - passes
 
 
 def run_rounds(

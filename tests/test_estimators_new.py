@@ -28,9 +28,9 @@ def test_every_estimator_says_whether_it_is_monte_carlo_its_limit_and_its_error_
 
 
 @pytest.mark.parametrize(
-    ("samples", "length", "levels"), [(128, 20, 4), (32, 20, 3), (128, 3, 2), (3, 9, 1), (2, 9, 0)]
+    ("samples", "length", "levels"), [(128, 20, 4), (32, 20, 3), (128, 3, 2), (10, 9, 1), (8, 9, 0), (3, 9, 0)]
 )
-def test_pilot_takes_about_two_root_n_passes_never_more_blocks_than_tokens_and_leaves_two_draws(
+def test_pilot_takes_about_two_root_n_passes_never_more_blocks_than_tokens_and_leaves_eight_draws(
     samples, length, levels
 ):
     assert pilot_levels(samples, length) == levels

@@ -14,11 +14,11 @@ import torch
 
 from itdd_cli.estimators.chain_rule import order_masks, step_masks
 from itdd_cli.estimators.control_variate import Pilot, adjusted_values, loss_table, pilot_levels, plan_pilot
-from itdd_cli.estimators.kinds import Estimator
+from itdd_cli.estimators.kinds import Estimator, enumerable
 from itdd_cli.estimators.masks import plan_masks
 from itdd_cli.estimators.positions import PositionTally, split_passes
 from itdd_cli.estimators.sampling import Noise
-from itdd_cli.estimators.stats import Estimate, summarise
+from itdd_cli.estimators.stats import Estimate, summarise, variance_groups
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class RoundShape:
     draws: int  # rows of main noise: draws, or whole orders for the chain rule
     levels: int = 0  # pilot rates (control variate, first round)
     orders: bool = False  # chain rule by whole orders (L passes each)
+    exhaustive: bool = False  # every masked set of every side fits the passes: enumerate them, exactly
 
 
 def round_shape(
@@ -35,11 +36,14 @@ def round_shape(
 ) -> RoundShape:
     """Split `passes` per side (≥ 2) between pilot and main draws, or into whole orders.
 
+    A first round whose passes cover every side's 2^L − 1 masked sets enumerates them instead.
     Whole orders may leave a few passes unspent; with `spend_all` (the round that reaches
     --max-samples) the chain rule then samples single steps instead.
     """
     if not estimator.monte_carlo:
         return RoundShape(0)
+    if first and enumerable(lengths, passes):
+        return RoundShape(0, exhaustive=True)
     if estimator.uses_pilot and first:
         levels = pilot_levels(passes, min(lengths))
         return RoundShape(passes - (2**levels - 1), levels)
@@ -64,8 +68,8 @@ class RoundPlan:
 def plan_round(
     estimator: Estimator, length: int, shape: RoundShape, noise: Noise | None, pilot_keys: torch.Tensor | None
 ) -> RoundPlan:
-    if not estimator.monte_carlo:
-        base = plan_masks(estimator, None, length)
+    if not estimator.monte_carlo or shape.exhaustive:
+        base = plan_masks(Estimator.exact, None, length)
         return RoundPlan(base.masks, None, base.weights, torch.arange(len(base.masks)), None)
     assert noise is not None, "Monte Carlo estimators need noise"
     if estimator is Estimator.chain_rule:
@@ -98,6 +102,7 @@ class Tally:
     rates: torch.Tensor | None = None
     values: list[torch.Tensor] = field(default_factory=list)
     strata: list[torch.Tensor] = field(default_factory=list)
+    groups: list[torch.Tensor] = field(default_factory=list)  # per round, the strata that share a variance
     exact: bool = False
     positions: PositionTally | None = None  # set to also split every value over its positions (--per-token)
 
@@ -124,6 +129,8 @@ class Tally:
         else:
             offset = sum(int(s.max()) + 1 for s in self.strata)
             self.strata.append(plan.strata + offset)
+            joined = sum(int(g.max()) + 1 for g in self.groups)
+            self.groups.append(variance_groups(plan.strata, self.estimator.strata_per_group) + joined)
         return values
 
     def all_values(self) -> torch.Tensor:
@@ -132,8 +139,13 @@ class Tally:
     def all_strata(self) -> torch.Tensor | None:
         return None if self.exact else torch.cat(self.strata)
 
+    def all_groups(self) -> torch.Tensor | None:
+        """Labels (V,) for the SE: each round's strata, joined in groups when the round is small
+        (`stats.variance_groups`); None for an exact sum. Paired differences use these too."""
+        return None if self.exact else torch.cat(self.groups)
+
     def estimate(self) -> Estimate:
-        return summarise(self.all_values(), self.all_strata())
+        return summarise(self.all_values(), self.all_groups())
 
     def contributions(self) -> torch.Tensor:
         """(L,): each scored position's share of `estimate().value` (they sum to it)."""
