@@ -83,6 +83,8 @@ class RecordDraws:
     def difference(self) -> Estimate:
         """rejected − chosen; paired by index so the SE sees the coupling."""
         chosen, rejected = self.tallies
+        if self.framed[0] == self.framed[1] and not self.settings.independent:  # same draws, same values
+            return Estimate(0.0, 0.0)
         groups = chosen.all_groups()
         if groups is None:  # exact sums: no error, and the sides may enumerate different counts
             return Estimate(rejected.estimate().value - chosen.estimate().value, 0.0)

@@ -15,8 +15,11 @@ import torch
 COLLAPSE_BELOW = 32
 
 
-# Fewest draws whose perfect agreement is taken as a flat integrand rather than chance repeats.
-MIN_AGREEING = 4
+FEW_DEGREES = 32
+
+# Fewest draws whose perfect agreement is taken as a flat integrand rather than chance repeats
+# (coupled chain-rule steps of `abca` vs `abcc` all scored a shared token in 1 of 40 seeds at 4 draws).
+MIN_AGREEING = 8
 
 
 @dataclass(frozen=True)
@@ -49,10 +52,9 @@ def summarise(values: torch.Tensor, strata: torch.Tensor | None) -> Estimate:
 
     With `strata=None` the values are the terms of an exact sum: no error. A Monte Carlo SE is
     not 0 while draws disagree: where every group's draws agree (repeats of one mask), the spread
-    over all draws stands in (one group: larger still). Where all draws agree, four or more of
-    them across strata mean the integrand is flat (SE 0 is right: a uniform model, identical
-    coupled sides); two or three may be one mask drawn twice, so the SE is NaN, which the runner
-    refuses with advice (MIN_AGREEING).
+    over all draws stands in (one group: larger still). Where all draws agree, MIN_AGREEING or
+    more of them across strata mean the integrand is flat (SE 0: a uniform model); fewer may be
+    one mask drawn again and again, so the SE is NaN, which the runner refuses with advice.
     """
     values = values.to(torch.float64)  # (N,)
     if strata is None:
@@ -62,6 +64,10 @@ def summarise(values: torch.Tensor, strata: torch.Tensor | None) -> Estimate:
         variance = _stratified_variance(values, torch.zeros_like(strata))
     if variance <= 0:
         return Estimate(float(values.mean()), 0.0 if values.numel() >= MIN_AGREEING else math.nan)
+    freedom = values.numel() - len(torch.unique(strata))
+    if freedom < FEW_DEGREES:  # error/SE has variance ν/(ν − 2) at ν degrees of freedom: scale it to 1
+        nu = max(freedom, 3)
+        variance *= nu / (nu - 2)
     return Estimate(float(values.mean()), math.sqrt(variance))
 
 
