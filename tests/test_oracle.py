@@ -82,3 +82,20 @@ def test_reported_standard_errors_match_the_spread_over_seeds(oracle_model, dist
             continue
         assert 0.7 <= mean_se / spread <= 1.3, (text, spread, mean_se)
         assert abs(statistics.mean(values) - distribution.nll(text)) < 4 * spread / len(values) ** 0.5
+
+
+def test_a_short_record_at_small_n_is_exact_never_a_wrong_number_with_no_error(oracle_dir, distribution, tmp_path):
+    """Issue #20's repro: `nll` of "cab" at -n 8 --seed 9 was 6.522 ± 0 against an exact 5.522."""
+    (row,) = _run(oracle_dir, tmp_path, "nll", [{"text": "cab"}], "-n", "8", "--seed", "9")
+    assert row["nll_se"] == 0 and row["samples"] == 7  # every one of the 2^3 − 1 masked sets, once
+    assert row["nll"] == pytest.approx(distribution.nll("cab"), abs=1e-5)
+    for samples in ("4", "6"):  # fewer passes than masked sets: drawn, with a real error bar
+        for seed in range(10):
+            (row,) = _run(oracle_dir, tmp_path, "nll", [{"text": "cab"}], "-n", samples, "--seed", str(seed))
+            assert row["nll_se"] > 0 or abs(row["nll"] - distribution.nll("cab")) < 1e-5, row
+    pair = [{"chosen": "abcd", "rejected": "ddda"}]
+    (row,) = _run(oracle_dir, tmp_path, "ratio", pair, "-n", "8", "--seed", "9")
+    assert row["log_ratio_se"] > 0 and row["samples"] == 8  # 15 masked sets a side: drawn
+    (row,) = _run(oracle_dir, tmp_path, "ratio", pair, "-n", "15")
+    truth = distribution.nll("ddda") - distribution.nll("abcd")
+    assert row["log_ratio_se"] == 0 and row["log_ratio"] == pytest.approx(truth, abs=1e-5)
