@@ -23,7 +23,8 @@ class ChoiceScores:
 
     nll: list[Estimate]
     values: list[torch.Tensor]  # k × (N,), paired by draw index when coupled
-    strata: torch.Tensor | None  # (N,); None for `exact`
+    strata: torch.Tensor | None  # (N,) the SE's groups (`Tally.all_groups`); None for `exact`
+    scale: bool = True  # `summarise`'s small-sample scaling (off for the chain rule's whole orders)
 
     @property
     def logliks(self) -> list[float]:
@@ -45,7 +46,7 @@ class ChoiceScores:
         second = max((i for i in range(len(self.nll)) if i != best), key=lambda i: self.logliks[i])
         if self.strata is None:
             return Estimate(self.nll[second].value - self.nll[best].value, 0.0)
-        return summarise(self.values[second] - self.values[best], self.strata)
+        return summarise(self.values[second] - self.values[best], self.strata, scale=self.scale)
 
 
 def choice_values(record_id: str | int, label: int | None, scores: ChoiceScores, texts: tuple[str, ...],

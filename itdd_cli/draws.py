@@ -88,7 +88,7 @@ class RecordDraws:
         groups = chosen.all_groups()
         if groups is None:  # exact sums: no error, and the sides may enumerate different counts
             return Estimate(rejected.estimate().value - chosen.estimate().value, 0.0)
-        return summarise(rejected.all_values() - chosen.all_values(), groups)
+        return summarise(rejected.all_values() - chosen.all_values(), groups, scale=not chosen.orders)
 
     def watched(self) -> Estimate:
         return self.difference() if len(self.tallies) == 2 else self.estimates()[0]

@@ -295,7 +295,8 @@ def choice_scores(prepared: _Prepared) -> ChoiceScores:
     """Per-text estimates of a scored record, paired by draw (coupled unless --independent)."""
     tallies = prepared.draws.tallies
     estimates = [_checked(prepared.record, estimate) for estimate in prepared.draws.estimates()]
-    return ChoiceScores(estimates, [tally.all_values() for tally in tallies], tallies[0].all_groups())
+    values = [tally.all_values() for tally in tallies]
+    return ChoiceScores(estimates, values, tallies[0].all_groups(), scale=not tallies[0].orders)
 
 
 def _choice_values(prepared: _Prepared) -> dict[str, Any]:

@@ -63,6 +63,7 @@ class RoundPlan:
     value_of: torch.Tensor  # (N,) int64: the value a pass adds to; −1 for a pilot pass
     strata: torch.Tensor | None  # (V,) int64; None: the values are the terms of an exact sum
     pilot: Pilot | None = None  # the leading passes, when the round has a pilot
+    orders: bool = False  # the chain rule's whole orders: the SE is the spread between them
 
 
 def plan_round(
@@ -77,7 +78,7 @@ def plan_round(
             masks, scored = order_masks(noise.keys, length)
             ones = torch.ones(len(masks), dtype=torch.float64)
             orders = torch.arange(shape.draws).repeat_interleave(length)
-            return RoundPlan(masks, scored, ones, orders, torch.zeros(shape.draws, dtype=torch.int64))
+            return RoundPlan(masks, scored, ones, orders, torch.zeros(shape.draws, dtype=torch.int64), orders=True)
         masks, scored = step_masks(noise, length)
         weights = torch.full((len(masks),), float(length), dtype=torch.float64)
         return RoundPlan(masks, scored, weights, torch.arange(len(masks)), noise.strata)
@@ -104,6 +105,7 @@ class Tally:
     strata: list[torch.Tensor] = field(default_factory=list)
     groups: list[torch.Tensor] = field(default_factory=list)  # per round, the strata that share a variance
     exact: bool = False
+    orders: bool = False  # some round drew whole orders: their spread is not rescaled (`summarise`)
     positions: PositionTally | None = None  # set to also split every value over its positions (--per-token)
 
     def add(self, plan: RoundPlan, losses: torch.Tensor) -> torch.Tensor:
@@ -124,6 +126,7 @@ class Tally:
         if self.positions is not None:
             splits = split_passes(masks, weights, main_losses, self.table, self.rates)
             self.positions.add(plan.value_of[main], splits, size, exact=plan.strata is None)
+        self.orders = self.orders or plan.orders
         if plan.strata is None:
             self.exact = True
         else:
@@ -145,7 +148,7 @@ class Tally:
         return None if self.exact else torch.cat(self.groups)
 
     def estimate(self) -> Estimate:
-        return summarise(self.all_values(), self.all_groups())
+        return summarise(self.all_values(), self.all_groups(), scale=not self.orders)
 
     def contributions(self) -> torch.Tensor:
         """(L,): each scored position's share of `estimate().value` (they sum to it)."""

@@ -10,11 +10,11 @@ import torch
 # A round with fewer strata than this has them collapsed into groups for its variance estimate:
 # with two draws a stratum, a small round's few high-variance strata give the SE one degree of
 # freedom each, and on short texts both draws often land on the same mask (spread 0, estimate
-# off). Measured on the oracle at -n 8 … 32: |z| > 3 for up to 17 % of seeds before, ≤ 3 % after.
-# From 32 strata (-n 64) on, strata of two stay as they were, so default-n numbers do not move.
-COLLAPSE_BELOW = 32
-
-
+# off). Measured on the oracle at -n 8 … 32: |z| > 3 for up to 12 % of seeds before, ≤ 2.5 % after.
+# From 16 strata (-n 32) on, strata of two stay: joining them at -n 64 raised a 9-token record's
+# SE by 43 % (0.23 → 0.33 nats on demo), more caution than it needs.
+COLLAPSE_BELOW = 16
+# Below this many degrees of freedom the SE is scaled (`summarise`); -n 128 has 64 (the control variate 57).
 FEW_DEGREES = 32
 
 # Fewest draws whose perfect agreement is taken as a flat integrand rather than chance repeats
@@ -45,7 +45,7 @@ def variance_groups(strata: torch.Tensor, per_group: int) -> torch.Tensor:
     return torch.clamp(torch.div(local, per_group, rounding_mode="floor"), max=groups - 1)
 
 
-def summarise(values: torch.Tensor, strata: torch.Tensor | None) -> Estimate:
+def summarise(values: torch.Tensor, strata: torch.Tensor | None, scale: bool = True) -> Estimate:
     """Mean of stratified draws (strata of equal width per draw) with the stratified SE:
 
         Var = Σ_h n_h · s_h² / n²   (s_h² the unbiased variance inside stratum h).
@@ -55,6 +55,12 @@ def summarise(values: torch.Tensor, strata: torch.Tensor | None) -> Estimate:
     over all draws stands in (one group: larger still). Where all draws agree, MIN_AGREEING or
     more of them across strata mean the integrand is flat (SE 0: a uniform model); fewer may be
     one mask drawn again and again, so the SE is NaN, which the runner refuses with advice.
+
+    Below FEW_DEGREES degrees of freedom ν (values less groups) the SE is scaled by √(ν/(ν − 2)),
+    ν at least 3, so that error/SE has unit variance (t with ν degrees of freedom). `scale=False`
+    leaves the chain rule's spread between whole orders as it was (calibrated at 16 orders on
+    dna8, and default-n numbers unchanged); whole orders that all agree are not chance repeats of
+    a mask but a model whose conditionals are consistent on the record: SE 0.
     """
     values = values.to(torch.float64)  # (N,)
     if strata is None:
@@ -63,9 +69,10 @@ def summarise(values: torch.Tensor, strata: torch.Tensor | None) -> Estimate:
     if variance <= 0:
         variance = _stratified_variance(values, torch.zeros_like(strata))
     if variance <= 0:
-        return Estimate(float(values.mean()), 0.0 if values.numel() >= MIN_AGREEING else math.nan)
+        agreed = values.numel() >= MIN_AGREEING or not scale  # whole orders agreeing: consistent conditionals
+        return Estimate(float(values.mean()), 0.0 if agreed else math.nan)
     freedom = values.numel() - len(torch.unique(strata))
-    if freedom < FEW_DEGREES:  # error/SE has variance ν/(ν − 2) at ν degrees of freedom: scale it to 1
+    if scale and freedom < FEW_DEGREES:  # error/SE has variance ν/(ν − 2) at ν degrees of freedom: make it 1
         nu = max(freedom, 3)
         variance *= nu / (nu - 2)
     return Estimate(float(values.mean()), math.sqrt(variance))
