@@ -69,7 +69,7 @@ def test_error_over_se_has_unit_spread_and_light_tails_at_small_n(examples_distr
         return
     spread = math.sqrt(statistics.fmean(z * z for z in scores))
     beyond = sum(abs(z) > 3 for z in scores) / len(scores)
-    print(f"{text} {estimator.value} -n {samples}: sd(z) {spread:.2f}, |z| > 3 for {beyond:.1%} of {len(scores)}")
+    print(f"{text} {estimator.value} -n {samples}: rms z {spread:.2f}, |z| > 3 for {beyond:.1%} of {len(scores)}")
     assert len(scores) == SEEDS
     assert 0.8 <= spread <= 1.25 and beyond <= 0.03, (spread, beyond)
 
