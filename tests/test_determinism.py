@@ -56,7 +56,9 @@ def oracle_model(oracle_dir):
 @pytest.mark.parametrize("estimator", [Estimator.stratified, Estimator.time_free, Estimator.time_integral])
 def test_coupling_reduces_the_variance_of_ratios_of_similar_pairs(oracle_model, estimator):
     """Pairs that differ in one letter share most of their loss; coupled masks cancel it."""
-    pairs = [(1, {"prompt": "ab", "chosen": "cadb", "rejected": "cabb"}), (2, {"chosen": "dcbad", "rejected": "dcbcd"})]
+    # 2^L − 1 = 63 and 255 masked sets: drawn, not enumerated, at -n 32
+    pairs = [(1, {"prompt": "ab", "chosen": "cadbcd", "rejected": "cabbcd"}),
+             (2, {"chosen": "dcbadcba", "rejected": "dcbcdcba"})]
     spreads = {}
     for independent in (False, True):
         settings = [Settings(estimator, 32, seed, independent) for seed in range(30)]

@@ -11,9 +11,10 @@ import torch
 # with two draws a stratum, a small round's few high-variance strata give the SE one degree of
 # freedom each, and on short texts both draws often land on the same mask (spread 0, estimate
 # off). Measured on the oracle at -n 8 … 32: |z| > 3 for up to 12 % of seeds before, ≤ 2.5 % after.
-# From 16 strata (-n 32) on, strata of two stay: joining them at -n 64 raised a 9-token record's
-# SE by 43 % (0.23 → 0.33 nats on demo), more caution than it needs.
-COLLAPSE_BELOW = 16
+# From 24 strata (-n 48) on, strata of two stay: joining them at -n 64 raised a 9-token record's
+# SE by 43 % (0.23 → 0.33 nats on demo), more caution than it needs; at -n 32 (16 strata) not
+# joining left the oracle's `badcab` at 3.5 % beyond 3 SE (`stratified`, 3.0 % joined).
+COLLAPSE_BELOW = 24
 # Below this many degrees of freedom the SE is scaled (`summarise`); -n 128 has 64 (the control variate 57).
 FEW_DEGREES = 32
 
