@@ -11,7 +11,8 @@ r-th distinct draw of every block at once, each block masked by its own draw. A 
 only itself and the clean blocks before it, so the blocks of one row never see one another's
 masks and each keeps its own draws, tally and numbers. Blocks draw the same count in Monte
 Carlo rounds, but `exact` enumerates 2^L − 1 masks of an L-token block and short blocks repeat
-masks (computed once): a block with fewer distinct draws than the job has rows stays unmasked
+masks (computed once), as does a short block whose masked sets all fit `--samples` under any
+estimator (`rounds.round_shape`): a block with fewer distinct draws than the job has rows stays unmasked
 and unscored in the remaining rows, which, seen by no other block, changes nothing.
 """
 
@@ -129,14 +130,15 @@ class BlockDraws:
     def _job(self, framed: Framed, placed: list[_Placed], parts: list[tuple[Framed, RoundPlan]]) -> Job:
         rows = max((int(p.slots.max()) + 1 for p in placed if len(p.slots)), default=0)
         masks = torch.zeros((rows, framed.length), dtype=torch.bool)  # (R, L)
-        chain = parts[0][1].scored is not None  # scored subsets of the masks (the chain rule)
+        # scored subsets of the masks (the chain rule); an enumerated block scores all it masks
+        chain = any(plan.scored is not None for _, plan in parts)
         scored = torch.zeros((rows, framed.length), dtype=torch.bool) if chain else None  # (R, L)
         for p, (_, plan) in zip(placed, parts, strict=True):
             draws = (p.slots >= 0).nonzero().flatten()
             columns = slice(p.offset, p.offset + p.length)
             masks[p.slots[draws], columns] = plan.masks[draws]
             if scored is not None:
-                scored[p.slots[draws], columns] = plan.scored[draws]
+                scored[p.slots[draws], columns] = (plan.masks if plan.scored is None else plan.scored)[draws]
         first, last = parts[0][0], parts[-1][0]
         block = self.block_size
         copy = CleanCopy(noisy_start=first.start // block * block, noisy_end=len(last.ids),

@@ -23,8 +23,9 @@ class ChoiceScores:
 
     nll: list[Estimate]
     values: list[torch.Tensor]  # k × (N_i,), paired by draw index when coupled
-    strata: list[torch.Tensor | None]  # k × (N_i,); None for `exact`
+    strata: list[torch.Tensor | None]  # k × (N_i,) the SE's groups (`Tally.all_groups`); None for `exact`
     contenders: list[bool] | None = None  # --until-decided: the choices no other beat (None: all)
+    scale: bool = True  # `summarise`'s small-sample scaling (off for the chain rule's whole orders)
 
     @property
     def logliks(self) -> list[float]:
@@ -53,7 +54,7 @@ class ChoiceScores:
         if strata is None:
             return Estimate(self.nll[second].value - self.nll[best].value, 0.0)
         shared = len(strata)  # a choice put out of contention drew the first rounds only: pair those
-        return summarise(self.values[second][:shared] - self.values[best][:shared], strata)
+        return summarise(self.values[second][:shared] - self.values[best][:shared], strata, scale=self.scale)
 
 
 def choice_values(record_id: str | int, label: int | None, scores: ChoiceScores, texts: tuple[str, ...],

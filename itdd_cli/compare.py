@@ -7,6 +7,8 @@ spread (one paired record, or every pair differing by the same amount, up to flo
 rows' own standard errors give the SE (per-token metrics: `nll_se / tokens`) and the normal
 distribution the test; a metric whose rows carry no SE then has no verdict, and rows whose SEs are
 all 0 (an exact estimator) make the difference exact: judged by its sign, never an infinite t.
+A row's SE of 0 counts only where the row enumerated every masked set (`samples` = 2^L − 1);
+older files hold Monte Carlo rows with an SE of 0 on a wrong number, and those get no verdict.
 """
 
 from __future__ import annotations
@@ -185,13 +187,30 @@ def _row_se(row: dict[str, Any], metric: str, path: str) -> float | None:
     field = comparable()[metric]
     if field.kind is bool:  # right or wrong: without error only where every choice's log-likelihood is exact
         errors = row.get("logliks_se")
-        return 0.0 if isinstance(errors, list) and errors and not any(errors) else None
+        return 0.0 if isinstance(errors, list) and errors and not any(errors) and _enumerated(row) else None
     if field.se and field.se in row:
-        return _number(row, field.se, path)
+        error = _number(row, field.se, path)
+        return None if error == 0 and not _enumerated(row) else error
     if "nll_se" not in row or "tokens" not in row:
+        return None
+    if _number(row, "nll_se", path) == 0 and not _enumerated(row):
         return None
     per_token = _number(row, "nll_se", path) / _number(row, "tokens", path)
     derived = {"nll_per_token": per_token, "bits_per_token": per_token / LN2}
     if metric == "ppl":  # delta method: d exp(x) = exp(x) dx
         derived["ppl"] = _number(row, "ppl", path) * per_token
     return derived.get(metric)
+
+
+def _enumerated(row: dict[str, Any]) -> bool:
+    """Whether a row with an SE of 0 scored every masked set: an exact row (or a Monte Carlo
+    estimator's record small enough to enumerate) spends 2^L − 1 passes on its longest sequence of
+    L tokens. A row without `samples` or token counts (a partial file) cannot say: trusted."""
+    samples = row.get("samples")
+    counts = [row.get(key) for key in ("tokens", "tokens_chosen", "tokens_rejected") if key in row]
+    lengths = [n for c in counts for n in (c if isinstance(c, list) else [c])]
+    known = [n for n in lengths if isinstance(n, int) and not isinstance(n, bool) and n > 0]
+    if not isinstance(samples, int) or isinstance(samples, bool) or not known or len(known) < len(lengths):
+        return True
+    longest = max(known)
+    return longest < 64 and samples == 2**longest - 1  # beyond 63 tokens no run enumerates

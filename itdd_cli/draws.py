@@ -104,10 +104,12 @@ class RecordDraws:
     def difference(self) -> Estimate:
         """rejected − chosen; paired by index so the SE sees the coupling."""
         chosen, rejected = self.tallies
-        strata = chosen.all_strata()
-        if strata is None:  # exact sums: no error, and the sides may enumerate different counts
+        if self.framed[0] == self.framed[1] and not self.settings.independent:  # same draws, same values
+            return Estimate(0.0, 0.0)
+        groups = chosen.all_groups()
+        if groups is None:  # exact sums: no error, and the sides may enumerate different counts
             return Estimate(rejected.estimate().value - chosen.estimate().value, 0.0)
-        return summarise(rejected.all_values() - chosen.all_values(), strata)
+        return summarise(rejected.all_values() - chosen.all_values(), groups, scale=not chosen.orders)
 
     def watched(self) -> Estimate:
         return self.difference() if len(self.tallies) == 2 else self.estimates()[0]
@@ -117,6 +119,8 @@ class RecordDraws:
         if self.deciding:
             return self._next_look()
         settings = self.settings
+        if all(tally.exact for tally in self.tallies):  # enumerated: nothing left to draw
+            return False
         estimate = self.watched()
         if settings.target_se is None or settings.reached(estimate.se):
             return False
@@ -125,7 +129,7 @@ class RecordDraws:
         if left < 2:
             self.capped = True
             return False
-        needed = math.ceil(1.1 * self.passes * (estimate.se / goal) ** 2) - self.passes if goal > 0 else left
+        needed = _needed(self.passes, estimate.se, goal, left)
         self.round += 1
         size = min(left, max(needed, settings.samples // 2, 2))
         if left - size == 1:  # never strand a single pass below the cap
@@ -137,6 +141,9 @@ class RecordDraws:
         """--until-decided: put out the sides another beats at this look's level; draw the next
         planned round for the rest unless one is left (decided), the SE goal is met or the cap is spent."""
         settings = self.settings
+        if all(tally.exact for tally in self.tallies):  # enumerated: every log-likelihood, so the pick, is exact
+            self.decided = True
+            return False
         looks = planned_passes(settings.samples, settings.cap)
         inside = [i for i, active in enumerate(self.active) if active]
         strata = self.tallies[inside[0]].all_strata()
@@ -159,7 +166,10 @@ class RecordDraws:
         settings = self.settings
         lengths = [f.length for f in self.framed]
         shape = round_shape(settings.estimator, passes, lengths, first=self.round == 0, spend_all=spend_all)
-        noises, keys = self._noise(shape.draws, shape.levels)
+        if shape.exhaustive:  # every masked set, no noise
+            noises, keys = [None] * len(self.framed), [None] * len(self.framed)
+        else:
+            noises, keys = self._noise(shape.draws, shape.levels)
         return [
             plan_round(settings.estimator, f.length, shape, noise, key)
             for f, noise, key in zip(self.framed, noises, keys, strict=True)
@@ -218,6 +228,14 @@ def decision_rule(settings: Settings) -> Rule:
     """The stopping rule of --until-decided (anytime-valid alpha-spending; see estimators.decisions)."""
     assert settings.until_decided is not None
     return Spending(alpha_of(settings.until_decided))
+
+
+def _needed(passes: int, se: float, goal: float, left: int) -> int:
+    """Passes still missing for SE ≤ goal, from SE² ∝ 1/passes (10 % spare); `left` where that is
+    beyond the cap — a goal as small as 1e-300 asks for more passes than a float holds."""
+    if goal <= 0 or se / goal >= math.sqrt((passes + left) / (1.1 * passes)):
+        return left
+    return math.ceil(1.1 * passes * (se / goal) ** 2) - passes
 
 
 def run_rounds(

@@ -237,6 +237,9 @@ def refuse_adaptive_blocks(block_size: int | None, settings: Settings) -> None:
 
 
 def _checked(record: Record, estimate: Estimate) -> Estimate:
+    if math.isfinite(estimate.value) and math.isnan(estimate.se):  # `summarise`: too few draws, all alike
+        raise InputError(record.line, "every Monte Carlo draw gave the same value, so they say nothing of the "
+                         "error; raise -n (L scored tokens are scored exactly from -n 2^L − 1 on)")  # fmt: skip
     if not (math.isfinite(estimate.value) and math.isfinite(estimate.se)):
         raise ModelError(f"line {record.line}: the model returned non-finite log-probabilities for this record")
     return estimate
@@ -268,7 +271,7 @@ def _cond_nll_values(prepared: _Prepared) -> dict[str, Any]:
 
 def _ratio_values(prepared: _Prepared) -> dict[str, Any]:
     chosen, rejected = (_checked(prepared.record, estimate) for estimate in prepared.draws.estimates())
-    log_ratio = prepared.draws.difference()  # draws paired by index: the SE sees the coupling
+    log_ratio = _checked(prepared.record, prepared.draws.difference())  # paired by index: the SE sees the coupling
     return {
         "id": prepared.record.id,
         "log_ratio": log_ratio.value,
@@ -291,11 +294,11 @@ def _token_values(model: ScoringModel, prepared: _Prepared, settings: Settings) 
 
 def choice_scores(prepared: _Prepared) -> ChoiceScores:
     """Per-text estimates of a scored record, paired by draw (coupled unless --independent)."""
-    draws = prepared.draws
-    estimates = [_checked(prepared.record, estimate) for estimate in draws.estimates()]
-    contenders = getattr(draws, "active", None)  # sides still in contention when the rounds stopped
-    return ChoiceScores(estimates, [tally.all_values() for tally in draws.tallies],
-                        [tally.all_strata() for tally in draws.tallies], contenders)  # fmt: skip
+    tallies = prepared.draws.tallies
+    estimates = [_checked(prepared.record, estimate) for estimate in prepared.draws.estimates()]
+    contenders = getattr(prepared.draws, "active", None)  # sides still in contention when the rounds stopped
+    return ChoiceScores(estimates, [tally.all_values() for tally in tallies], [tally.all_groups() for tally in tallies],
+                        contenders, scale=not tallies[0].orders)  # fmt: skip
 
 
 def _choice_values(prepared: _Prepared) -> dict[str, Any]:

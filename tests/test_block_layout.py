@@ -102,7 +102,8 @@ def _distinct_masks_per_block(model, record, settings):
 def test_one_forward_row_per_draw_index_not_one_per_block_and_draw(models, estimator):
     """Exact on blocks of 3, 4, 4 and 2 scored tokens: 15 rows (the largest block's 2^4 − 1 masks)
     instead of 7 + 15 + 15 + 3 = 40. Stratified: as many rows as the block with the most distinct
-    masks has (at most --samples), against their sum."""
+    masks has (at most --samples), against their sum; blocks of 3 and 2 tokens (7 and 3 masks ≤ 8)
+    are enumerated."""
     model = models["sdar"]
     record = {"prompt": "the c", "response": "at sat on the"}
     settings = Settings(estimator=estimator, samples=8)
@@ -120,7 +121,7 @@ def test_one_forward_row_per_draw_index_not_one_per_block_and_draw(models, estim
         assert sum(per_block) == sum(distinct)
     finally:
         del model.concatenated_logprobs, model.target_logprobs
-    assert row["samples"] == (sum(distinct) if estimator is Estimator.exact else 4 * 8)  # draws, not rows
+    assert row["samples"] == (sum(distinct) if estimator is Estimator.exact else 7 + 8 + 8 + 3)  # draws, not rows
 
 
 def test_a_row_holds_the_scored_blocks_and_only_the_clean_blocks_before_the_last(models):

@@ -117,3 +117,14 @@ def test_the_new_compare_lines_fit_a_narrow_terminal_without_splitting_a_word(tm
     assert narrow.split() == render(False).split()
     assert "'record-002', 'record-003', 'record-004', 'record-005', 'record-006' and 2 more;" in render(False)
     assert "7 only in new: 0, 1, 2, 3, 4 and 2 more)" in render(False)
+
+
+def test_an_se_of_zero_counts_as_exact_only_on_rows_that_enumerated_every_masked_set(tmp_path):
+    """Older files hold Monte Carlo rows of 3 tokens at -n 8 with an SE of 0 on a wrong number."""
+    rows = [{"id": i, "nll_per_token": 2.0 + 0.37 * i, "nll_se": 0.0, "tokens": 3} for i in range(4)]
+    shifted = [row | {"nll_per_token": row["nll_per_token"] + 0.1} for row in rows]
+    for samples, exit_code, words in ((8, 0, "not judged"), (7, 4, "significantly worse (exact")):
+        base = _results(tmp_path / f"b{samples}.jsonl", [row | {"samples": samples} for row in rows])
+        new = _results(tmp_path / f"n{samples}.jsonl", [row | {"samples": samples} for row in shifted])
+        result = invoke(["compare", base, new, "--fail-if-worse"])
+        assert result.exit_code == exit_code and words in result.stdout, result.stdout

@@ -42,7 +42,9 @@ def test_same_numbers_when_the_input_lines_are_shuffled(oracle_dir, tmp_path):
 
 def test_a_different_seed_gives_different_draws(oracle_dir, tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", ROWS)
-    assert _score_file(oracle_dir, path)["r0"]["nll"] != _score_file(oracle_dir, path, "--seed", "1")["r0"]["nll"]
+    seed_0, seed_1 = _score_file(oracle_dir, path), _score_file(oracle_dir, path, "--seed", "1")
+    assert seed_0["r4"]["nll"] != seed_1["r4"]["nll"]  # 8 tokens: 255 masked sets, drawn at -n 16
+    assert seed_0["r0"]["nll"] == seed_1["r0"]["nll"]  # 4 tokens: 15 masked sets ≤ 16, enumerated
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +56,9 @@ def oracle_model(oracle_dir):
 @pytest.mark.parametrize("estimator", [Estimator.stratified, Estimator.time_free, Estimator.time_integral])
 def test_coupling_reduces_the_variance_of_ratios_of_similar_pairs(oracle_model, estimator):
     """Pairs that differ in one letter share most of their loss; coupled masks cancel it."""
-    pairs = [(1, {"prompt": "ab", "chosen": "cadb", "rejected": "cabb"}), (2, {"chosen": "dcbad", "rejected": "dcbcd"})]
+    # 2^L − 1 = 63 and 255 masked sets: drawn, not enumerated, at -n 32
+    pairs = [(1, {"prompt": "ab", "chosen": "cadbcd", "rejected": "cabbcd"}),
+             (2, {"chosen": "dcbadcba", "rejected": "dcbcdcba"})]
     spreads = {}
     for independent in (False, True):
         settings = [Settings(estimator, 32, seed, independent) for seed in range(30)]

@@ -83,10 +83,12 @@ def test_exact_refuses_sequences_above_its_limit():
 def test_stratified_standard_error_is_the_within_stratum_formula():
     values = torch.tensor([1.0, 3.0, 2.0, 6.0, 4.0, 4.0, 7.0], dtype=torch.float64)
     strata = torch.tensor([0, 0, 1, 1, 2, 2, 2])
-    estimate = summarise(values, strata)
+    estimate = summarise(values, strata, scale=False)
     variance = (2 * 2.0 + 2 * 8.0 + 3 * 3.0) / 49  # Σ n_h s_h² / n²
     assert estimate.value == pytest.approx(values.mean().item())
     assert estimate.se == pytest.approx(math.sqrt(variance))
+    # ν = 7 values − 3 strata = 4 degrees of freedom: error/SE has variance ν/(ν − 2) = 2, so the SE is scaled
+    assert summarise(values, strata).se == pytest.approx(math.sqrt(variance * 2))
 
 
 def _uniform_rows(estimator, texts, samples=64, seed=0, batch_rows=None):

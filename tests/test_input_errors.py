@@ -73,7 +73,7 @@ def test_skip_invalid_reports_each_bad_record_writes_no_row_and_counts_it(base, 
 def _reader_outcomes(data: bytes):
     """Every line through the reader and the runner: rows and errors, in order."""
     rows = score(Command.nll, flag_duplicate_ids(read_objects(iter(data.splitlines(keepends=True))), "id"),
-                 UniformModel(vocab_size=50, max_length=64), Settings(samples=2), skip_invalid=True)  # fmt: skip
+                 UniformModel(vocab_size=50, max_length=64), Settings(samples=8), skip_invalid=True)  # fmt: skip
     return list(rows)
 
 

@@ -69,16 +69,36 @@ def oracle_model(oracle_dir):
 @pytest.mark.slow
 @pytest.mark.parametrize("estimator", MONTE_CARLO)
 def test_reported_standard_errors_match_the_spread_over_seeds(oracle_model, distribution, estimator):
-    texts = ["cadba", "dcbadcba", "abc"]
+    texts = ["cadbacb", "dcbadcba", "abc"]  # 127 and 255 masked sets are drawn at -n 64; `abc`'s 7 enumerated
     objects = [(i + 1, {"text": t}) for i, t in enumerate(texts)]
     runs = [list(score(Command.nll, objects, oracle_model, Settings(estimator, 64, seed))) for seed in range(40)]
     for index, text in enumerate(texts):
         values = [run[index]["nll"] for run in runs]
         spread = statistics.stdev(values)
         mean_se = statistics.mean(run[index]["nll_se"] for run in runs)
+        if len(text) == 3:  # enumerated: the exact value, the same for every seed
+            assert spread == 0 and mean_se == 0 and values[0] == pytest.approx(distribution.nll(text), abs=1e-5)
+            continue
         if estimator is Estimator.chain_rule:  # the oracle's conditionals are consistent: every order is exact
             assert spread < 1e-4 and mean_se < 1e-4, (text, spread, mean_se)
             assert statistics.mean(values) == pytest.approx(distribution.nll(text), abs=1e-4)
             continue
         assert 0.7 <= mean_se / spread <= 1.3, (text, spread, mean_se)
         assert abs(statistics.mean(values) - distribution.nll(text)) < 4 * spread / len(values) ** 0.5
+
+
+def test_a_short_record_at_small_n_is_exact_never_a_wrong_number_with_no_error(oracle_dir, distribution, tmp_path):
+    """Issue #20's repro: `nll` of "cab" at -n 8 --seed 9 was 6.522 ± 0 against an exact 5.522."""
+    (row,) = _run(oracle_dir, tmp_path, "nll", [{"text": "cab"}], "-n", "8", "--seed", "9")
+    assert row["nll_se"] == 0 and row["samples"] == 7  # every one of the 2^3 − 1 masked sets, once
+    assert row["nll"] == pytest.approx(distribution.nll("cab"), abs=1e-5)
+    for samples in ("4", "6"):  # fewer passes than masked sets: drawn, with a real error bar
+        for seed in range(10):
+            (row,) = _run(oracle_dir, tmp_path, "nll", [{"text": "cab"}], "-n", samples, "--seed", str(seed))
+            assert row["nll_se"] > 0 or abs(row["nll"] - distribution.nll("cab")) < 1e-5, row
+    pair = [{"chosen": "abcd", "rejected": "ddda"}]
+    (row,) = _run(oracle_dir, tmp_path, "ratio", pair, "-n", "8", "--seed", "9")
+    assert row["log_ratio_se"] > 0 and row["samples"] == 8  # 15 masked sets a side: drawn
+    (row,) = _run(oracle_dir, tmp_path, "ratio", pair, "-n", "15")
+    truth = distribution.nll("ddda") - distribution.nll("abcd")
+    assert row["log_ratio_se"] == 0 and row["log_ratio"] == pytest.approx(truth, abs=1e-5)

@@ -66,7 +66,7 @@ def test_input_errors_survive_the_trip_between_processes():
 
 
 def _score_chunk(chunk):
-    return score(Command.nll, chunk, UniformModel(vocab_size=50, max_length=64), Settings(samples=2))
+    return score(Command.nll, chunk, UniformModel(vocab_size=50, max_length=64), Settings(samples=8))
 
 
 def test_the_merge_yields_every_row_in_input_order_and_stops_at_the_first_bad_record():

@@ -93,3 +93,10 @@ def test_the_cli_says_how_many_records_hit_the_cap_and_counts_every_pass(oracle_
 def test_inconsistent_round_options_are_usage_errors(oracle_dir, tmp_path, options, message):
     result = _cli(oracle_dir, tmp_path, *options)
     assert result.exit_code == 2 and message in result.stderr
+
+
+def test_a_target_se_smaller_than_any_float_can_reach_spends_the_cap_without_overflow(oracle_dir, tmp_path):
+    result = _cli(oracle_dir, tmp_path, "-n", "8", "--target-se", "1e-300", "--max-samples", "24")
+    assert result.exit_code == 0, result.stderr
+    for row in read_jsonl(result.stdout):  # enumerated rows (≤ 3 tokens at -n 8) are exact and stop at once
+        assert row["samples"] == 24 or (row["nll_se"] == 0 and row["samples"] == 2 ** row["tokens"] - 1), row

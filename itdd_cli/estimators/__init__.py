@@ -18,7 +18,14 @@ This package knows nothing about tokenizers, models or files.
 from importlib import import_module
 from typing import Any
 
-from itdd_cli.estimators.kinds import DEFAULT_ESTIMATOR, EXACT_MAX_TOKENS, MONTE_CARLO, Estimator, StandardError
+from itdd_cli.estimators.kinds import (
+    DEFAULT_ESTIMATOR,
+    EXACT_MAX_TOKENS,
+    MONTE_CARLO,
+    Estimator,
+    StandardError,
+    enumerable,
+)
 
 # The tensor modules load on first use, so `Estimator` alone costs no torch import.
 _LAZY = {
@@ -39,6 +46,7 @@ _LAZY = {
     "round_stream": "sampling",
     "Estimate": "stats",
     "summarise": "stats",
+    "variance_groups": "stats",
 }
 
 
@@ -48,4 +56,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'itdd_cli.estimators' has no attribute {name!r}")
 
 
-__all__ = ["DEFAULT_ESTIMATOR", "EXACT_MAX_TOKENS", "MONTE_CARLO", "Estimator", "StandardError", *_LAZY]
+__all__ = ["DEFAULT_ESTIMATOR", "EXACT_MAX_TOKENS", "MONTE_CARLO", "Estimator", "StandardError", "enumerable", *_LAZY]

@@ -14,11 +14,11 @@ import torch
 
 from itdd_cli.estimators.chain_rule import order_masks, step_masks
 from itdd_cli.estimators.control_variate import Pilot, adjusted_values, loss_table, pilot_levels, plan_pilot
-from itdd_cli.estimators.kinds import Estimator
+from itdd_cli.estimators.kinds import Estimator, enumerable
 from itdd_cli.estimators.masks import plan_masks
 from itdd_cli.estimators.positions import PositionTally, split_passes
 from itdd_cli.estimators.sampling import Noise
-from itdd_cli.estimators.stats import Estimate, summarise
+from itdd_cli.estimators.stats import Estimate, summarise, variance_groups
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,7 @@ class RoundShape:
     draws: int  # rows of main noise: draws, or whole orders for the chain rule
     levels: int = 0  # pilot rates (control variate, first round)
     orders: bool = False  # chain rule by whole orders (L passes each)
+    exhaustive: bool = False  # every masked set of every side fits the passes: enumerate them, exactly
 
 
 def round_shape(
@@ -35,11 +36,14 @@ def round_shape(
 ) -> RoundShape:
     """Split `passes` per side (≥ 2) between pilot and main draws, or into whole orders.
 
+    A first round whose passes cover every side's 2^L − 1 masked sets enumerates them instead.
     Whole orders may leave a few passes unspent; with `spend_all` (the round that reaches
     --max-samples) the chain rule then samples single steps instead.
     """
     if not estimator.monte_carlo:
         return RoundShape(0)
+    if first and enumerable(lengths, passes):
+        return RoundShape(0, exhaustive=True)
     if estimator.uses_pilot and first:
         levels = pilot_levels(passes, min(lengths))
         return RoundShape(passes - (2**levels - 1), levels)
@@ -59,13 +63,14 @@ class RoundPlan:
     value_of: torch.Tensor  # (N,) int64: the value a pass adds to; −1 for a pilot pass
     strata: torch.Tensor | None  # (V,) int64; None: the values are the terms of an exact sum
     pilot: Pilot | None = None  # the leading passes, when the round has a pilot
+    orders: bool = False  # the chain rule's whole orders: the SE is the spread between them
 
 
 def plan_round(
     estimator: Estimator, length: int, shape: RoundShape, noise: Noise | None, pilot_keys: torch.Tensor | None
 ) -> RoundPlan:
-    if not estimator.monte_carlo:
-        base = plan_masks(estimator, None, length)
+    if not estimator.monte_carlo or shape.exhaustive:
+        base = plan_masks(Estimator.exact, None, length)
         return RoundPlan(base.masks, None, base.weights, torch.arange(len(base.masks)), None)
     assert noise is not None, "Monte Carlo estimators need noise"
     if estimator is Estimator.chain_rule:
@@ -73,7 +78,7 @@ def plan_round(
             masks, scored = order_masks(noise.keys, length)
             ones = torch.ones(len(masks), dtype=torch.float64)
             orders = torch.arange(shape.draws).repeat_interleave(length)
-            return RoundPlan(masks, scored, ones, orders, torch.zeros(shape.draws, dtype=torch.int64))
+            return RoundPlan(masks, scored, ones, orders, torch.zeros(shape.draws, dtype=torch.int64), orders=True)
         masks, scored = step_masks(noise, length)
         weights = torch.full((len(masks),), float(length), dtype=torch.float64)
         return RoundPlan(masks, scored, weights, torch.arange(len(masks)), noise.strata)
@@ -98,7 +103,9 @@ class Tally:
     rates: torch.Tensor | None = None
     values: list[torch.Tensor] = field(default_factory=list)
     strata: list[torch.Tensor] = field(default_factory=list)
+    groups: list[torch.Tensor] = field(default_factory=list)  # per round, the strata that share a variance
     exact: bool = False
+    orders: bool = False  # some round drew whole orders: their spread is not rescaled (`summarise`)
     positions: PositionTally | None = None  # set to also split every value over its positions (--per-token)
 
     def add(self, plan: RoundPlan, losses: torch.Tensor) -> torch.Tensor:
@@ -119,11 +126,14 @@ class Tally:
         if self.positions is not None:
             splits = split_passes(masks, weights, main_losses, self.table, self.rates)
             self.positions.add(plan.value_of[main], splits, size, exact=plan.strata is None)
+        self.orders = self.orders or plan.orders
         if plan.strata is None:
             self.exact = True
         else:
             offset = sum(int(s.max()) + 1 for s in self.strata)
             self.strata.append(plan.strata + offset)
+            joined = sum(int(g.max()) + 1 for g in self.groups)
+            self.groups.append(variance_groups(plan.strata, self.estimator.strata_per_group) + joined)
         return values
 
     def all_values(self) -> torch.Tensor:
@@ -132,8 +142,13 @@ class Tally:
     def all_strata(self) -> torch.Tensor | None:
         return None if self.exact else torch.cat(self.strata)
 
+    def all_groups(self) -> torch.Tensor | None:
+        """Labels (V,) for the SE: each round's strata, joined in groups when the round is small
+        (`stats.variance_groups`); None for an exact sum. Paired differences use these too."""
+        return None if self.exact else torch.cat(self.groups)
+
     def estimate(self) -> Estimate:
-        return summarise(self.all_values(), self.all_strata())
+        return summarise(self.all_values(), self.all_groups(), scale=not self.orders)
 
     def contributions(self) -> torch.Tensor:
         """(L,): each scored position's share of `estimate().value` (they sum to it)."""
