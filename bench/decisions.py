@@ -96,7 +96,7 @@ def oracle(args: argparse.Namespace) -> None:
         model = load_model(LoadOptions(str(write_checkpoint(directory, distribution)), trust_remote_code=True))
         runs = []
         for seed in range(args.seeds):
-            settings = Settings(samples=8, max_samples=64, until_decided=0.05, seed=seed)
+            settings = Settings(samples=6, max_samples=96, until_decided=0.05, seed=seed)  # 3 letters: drawn at 6
             prepared = []
             for number, (prompt, group, _) in enumerate(items):
                 order = group[seed % 4 :] + group[: seed % 4]  # the true best (group[0]) in each place in turn
@@ -106,7 +106,7 @@ def oracle(args: argparse.Namespace) -> None:
                 list(run_rounds(Engine(model), iter(p for p, _ in prepared), lambda item: item.draws, adaptive=True))
             runs += [(p.draws.tallies, best) for p, best in prepared]
     print(f"\noracle: {len(items)} 4-way items (true margin best − runner-up 0.05–1 nats) × {args.seeds} seeds = "
-          f"{len(runs)} runs, -n 8 --max-samples 64 (looks at 8, 16, 32, 64 passes per choice)")  # fmt: skip
+          f"{len(runs)} runs, -n 6 --max-samples 96 (looks at 6, 12, 24, 48, 96 passes per choice)")  # fmt: skip
     print(f"{'rule':>22} {'α':>6} {'decided':>8} {'wrong':>6} {'wrong rate':>10} {'binomial bound':>14}")
     for alpha in sorted({0.05, 0.01, alpha_of(args.level)}, reverse=True):
         bound = _binomial_upper(len(runs), alpha)
