@@ -2,22 +2,29 @@
 
 Rows from many records share a batch; inside a bounded look-ahead window they are sorted
 longest first (so an oversized batch shows up at once and padding stays small) and cut into
-batches under a row count or a token budget. Results come back in input order. A block
+batches under a row count or a token budget, padded to few distinct shapes (`shapes`).
+Log-probabilities stay on the device until the window ends; on CUDA the next batch is
+assembled, in pinned memory, while the current one runs. Results come back in input order. A block
 model's job asks for a clean copy: its rows are laid out [noisy ‖ clean] (`CleanCopy`). The
 engine knows nothing about tokenization, estimators, blocks or files.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import groupby
 from typing import Generic, TypeVar
 
+import numpy as np
 import torch
 
 from itdd_cli.errors import ModelError
 from itdd_cli.models.base import ScoringModel
 from itdd_cli.models.block import Concatenated
+from itdd_cli.shapes import plan
 
 Payload = TypeVar("Payload")
 
@@ -85,7 +92,7 @@ class BatchProgress:
     tokens: int  # tokens sent through the model so far, padding excluded
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Row:
     task: int
     job: int
@@ -101,6 +108,20 @@ class _Pending(Generic[Payload]):
     losses: list[torch.Tensor]  # per job (N, L) float64: −log p at scored positions, 0 elsewhere
 
 
+@dataclass
+class _Batch:
+    """One forward batch, assembled on the host: its real rows first, then rows that only pad it
+    to its shape (pad tokens, nothing scored)."""
+
+    rows: list[_Row]
+    groups: list[tuple[int, int, torch.Tensor, int]]  # (task, job, its draws, first batch row): runs of one job
+    input_ids: torch.Tensor  # (B, W) long, masks applied
+    attention: torch.Tensor  # (B, W) long
+    score: torch.Tensor  # (B, W) bool
+    targets: torch.Tensor  # (B, W) long
+    concatenated: Concatenated | None
+
+
 class Engine:
     def __init__(
         self,
@@ -109,12 +130,16 @@ class Engine:
         max_tokens: int | None = None,
         window_rows: int = WINDOW_ROWS,
         on_batch: Callable[[BatchProgress], None] | None = None,
+        bounded_shapes: bool = True,
     ) -> None:
         self.model = model
         self.batch_rows = batch_rows
-        self.max_tokens = max_tokens or (GPU_MAX_TOKENS if model.info.device.startswith("cuda") else CPU_MAX_TOKENS)
+        self.cuda = model.info.device.startswith("cuda")
+        self.max_tokens = max_tokens or (GPU_MAX_TOKENS if self.cuda else CPU_MAX_TOKENS)
         self.window_rows = window_rows
-        self.forward_rows = 0  # rows actually sent through the model
+        self.bounded_shapes = bounded_shapes  # False: each batch exactly as wide and as long as its rows
+        self.forward_rows = 0  # real rows actually sent through the model
+        self.shapes: Counter[tuple[int, int]] = Counter()  # forward calls per (rows, width) shape
         # Progress reporting only (never changes a number): counted here, handed to `on_batch`.
         self.on_batch = on_batch
         self.progress = BatchProgress(0, 0, 0, 0)
@@ -134,37 +159,26 @@ class Engine:
             except StopIteration:
                 break
             except BaseException:
-                yield from self._flush(pending)
+                yield from self._flush(pending, full=False)
                 raise
             pending.append(_Pending(payload, jobs, [torch.zeros(j.masks.shape, dtype=torch.float64) for j in jobs]))
             rows += sum(len(job.masks) for job in jobs)
             self._report(rows_known=sum(len(job.masks) for job in jobs), records_known=1)
-            if rows >= self.window_rows:
-                yield from self._flush(pending)
+            if rows >= self.window_rows:  # resume.plan_resume replays this rule
+                yield from self._flush(pending, full=True)
                 pending, rows = [], 0
-        yield from self._flush(pending)
+        yield from self._flush(pending, full=False)
 
-    def _flush(self, pending: list[_Pending[Payload]]) -> Iterator[tuple[Payload, list[torch.Tensor]]]:
-        rows: list[_Row] = []
-        copies: list[tuple[_Row, int]] = []  # (row, draw whose identical mask is computed instead)
-        for t, task in enumerate(pending):
-            for j, job in enumerate(task.jobs):
-                first_with: dict[bytes, int] = {}
-                targets = job.targets()
-                for d in targets.any(dim=1).nonzero().flatten().tolist():  # nothing to score costs 0
-                    key = job.masks[d].numpy().tobytes() + targets[d].numpy().tobytes()
-                    row = _Row(t, j, d, job.width, job.clean_copy is not None)
-                    if key in first_with:  # short texts repeat masks: one forward serves them all
-                        copies.append((row, first_with[key]))
-                    else:
-                        first_with[key] = d
-                        rows.append(row)
+    def _flush(self, pending: list[_Pending[Payload]], full: bool) -> Iterator[tuple[Payload, list[torch.Tensor]]]:
+        rows, copies = _distinct_rows(pending)
         rows.sort(key=lambda row: -row.width)  # stable: ties keep input order
         window = sum(len(job.masks) for task in pending for job in task.jobs)
         self._report(rows_done=window - len(rows), tell=False)  # copies and empty masks cost no forward
-        for batch in self._batches(rows):
-            self._forward_or_split(pending, batch)
-            self._report(rows_done=len(batch), tokens=sum(row.width for row in batch), tell=True)
+        done: list[tuple[_Batch, torch.Tensor]] = []  # log-probabilities stay on the device until the window ends
+        for batch in prefetched(self._assembled(pending, rows, full), self.cuda):
+            done += self._forward_or_split(pending, batch)
+            self._report(rows_done=len(batch.rows), tokens=sum(row.width for row in batch.rows), tell=True)
+        _scatter(pending, done)
         for row, source in copies:
             losses = pending[row.task].losses[row.job]
             losses[row.draw] = losses[source]
@@ -179,86 +193,158 @@ class Engine:
         if tell and self.on_batch is not None:
             self.on_batch(self.progress)
 
-    def _batches(self, rows: list[_Row]) -> Iterator[list[_Row]]:
-        batch: list[_Row] = []
-        for row in rows:
-            if batch and not self.model.info.pads and row.width != batch[0].width:
-                yield batch  # a model without attention masks sees one length per batch
-                batch = []
-            if batch and row.concatenated != batch[0].concatenated:
-                yield batch  # a batch is read in one layout
-                batch = []
-            full = (
-                len(batch) >= self.batch_rows
-                if self.batch_rows
-                else (len(batch) + 1) * (batch[0].width if batch else row.width) > self.max_tokens
-            )
-            if batch and full:
-                yield batch
-                batch = []
-            batch.append(row)
-        if batch:
-            yield batch
+    def _assembled(self, pending: list[_Pending[Payload]], rows: list[_Row], full: bool) -> Iterator[_Batch]:
+        """The window's batches, planned lazily (a budget shrunk by an out-of-memory error applies
+        to the batches after it)."""
+        for indices, shape in self._plan(rows, full):
+            yield self._assemble(pending, [rows[i] for i in indices], shape)
 
-    def _forward_or_split(self, pending: list[_Pending[Payload]], batch: list[_Row]) -> None:
+    def _plan(self, rows: list[_Row], full: bool) -> Iterator[tuple[list[int], tuple[int, int]]]:
+        info = self.model.info
+        return plan(rows, self._capacity, bounded=self.bounded_shapes, pads=info.pads, full_window=full,
+                    ceiling=info.max_length)  # fmt: skip
+
+    def _capacity(self, width: int) -> int:
+        """Rows in a batch of this width: --batch-size, else the token budget's share (read at each
+        cut, so a budget shrunk after an out-of-memory error applies at once)."""
+        return self.batch_rows or max(1, self.max_tokens // width)
+
+    def _forward_or_split(self, pending: list[_Pending[Payload]], batch: _Batch) -> list[tuple[_Batch, torch.Tensor]]:
         """On out-of-memory, halve the batch (and the budget for what follows) and retry.
 
-        Rows are scored independently, so the split changes no number.
+        Rows are scored independently, so the split changes no number beyond float rounding.
         """
         try:
-            self._forward(pending, batch)
+            return [(batch, self._forward(batch))]
         except torch.OutOfMemoryError as error:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-            if len(batch) == 1:
+            rows = batch.rows
+            if len(rows) == 1:
                 raise ModelError(
-                    f"out of memory on a single row of {batch[0].width} tokens — use a smaller --dtype, "
+                    f"out of memory on a single row of {rows[0].width} tokens — use a smaller --dtype, "
                     "--device-map auto, or a device with more memory"
                 ) from error
-            half = len(batch) // 2
+            half = len(rows) // 2
             if self.batch_rows:
                 self.batch_rows = half
             else:
-                self.max_tokens = max(1, half * max(row.width for row in batch))
-            self._forward_or_split(pending, batch[:half])
-            self._forward_or_split(pending, batch[half:])
+                self.max_tokens = max(1, half * batch.input_ids.shape[1])
+            done: list[tuple[_Batch, torch.Tensor]] = []
+            for part in (rows[:half], rows[half:]):
+                for indices, shape in self._plan(part, full=False):
+                    done += self._forward_or_split(pending, self._assemble(pending, [part[i] for i in indices], shape))
+            return done
 
-    def _forward(self, pending: list[_Pending[Payload]], batch: list[_Row]) -> None:
-        width = max(row.width for row in batch)
+    def _assemble(self, pending: list[_Pending[Payload]], rows: list[_Row], shape: tuple[int, int]) -> _Batch:
+        """The batch's host tensors, one job's run of rows at a time; on CUDA in pinned memory."""
+        count, width = shape
         info = self.model.info
-        input_ids = torch.full((len(batch), width), info.pad_id, dtype=torch.long)  # (B, W)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)  # (B, W)
-        masked = torch.zeros((len(batch), width), dtype=torch.bool)  # (B, W)
-        score = torch.zeros((len(batch), width), dtype=torch.bool)  # (B, W)
-        positions = torch.zeros((len(batch), width), dtype=torch.long)  # (B, W) [noisy ‖ clean] rows only
-        noisy_length = torch.zeros(len(batch), dtype=torch.long)  # (B,)
-        for b, row in enumerate(batch):
-            job = pending[row.task].jobs[row.job]
+        input_ids = torch.full((count, width), info.pad_id, dtype=torch.long)  # (B, W)
+        attention = torch.zeros((count, width), dtype=torch.long)  # (B, W)
+        masked = torch.zeros((count, width), dtype=torch.bool)  # (B, W)
+        score = torch.zeros((count, width), dtype=torch.bool)  # (B, W)
+        concatenated = rows[0].concatenated
+        positions = torch.zeros((count, width), dtype=torch.long) if concatenated else None  # (B, W)
+        noisy_length = torch.zeros(count, dtype=torch.long)  # (B,) [noisy ‖ clean] rows only
+        groups = []
+        first = 0
+        for (task, j), run in groupby(rows, key=lambda row: (row.task, row.job)):
+            job = pending[task].jobs[j]
+            draws = torch.tensor([row.draw for row in run])
+            here = slice(first, first + len(draws))
             span = slice(job.first_column, job.first_column + job.masks.shape[1])
             copy = job.clean_copy
             if copy is None:
-                input_ids[b, : row.width] = job.ids
+                input_ids[here, : job.width] = job.ids
             else:
                 noisy = copy.noisy_end - copy.noisy_start
-                input_ids[b, :noisy] = job.ids[copy.noisy_start : copy.noisy_end]
-                input_ids[b, noisy : row.width] = job.ids[: copy.clean_end]
-                positions[b, :noisy] = torch.arange(copy.noisy_start, copy.noisy_end)
-                positions[b, noisy : row.width] = torch.arange(copy.clean_end)
-                noisy_length[b] = noisy
-            attention[b, : row.width] = 1
-            masked[b, span] = job.masks[row.draw]
-            score[b, span] = job.targets()[row.draw]
+                input_ids[here, :noisy] = job.ids[copy.noisy_start : copy.noisy_end]
+                input_ids[here, noisy : job.width] = job.ids[: copy.clean_end]
+                positions[here, :noisy] = torch.arange(copy.noisy_start, copy.noisy_end)  # type: ignore[index]
+                positions[here, noisy : job.width] = torch.arange(copy.clean_end)  # type: ignore[index]
+                noisy_length[here] = noisy
+            attention[here, : job.width] = 1
+            masked[here, span] = job.masks[draws]
+            score[here, span] = job.targets()[draws]
+            groups.append((task, j, draws, first))
+            first += len(draws)
+        attention[first:] = 1  # padding rows: pad tokens that see each other, so no row attends to nothing
         targets = input_ids.clone()
         input_ids[masked] = info.mask_id
-        if batch[0].concatenated:
-            rows = Concatenated(positions, noisy_length)
-            logprobs = self.model.concatenated_logprobs(input_ids, attention, rows, score, targets)  # (P,) row-major
+        if self.cuda:  # pinned, so the copy to the device runs beside the forward pass
+            input_ids = input_ids.pin_memory().to(self.model_device, non_blocking=True)
+            attention = attention.pin_memory().to(self.model_device, non_blocking=True)
+        rows_of = Concatenated(positions, noisy_length) if positions is not None else None
+        return _Batch(rows, groups, input_ids, attention, score, targets, rows_of)
+
+    @property
+    def model_device(self) -> torch.device:
+        return torch.device(self.model.info.device)
+
+    def _forward(self, batch: _Batch) -> torch.Tensor:
+        """The batch's log-probabilities at its scored positions, row-major, left where the model made them."""
+        if batch.concatenated is not None:
+            logprobs = self.model.concatenated_logprobs(batch.input_ids, batch.attention, batch.concatenated,
+                                                        batch.score, batch.targets)  # fmt: skip
         else:
-            logprobs = self.model.target_logprobs(input_ids, attention, score, targets)  # (P,) row-major
-        losses = torch.zeros((len(batch), width), dtype=torch.float64)  # (B, W)
-        losses[score] = -logprobs.double()
-        for b, row in enumerate(batch):
-            job = pending[row.task].jobs[row.job]
-            first = job.first_column
-            pending[row.task].losses[row.job][row.draw] = losses[b, first : first + job.masks.shape[1]]
-        self.forward_rows += len(batch)
+            logprobs = self.model.target_logprobs(batch.input_ids, batch.attention, batch.score, batch.targets)
+        self.forward_rows += len(batch.rows)
+        self.shapes[tuple(batch.score.shape)] += 1  # type: ignore[index]
+        return logprobs  # (P,)
+
+
+def _distinct_rows(pending: list[_Pending[Payload]]) -> tuple[list[_Row], list[tuple[_Row, int]]]:
+    """The rows that need a forward pass, and (row, draw whose identical mask is computed instead)."""
+    rows: list[_Row] = []
+    copies: list[tuple[_Row, int]] = []
+    for t, task in enumerate(pending):
+        for j, job in enumerate(task.jobs):
+            targets = job.targets()
+            wanted = targets.any(dim=1).nonzero().flatten().tolist()  # nothing to score costs 0
+            concatenated = job.clean_copy is not None
+            if len(wanted) == 1:
+                rows.append(_Row(t, j, wanted[0], job.width, concatenated))
+                continue
+            keys = np.packbits(torch.cat([job.masks, targets], dim=1).numpy(), axis=1)
+            first_with: dict[bytes, int] = {}
+            for d in wanted:
+                key = keys[d].tobytes()
+                row = _Row(t, j, d, job.width, concatenated)
+                if key in first_with:  # short texts repeat masks: one forward serves them all
+                    copies.append((row, first_with[key]))
+                else:
+                    first_with[key] = d
+                    rows.append(row)
+    return rows, copies
+
+
+def _scatter(pending: list[_Pending[Payload]], done: list[tuple[_Batch, torch.Tensor]]) -> None:
+    """Each batch's losses into its jobs' (N, L) tensors: one copy from the device per window."""
+    if not done:
+        return
+    logprobs = torch.cat([lp.reshape(-1) for _, lp in done]).cpu().double()
+    offset = 0
+    for batch, _ in done:
+        score = batch.score
+        count = int(score.sum())
+        losses = torch.zeros(score.shape, dtype=torch.float64)  # (B, W)
+        losses[score] = -logprobs[offset : offset + count]
+        offset += count
+        for task, j, draws, first in batch.groups:
+            job = pending[task].jobs[j]
+            column = job.first_column
+            pending[task].losses[j][draws] = losses[first : first + len(draws), column : column + job.masks.shape[1]]
+
+
+def prefetched(batches: Iterator[_Batch], enabled: bool) -> Iterator[_Batch]:
+    """On CUDA, the next batch is planned and assembled in a worker thread while the current one
+    runs (the forward pass releases the GIL); on the CPU the two would compete for its cores."""
+    if not enabled:
+        yield from batches
+        return
+    with ThreadPoolExecutor(1) as pool:
+        ahead = pool.submit(next, batches, None)
+        while (batch := ahead.result()) is not None:
+            ahead = pool.submit(next, batches, None)
+            yield batch
