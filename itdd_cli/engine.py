@@ -114,12 +114,13 @@ class _Batch:
     to its shape (pad tokens, nothing scored)."""
 
     rows: list[_Row]
-    groups: list[tuple[int, int, torch.Tensor, int]]  # (task, job, its draws, first batch row): runs of one job
+    groups: list[tuple[int, int, np.ndarray, int]]  # (task, job, its draws, first batch row): runs of one job
     input_ids: torch.Tensor  # (B, W) long, masks applied
     attention: torch.Tensor  # (B, W) long
     score: torch.Tensor  # (B, W) bool
     targets: torch.Tensor  # (B, W) long
     concatenated: Concatenated | None
+    scored: int  # positions scored: the length of the batch's log-probabilities
 
 
 class Engine:
@@ -237,46 +238,48 @@ class Engine:
             return done
 
     def _assemble(self, pending: list[_Pending[Payload]], rows: list[_Row], shape: tuple[int, int]) -> _Batch:
-        """The batch's host tensors, one job's run of rows at a time; on CUDA in pinned memory."""
+        """The batch's host tensors, one job's run of rows at a time (numpy: small copies cost less
+        there); on CUDA copied from pinned memory without waiting."""
         count, width = shape
         info = self.model.info
-        input_ids = torch.full((count, width), info.pad_id, dtype=torch.long)  # (B, W)
-        attention = torch.zeros((count, width), dtype=torch.long)  # (B, W)
-        masked = torch.zeros((count, width), dtype=torch.bool)  # (B, W)
-        score = torch.zeros((count, width), dtype=torch.bool)  # (B, W)
+        input_ids = np.full((count, width), info.pad_id, dtype=np.int64)  # (B, W)
+        attention = np.zeros((count, width), dtype=np.int64)  # (B, W)
+        masked = np.zeros((count, width), dtype=bool)  # (B, W)
+        score = np.zeros((count, width), dtype=bool)  # (B, W)
         concatenated = rows[0].concatenated
-        positions = torch.zeros((count, width), dtype=torch.long) if concatenated else None  # (B, W)
-        noisy_length = torch.zeros(count, dtype=torch.long)  # (B,) [noisy ‖ clean] rows only
+        positions = np.zeros((count, width), dtype=np.int64)  # (B, W) [noisy ‖ clean] rows only
+        noisy_length = np.zeros(count, dtype=np.int64)  # (B,) [noisy ‖ clean] rows only
         groups = []
         first = 0
         for (task, j), run in groupby(rows, key=lambda row: (row.task, row.job)):
             job = pending[task].jobs[j]
-            draws = torch.tensor([row.draw for row in run])
+            draws = np.array([row.draw for row in run])
             here = slice(first, first + len(draws))
             span = slice(job.first_column, job.first_column + job.masks.shape[1])
-            copy = job.clean_copy
+            ids, copy, row_width = job.ids.numpy(), job.clean_copy, rows[first].width
             if copy is None:
-                input_ids[here, : job.width] = job.ids
+                input_ids[here, :row_width] = ids
             else:
                 noisy = copy.noisy_end - copy.noisy_start
-                input_ids[here, :noisy] = job.ids[copy.noisy_start : copy.noisy_end]
-                input_ids[here, noisy : job.width] = job.ids[: copy.clean_end]
-                positions[here, :noisy] = torch.arange(copy.noisy_start, copy.noisy_end)  # type: ignore[index]
-                positions[here, noisy : job.width] = torch.arange(copy.clean_end)  # type: ignore[index]
+                input_ids[here, :noisy] = ids[copy.noisy_start : copy.noisy_end]
+                input_ids[here, noisy:row_width] = ids[: copy.clean_end]
+                positions[here, :noisy] = np.arange(copy.noisy_start, copy.noisy_end)
+                positions[here, noisy:row_width] = np.arange(copy.clean_end)
                 noisy_length[here] = noisy
-            attention[here, : job.width] = 1
-            masked[here, span] = job.masks[draws]
-            score[here, span] = job.targets()[draws]
+            attention[here, :row_width] = 1
+            masked[here, span] = job.masks.numpy()[draws]
+            score[here, span] = job.targets().numpy()[draws]
             groups.append((task, j, draws, first))
             first += len(draws)
         attention[first:] = 1  # padding rows: pad tokens that see each other, so no row attends to nothing
-        targets = input_ids.clone()
-        input_ids[masked] = info.mask_id
+        targets = torch.from_numpy(input_ids)
+        noisy_ids = torch.from_numpy(np.where(masked, info.mask_id, input_ids))
+        mask = torch.from_numpy(attention)
         if self.cuda:  # pinned, so the copy to the device runs beside the forward pass
-            input_ids = input_ids.pin_memory().to(self.model_device, non_blocking=True)
-            attention = attention.pin_memory().to(self.model_device, non_blocking=True)
-        rows_of = Concatenated(positions, noisy_length) if positions is not None else None
-        return _Batch(rows, groups, input_ids, attention, score, targets, rows_of)
+            noisy_ids = noisy_ids.pin_memory().to(self.model_device, non_blocking=True)
+            mask = mask.pin_memory().to(self.model_device, non_blocking=True)
+        layout = Concatenated(torch.from_numpy(positions), torch.from_numpy(noisy_length)) if concatenated else None
+        return _Batch(rows, groups, noisy_ids, mask, torch.from_numpy(score), targets, layout, int(score.sum()))
 
     @property
     def model_device(self) -> torch.device:
@@ -300,17 +303,17 @@ def _distinct_rows(pending: list[_Pending[Payload]]) -> tuple[list[_Row], list[t
     copies: list[tuple[_Row, int]] = []
     for t, task in enumerate(pending):
         for j, job in enumerate(task.jobs):
-            targets = job.targets()
-            wanted = targets.any(dim=1).nonzero().flatten().tolist()  # nothing to score costs 0
-            concatenated = job.clean_copy is not None
+            masks, targets = job.masks.numpy(), job.targets().numpy()
+            wanted = np.flatnonzero(targets.any(axis=1)).tolist()  # nothing to score costs 0
+            width, concatenated = job.width, job.clean_copy is not None
             if len(wanted) == 1:
-                rows.append(_Row(t, j, wanted[0], job.width, concatenated))
+                rows.append(_Row(t, j, wanted[0], width, concatenated))
                 continue
-            keys = np.packbits(torch.cat([job.masks, targets], dim=1).numpy(), axis=1)
+            keys = np.packbits(masks if job.scored is None else np.concatenate([masks, targets], axis=1), axis=1)
             first_with: dict[bytes, int] = {}
             for d in wanted:
                 key = keys[d].tobytes()
-                row = _Row(t, j, d, job.width, concatenated)
+                row = _Row(t, j, d, width, concatenated)
                 if key in first_with:  # short texts repeat masks: one forward serves them all
                     copies.append((row, first_with[key]))
                 else:
@@ -323,18 +326,18 @@ def _scatter(pending: list[_Pending[Payload]], done: list[tuple[_Batch, torch.Te
     """Each batch's losses into its jobs' (N, L) tensors: one copy from the device per window."""
     if not done:
         return
-    logprobs = torch.cat([lp.reshape(-1) for _, lp in done]).cpu().double()
+    logprobs = torch.cat([lp.reshape(-1) for _, lp in done]).cpu().numpy().astype(np.float64)
     offset = 0
     for batch, _ in done:
-        score = batch.score
-        count = int(score.sum())
-        losses = torch.zeros(score.shape, dtype=torch.float64)  # (B, W)
-        losses[score] = -logprobs[offset : offset + count]
-        offset += count
+        score = batch.score.numpy()
+        losses = np.zeros(score.shape, dtype=np.float64)  # (B, W)
+        losses[score] = -logprobs[offset : offset + batch.scored]
+        offset += batch.scored
         for task, j, draws, first in batch.groups:
             job = pending[task].jobs[j]
             column = job.first_column
-            pending[task].losses[j][draws] = losses[first : first + len(draws), column : column + job.masks.shape[1]]
+            target = pending[task].losses[j].numpy()  # shares the tensor's memory
+            target[draws] = losses[first : first + len(draws), column : column + job.masks.shape[1]]
 
 
 def prefetched(batches: Iterator[_Batch], enabled: bool) -> Iterator[_Batch]:
