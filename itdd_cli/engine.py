@@ -275,9 +275,10 @@ class Engine:
         targets = torch.from_numpy(input_ids)
         noisy_ids = torch.from_numpy(np.where(masked, info.mask_id, input_ids))
         mask = torch.from_numpy(attention)
-        if self.cuda:  # pinned, so the copy to the device runs beside the forward pass
+        if self.cuda:  # pinned, so the copy to the device runs beside the forward pass; the attention
+            # mask stays on the host, where the adapter sees without a sync whether anything is padding
             noisy_ids = noisy_ids.pin_memory().to(self.model_device, non_blocking=True)
-            mask = mask.pin_memory().to(self.model_device, non_blocking=True)
+            mask = mask.pin_memory()
         layout = Concatenated(torch.from_numpy(positions), torch.from_numpy(noisy_length)) if concatenated else None
         return _Batch(rows, groups, noisy_ids, mask, torch.from_numpy(score), targets, layout, int(score.sum()))
 
