@@ -14,13 +14,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import groupby
 from typing import Generic, TypeVar
 
 import numpy as np
 import torch
 
+from itdd_cli.attention import Kernels
 from itdd_cli.errors import ModelError
 from itdd_cli.models.base import ScoringModel
 from itdd_cli.models.block import Concatenated
@@ -141,6 +142,10 @@ class Engine:
         self.bounded_shapes = bounded_shapes  # False: each batch exactly as wide and as long as its rows
         self.forward_rows = 0  # real rows actually sent through the model
         self.shapes: Counter[tuple[int, int]] = Counter()  # forward calls per (rows, width) shape
+        # CUDA: the attention kernel of each kind of batch, measured (`attention`); the CPU keeps its own
+        self.kernels = Kernels(getattr(torch, model.info.dtype, None)) if self.cuda else None
+        if not self.cuda:
+            model.info = replace(model.info, attention="cpu default")
         # Progress reporting only (never changes a number): counted here, handed to `on_batch`.
         self.on_batch = on_batch
         self.progress = BatchProgress(0, 0, 0, 0)
@@ -288,14 +293,33 @@ class Engine:
 
     def _forward(self, batch: _Batch) -> torch.Tensor:
         """The batch's log-probabilities at its scored positions, row-major, left where the model made them."""
-        if batch.concatenated is not None:
-            logprobs = self.model.concatenated_logprobs(batch.input_ids, batch.attention, batch.concatenated,
-                                                        batch.score, batch.targets)  # fmt: skip
+        if self.kernels is None:
+            logprobs = _call(self.model, batch)
         else:
-            logprobs = self.model.target_logprobs(batch.input_ids, batch.attention, batch.score, batch.targets)
+            padded = not bool(batch.attention.all())  # a host tensor: no sync
+            kind = "block layout" if batch.concatenated is not None else "padded" if padded else "no padding"
+            logprobs = self.kernels.run(kind, lambda: _call(self.model, batch), lambda: _call(self.model, _head(batch)))
+            self.model.info = replace(self.model.info, attention=self.kernels.describe())
         self.forward_rows += len(batch.rows)
-        self.shapes[tuple(batch.score.shape)] += 1  # type: ignore[index]
+        self.shapes[(batch.score.shape[0], batch.score.shape[1])] += 1
         return logprobs  # (P,)
+
+
+def _call(model: ScoringModel, batch: _Batch) -> torch.Tensor:
+    if batch.concatenated is not None:
+        return model.concatenated_logprobs(batch.input_ids, batch.attention, batch.concatenated, batch.score,
+                                           batch.targets)  # fmt: skip
+    return model.target_logprobs(batch.input_ids, batch.attention, batch.score, batch.targets)
+
+
+def _head(batch: _Batch) -> _Batch:
+    """A quarter of the batch's rows: what the attention kernels are timed on."""
+    rows = max(1, len(batch.rows) // 4)
+    layout = batch.concatenated
+    if layout is not None:
+        layout = Concatenated(layout.positions[:rows], layout.noisy_length[:rows])
+    return _Batch(batch.rows[:rows], [], batch.input_ids[:rows], batch.attention[:rows], batch.score[:rows],
+                  batch.targets[:rows], layout, int(batch.score[:rows].sum()))  # fmt: skip
 
 
 def _distinct_rows(pending: list[_Pending[Payload]]) -> tuple[list[_Row], list[tuple[_Row, int]]]:

@@ -37,6 +37,7 @@ class ModelInfo:
     vocab_size: int
     pads: bool = True  # False: no attention mask, so rows of different lengths never share a batch
     block_size: int | None = None  # block diffusion: blocks of this size from position 0, each block its own draws
+    attention: str = ""  # the attention kernel the engine runs ("cpu default", or what it chose on CUDA)
 
 
 @dataclass(frozen=True)
