@@ -51,6 +51,7 @@ def main() -> None:
             for side, tree in trees.items():
                 seconds, output = timed_line(tree, args.bench, rest, args.line)
                 best[side] = min(best[side], seconds)
+                print(f"{side}: {args.line} {seconds:.2f} s", file=sys.stderr, flush=True)
     print(output.rstrip())  # this tree's last output, for the context of the numbers
     command = " ".join([args.bench, *rest])
     print(f"\n{args.line} ({command}), best of {args.repeat}: {args.revision} {best['theirs']:.2f} s, "
