@@ -13,18 +13,15 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from itertools import groupby
-from typing import Generic, TypeVar
+from typing import TypeVar
 
-import numpy as np
 import torch
 
 from itdd_cli.attention import Kernels
+from itdd_cli.batches import Batch, Pending, Row, assemble, call, distinct_rows, head, prefetched, scatter
 from itdd_cli.errors import ModelError
 from itdd_cli.models.base import ScoringModel
-from itdd_cli.models.block import Concatenated
 from itdd_cli.shapes import plan
 
 Payload = TypeVar("Payload")
@@ -93,37 +90,6 @@ class BatchProgress:
     tokens: int  # tokens sent through the model so far, padding excluded
 
 
-@dataclass(frozen=True, slots=True)
-class _Row:
-    task: int
-    job: int
-    draw: int
-    width: int
-    concatenated: bool  # a [noisy ‖ clean] row: never batched with plain rows
-
-
-@dataclass
-class _Pending(Generic[Payload]):
-    payload: Payload
-    jobs: list[Job]
-    losses: list[torch.Tensor]  # per job (N, L) float64: −log p at scored positions, 0 elsewhere
-
-
-@dataclass
-class _Batch:
-    """One forward batch, assembled on the host: its real rows first, then rows that only pad it
-    to its shape (pad tokens, nothing scored)."""
-
-    rows: list[_Row]
-    groups: list[tuple[int, int, np.ndarray, int]]  # (task, job, its draws, first batch row): runs of one job
-    input_ids: torch.Tensor  # (B, W) long, masks applied
-    attention: torch.Tensor  # (B, W) long
-    score: torch.Tensor  # (B, W) bool
-    targets: torch.Tensor  # (B, W) long
-    concatenated: Concatenated | None
-    scored: int  # positions scored: the length of the batch's log-probabilities
-
-
 class Engine:
     def __init__(
         self,
@@ -137,6 +103,7 @@ class Engine:
         self.model = model
         self.batch_rows = batch_rows
         self.cuda = model.info.device.startswith("cuda")
+        self.device = torch.device(model.info.device) if self.cuda else None  # where batches are copied ahead
         self.max_tokens = max_tokens or (GPU_MAX_TOKENS if self.cuda else CPU_MAX_TOKENS)
         self.window_rows = window_rows
         self.bounded_shapes = bounded_shapes  # False: each batch exactly as wide and as long as its rows
@@ -156,7 +123,7 @@ class Engine:
         If pulling the next task raises (an invalid record), the tasks already pulled are
         scored and yielded first, so no finished work is lost, then the error propagates.
         """
-        pending: list[_Pending[Payload]] = []
+        pending: list[Pending[Payload]] = []
         rows = 0
         iterator = iter(tasks)
         while True:
@@ -167,7 +134,7 @@ class Engine:
             except BaseException:
                 yield from self._flush(pending, full=False)
                 raise
-            pending.append(_Pending(payload, jobs, [torch.zeros(j.masks.shape, dtype=torch.float64) for j in jobs]))
+            pending.append(Pending(payload, jobs, [torch.zeros(j.masks.shape, dtype=torch.float64) for j in jobs]))
             rows += sum(len(job.masks) for job in jobs)
             self._report(rows_known=sum(len(job.masks) for job in jobs), records_known=1)
             if rows >= self.window_rows:  # resume.plan_resume replays this rule
@@ -175,16 +142,16 @@ class Engine:
                 pending, rows = [], 0
         yield from self._flush(pending, full=False)
 
-    def _flush(self, pending: list[_Pending[Payload]], full: bool) -> Iterator[tuple[Payload, list[torch.Tensor]]]:
-        rows, copies = _distinct_rows(pending)
+    def _flush(self, pending: list[Pending[Payload]], full: bool) -> Iterator[tuple[Payload, list[torch.Tensor]]]:
+        rows, copies = distinct_rows(pending)
         rows.sort(key=lambda row: -row.width)  # stable: ties keep input order
         window = sum(len(job.masks) for task in pending for job in task.jobs)
         self._report(rows_done=window - len(rows), tell=False)  # copies and empty masks cost no forward
-        done: list[tuple[_Batch, torch.Tensor]] = []  # log-probabilities stay on the device until the window ends
+        done: list[tuple[Batch, torch.Tensor]] = []  # log-probabilities stay on the device until the window ends
         for batch in prefetched(self._assembled(pending, rows, full), self.cuda):
             done += self._forward_or_split(pending, batch)
             self._report(rows_done=len(batch.rows), tokens=sum(row.width for row in batch.rows), tell=True)
-        _scatter(pending, done)
+        scatter(pending, done)
         for row, source in copies:
             losses = pending[row.task].losses[row.job]
             losses[row.draw] = losses[source]
@@ -199,13 +166,13 @@ class Engine:
         if tell and self.on_batch is not None:
             self.on_batch(self.progress)
 
-    def _assembled(self, pending: list[_Pending[Payload]], rows: list[_Row], full: bool) -> Iterator[_Batch]:
+    def _assembled(self, pending: list[Pending[Payload]], rows: list[Row], full: bool) -> Iterator[Batch]:
         """The window's batches, planned lazily (a budget shrunk by an out-of-memory error applies
         to the batches after it)."""
         for indices, shape in self._plan(rows, full):
-            yield self._assemble(pending, [rows[i] for i in indices], shape)
+            yield assemble(self.model.info, self.device, pending, [rows[i] for i in indices], shape)
 
-    def _plan(self, rows: list[_Row], full: bool) -> Iterator[tuple[list[int], tuple[int, int]]]:
+    def _plan(self, rows: list[Row], full: bool) -> Iterator[tuple[list[int], tuple[int, int]]]:
         info = self.model.info
         return plan(rows, self._capacity, bounded=self.bounded_shapes, pads=info.pads, full_window=full,
                     ceiling=info.max_length)  # fmt: skip
@@ -215,7 +182,7 @@ class Engine:
         cut, so a budget shrunk after an out-of-memory error applies at once)."""
         return self.batch_rows or max(1, self.max_tokens // width)
 
-    def _forward_or_split(self, pending: list[_Pending[Payload]], batch: _Batch) -> list[tuple[_Batch, torch.Tensor]]:
+    def _forward_or_split(self, pending: list[Pending[Payload]], batch: Batch) -> list[tuple[Batch, torch.Tensor]]:
         """On out-of-memory, halve the batch (and the budget for what follows) and retry.
 
         Rows are scored independently, so the split changes no number beyond float rounding.
@@ -236,143 +203,22 @@ class Engine:
                 self.batch_rows = half
             else:
                 self.max_tokens = max(1, half * batch.input_ids.shape[1])
-            done: list[tuple[_Batch, torch.Tensor]] = []
+            done: list[tuple[Batch, torch.Tensor]] = []
             for part in (rows[:half], rows[half:]):
                 for indices, shape in self._plan(part, full=False):
-                    done += self._forward_or_split(pending, self._assemble(pending, [part[i] for i in indices], shape))
+                    batch = assemble(self.model.info, self.device, pending, [part[i] for i in indices], shape)
+                    done += self._forward_or_split(pending, batch)
             return done
 
-    def _assemble(self, pending: list[_Pending[Payload]], rows: list[_Row], shape: tuple[int, int]) -> _Batch:
-        """The batch's host tensors, one job's run of rows at a time (numpy: small copies cost less
-        there); on CUDA copied from pinned memory without waiting."""
-        count, width = shape
-        info = self.model.info
-        input_ids = np.full((count, width), info.pad_id, dtype=np.int64)  # (B, W)
-        attention = np.zeros((count, width), dtype=np.int64)  # (B, W)
-        masked = np.zeros((count, width), dtype=bool)  # (B, W)
-        score = np.zeros((count, width), dtype=bool)  # (B, W)
-        concatenated = rows[0].concatenated
-        positions = np.zeros((count, width), dtype=np.int64)  # (B, W) [noisy ‖ clean] rows only
-        noisy_length = np.zeros(count, dtype=np.int64)  # (B,) [noisy ‖ clean] rows only
-        groups = []
-        first = 0
-        for (task, j), run in groupby(rows, key=lambda row: (row.task, row.job)):
-            job = pending[task].jobs[j]
-            draws = np.array([row.draw for row in run])
-            here = slice(first, first + len(draws))
-            span = slice(job.first_column, job.first_column + job.masks.shape[1])
-            ids, copy, row_width = job.ids.numpy(), job.clean_copy, rows[first].width
-            if copy is None:
-                input_ids[here, :row_width] = ids
-            else:
-                noisy = copy.noisy_end - copy.noisy_start
-                input_ids[here, :noisy] = ids[copy.noisy_start : copy.noisy_end]
-                input_ids[here, noisy:row_width] = ids[: copy.clean_end]
-                positions[here, :noisy] = np.arange(copy.noisy_start, copy.noisy_end)
-                positions[here, noisy:row_width] = np.arange(copy.clean_end)
-                noisy_length[here] = noisy
-            attention[here, :row_width] = 1
-            masked[here, span] = job.masks.numpy()[draws]
-            score[here, span] = job.targets().numpy()[draws]
-            groups.append((task, j, draws, first))
-            first += len(draws)
-        attention[first:] = 1  # padding rows: pad tokens that see each other, so no row attends to nothing
-        targets = torch.from_numpy(input_ids)
-        noisy_ids = torch.from_numpy(np.where(masked, info.mask_id, input_ids))
-        mask = torch.from_numpy(attention)
-        if self.cuda:  # pinned, so the copy to the device runs beside the forward pass; the attention
-            # mask stays on the host, where the adapter sees without a sync whether anything is padding
-            noisy_ids = noisy_ids.pin_memory().to(self.model_device, non_blocking=True)
-            mask = mask.pin_memory()
-        layout = Concatenated(torch.from_numpy(positions), torch.from_numpy(noisy_length)) if concatenated else None
-        return _Batch(rows, groups, noisy_ids, mask, torch.from_numpy(score), targets, layout, int(score.sum()))
-
-    @property
-    def model_device(self) -> torch.device:
-        return torch.device(self.model.info.device)
-
-    def _forward(self, batch: _Batch) -> torch.Tensor:
+    def _forward(self, batch: Batch) -> torch.Tensor:
         """The batch's log-probabilities at its scored positions, row-major, left where the model made them."""
         if self.kernels is None:
-            logprobs = _call(self.model, batch)
+            logprobs = call(self.model, batch)
         else:
             padded = not bool(batch.attention.all())  # a host tensor: no sync
             kind = "block layout" if batch.concatenated is not None else "padded" if padded else "no padding"
-            logprobs = self.kernels.run(kind, lambda: _call(self.model, batch), lambda: _call(self.model, _head(batch)))
+            logprobs = self.kernels.run(kind, lambda: call(self.model, batch), lambda: call(self.model, head(batch)))
             self.model.info = replace(self.model.info, attention=self.kernels.describe())
         self.forward_rows += len(batch.rows)
         self.shapes[(batch.score.shape[0], batch.score.shape[1])] += 1
         return logprobs  # (P,)
-
-
-def _call(model: ScoringModel, batch: _Batch) -> torch.Tensor:
-    if batch.concatenated is not None:
-        return model.concatenated_logprobs(batch.input_ids, batch.attention, batch.concatenated, batch.score,
-                                           batch.targets)  # fmt: skip
-    return model.target_logprobs(batch.input_ids, batch.attention, batch.score, batch.targets)
-
-
-def _head(batch: _Batch) -> _Batch:
-    """A quarter of the batch's rows: what the attention kernels are timed on."""
-    rows = max(1, len(batch.rows) // 4)
-    layout = batch.concatenated
-    if layout is not None:
-        layout = Concatenated(layout.positions[:rows], layout.noisy_length[:rows])
-    return _Batch(batch.rows[:rows], [], batch.input_ids[:rows], batch.attention[:rows], batch.score[:rows],
-                  batch.targets[:rows], layout, int(batch.score[:rows].sum()))  # fmt: skip
-
-
-def _distinct_rows(pending: list[_Pending[Payload]]) -> tuple[list[_Row], list[tuple[_Row, int]]]:
-    """The rows that need a forward pass, and (row, draw whose identical mask is computed instead)."""
-    rows: list[_Row] = []
-    copies: list[tuple[_Row, int]] = []
-    for t, task in enumerate(pending):
-        for j, job in enumerate(task.jobs):
-            masks, targets = job.masks.numpy(), job.targets().numpy()
-            wanted = np.flatnonzero(targets.any(axis=1)).tolist()  # nothing to score costs 0
-            width, concatenated = job.width, job.clean_copy is not None
-            if len(wanted) == 1:
-                rows.append(_Row(t, j, wanted[0], width, concatenated))
-                continue
-            keys = np.packbits(masks if job.scored is None else np.concatenate([masks, targets], axis=1), axis=1)
-            first_with: dict[bytes, int] = {}
-            for d in wanted:
-                key = keys[d].tobytes()
-                row = _Row(t, j, d, width, concatenated)
-                if key in first_with:  # short texts repeat masks: one forward serves them all
-                    copies.append((row, first_with[key]))
-                else:
-                    first_with[key] = d
-                    rows.append(row)
-    return rows, copies
-
-
-def _scatter(pending: list[_Pending[Payload]], done: list[tuple[_Batch, torch.Tensor]]) -> None:
-    """Each batch's losses into its jobs' (N, L) tensors: one copy from the device per window."""
-    if not done:
-        return
-    logprobs = torch.cat([lp.reshape(-1) for _, lp in done]).cpu().numpy().astype(np.float64)
-    offset = 0
-    for batch, _ in done:
-        score = batch.score.numpy()
-        losses = np.zeros(score.shape, dtype=np.float64)  # (B, W)
-        losses[score] = -logprobs[offset : offset + batch.scored]
-        offset += batch.scored
-        for task, j, draws, first in batch.groups:
-            job = pending[task].jobs[j]
-            column = job.first_column
-            target = pending[task].losses[j].numpy()  # shares the tensor's memory
-            target[draws] = losses[first : first + len(draws), column : column + job.masks.shape[1]]
-
-
-def prefetched(batches: Iterator[_Batch], enabled: bool) -> Iterator[_Batch]:
-    """On CUDA, the next batch is planned and assembled in a worker thread while the current one
-    runs (the forward pass releases the GIL); on the CPU the two would compete for its cores."""
-    if not enabled:
-        yield from batches
-        return
-    with ThreadPoolExecutor(1) as pool:
-        ahead = pool.submit(next, batches, None)
-        while (batch := ahead.result()) is not None:
-            ahead = pool.submit(next, batches, None)
-            yield batch
