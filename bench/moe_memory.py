@@ -78,7 +78,7 @@ def main() -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
-    logprobs = adapter.target_logprobs(ids, torch.ones_like(ids), score, ids)
+    logprobs = adapter.target_logprobs(ids, torch.ones_like(ids), score, ids).cpu()  # waits for the device
     seconds = time.perf_counter() - start
     built = sum(p.numel() for p in model.parameters())
     print(f"built {layers} of {MINI['num_hidden_layers']} layers: {built / 1e9:.2f} B parameters on {device}; "

@@ -2,22 +2,27 @@
 
 Rows from many records share a batch; inside a bounded look-ahead window they are sorted
 longest first (so an oversized batch shows up at once and padding stays small) and cut into
-batches under a row count or a token budget. Results come back in input order. A block
+batches under a row count or a token budget, padded to few distinct shapes (`shapes`).
+Log-probabilities stay on the device until the window ends; on CUDA the next batch is
+assembled, in pinned memory, while the current one runs. Results come back in input order. A block
 model's job asks for a clean copy: its rows are laid out [noisy ‖ clean] (`CleanCopy`). The
 engine knows nothing about tokenization, estimators, blocks or files.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import torch
 
+from itdd_cli.attention import Kernels
+from itdd_cli.batches import Batch, Pending, Row, assemble, call, distinct_rows, head, prefetched, scatter
 from itdd_cli.errors import ModelError
 from itdd_cli.models.base import ScoringModel
-from itdd_cli.models.block import Concatenated
+from itdd_cli.shapes import plan
 
 Payload = TypeVar("Payload")
 
@@ -85,22 +90,6 @@ class BatchProgress:
     tokens: int  # tokens sent through the model so far, padding excluded
 
 
-@dataclass(frozen=True)
-class _Row:
-    task: int
-    job: int
-    draw: int
-    width: int
-    concatenated: bool  # a [noisy ‖ clean] row: never batched with plain rows
-
-
-@dataclass
-class _Pending(Generic[Payload]):
-    payload: Payload
-    jobs: list[Job]
-    losses: list[torch.Tensor]  # per job (N, L) float64: −log p at scored positions, 0 elsewhere
-
-
 class Engine:
     def __init__(
         self,
@@ -109,12 +98,21 @@ class Engine:
         max_tokens: int | None = None,
         window_rows: int = WINDOW_ROWS,
         on_batch: Callable[[BatchProgress], None] | None = None,
+        bounded_shapes: bool = True,
     ) -> None:
         self.model = model
         self.batch_rows = batch_rows
-        self.max_tokens = max_tokens or (GPU_MAX_TOKENS if model.info.device.startswith("cuda") else CPU_MAX_TOKENS)
+        self.cuda = model.info.device.startswith("cuda")
+        self.device = torch.device(model.info.device) if self.cuda else None  # where batches are copied ahead
+        self.max_tokens = max_tokens or (GPU_MAX_TOKENS if self.cuda else CPU_MAX_TOKENS)
         self.window_rows = window_rows
-        self.forward_rows = 0  # rows actually sent through the model
+        self.bounded_shapes = bounded_shapes  # False: each batch exactly as wide and as long as its rows
+        self.forward_rows = 0  # real rows actually sent through the model
+        self.shapes: Counter[tuple[int, int]] = Counter()  # forward calls per (rows, width) shape
+        # CUDA: the attention kernel of each kind of batch, measured (`attention`); the CPU keeps its own
+        self.kernels = Kernels(getattr(torch, model.info.dtype, None)) if self.cuda else None
+        if not self.cuda:
+            model.info = replace(model.info, attention="cpu default")
         # Progress reporting only (never changes a number): counted here, handed to `on_batch`.
         self.on_batch = on_batch
         self.progress = BatchProgress(0, 0, 0, 0)
@@ -125,7 +123,7 @@ class Engine:
         If pulling the next task raises (an invalid record), the tasks already pulled are
         scored and yielded first, so no finished work is lost, then the error propagates.
         """
-        pending: list[_Pending[Payload]] = []
+        pending: list[Pending[Payload]] = []
         rows = 0
         iterator = iter(tasks)
         while True:
@@ -134,37 +132,26 @@ class Engine:
             except StopIteration:
                 break
             except BaseException:
-                yield from self._flush(pending)
+                yield from self._flush(pending, full=False)
                 raise
-            pending.append(_Pending(payload, jobs, [torch.zeros(j.masks.shape, dtype=torch.float64) for j in jobs]))
+            pending.append(Pending(payload, jobs, [torch.zeros(j.masks.shape, dtype=torch.float64) for j in jobs]))
             rows += sum(len(job.masks) for job in jobs)
             self._report(rows_known=sum(len(job.masks) for job in jobs), records_known=1)
-            if rows >= self.window_rows:
-                yield from self._flush(pending)
+            if rows >= self.window_rows:  # resume.plan_resume replays this rule
+                yield from self._flush(pending, full=True)
                 pending, rows = [], 0
-        yield from self._flush(pending)
+        yield from self._flush(pending, full=False)
 
-    def _flush(self, pending: list[_Pending[Payload]]) -> Iterator[tuple[Payload, list[torch.Tensor]]]:
-        rows: list[_Row] = []
-        copies: list[tuple[_Row, int]] = []  # (row, draw whose identical mask is computed instead)
-        for t, task in enumerate(pending):
-            for j, job in enumerate(task.jobs):
-                first_with: dict[bytes, int] = {}
-                targets = job.targets()
-                for d in targets.any(dim=1).nonzero().flatten().tolist():  # nothing to score costs 0
-                    key = job.masks[d].numpy().tobytes() + targets[d].numpy().tobytes()
-                    row = _Row(t, j, d, job.width, job.clean_copy is not None)
-                    if key in first_with:  # short texts repeat masks: one forward serves them all
-                        copies.append((row, first_with[key]))
-                    else:
-                        first_with[key] = d
-                        rows.append(row)
+    def _flush(self, pending: list[Pending[Payload]], full: bool) -> Iterator[tuple[Payload, list[torch.Tensor]]]:
+        rows, copies = distinct_rows(pending)
         rows.sort(key=lambda row: -row.width)  # stable: ties keep input order
         window = sum(len(job.masks) for task in pending for job in task.jobs)
         self._report(rows_done=window - len(rows), tell=False)  # copies and empty masks cost no forward
-        for batch in self._batches(rows):
-            self._forward_or_split(pending, batch)
-            self._report(rows_done=len(batch), tokens=sum(row.width for row in batch), tell=True)
+        done: list[tuple[Batch, torch.Tensor]] = []  # log-probabilities stay on the device until the window ends
+        for batch in prefetched(self._assembled(pending, rows, full), self.cuda):
+            done += self._forward_or_split(pending, batch)
+            self._report(rows_done=len(batch.rows), tokens=sum(row.width for row in batch.rows), tell=True)
+        scatter(pending, done)
         for row, source in copies:
             losses = pending[row.task].losses[row.job]
             losses[row.draw] = losses[source]
@@ -179,86 +166,59 @@ class Engine:
         if tell and self.on_batch is not None:
             self.on_batch(self.progress)
 
-    def _batches(self, rows: list[_Row]) -> Iterator[list[_Row]]:
-        batch: list[_Row] = []
-        for row in rows:
-            if batch and not self.model.info.pads and row.width != batch[0].width:
-                yield batch  # a model without attention masks sees one length per batch
-                batch = []
-            if batch and row.concatenated != batch[0].concatenated:
-                yield batch  # a batch is read in one layout
-                batch = []
-            full = (
-                len(batch) >= self.batch_rows
-                if self.batch_rows
-                else (len(batch) + 1) * (batch[0].width if batch else row.width) > self.max_tokens
-            )
-            if batch and full:
-                yield batch
-                batch = []
-            batch.append(row)
-        if batch:
-            yield batch
+    def _assembled(self, pending: list[Pending[Payload]], rows: list[Row], full: bool) -> Iterator[Batch]:
+        """The window's batches, planned lazily (a budget shrunk by an out-of-memory error applies
+        to the batches after it)."""
+        for indices, shape in self._plan(rows, full):
+            yield assemble(self.model.info, self.device, pending, [rows[i] for i in indices], shape)
 
-    def _forward_or_split(self, pending: list[_Pending[Payload]], batch: list[_Row]) -> None:
+    def _plan(self, rows: list[Row], full: bool) -> Iterator[tuple[list[int], tuple[int, int]]]:
+        info = self.model.info
+        return plan(rows, self._capacity, bounded=self.bounded_shapes, pads=info.pads, full_window=full,
+                    ceiling=info.max_length)  # fmt: skip
+
+    def _capacity(self, width: int) -> int:
+        """Rows in a batch of this width: --batch-size, else the token budget's share (read at each
+        cut, so a budget shrunk after an out-of-memory error applies at once)."""
+        return self.batch_rows or max(1, self.max_tokens // width)
+
+    def _forward_or_split(self, pending: list[Pending[Payload]], batch: Batch) -> list[tuple[Batch, torch.Tensor]]:
         """On out-of-memory, halve the batch (and the budget for what follows) and retry.
 
-        Rows are scored independently, so the split changes no number.
+        Rows are scored independently, so the split changes no number beyond float rounding.
         """
         try:
-            self._forward(pending, batch)
+            return [(batch, self._forward(batch))]
         except torch.OutOfMemoryError as error:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
-            if len(batch) == 1:
+            rows = batch.rows
+            if len(rows) == 1:
                 raise ModelError(
-                    f"out of memory on a single row of {batch[0].width} tokens — use a smaller --dtype, "
+                    f"out of memory on a single row of {rows[0].width} tokens — use a smaller --dtype, "
                     "--device-map auto, or a device with more memory"
                 ) from error
-            half = len(batch) // 2
+            half = len(rows) // 2
             if self.batch_rows:
                 self.batch_rows = half
             else:
-                self.max_tokens = max(1, half * max(row.width for row in batch))
-            self._forward_or_split(pending, batch[:half])
-            self._forward_or_split(pending, batch[half:])
+                self.max_tokens = max(1, half * batch.input_ids.shape[1])
+            done: list[tuple[Batch, torch.Tensor]] = []
+            for part in (rows[:half], rows[half:]):
+                for indices, shape in self._plan(part, full=False):
+                    batch = assemble(self.model.info, self.device, pending, [part[i] for i in indices], shape)
+                    done += self._forward_or_split(pending, batch)
+            return done
 
-    def _forward(self, pending: list[_Pending[Payload]], batch: list[_Row]) -> None:
-        width = max(row.width for row in batch)
-        info = self.model.info
-        input_ids = torch.full((len(batch), width), info.pad_id, dtype=torch.long)  # (B, W)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)  # (B, W)
-        masked = torch.zeros((len(batch), width), dtype=torch.bool)  # (B, W)
-        score = torch.zeros((len(batch), width), dtype=torch.bool)  # (B, W)
-        positions = torch.zeros((len(batch), width), dtype=torch.long)  # (B, W) [noisy ‖ clean] rows only
-        noisy_length = torch.zeros(len(batch), dtype=torch.long)  # (B,)
-        for b, row in enumerate(batch):
-            job = pending[row.task].jobs[row.job]
-            span = slice(job.first_column, job.first_column + job.masks.shape[1])
-            copy = job.clean_copy
-            if copy is None:
-                input_ids[b, : row.width] = job.ids
-            else:
-                noisy = copy.noisy_end - copy.noisy_start
-                input_ids[b, :noisy] = job.ids[copy.noisy_start : copy.noisy_end]
-                input_ids[b, noisy : row.width] = job.ids[: copy.clean_end]
-                positions[b, :noisy] = torch.arange(copy.noisy_start, copy.noisy_end)
-                positions[b, noisy : row.width] = torch.arange(copy.clean_end)
-                noisy_length[b] = noisy
-            attention[b, : row.width] = 1
-            masked[b, span] = job.masks[row.draw]
-            score[b, span] = job.targets()[row.draw]
-        targets = input_ids.clone()
-        input_ids[masked] = info.mask_id
-        if batch[0].concatenated:
-            rows = Concatenated(positions, noisy_length)
-            logprobs = self.model.concatenated_logprobs(input_ids, attention, rows, score, targets)  # (P,) row-major
+    def _forward(self, batch: Batch) -> torch.Tensor:
+        """The batch's log-probabilities at its scored positions, row-major, left where the model made them."""
+        if self.kernels is None:
+            logprobs = call(self.model, batch)
         else:
-            logprobs = self.model.target_logprobs(input_ids, attention, score, targets)  # (P,) row-major
-        losses = torch.zeros((len(batch), width), dtype=torch.float64)  # (B, W)
-        losses[score] = -logprobs.double()
-        for b, row in enumerate(batch):
-            job = pending[row.task].jobs[row.job]
-            first = job.first_column
-            pending[row.task].losses[row.job][row.draw] = losses[b, first : first + job.masks.shape[1]]
-        self.forward_rows += len(batch)
+            padded = not bool(batch.attention.all())  # a host tensor: no sync
+            kind = "block layout" if batch.concatenated is not None else "padded" if padded else "no padding"
+            logprobs = self.kernels.run(kind, lambda: call(self.model, batch), lambda: call(self.model, head(batch)))
+            self.model.info = replace(self.model.info, attention=self.kernels.describe())
+        self.forward_rows += len(batch.rows)
+        self.shapes[(batch.score.shape[0], batch.score.shape[1])] += 1
+        return logprobs  # (P,)

@@ -179,7 +179,8 @@ def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list
                                 rows=summary.tally_rows.get(tally.name, 0), coupling=coupling)
               for tally in summary.spec.tallies if tally.line and summary.tally_rows.get(tally.name)]  # fmt: skip
     lines.append(
-        f"model {info.name} ({info.family}, {info.dtype} on {info.device}) · framing: {info.framing}"
+        f"model {info.name} ({info.family}, {info.dtype} on {info.device})"
+        f"{f' · attention {info.attention}' if info.attention else ''} · framing: {info.framing}"
         f"{' + chat template (prompt as user turn)' if settings.chat_template else ''} · "
         f"estimator {settings.estimator.value}, {settings.samples} passes per record, seed {settings.seed}"
         + (f" · long texts in rolling windows (context {settings.context})" if settings.long == "rolling" else "")

@@ -37,6 +37,7 @@ class ModelInfo:
     vocab_size: int
     pads: bool = True  # False: no attention mask, so rows of different lengths never share a batch
     block_size: int | None = None  # block diffusion: blocks of this size from position 0, each block its own draws
+    attention: str = ""  # the attention kernel the engine runs ("cpu default", or what it chose on CUDA)
 
 
 @dataclass(frozen=True)
@@ -48,10 +49,24 @@ class Framed:
     length: int
 
 
+VOCAB_CHUNK = 8192  # logit columns converted to float32 at a time
+
+
 def target_log_softmax(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """log p(target) per row of `logits` (P, V), the softmax in float32; returned on the CPU: (P,)."""
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
-    return logprobs.gather(1, targets.to(logits.device)[:, None]).squeeze(1).cpu()
+    """log p(target) per row of `logits` (P, V), the softmax in float32: (P,) float32, on the
+    logits' device (the engine brings a window's values back at once).
+
+    A vocabulary wider than VOCAB_CHUNK is normalised over chunks of it (max, then Σ exp), so no
+    (P, V) float32 matrix exists (≈ 8 GB for 16k positions at LLaDA's 126,464 tokens); narrower
+    ones take the one-pass log_softmax, unchanged to the bit.
+    """
+    targets = targets.to(logits.device, non_blocking=True)[:, None]  # (P, 1)
+    if logits.shape[-1] <= VOCAB_CHUNK:
+        return torch.log_softmax(logits.float(), dim=-1).gather(1, targets).squeeze(1)
+    parts = logits.split(VOCAB_CHUNK, dim=-1)
+    top = torch.stack([part.amax(dim=-1) for part in parts], dim=-1).amax(dim=-1).float()[:, None]  # (P, 1)
+    total = sum(torch.exp(part.float() - top).sum(dim=-1) for part in parts)  # (P,) as log_softmax: x − max first
+    return (logits.gather(1, targets).float() - top).squeeze(1) - torch.log(total)  # type: ignore[arg-type]
 
 
 class ScoringModel(ABC):
@@ -148,7 +163,7 @@ class ScoringModel(ABC):
         score_mask: torch.Tensor,  # (B, T) bool, the positions to score
         targets: torch.Tensor,  # (B, T) long, the true tokens
     ) -> torch.Tensor:
-        """float32 log p(targets) at `score_mask`, flattened in row-major order: (P,).
+        """float32 log p(targets) at `score_mask`, flattened in row-major order: (P,), on any device.
 
         Must not depend on the other rows of the batch nor on padding, and must compute the
         softmax in float32.

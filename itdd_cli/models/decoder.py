@@ -17,6 +17,7 @@ from itdd_cli.errors import ModelError
 from itdd_cli.models.base import Framed, ScoringModel, target_log_softmax
 from itdd_cli.models.block import BlockRows, Concatenated, Layout, attention_inputs, predicting_columns
 from itdd_cli.models.loading import LoadOptions, load_tokenizer
+from itdd_cli.models.padding import padding_mask
 from itdd_cli.models.weights import load_pretrained
 
 
@@ -120,7 +121,11 @@ class BidirectionalDecoderAdapter(BlockRows, ScoringModel):
         targets: torch.Tensor,
     ) -> torch.Tensor:
         device = self.model.device
-        mask, positions = attention_inputs(attention_mask.to(device), self.block_size, concatenated, self.model.dtype)
+        dtype = self.model.dtype
+        if self.block_size is None:  # decided on the host: no sync, no mask where nothing is padding
+            mask, positions = padding_mask(attention_mask, device, dtype), None
+        else:
+            mask, positions = attention_inputs(attention_mask.to(device), self.block_size, concatenated, dtype)
         extra = {} if positions is None else {"position_ids": positions}  # None: 0..T−1
         hidden = self.model.model(input_ids=input_ids.to(device), attention_mask=mask, **extra).last_hidden_state
         rows, columns = score_mask.nonzero(as_tuple=True)  # (P,) each, row-major like targets[score_mask]
