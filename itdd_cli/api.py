@@ -159,7 +159,7 @@ class Scorer:
 
     def with_settings(self, **changes: Any) -> Scorer:
         """The same loaded model with other settings, e.g. `scorer.with_settings(samples=512)`; each is
-        checked by its CLI option's rule (`samples=0` raises `samples must be ≥ 2`)."""
+        checked by its CLI option's rule (`samples=0` raises `samples must be ≥ 8`)."""
         return replace(self, settings=api_args.settings(self.settings, changes))
 
     def nll(self, texts: Sequence[str]) -> list[NllResult]:

@@ -1,5 +1,5 @@
 """The Python API's arguments, checked by the command line's rules (checks.py) in its words, naming
-the keyword instead of the option: `samples must be ≥ 2`, `estimator 'foo': choose one of …`.
+the keyword instead of the option: `samples must be ≥ 8`, `estimator 'foo': choose one of …`.
 
 A failed rule is an `ArgumentError` (a UsageError and a ValueError); a str where a list of texts is
 expected is an `ArgumentTypeError` (a UsageError and a TypeError): iterating it would score its

@@ -19,13 +19,13 @@ from itdd_cli.estimators.levels import Z_MAX
 from itdd_cli.settings import SEED_MAX, SEED_MIN, Settings
 from itdd_cli.windows import Long
 
-MIN_SAMPLES = 2  # a Monte Carlo standard error needs two draws
+MIN_SAMPLES = 8  # below 8 draws no standard error is honest (too few degrees of freedom; README)
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _SEED_RANGE = "out of range; use an integer from -2**127 to 2**127 - 1 (e.g. 0)"
 
 
 def integer(name: str, value: Any, minimum: int, text: bool = True) -> int:
-    """An integer of at least `minimum` (`--samples must be ≥ 2`)."""
+    """An integer of at least `minimum` (`--samples must be ≥ 8`)."""
     number = _as_int(value, text)
     if number is None:
         raise UsageError(f"{name} must be an integer ≥ {minimum}")

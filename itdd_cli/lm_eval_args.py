@@ -1,7 +1,7 @@
 """The lm-eval backend's `--model_args` and device, checked by the command line's rules before a model loads.
 
 Each model arg is checked as its CLI option is (checks.py, `check_device`, the family list) and a bad
-one is a one-line usage error (exit 2) that names it, e.g. `model_args samples must be ≥ 2`.
+one is a one-line usage error (exit 2) that names it, e.g. `model_args samples must be ≥ 8`.
 
 The device: lm-eval hands its own `--device` to every backend, `cuda:0` when the user named none, so
 the backend cannot tell a named cuda:0 from the default. Hence: `device=` in the model args wins over

@@ -1,5 +1,5 @@
 """Typer's command-line parsing errors in itdd's words: one line that names the option, says
-what is wrong and lists what would be right (`--samples must be ≥ 2`, `--estimator 'foo':
+what is wrong and lists what would be right (`--samples must be ≥ 8`, `--estimator 'foo':
 choose one of …`). Knows typer's exception classes and nothing about scoring.
 """
 

@@ -60,7 +60,7 @@ def invoke(args, stdin=None, env=None):
 @pytest.fixture
 def base(oracle_dir):
     """Options that score with the oracle checkpoint, cheaply."""
-    return ["-m", oracle_dir, "--trust-remote-code", "-n", "4"]
+    return ["-m", oracle_dir, "--trust-remote-code", "-n", "8"]
 
 
 def _free_port() -> str:

@@ -72,7 +72,7 @@ def test_choice_results_are_typed_and_an_invalid_item_names_its_position(scorer)
 
 
 def test_scorer_loads_a_bundled_model_by_name():
-    scorer = Scorer.load("demo", samples=4)
+    scorer = Scorer.load("demo", samples=8)
     [result] = scorer.cond_nll(["import "], ["os"])
     assert result.tokens >= 1 and result.nll > 0
 
@@ -137,7 +137,7 @@ def test_a_bad_load_argument_is_the_cli_options_message_before_the_model_loads(n
         ({"seed": 1.5}, "seed must be an integer"),
         ({"batch_rows": 0}, "batch_rows '0': expected a positive integer or 'auto'"),
         ({"max_tokens": 0}, "max_tokens must be ≥ 1"),
-        ({"samples": True}, "samples must be an integer ≥ 2"),
+        ({"samples": True}, "samples must be an integer ≥ 8"),
         ({"target_se": -1}, "target_se must be ≥ 0.0"),
         ({"target_se": float("nan")}, "target_se must be a number ≥ 0.0"),
         ({"context": 5}, "context 5 applies to long rolling only; pass long rolling or drop context"),

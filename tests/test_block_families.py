@@ -168,7 +168,7 @@ def _passes(model, prompt, response, samples):
     return sum(count if count <= samples else samples for count in masks)
 
 
-def _score(model, records, estimator=Estimator.exact, samples=2, batch_rows=None):
+def _score(model, records, estimator=Estimator.exact, samples=8, batch_rows=None):
     settings = Settings(estimator=estimator, samples=samples, batch_rows=batch_rows)
     return list(score(Command.cond_nll, enumerate(records, 1), model, settings))
 

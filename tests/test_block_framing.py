@@ -123,7 +123,7 @@ def test_inspect_and_the_summary_say_what_precedes_the_text(checkpoints, tmp_pat
     assert shown.exit_code == 0, shown.output
     assert "nothing before the text" in " ".join(shown.output.split())
     source = write_jsonl(tmp_path / "in.jsonl", [{"text": "the cat"}])
-    result = CliRunner().invoke(app, ["nll", str(source), "-m", str(checkpoints["sdar"]), "-n", "2"])
+    result = CliRunner().invoke(app, ["nll", str(source), "-m", str(checkpoints["sdar"]), "-n", "8"])
     assert result.exit_code == 0, result.stderr
     assert "framing: none (nothing before the text" in " ".join(result.stderr.split())
 
@@ -132,7 +132,7 @@ def test_a_file_scored_under_the_old_framing_is_not_resumed(checkpoints, tmp_pat
     """The settings record holds the framing: a file made when SDAR had a BOS in front is refused."""
     source = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": "the cat"}, {"id": "b", "text": "sat"}])
     out = tmp_path / "out.jsonl"
-    common = ["nll", str(source), "-m", str(checkpoints["sdar"]), "-n", "2", "-q", "-o", str(out)]
+    common = ["nll", str(source), "-m", str(checkpoints["sdar"]), "-n", "8", "-q", "-o", str(out)]
     assert CliRunner().invoke(app, common).exit_code == 0
     out.write_text(out.read_text().splitlines()[0] + "\n")
     meta = Path(f"{out}.meta.json")
@@ -192,6 +192,6 @@ def test_mdlm_still_refuses_the_bd3lm_buffers(tmp_path):
 def test_the_cli_scores_a_bd3lm_checkpoint_with_its_buffers(checkpoints, tmp_path):
     source = write_jsonl(tmp_path / "in.jsonl", [{"text": "the cat"}])
     result = CliRunner().invoke(app, ["nll", str(source), "-m", str(checkpoints["bd3lm"]), "--tokenizer",
-                                      str(checkpoints["gpt2"]), "-n", "2"])  # fmt: skip
+                                      str(checkpoints["gpt2"]), "-n", "8"])  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert read_jsonl(result.stdout)[0]["tokens"] == 7

@@ -60,7 +60,7 @@ def test_the_plot_file_is_produced(run_dir, tmp_path, suffix):
     pytest.importorskip("matplotlib")
     plot = tmp_path / f"study.{suffix}"
     source = write_jsonl(tmp_path / "in.jsonl", TEXTS)
-    result = invoke(["nll", source, "-m", run_dir, "--trust-remote-code", "-n", "4", "--plot", plot, "-q"])
+    result = invoke(["nll", source, "-m", run_dir, "--trust-remote-code", "-n", "8", "--plot", plot, "-q"])
     assert result.exit_code == 0, result.stderr
     head = plot.read_bytes()[:200]
     assert plot.stat().st_size > 1000
@@ -87,7 +87,7 @@ def test_a_plot_in_a_missing_directory_is_refused_before_any_checkpoint_is_score
 def test_checkpoints_with_different_tokenizers_are_scored_independently_and_say_so(oracle_dir, tmp_path):
     source = write_jsonl(tmp_path / "in.jsonl", TEXTS)
     summary = tmp_path / "study.json"
-    result = invoke(["nll", source, "-m", oracle_dir, "-m", "demo", "--trust-remote-code", "-n", "4",
+    result = invoke(["nll", source, "-m", oracle_dir, "-m", "demo", "--trust-remote-code", "-n", "8",
                      "--summary", summary])  # fmt: skip
     assert result.exit_code == 0, result.stderr
     lines = json.loads(summary.read_text())["checkpoints"]
@@ -111,7 +111,7 @@ def test_several_checkpoints_refuse_a_pipe_they_could_read_only_once(oracle_dir,
 def test_a_failed_gate_still_writes_the_summary_of_several_checkpoints(run_dir, tmp_path):
     source = write_jsonl(tmp_path / "in.jsonl", TEXTS)
     summary = tmp_path / "study.json"
-    result = invoke(["nll", source, "-m", run_dir, "--trust-remote-code", "-n", "4", "-q", "--summary", summary,
+    result = invoke(["nll", source, "-m", run_dir, "--trust-remote-code", "-n", "8", "-q", "--summary", summary,
                      "--fail-above", "nll_per_token=0.001"])  # fmt: skip
     assert result.exit_code == 4, result.stderr
     assert len(json.loads(summary.read_text())["checkpoints"]) == 2
@@ -127,7 +127,7 @@ def test_one_checkpoint_is_in_memory_at_a_time(oracle_dir, tmp_path):
         previous.append(weakref.ref(model))
         return model
 
-    study = run_study(Command.nll, Source(str(source)), [str(oracle_dir)] * 3, load, Settings(samples=4), Fields(),
+    study = run_study(Command.nll, Source(str(source)), [str(oracle_dir)] * 3, load, Settings(samples=8), Fields(),
                       Output(path=str(tmp_path / "out.jsonl")), Policy())  # fmt: skip
     assert len(study.lines) == 3 and len(previous) == 3
 
@@ -147,6 +147,6 @@ def test_ratio_tally_is_the_ratio_estimator_with_its_standard_error():
 def test_a_run_directory_with_one_checkpoint_scores_it(oracle_dir, tmp_path):
     shutil.copytree(oracle_dir, tmp_path / "run" / "checkpoint-7")
     source = write_jsonl(tmp_path / "in.jsonl", TEXTS[:2])
-    result = invoke(["nll", source, "-m", tmp_path / "run", "--trust-remote-code", "-n", "4"])
+    result = invoke(["nll", source, "-m", tmp_path / "run", "--trust-remote-code", "-n", "8"])
     assert result.exit_code == 0, result.stderr
     assert [row["model"] for row in read_jsonl(result.stdout)] == [str(tmp_path / "run" / "checkpoint-7")] * 2

@@ -125,7 +125,7 @@ BAD = [
 @pytest.mark.parametrize(("record", "message"), BAD)
 def test_a_bad_choice_record_stops_with_its_line_number_and_exit_3(base, tmp_path, record, message):
     path = write_jsonl(tmp_path / "in.jsonl", [{"choices": ["ab", "cd"]}, record])
-    result = invoke(["choice", path, *base, "-n", "4"])
+    result = invoke(["choice", path, *base, "-n", "8"])
     assert result.exit_code == 3
     assert result.stderr.startswith("itdd: error: line 2: ")
     assert message in result.stderr
@@ -134,7 +134,7 @@ def test_a_bad_choice_record_stops_with_its_line_number_and_exit_3(base, tmp_pat
 
 def test_skip_invalid_passes_over_bad_choice_records(base, tmp_path):
     rows = [{"choices": ["ab", "cd"]}] + [record for record, _ in BAD] + [{"choices": ["a", "b"], "id": "last"}]
-    result = invoke(["choice", write_jsonl(tmp_path / "in.jsonl", rows), *base, "-n", "4", "--skip-invalid"])
+    result = invoke(["choice", write_jsonl(tmp_path / "in.jsonl", rows), *base, "-n", "8", "--skip-invalid"])
     assert result.exit_code == 0, result.stderr
     assert [row["id"] for row in read_jsonl(result.stdout)] == [1, "last"]
     assert result.stderr.count("skipped line") == len(BAD)
@@ -168,9 +168,9 @@ def test_csv_keeps_lists_as_json_cells_and_resume_continues_it_byte_for_byte(bas
 
 def test_resume_refuses_a_choice_file_of_other_choices(base, tmp_path):
     target = tmp_path / "out.jsonl"
-    first = invoke(["choice", "-", *base, "-n", "4", "-q", "-o", target], stdin='{"choices": ["ab", "cd"]}\n')
+    first = invoke(["choice", "-", *base, "-n", "8", "-q", "-o", target], stdin='{"choices": ["ab", "cd"]}\n')
     assert first.exit_code == 0, first.stderr
-    changed = invoke(["choice", "-", *base, "-n", "4", "-o", target, "--resume"], stdin='{"choices": ["ab", "cda"]}\n')
+    changed = invoke(["choice", "-", *base, "-n", "8", "-o", target, "--resume"], stdin='{"choices": ["ab", "cda"]}\n')
     assert changed.exit_code == 2
     assert "different tokens" in changed.stderr
 
@@ -210,12 +210,12 @@ def test_compare_pairs_choice_files_on_correctness_by_default(base, distribution
 
 def test_text_the_tokenizer_loses_is_named_by_its_choice_and_refused_under_strict(tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "say", "choices": ["hello", "hello 日本語", "hi"]}])
-    flagged = invoke(["choice", path, "-m", "demo", "-n", "4", "-q"])
+    flagged = invoke(["choice", path, "-m", "demo", "-n", "8", "-q"])
     assert flagged.exit_code == 0, flagged.stderr
     assert "line 1: choice 1: the tokenizer has no token for '日本語'" in flagged.stderr
     assert "choice 0:" not in flagged.stderr and "choice 2:" not in flagged.stderr
     assert len(read_jsonl(flagged.stdout)) == 1
-    refused = invoke(["choice", path, "-m", "demo", "-n", "4", "-q", "--strict"])
+    refused = invoke(["choice", path, "-m", "demo", "-n", "8", "-q", "--strict"])
     assert refused.exit_code == 3
     assert "choice 1:" in refused.stderr and "--strict" in refused.stderr
 

@@ -122,7 +122,7 @@ def test_custom_field_names(base, tmp_path):
 
 def test_the_model_can_come_from_the_environment(oracle_dir, tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", INPUTS["nll"])
-    result = invoke(["nll", path, "--trust-remote-code", "-n", "4"], env={"ITDD_MODEL": str(oracle_dir)})
+    result = invoke(["nll", path, "--trust-remote-code", "-n", "8"], env={"ITDD_MODEL": str(oracle_dir)})
     assert result.exit_code == 0, result.stderr
 
 
@@ -170,7 +170,7 @@ def test_the_same_model_twice_is_a_usage_error_naming_it(oracle_dir, tmp_path):
     source = write_jsonl(tmp_path / "in.jsonl", [{"text": "abca"}])
     out = tmp_path / "out.jsonl"
     result = invoke(["nll", source, "-m", oracle_dir, "-m", "demo", "-m", oracle_dir, "--trust-remote-code",
-                     "-n", "4", "-o", out])  # fmt: skip
+                     "-n", "8", "-o", out])  # fmt: skip
     assert result.exit_code == 2 and f"-m {oracle_dir} is given twice" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
 
@@ -180,14 +180,14 @@ def test_accuracy_over_one_labelled_record_has_no_standard_error(tmp_path):
     source = write_jsonl(tmp_path / "q.jsonl", [{"prompt": "The value is", "choices": [" None.", " banana."],
                                                 "label": 0}, {"choices": [" a", " b"]}])  # fmt: skip
     summary = tmp_path / "s.json"
-    result = invoke(["choice", source, "-m", "demo", "-n", "4", "-o", tmp_path / "o.jsonl", "--summary", summary])
+    result = invoke(["choice", source, "-m", "demo", "-n", "8", "-o", tmp_path / "o.jsonl", "--summary", summary])
     assert result.exit_code == 0, result.stderr
     assert "over 1 labelled records" in result.stderr and "± n/a over" in result.stderr
     assert "acc_norm (per byte)" in result.stderr and "± 0.0%" not in result.stderr
     document = json.loads(summary.read_text())
     assert document["accuracy"] in (0.0, 1.0) and document["accuracy_se"] is None
     assert document["accuracy_norm_se"] is None
-    gated = invoke(["choice", source, "-m", "demo", "-n", "4", "-o", tmp_path / "g.jsonl", "--overwrite",
+    gated = invoke(["choice", source, "-m", "demo", "-n", "8", "-o", tmp_path / "g.jsonl", "--overwrite",
                     "--fail-below", "accuracy_se=0"])  # fmt: skip
     assert gated.exit_code == 4 and "accuracy_se is undefined: a binomial standard error needs at least 2" in (
         gated.stderr

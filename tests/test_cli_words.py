@@ -35,8 +35,8 @@ def assert_one_line(result, code: int, *expected: str) -> None:
 
 
 USAGE_ERRORS = [  # arguments, what the one line must say (all exit 2, before any model loads)
-    (["nll", "-n", "0"], ["--samples must be ≥ 2"]),
-    (["nll", "-n", "many"], ["--samples must be an integer ≥ 2"]),
+    (["nll", "-n", "0"], ["--samples must be ≥ 8"]),
+    (["nll", "-n", "many"], ["--samples must be an integer ≥ 8"]),
     (["nll", "--estimator", "foo"], ["--estimator 'foo': choose one of", *(e.value for e in Estimator)]),
     (["nll", "--format", "html"], ["--format 'html': choose one of auto, jsonl, csv, table"]),
     (["ratio", "--dtype", "fp8"], ["--dtype 'fp8': choose one of auto, float32, bfloat16, float16"]),
@@ -168,7 +168,7 @@ INPUT_ERRORS = [  # (line fed as JSONL, what the error teaches)
 def test_an_input_error_teaches_the_fix(oracle_dir, tmp_path, content, message):
     path = tmp_path / "in.jsonl"
     path.write_bytes(content)
-    result = invoke(["nll", path, "-m", oracle_dir, "--trust-remote-code", "-n", "4"])
+    result = invoke(["nll", path, "-m", oracle_dir, "--trust-remote-code", "-n", "8"])
     assert_one_line(result, 3, "line 1: ", message)
     assert "at at" not in result.stderr
 

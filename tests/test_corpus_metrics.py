@@ -23,7 +23,7 @@ def invoke(args, stdin=None):
 def test_each_row_reports_utf8_bytes_words_and_bits_per_byte(tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", [{"text": text} for text, _, _ in TEXTS])
     summary = tmp_path / "summary.json"
-    result = invoke(["nll", path, "-m", "demo", "-n", "4", "--summary", summary])
+    result = invoke(["nll", path, "-m", "demo", "-n", "8", "--summary", summary])
     assert result.exit_code == 0, result.stderr
     rows = read_jsonl(result.stdout)
     for row, (_, size, words) in zip(rows, TEXTS, strict=True):
@@ -49,7 +49,7 @@ def test_cond_nll_measures_the_response_only(oracle_dir, tmp_path):
 
 def test_a_gate_can_test_corpus_bits_per_byte(oracle_dir, tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", [{"text": "abca"}, {"text": "dd"}])
-    base = ["nll", path, "-m", oracle_dir, "--trust-remote-code", "-n", "4"]
+    base = ["nll", path, "-m", oracle_dir, "--trust-remote-code", "-n", "8"]
     assert invoke([*base, "--fail-above", "bits_per_byte=100"]).exit_code == 0
     failed = invoke([*base, "--fail-above", "bits_per_byte=0.001"])
     assert failed.exit_code == 4 and "bits_per_byte" in failed.stderr
@@ -57,6 +57,6 @@ def test_a_gate_can_test_corpus_bits_per_byte(oracle_dir, tmp_path):
 
 def test_ratio_does_not_report_bits_per_byte_and_a_gate_on_it_says_so(oracle_dir, tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", [{"chosen": "ab", "rejected": "cd"}])
-    result = invoke(["ratio", path, "-m", oracle_dir, "--trust-remote-code", "-n", "4",
+    result = invoke(["ratio", path, "-m", oracle_dir, "--trust-remote-code", "-n", "8",
                      "--fail-above", "bits_per_byte=1"])  # fmt: skip
     assert result.exit_code == 4 and "not reported by this command" in result.stderr

@@ -176,7 +176,7 @@ def test_a_run_makes_the_decisions_the_replay_makes(oracle_model, items):
 
 def test_choices_out_of_contention_stop_drawing(oracle_model, distribution):
     """Two near-tied choices and two clear losers: the losers are put out early and stop drawing."""
-    responses = ["".join(letters) for letters in itertools.product("abcd", repeat=3)]
+    responses = ["".join(letters) for letters in itertools.product("abcd", repeat=4)]  # 15 masked sets: drawn at 8
     truth = {response: distribution.cond_nll("ab", response) for response in responses}
     ranked = sorted(responses, key=truth.get)
     tie = next(i for i in range(20) if truth[ranked[i + 1]] - truth[ranked[i]] < 0.05)
@@ -188,7 +188,8 @@ def test_choices_out_of_contention_stop_drawing(oracle_model, distribution):
     assert row["pred"] in (0, 2)
 
 
-def test_the_cli_writes_decided_and_forward_rows_and_sums_the_rows(oracle_dir, tmp_path, items):
+def test_the_cli_writes_decided_and_forward_rows_and_sums_the_rows(oracle_dir, tmp_path, distribution):
+    items = close_choices(distribution, length=4)  # 15 masked sets: drawn at -n 8, not enumerated
     rows = [{"prompt": prompt, "choices": group, "label": 0} for prompt, group, _ in items[:6]]
     path = write_jsonl(tmp_path / "in.jsonl", rows + [{"prompt": "ab", "choices": ["cd", "aaaa"], "label": 0}])
     result = invoke(["choice", path, "-m", oracle_dir, "--trust-remote-code", "--until-decided", "3", "-n", "8",

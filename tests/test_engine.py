@@ -45,7 +45,7 @@ def test_out_of_memory_shrinks_the_batch_and_changes_no_number():
 
 def test_out_of_memory_on_a_single_row_ends_with_a_message_saying_what_to_change():
     with pytest.raises(ModelError, match="single row of .* tokens"):
-        list(score(Command.nll, _objects(1), OutOfMemoryAbove(limit=0), Settings(samples=4)))
+        list(score(Command.nll, _objects(1), OutOfMemoryAbove(limit=0), Settings(samples=8)))
 
 
 def test_results_come_back_in_input_order_with_every_record_covered():

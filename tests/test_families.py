@@ -213,8 +213,8 @@ def test_chat_template_wraps_the_prompt_as_a_user_turn_without_a_second_bos(tmp_
     config_path.write_text(json.dumps(json.loads(config_path.read_text()) | {"chat_template": template}))
     rows = [{"prompt": "hi", "response": "yo"}]
     path = write_jsonl(tmp_path / "in.jsonl", rows)
-    plain = CliRunner().invoke(app, ["cond-nll", str(path), "-m", str(directory), "-n", "4"])
-    chat = CliRunner().invoke(app, ["cond-nll", str(path), "-m", str(directory), "-n", "4", "--chat-template"])
+    plain = CliRunner().invoke(app, ["cond-nll", str(path), "-m", str(directory), "-n", "8"])
+    chat = CliRunner().invoke(app, ["cond-nll", str(path), "-m", str(directory), "-n", "8", "--chat-template"])
     assert plain.exit_code == 0 and chat.exit_code == 0, chat.stderr
     assert read_jsonl(plain.stdout)[0]["prompt_tokens"] == 2
     # "<|startoftext|>user hi. assistant " → BOS + 19 characters; the framing BOS is not repeated

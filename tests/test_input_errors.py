@@ -114,7 +114,7 @@ class NaNModel(UniformModel):
 
 def test_nan_log_probs_end_the_run_naming_the_record():
     with pytest.raises(ModelError, match="line 2: the model returned non-finite"):
-        list(score(Command.nll, [(2, {"text": "ab"})], NaNModel(), Settings(samples=4)))
+        list(score(Command.nll, [(2, {"text": "ab"})], NaNModel(), Settings(samples=8)))
 
 
 BAD_LINES = [

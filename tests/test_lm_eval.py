@@ -159,7 +159,7 @@ def test_a_bad_model_arg_is_the_cli_options_one_line_usage_error_before_the_mode
 @pytest.mark.parametrize(
     ("model_args", "message"),
     [
-        ("samples=2,temperature=0.7", "unknown itdd model_args: temperature; choose from pretrained, samples, "),
+        ("samples=8,temperature=0.7", "unknown itdd model_args: temperature; choose from pretrained, samples, "),
         (f"samples={10**15}", f"model_args samples {10**15:,}: the draws of a 1-token record need about "),
         ("independent=maybe", "model_args independent 'maybe': expected true or false"),
         ("mc_log=no/such/dir/mc.jsonl", "model_args mc_log no/such/dir/mc.jsonl: no such directory no/such/dir"),
@@ -175,26 +175,26 @@ def test_other_bad_model_args_are_one_line_usage_errors_naming_them(no_model, mo
 def test_a_negative_number_lm_eval_reads_as_a_float_is_the_integer_written():
     from lm_eval._cli.utils import key_val_to_dict  # how lm-eval's --model_args parses `key=value`
 
-    given = key_val_to_dict("seed=-5,samples=4,max_tokens=-1")
+    given = key_val_to_dict("seed=-5,samples=8,max_tokens=-1")
     assert given["seed"] == -5.0 and isinstance(given["seed"], float)
     with pytest.raises(UsageError, match="^model_args max_tokens must be ≥ 1$"):
         parse_model_args(given)
     args = parse_model_args(given | {"max_tokens": 64})
-    assert (args.seed, args.samples) == (-5, 4) and isinstance(args.seed, int)
+    assert (args.seed, args.samples) == (-5, 8) and isinstance(args.seed, int)
 
 
 def test_a_named_absent_device_is_the_clis_usage_error_not_a_silent_cpu_run(no_model):
-    assert no_model("--model_args", "samples=2", "--device", ABSENT_GPU) == _cli_error("--device", ABSENT_GPU)
+    assert no_model("--model_args", "samples=8", "--device", ABSENT_GPU) == _cli_error("--device", ABSENT_GPU)
 
 
 def test_device_in_model_args_and_a_different_named_device_are_refused(no_model):
-    line = no_model("--model_args", "samples=2,device=auto", "--device", "cpu")
+    line = no_model("--model_args", "samples=8,device=auto", "--device", "cpu")
     assert "--device cpu and model_args device=auto disagree" in line
 
 
 def test_device_in_model_args_wins_over_the_device_lm_eval_passes(capsys):
     harness = {"batch_size": 1, "max_batch_size": None, "device": LM_EVAL_DEFAULT_DEVICE}
-    lm = ItddLM.create_from_arg_string("pretrained=demo,samples=2,device=cpu", harness)
+    lm = ItddLM.create_from_arg_string("pretrained=demo,samples=8,device=cpu", harness)
     assert lm.scorer.model.info.device == "cpu"
     assert "itdd:" not in capsys.readouterr().err  # no notice: the user chose the device
     with pytest.raises(UsageError, match=f"--device {ABSENT_GPU}: "):  # a device lm-eval never defaults to
@@ -203,7 +203,7 @@ def test_device_in_model_args_wins_over_the_device_lm_eval_passes(capsys):
 
 def test_lm_eval_default_device_is_used_if_present_else_the_cpu_with_a_notice(capsys):
     assert EvaluatorConfig().device == LM_EVAL_DEFAULT_DEVICE  # what lm-eval's CLI passes when --device is not given
-    lm = ItddLM.create_from_arg_obj({"pretrained": "demo", "samples": 2}, {"device": LM_EVAL_DEFAULT_DEVICE})
+    lm = ItddLM.create_from_arg_obj({"pretrained": "demo", "samples": 8}, {"device": LM_EVAL_DEFAULT_DEVICE})
     notice = capsys.readouterr().err
     if torch.cuda.is_available():
         assert lm.scorer.model.info.device == LM_EVAL_DEFAULT_DEVICE and "itdd:" not in notice
@@ -336,7 +336,7 @@ def test_a_model_arg_without_a_name_is_named_as_such(no_model):
 def test_mc_log_holds_this_runs_requests_only_replaced_whole_with_a_settings_record(tmp_path):
     path = tmp_path / "mc.jsonl"
     path.write_text('{"task": "an earlier run"}\n')
-    lm = ItddLM(pretrained="demo", samples=4, seed=SEED, mc_log=str(path), mc_log_overwrite="true")
+    lm = ItddLM(pretrained="demo", samples=8, seed=SEED, mc_log=str(path), mc_log_overwrite="true")
     lm.loglikelihood([_request("The default value is", answer) for answer in [" None.", " True."]])
     lm.loglikelihood_rolling([_request(None, "import os", kind="loglikelihood_rolling")])
     rows = read_jsonl(path.read_text())
@@ -346,10 +346,10 @@ def test_mc_log_holds_this_runs_requests_only_replaced_whole_with_a_settings_rec
     assert [row["loglik_se"] for row in rows[:2]] == expected.logliks_se
     record = json.loads((tmp_path / "mc.jsonl.meta.json").read_text())
     assert (record["settings"]["command"], record["settings"]["samples"], record["settings"]["seed"]) == (
-        "lm-eval", 4, SEED)
+        "lm-eval", 8, SEED)
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".part")]
     with pytest.raises(UsageError, match=f"^model_args mc_log {path} exists; pass mc_log_overwrite=true"):
-        ItddLM(pretrained="demo", samples=4, mc_log=str(path))
+        ItddLM(pretrained="demo", samples=8, mc_log=str(path))
 
 
 def test_until_decided_through_lm_eval_picks_as_itdd_choice_and_reports_in_the_results(tmp_path):
@@ -384,7 +384,7 @@ def test_until_decided_through_lm_eval_picks_as_itdd_choice_and_reports_in_the_r
         ({"until_decided": "20"}, "model_args until_decided 20: give an error rate"),
         ({"max_samples": "64"}, "model_args max_samples caps until_decided rounds"),
         ({"until_decided": "3", "samples": "16", "max_samples": "8"}, "model_args max_samples 8 is below samples 16"),
-        ({"until_decided": "3", "max_samples": "1"}, "model_args max_samples must be ≥ 2"),
+        ({"until_decided": "3", "max_samples": "1"}, "model_args max_samples must be ≥ 8"),
     ],
 )
 def test_bad_until_decided_model_args_are_one_line_usage_errors(given, message):

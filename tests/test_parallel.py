@@ -51,7 +51,7 @@ def test_two_processes_give_the_same_file_as_one(oracle_dir, tmp_path, launcher,
 def test_an_invalid_record_in_another_shard_stops_all_processes_after_writing_what_came_before(oracle_dir, tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS[:5]) + '{"txt": "x"}\n')
-    args = ["nll", str(source), "-m", str(oracle_dir), "--trust-remote-code", "-n", "4", "-q", "-o", "out.jsonl"]
+    args = ["nll", str(source), "-m", str(oracle_dir), "--trust-remote-code", "-n", "8", "-q", "-o", "out.jsonl"]
     result = _run(LAUNCHERS["torchrun"](), args, tmp_path)
     assert result.returncode != 0
     assert "line 6: missing field 'text'" in result.stderr

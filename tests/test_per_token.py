@@ -185,10 +185,10 @@ def test_demo_token_strings_are_the_scored_text(tmp_path):
     records = [{"id": "a", "text": "Tabs\tand\nnewlines, «guillemets» & <b>tags</b>"},
                {"id": "b", "prompt": "The capital of France is ", "response": "Paris"}]  # fmt: skip
     source = write_jsonl(tmp_path / "in.jsonl", records[:1])
-    [row] = read_jsonl(invoke(["nll", source, "-m", "demo", "-n", "4", "--per-token", "-q"]).stdout)
+    [row] = read_jsonl(invoke(["nll", source, "-m", "demo", "-n", "8", "--per-token", "-q"]).stdout)
     assert "".join(row["token_strings"]) == records[0]["text"]
     source = write_jsonl(tmp_path / "cond.jsonl", records[1:])
-    [row] = read_jsonl(invoke(["cond-nll", source, "-m", "demo", "-n", "4", "--per-token", "-q"]).stdout)
+    [row] = read_jsonl(invoke(["cond-nll", source, "-m", "demo", "-n", "8", "--per-token", "-q"]).stdout)
     assert "".join(row["token_strings"]) == " Paris"  # the prompt's trailing space starts the response
     _assert_shares_sum_to_the_nll(row)
 

@@ -85,7 +85,7 @@ def test_a_document_that_fits_scores_identically_with_and_without_rolling(oracle
 
 def test_without_rolling_a_long_document_is_refused_with_the_way_out(oracle_dir, tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", [{"text": "ab"}, {"text": DOCUMENT}])
-    result = invoke(["nll", path, "-m", oracle_dir, "--trust-remote-code", "-n", "4"])
+    result = invoke(["nll", path, "-m", oracle_dir, "--trust-remote-code", "-n", "8"])
     assert result.exit_code == 3
     assert "line 2" in result.stderr and "--long rolling" in result.stderr
     assert len(read_jsonl(result.stdout)) == 1  # the row before it is written
@@ -93,7 +93,7 @@ def test_without_rolling_a_long_document_is_refused_with_the_way_out(oracle_dir,
 
 def test_conditional_commands_keep_refusing_what_does_not_fit(oracle_dir, tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "abcdab", "response": "cdab"}])
-    result = invoke(["cond-nll", path, "-m", oracle_dir, "--trust-remote-code", "-n", "4"])
+    result = invoke(["cond-nll", path, "-m", oracle_dir, "--trust-remote-code", "-n", "8"])
     assert result.exit_code == 3 and "shorten or split" in result.stderr
 
 
@@ -106,7 +106,7 @@ def test_a_context_as_large_as_the_window_fails_before_scoring(oracle_dir, tmp_p
 def test_resume_recognises_rolled_rows(oracle_dir, tmp_path):
     texts = [DOCUMENT, "abc", DOCUMENT[::-1]]
     source = write_jsonl(tmp_path / "in.jsonl", [{"text": text} for text in texts])
-    options = ["-m", oracle_dir, "--trust-remote-code", "-n", "4", "--long", "rolling"]
+    options = ["-m", oracle_dir, "--trust-remote-code", "-n", "8", "--long", "rolling"]
     full = invoke(["nll", source, *options])
     partial = tmp_path / "out.jsonl"
     assert invoke(["nll", source, *options, "-o", partial]).exit_code == 0  # writes the settings record too

@@ -20,9 +20,9 @@ def test_pickle_only_checkpoints_are_refused_unless_allowed(tmp_path):
 
     torch.save(load_file(str(directory / "model.safetensors")), directory / "pytorch_model.bin")
     (directory / "model.safetensors").unlink()
-    refused = invoke(["nll", "-", "-m", directory, "-n", "4"], stdin='{"text": "abc"}\n')
+    refused = invoke(["nll", "-", "-m", directory, "-n", "8"], stdin='{"text": "abc"}\n')
     assert refused.exit_code == 1 and "--allow-pickle" in refused.stderr and "pytorch_model.bin" in refused.stderr
-    allowed = invoke(["nll", "-", "-m", directory, "-n", "4", "--allow-pickle"], stdin='{"text": "abc"}\n')
+    allowed = invoke(["nll", "-", "-m", directory, "-n", "8", "--allow-pickle"], stdin='{"text": "abc"}\n')
     assert allowed.exit_code == 0, allowed.stderr
 
 

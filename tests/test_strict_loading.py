@@ -55,7 +55,7 @@ def _drop_tensor(directory: Path, name: str) -> None:
 
 def _nll(tmp_path: Path, *args: str):  # type: ignore[no-untyped-def]
     path = write_jsonl(tmp_path / "in.jsonl", [{"text": "abc"}])
-    return CliRunner().invoke(app, ["nll", str(path), "-n", "4", "-q", *args])
+    return CliRunner().invoke(app, ["nll", str(path), "-n", "8", "-q", *args])
 
 
 def _one_error_line(result) -> str:  # type: ignore[no-untyped-def]

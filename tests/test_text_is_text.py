@@ -42,7 +42,7 @@ def test_the_cli_scores_a_special_token_string_as_its_characters(spelled, tmp_pa
     text = f"x {MASK} y"
     row = {"text": text} if command == "nll" else {"prompt": text, "response": text}
     path = write_jsonl(tmp_path / "in.jsonl", [row])
-    result = CliRunner().invoke(app, [command, str(path), "-m", str(directory), "-n", "4", "-q"])
+    result = CliRunner().invoke(app, [command, str(path), "-m", str(directory), "-n", "8", "-q"])
     assert result.exit_code == 0, result.stderr
     out = read_jsonl(result.stdout)[0]
     assert out["tokens"] == len(text)  # 16 characters, where the mask string used to be one token
@@ -69,7 +69,7 @@ def test_a_chat_template_keeps_its_own_markup_special_but_the_prompt_plain(spell
 
 def _nll(tmp_path, rows, *args):  # type: ignore[no-untyped-def]
     path = write_jsonl(tmp_path / "in.jsonl", rows)
-    return CliRunner().invoke(app, ["nll", str(path), "-n", "4", *args])
+    return CliRunner().invoke(app, ["nll", str(path), "-n", "8", *args])
 
 
 def test_characters_the_tokenizer_drops_are_warned_per_record_and_counted(tmp_path):
@@ -102,7 +102,7 @@ def test_a_resumed_run_still_counts_the_lossy_records_scored_before_the_cut(tmp_
     rows = [{"id": "jp", "text": "hello 日本語"}, {"id": "en", "text": "hello there"}, {"id": "x", "text": "one more"}]
     source = write_jsonl(tmp_path / "in.jsonl", rows)
     out, summary = tmp_path / "out.jsonl", tmp_path / "summary.json"
-    common = ["nll", str(source), "-n", "4", "-m", "demo", "-q", "-o", str(out)]
+    common = ["nll", str(source), "-n", "8", "-m", "demo", "-q", "-o", str(out)]
     assert CliRunner().invoke(app, common).exit_code == 0
     assert json.loads(Path(f"{out}.meta.json").read_text())["lossy_lines"] == [1]
     out.write_text(out.read_text().splitlines(keepends=True)[0])  # cut after the lossy record
@@ -138,7 +138,7 @@ def test_text_mapped_to_the_unknown_token_is_warned_and_dna_is_not(tmp_path):
 
 def test_ratio_names_the_side_that_lost_characters(tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "say", "chosen": "hello", "rejected": "hello 日本語"}])
-    result = CliRunner().invoke(app, ["ratio", str(path), "-m", "demo", "-n", "4", "-q"])
+    result = CliRunner().invoke(app, ["ratio", str(path), "-m", "demo", "-n", "8", "-q"])
     assert result.exit_code == 0, result.stderr
     assert "rejected: the tokenizer has no token for '日本語'" in result.stderr
     assert "chosen:" not in result.stderr and "prompt:" not in result.stderr
