@@ -85,9 +85,19 @@ def combination(settings: Settings, name: Callable[[str], str]) -> None:
     if cap is not None and settings.target_se is None and settings.until_decided is None:
         raise UsageError(f"{name('max_samples')} caps {name('target_se')} or {name('until_decided')} rounds; "
                          "pass one of them")  # fmt: skip
+    if settings.until_decided is not None:
+        decidable(settings.estimator.value, name)
     if settings.context and settings.long is not Long.rolling:
         raise UsageError(f"{name('context')} {settings.context} applies to {name('long')} rolling only; pass "
                          f"{name('long')} rolling or drop {name('context')}")  # fmt: skip
+
+
+def decidable(estimator: str, name: Callable[[str], str]) -> None:
+    """--until-decided's looks are planned in passes before any draw; the chain rule spends passes in whole
+    orders sized by the longest side still drawing, which would let eliminations move the looks."""
+    if estimator == "chain-rule":
+        raise UsageError(f"{name('until_decided')} plans its looks in passes, which {name('estimator')} chain-rule "
+                         "spends in whole orders; choose another estimator")  # fmt: skip
 
 
 def decision_level(name: str, value: Any) -> float:

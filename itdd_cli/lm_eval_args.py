@@ -63,6 +63,8 @@ def parse_model_args(given: Mapping[str, Any]) -> ModelArgs:
                         for name, value in given.items() if value is not None})  # fmt: skip
     if args.mc_log is not None:  # written after scoring: a path that cannot be written would lose every SE
         check_path("model_args mc_log", args.mc_log, args.mc_log_overwrite)
+    if args.until_decided is not None and args.estimator is not None:
+        checks.decidable(args.estimator, lambda setting: f"model_args {setting}")
     if args.max_samples is not None and args.until_decided is None:
         raise UsageError("model_args max_samples caps until_decided rounds; pass until_decided too")
     if args.max_samples is not None and args.max_samples < args.samples:

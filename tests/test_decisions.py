@@ -221,3 +221,30 @@ def test_an_invalid_level_is_a_one_line_usage_error(oracle_dir, tmp_path, comman
     assert result.exit_code == 2, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr and "internal error" not in result.stderr
     assert "--until-decided" in result.stderr
+
+
+def test_an_identical_copy_of_the_best_choice_is_decided_for_the_first_not_drawn_to_the_cap(oracle_model, distribution):
+    """Coupled equal texts draw equal values: their tie goes to the first, which no draw can change."""
+    responses = ["".join(letters) for letters in itertools.product("abcd", repeat=4)]
+    ranked = sorted(responses, key=lambda response: distribution.cond_nll("ab", response))
+    choices = [ranked[0], ranked[0], ranked[-1]]
+    settings = Settings(samples=8, max_samples=128, until_decided=0.05, seed=2)
+    (row,) = score(Command.choice, [(1, {"prompt": "ab", "choices": choices})], oracle_model, settings)
+    assert row["decided"] is True and row["pred"] == 0 and row["samples"] < 128
+
+
+def test_the_chain_rule_and_an_out_of_range_level_are_refused_everywhere(oracle_dir, tmp_path):
+    from itdd_cli.api import Scorer
+    from itdd_cli.errors import UsageError
+    from itdd_cli.lm_eval_args import parse_model_args
+
+    path = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "ab", "choices": ["cd", "dd"]}])
+    result = invoke(["choice", path, "-m", oracle_dir, "--trust-remote-code", "--until-decided", "3",
+                     "--estimator", "chain-rule"])  # fmt: skip
+    assert result.exit_code == 2 and result.stderr == ("itdd: error: --until-decided plans its looks in passes, "
+                                                       "which --estimator chain-rule spends in whole orders; choose "
+                                                       "another estimator\n")  # fmt: skip
+    with pytest.raises(UsageError, match="^model_args until_decided plans its looks"):
+        parse_model_args({"until_decided": "3", "estimator": "chain-rule"})
+    with pytest.raises(UsageError, match=r"^until_decided 9: give an error rate in \(0, 1\)"):
+        Scorer.load(str(oracle_dir), trust_remote_code=True).with_settings(until_decided=9)

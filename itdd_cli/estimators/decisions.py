@@ -102,10 +102,16 @@ def contenders(values: list[torch.Tensor], strata: torch.Tensor, active: list[bo
     """
     sides = len(values)
     inside = [i for i in range(sides) if active[i]]
-    return [
-        active[c] and not any(rule.beats(values[c] - values[a], strata, look, looks, sides) for a in inside if a != c)
-        for c in range(sides)
-    ]
+    return [active[c] and not any(_beaten(values, c, a, rule, strata, look, looks) for a in inside if a != c)
+            for c in range(sides)]  # fmt: skip
+
+
+def _beaten(values: list[torch.Tensor], c: int, a: int, rule: Rule, strata: torch.Tensor, look: int,
+            looks: int) -> bool:  # fmt: skip
+    """Whether side a puts side c out: by the rule, or as an identical earlier copy (coupled equal texts draw
+    equal values; their tie goes to the first, as it would with infinitely many draws, so no draw can change it)."""
+    return (a < c and torch.equal(values[c], values[a])) or rule.beats(values[c] - values[a], strata, look, looks,
+                                                                       len(values))  # fmt: skip
 
 
 def replay(values: list[list[torch.Tensor]], strata: list[torch.Tensor], rule: Rule) -> tuple[bool, int | None, int]:
