@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import tempfile
 import time
@@ -46,6 +45,7 @@ from itdd_cli.oracle import OracleDistribution, close_choices, write_checkpoint 
 from itdd_cli.records import Fields  # noqa: E402
 from itdd_cli.rows import FIXED_PROTOCOL_DRAWS, SPECS  # noqa: E402
 from itdd_cli.runner import Command, Settings, prepare, score  # noqa: E402
+from itdd_cli.tdist import binomial_upper  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,7 +109,7 @@ def oracle(args: argparse.Namespace) -> None:
           f"{len(runs)} runs, -n 6 --max-samples 96 (looks at 6, 12, 24, 48, 96 passes per choice)")  # fmt: skip
     print(f"{'rule':>22} {'α':>6} {'decided':>8} {'wrong':>6} {'wrong rate':>10} {'binomial bound':>14}")
     for alpha in sorted({0.05, 0.01, alpha_of(args.level)}, reverse=True):
-        bound = _binomial_upper(len(runs), alpha)
+        bound = binomial_upper(len(runs), alpha)
         z = NormalDist().inv_cdf(1 - alpha / 2)
         for name, rule in (("anytime (spending)", Spending(alpha)), (f"fixed z = {z:.2f}", FixedZ(z))):
             decided = wrong = 0
@@ -118,17 +118,6 @@ def oracle(args: argparse.Namespace) -> None:
                 decided += done
                 wrong += done and pick != best
             print(f"{name:>22} {alpha:>6.4g} {decided:>8} {wrong:>6} {wrong / len(runs):>10.4f} {bound:>14}")
-
-
-def _binomial_upper(runs: int, rate: float, tail: float = 1e-2) -> int:
-    """The smallest count c with P(Binomial(runs, rate) > c) ≤ tail."""
-    total = 0.0
-    for count in range(runs + 1):
-        log_mass = math.lgamma(runs + 1) - math.lgamma(count + 1) - math.lgamma(runs - count + 1)
-        total += math.exp(log_mass + count * math.log(rate) + (runs - count) * math.log1p(-rate))
-        if 1 - total <= tail:
-            return count
-    return runs
 
 
 def main() -> None:

@@ -66,3 +66,15 @@ def critical(df: float, level: float = 0.05) -> float:
             break
         low, high = (middle, high) if two_sided_p(middle, df) > level else (low, middle)
     return (low + high) / 2.0
+
+
+def binomial_upper(runs: int, rate: float, tail: float = 1e-2) -> int:
+    """The smallest count c with P(Binomial(runs, rate) > c) ≤ tail: how many wrong decisions of `runs`, each
+    wrong with probability `rate`, are still within chance (the decision tests and bench/decisions.py)."""
+    total = 0.0
+    for count in range(runs + 1):
+        log_mass = math.lgamma(runs + 1) - math.lgamma(count + 1) - math.lgamma(runs - count + 1)
+        total += math.exp(log_mass + count * math.log(rate) + (runs - count) * math.log1p(-rate))
+        if 1 - total <= tail:
+            return count
+    return runs

@@ -30,7 +30,7 @@ from itdd_cli.oracle import close_choices
 from itdd_cli.records import Fields
 from itdd_cli.rows import SPECS
 from itdd_cli.runner import Command, Settings, prepare, score
-from itdd_cli.tdist import critical
+from itdd_cli.tdist import binomial_upper, critical
 from tests.conftest import invoke, read_jsonl, write_jsonl
 
 FIRST, CAP = 6, 96  # looks at 6, 12, 24, 48, 96 passes per choice (3 letters: 7 masked sets, drawn at 6)
@@ -82,17 +82,6 @@ def _replay(tallies, rule):
     return replay([tally.values for tally in tallies], tallies[0].strata, rule)
 
 
-def _binomial_upper(runs: int, rate: float, tail: float = 1e-2) -> int:
-    """The smallest count c with P(Binomial(runs, rate) > c) ≤ tail."""
-    total = 0.0
-    for count in range(runs + 1):
-        log_mass = math.lgamma(runs + 1) - math.lgamma(count + 1) - math.lgamma(runs - count + 1)
-        total += math.exp(log_mass + count * math.log(rate) + (runs - count) * math.log1p(-rate))
-        if 1 - total <= tail:
-            return count
-    return runs
-
-
 def test_the_schedule_doubles_to_the_cap_and_the_looks_spend_exactly_alpha():
     assert planned_passes(8, 128) == [8, 16, 32, 64, 128]
     assert planned_passes(8, 100) == [8, 16, 32, 64, 100]
@@ -128,7 +117,7 @@ def test_the_t_bound_misses_at_its_level_on_normal_draws():
     draws = torch.randn(20_000, 8, generator=generator, dtype=torch.float64)
     level = 0.01
     misses = sum(t_clears(row, level) for row in draws)
-    assert _binomial_upper(20_000, level, 1e-4) >= misses >= 20_000 * level * 0.75
+    assert binomial_upper(20_000, level, 1e-4) >= misses >= 20_000 * level * 0.75
     z = NormalDist().inv_cdf(1 - level)
     normal_misses = sum(float(row.mean() / (row.std() / math.sqrt(8))) > z for row in draws)
     assert normal_misses > 2 * misses
@@ -142,7 +131,7 @@ def test_the_wrong_decision_rate_is_at_most_alpha_where_the_fixed_z_rule_exceeds
             for _, label, tallies in _all_rounds(oracle_model, items, seed, estimator)]  # fmt: skip
     assert len(runs) >= 1000
     for alpha in (0.05, 0.01):
-        allowed = _binomial_upper(len(runs), alpha)
+        allowed = binomial_upper(len(runs), alpha)
         wrong = {"spending": 0, "fixed-z": 0}
         decided = {"spending": 0, "fixed-z": 0}
         z = NormalDist().inv_cdf(1 - alpha / 2)  # the z that --until-decided Z used to mean for this α
