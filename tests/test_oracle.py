@@ -11,7 +11,7 @@ from itdd_cli.cli import app
 from itdd_cli.estimators import MONTE_CARLO, Estimator
 from itdd_cli.models import LoadOptions, load_model
 from itdd_cli.runner import Command, Settings, score
-from tests.conftest import read_jsonl, write_jsonl
+from tests.conftest import invoke, read_jsonl, write_jsonl
 
 TEXTS = ["a", "dc", "abc", "bbad", "cadba", "ddcaab", "abcdabc", "dcbadcba"]
 CONDITIONALS = [("a", "b"), ("ab", "cd"), ("dcb", "a"), ("c", "adbca"), ("abcd", "dcba")]
@@ -92,10 +92,12 @@ def test_a_short_record_at_small_n_is_exact_never_a_wrong_number_with_no_error(o
     (row,) = _run(oracle_dir, tmp_path, "nll", [{"text": "cab"}], "-n", "8", "--seed", "9")
     assert row["nll_se"] == 0 and row["samples"] == 7  # every one of the 2^3 − 1 masked sets, once
     assert row["nll"] == pytest.approx(distribution.nll("cab"), abs=1e-5)
-    for samples in ("4", "6"):  # fewer passes than masked sets: drawn, with a real error bar
+    for samples in ("8", "12"):  # fewer passes than "abcd"'s 15 masked sets: drawn, with a real error bar
         for seed in range(10):
-            (row,) = _run(oracle_dir, tmp_path, "nll", [{"text": "cab"}], "-n", samples, "--seed", str(seed))
-            assert row["nll_se"] > 0 or abs(row["nll"] - distribution.nll("cab")) < 1e-5, row
+            (row,) = _run(oracle_dir, tmp_path, "nll", [{"text": "abcd"}], "-n", samples, "--seed", str(seed))
+            assert row["nll_se"] > 0 and row["samples"] == int(samples), row
+    refused = invoke(["nll", "-", "-m", oracle_dir, "--trust-remote-code", "-n", "6"], stdin='{"text": "cab"}\n')
+    assert refused.exit_code == 2 and "--samples must be ≥ 8" in refused.stderr  # below 8 no error bar is honest
     pair = [{"chosen": "abcd", "rejected": "ddda"}]
     (row,) = _run(oracle_dir, tmp_path, "ratio", pair, "-n", "8", "--seed", "9")
     assert row["log_ratio_se"] > 0 and row["samples"] == 8  # 15 masked sets a side: drawn
