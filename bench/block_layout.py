@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from itdd_cli.engine import BatchProgress, Engine  # noqa: E402
 from itdd_cli.estimators import Estimator  # noqa: E402
 from itdd_cli.models import LoadOptions, load_model  # noqa: E402
-from itdd_cli.runner import Command, Settings, score  # noqa: E402
+from itdd_cli.scoring.engine import BatchProgress, Engine  # noqa: E402
+from itdd_cli.scoring.runner import Command, Settings, score  # noqa: E402
 from tests.block_checkpoints import sized, write_sdar  # noqa: E402
 from tests.per_block import score_per_block  # noqa: E402
 

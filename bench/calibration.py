@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from itdd_cli.core.settings import Settings  # noqa: E402
 from itdd_cli.estimators import MONTE_CARLO  # noqa: E402
 from itdd_cli.oracle import OracleDistribution  # noqa: E402
-from itdd_cli.settings import Settings  # noqa: E402
 from tests.oracle_draws import run  # noqa: E402
 
 

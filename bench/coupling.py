@@ -32,14 +32,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from itdd_cli.bundled import bundled_path  # noqa: E402
-from itdd_cli.draws import run_rounds  # noqa: E402
-from itdd_cli.engine import Engine  # noqa: E402
 from itdd_cli.estimators import Estimator  # noqa: E402
+from itdd_cli.io.records import Fields  # noqa: E402
 from itdd_cli.models import LoadOptions, load_model  # noqa: E402
 from itdd_cli.oracle import OracleDistribution, write_checkpoint  # noqa: E402
-from itdd_cli.records import Fields  # noqa: E402
-from itdd_cli.rows import SPECS, Command  # noqa: E402
-from itdd_cli.runner import Settings, prepare  # noqa: E402
+from itdd_cli.results.rows import SPECS, Command  # noqa: E402
+from itdd_cli.scoring.draws import run_rounds  # noqa: E402
+from itdd_cli.scoring.engine import Engine  # noqa: E402
+from itdd_cli.scoring.runner import Settings, prepare  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,7 +70,7 @@ def compare(model, records, args, truth=None):
         coupled, se = log_ratios(model, records, estimator, args.samples, args.seeds, False)
         rows = [("coupled (identity alignment)", coupled)]
         if args.rank:
-            with mock.patch("itdd_cli.draws.key_columns", by_rank):
+            with mock.patch("itdd_cli.scoring.draws.key_columns", by_rank):
                 rows.append(("coupled by rank (before #13)", log_ratios(model, records, estimator, args.samples,
                                                                        args.seeds, False)[0]))  # fmt: skip
         print(f"\n{estimator.value}: var(independent) / var(coupled) of log_ratio, {args.seeds} seeds, "

@@ -34,18 +34,18 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from itdd_cli import draws as draws_module  # noqa: E402
 from itdd_cli.bundled import bundled_path  # noqa: E402
-from itdd_cli.draws import run_rounds  # noqa: E402
-from itdd_cli.engine import Engine  # noqa: E402
 from itdd_cli.estimators.decisions import FixedZ, Spending, replay  # noqa: E402
 from itdd_cli.estimators.levels import alpha_of  # noqa: E402
+from itdd_cli.estimators.tdist import binomial_upper  # noqa: E402
+from itdd_cli.io.records import Fields  # noqa: E402
 from itdd_cli.models import LoadOptions, load_model  # noqa: E402
 from itdd_cli.oracle import OracleDistribution, close_choices, write_checkpoint  # noqa: E402
-from itdd_cli.records import Fields  # noqa: E402
-from itdd_cli.rows import FIXED_PROTOCOL_DRAWS, SPECS  # noqa: E402
-from itdd_cli.runner import Command, Settings, prepare, score  # noqa: E402
-from itdd_cli.tdist import binomial_upper  # noqa: E402
+from itdd_cli.results.rows import FIXED_PROTOCOL_DRAWS, SPECS  # noqa: E402
+from itdd_cli.scoring import draws as draws_module  # noqa: E402
+from itdd_cli.scoring.draws import run_rounds  # noqa: E402
+from itdd_cli.scoring.engine import Engine  # noqa: E402
+from itdd_cli.scoring.runner import Command, Settings, prepare, score  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

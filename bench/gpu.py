@@ -32,11 +32,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.throughput import reference  # noqa: E402
-from itdd_cli.engine import GPU_MAX_TOKENS  # noqa: E402
 from itdd_cli.estimators import Estimator, draw_noise, plan_masks, record_generator  # noqa: E402
 from itdd_cli.models import LoadOptions, load_model  # noqa: E402
-from itdd_cli.runner import Command, Settings, score  # noqa: E402
-from itdd_cli.shapes import rung  # noqa: E402
+from itdd_cli.scoring.engine import GPU_MAX_TOKENS  # noqa: E402
+from itdd_cli.scoring.runner import Command, Settings, score  # noqa: E402
+from itdd_cli.scoring.shapes import rung  # noqa: E402
 from tests.family_checkpoints import write_llada  # noqa: E402
 
 GEOMETRIES = {  # d, layers, MLP, heads, vocabulary

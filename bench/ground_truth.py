@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from itdd_cli.bundled import bundled_path  # noqa: E402
 from itdd_cli.estimators import Estimator  # noqa: E402
 from itdd_cli.models import LoadOptions, load_model  # noqa: E402
-from itdd_cli.runner import Command, Settings, score  # noqa: E402
+from itdd_cli.scoring.runner import Command, Settings, score  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

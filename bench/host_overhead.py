@@ -27,9 +27,9 @@ WORKER = """
 import json, random, string, sys, time
 sys.path.insert(0, {tree!r})
 import torch
-from itdd_cli.engine import Engine, Job
+from itdd_cli.scoring.engine import Engine, Job
 from itdd_cli.estimators import Estimator
-from itdd_cli.runner import Command, Settings, score
+from itdd_cli.scoring.runner import Command, Settings, score
 from tests.fakes import UniformModel
 
 records, draws, repeat = {records}, {draws}, {repeat}

@@ -8,7 +8,7 @@ import time
 
 RUN_AND_REPORT = """
 import resource, sys
-from itdd_cli.cli import app
+from itdd_cli.cli.app import app
 try:
     app(sys.argv[1:])
 except SystemExit as exit:

@@ -36,14 +36,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from itdd_cli.bundled import bundled_path  # noqa: E402
-from itdd_cli.draws import run_rounds  # noqa: E402
-from itdd_cli.engine import Engine, Job  # noqa: E402
 from itdd_cli.estimators import DEFAULT_ESTIMATOR, MONTE_CARLO, Estimator, record_generator  # noqa: E402
+from itdd_cli.io.records import Fields  # noqa: E402
 from itdd_cli.models import LoadOptions, load_model  # noqa: E402
 from itdd_cli.oracle import OracleDistribution, write_checkpoint  # noqa: E402
-from itdd_cli.records import Fields  # noqa: E402
-from itdd_cli.rows import SPECS, Command  # noqa: E402
-from itdd_cli.runner import Settings, prepare  # noqa: E402
+from itdd_cli.results.rows import SPECS, Command  # noqa: E402
+from itdd_cli.scoring.draws import run_rounds  # noqa: E402
+from itdd_cli.scoring.engine import Engine, Job  # noqa: E402
+from itdd_cli.scoring.runner import Settings, prepare  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 LLADA = "llada-published"

@@ -1,18 +1,19 @@
 """itdd: Monte Carlo log-likelihoods for masked-diffusion language models (I-MDCE estimators).
 
-The Python API is `itdd_cli.Scorer` (see `itdd_cli.api`); it is imported on first use so that
+The Python API is `itdd_cli.Scorer` (see `itdd_cli.harness.api`); it is imported on first use so that
 `import itdd_cli` (and the CLI's start) stays free of torch and transformers.
 """
 
 from typing import Any
 
-__version__ = "0.1.0"
+from itdd_cli.version import __version__
+
 __all__ = ["ChoiceResult", "CondNllResult", "NllResult", "RatioResult", "Scorer", "__version__"]
 
 
 def __getattr__(name: str) -> Any:
     if name in __all__ and name != "__version__":
-        from itdd_cli import api
+        from itdd_cli.harness import api
 
         return getattr(api, name)
     raise AttributeError(f"module 'itdd_cli' has no attribute {name!r}")

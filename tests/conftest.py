@@ -52,7 +52,7 @@ def invoke(args, stdin=None, env=None):
     """The CLI in this process, as a user would call it (every argument as a string)."""
     from typer.testing import CliRunner
 
-    from itdd_cli.cli import app
+    from itdd_cli.cli.app import app
 
     return CliRunner().invoke(app, [str(a) for a in args], input=stdin, env=env)
 

@@ -13,10 +13,10 @@ from functools import cache
 
 import torch
 
-from itdd_cli.draws import RecordDraws
+from itdd_cli.core.settings import Settings
 from itdd_cli.models.base import Framed
 from itdd_cli.oracle import ALPHABET, OracleDistribution
-from itdd_cli.settings import Settings
+from itdd_cli.scoring.draws import RecordDraws
 
 FIRST_LETTER_ID = 3  # the oracle tokenizer's id of `a` ([PAD], [MASK], [UNK] come first)
 

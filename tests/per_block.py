@@ -8,13 +8,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from itdd_cli.blocks import BlockDraws
-from itdd_cli.engine import Engine, Job
+from itdd_cli.io.records import Fields
 from itdd_cli.models.base import ScoringModel
 from itdd_cli.models.block import Layout
-from itdd_cli.records import Fields
-from itdd_cli.rows import SPECS, Command
-from itdd_cli.runner import ROW_VALUES, Settings, prepare
+from itdd_cli.results.rows import SPECS, Command
+from itdd_cli.scoring.blocks import BlockDraws
+from itdd_cli.scoring.engine import Engine, Job
+from itdd_cli.scoring.runner import ROW_VALUES, Settings, prepare
 
 
 def per_block_jobs(draws: BlockDraws) -> list[Job]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from itdd_cli.attention import KERNELS, choose
+from itdd_cli.scoring.attention import KERNELS, choose
 from tests.conftest import invoke, write_jsonl
 
 TRUE = torch.tensor([-1.0, -2.0, -3.0])

@@ -12,13 +12,13 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from itdd_cli.blocks import block_spans
-from itdd_cli.cli import app
+from itdd_cli.cli.app import app
 from itdd_cli.errors import ModelError
 from itdd_cli.estimators import Estimator
 from itdd_cli.models import LoadOptions, detect_family, load_model
 from itdd_cli.models.loading import read_config
-from itdd_cli.runner import Command, Settings, score
+from itdd_cli.scoring.blocks import block_spans
+from itdd_cli.scoring.runner import Command, Settings, score
 from tests.block_checkpoints import (
     LLADA2,
     SIZES,
@@ -323,10 +323,10 @@ def test_models_lists_the_new_families_and_inspect_shows_the_block_size(checkpoi
 def test_the_concatenated_layout_gives_the_per_block_numbers(models, family):
     """One [noisy ‖ clean] row per draw carries every block; its per-block losses equal the
     per-block rows' (fast-dllm-v2: the shift reads a block's first token from the clean copy)."""
-    from itdd_cli.blocks import block_spans
-    from itdd_cli.engine import Engine, Job
     from itdd_cli.models.base import Framed
     from itdd_cli.models.block import Layout
+    from itdd_cli.scoring.blocks import block_spans
+    from itdd_cli.scoring.engine import Engine, Job
 
     model, block = models[family], BLOCK[family]
     ids = torch.tensor(model.frame([], model.encode("the quiet zebra")).ids)

@@ -17,11 +17,11 @@ import torch
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
-from itdd_cli.cli import app
+from itdd_cli.cli.app import app
 from itdd_cli.errors import ModelError
 from itdd_cli.estimators import Estimator
 from itdd_cli.models import LoadOptions, load_model
-from itdd_cli.runner import Command, Settings, score
+from itdd_cli.scoring.runner import Command, Settings, score
 from tests.block_checkpoints import EOS, rewrite_config, write_bd3lm, write_fast_dllm_v2, write_llada2, write_sdar
 from tests.conftest import read_jsonl, write_jsonl
 from tests.family_checkpoints import write_gpt2_like_tokenizer

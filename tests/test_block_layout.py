@@ -6,14 +6,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from itdd_cli.blocks import block_spans
 from itdd_cli.errors import ModelError
 from itdd_cli.estimators import Estimator
+from itdd_cli.io.records import Fields
 from itdd_cli.models import LoadOptions, load_model
 from itdd_cli.models.block import Concatenated, equal_halves
-from itdd_cli.records import Fields
-from itdd_cli.rows import SPECS
-from itdd_cli.runner import Command, Settings, prepare, score
+from itdd_cli.results.rows import SPECS
+from itdd_cli.scoring.blocks import block_spans
+from itdd_cli.scoring.runner import Command, Settings, prepare, score
 from tests.block_checkpoints import write_bd3lm, write_fast_dllm_v2, write_llada2, write_sdar
 from tests.family_checkpoints import write_gpt2_like_tokenizer
 from tests.per_block import score_per_block

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from itdd_cli.cli import app
+from itdd_cli.cli.app import app
 from tests.conftest import read_jsonl
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from itdd_cli.core.settings import Settings
 from itdd_cli.estimators import MONTE_CARLO, Estimator
 from itdd_cli.estimators.stats import summarise
 from itdd_cli.oracle import OracleDistribution
-from itdd_cli.settings import Settings
 from tests.oracle_draws import run
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

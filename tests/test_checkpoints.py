@@ -11,14 +11,14 @@ import weakref
 
 import pytest
 
-from itdd_cli.checkpoints import RatioTally, expand, step_of
+from itdd_cli.core.settings import Settings
+from itdd_cli.io.records import Fields
 from itdd_cli.io.sources import Source
 from itdd_cli.models import LoadOptions, load_model
-from itdd_cli.records import Fields
-from itdd_cli.rows import Command
-from itdd_cli.session import Output, Policy
-from itdd_cli.settings import Settings
-from itdd_cli.study import run_study
+from itdd_cli.results.checkpoints import RatioTally, expand, step_of
+from itdd_cli.results.rows import Command
+from itdd_cli.run.session import Output, Policy
+from itdd_cli.run.study import run_study
 from tests.conftest import invoke, read_jsonl, write_jsonl
 
 TEXTS = [{"text": "abca"}, {"text": "dd"}, {"text": "cab"}, {"text": "bbad"}]
@@ -78,7 +78,7 @@ def test_plot_needs_several_checkpoints_and_a_png_or_svg_name(oracle_dir, run_di
 def test_a_plot_in_a_missing_directory_is_refused_before_any_checkpoint_is_scored(run_dir, tmp_path, monkeypatch):
     source = write_jsonl(tmp_path / "in.jsonl", TEXTS)
     plot = tmp_path / "no" / "p.png"
-    monkeypatch.setattr("itdd_cli.study.run_study", lambda *args: pytest.fail("scored before the check"))
+    monkeypatch.setattr("itdd_cli.run.study.run_study", lambda *args: pytest.fail("scored before the check"))
     result = invoke(["nll", source, "-m", run_dir, "--trust-remote-code", "--plot", plot])
     assert result.exit_code == 2 and not result.stdout
     assert result.stderr == f"itdd: error: cannot write --plot {plot}: directory {plot.parent} does not exist\n"

@@ -10,7 +10,7 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from itdd_cli.cli import app
+from itdd_cli.cli.app import app
 from tests.conftest import read_jsonl, write_jsonl
 
 CHOICE_FIELDS = ["id", "pred", "pred_norm", "logliks", "logliks_se", "margin", "margin_se", "tokens", "bytes",

@@ -11,11 +11,11 @@ import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from itdd_cli import __version__
-from itdd_cli.cli import app
+from itdd_cli.cli.app import app
+from itdd_cli.cli.options import ESTIMATOR_ADVICE
+from itdd_cli.core.settings import SEED_MAX, SEED_MIN
 from itdd_cli.estimators import Estimator
-from itdd_cli.options import ESTIMATOR_ADVICE
-from itdd_cli.settings import SEED_MAX, SEED_MIN
+from itdd_cli.version import __version__
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = ["nll", "cond-nll", "ratio", "compare", "inspect", "models"]
@@ -126,10 +126,10 @@ def test_the_model_help_names_the_bundled_models_and_the_default():
 
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["nll", "-h"], ["compare", "-h"], ["models"]])
 def test_help_version_and_models_import_neither_torch_nor_transformers(args):
-    heavy = ("torch", "transformers") if args == ["models"] else ("torch", "transformers", "itdd_cli.reporting",
+    heavy = ("torch", "transformers") if args == ["models"] else ("torch", "transformers", "itdd_cli.views.reporting",
                                                                    "rich.progress", "itdd_cli.io.sources")  # fmt: skip
     code = (
-        "import sys\nfrom itdd_cli.cli import app\n"
+        "import sys\nfrom itdd_cli.cli.app import app\n"
         f"try:\n    app({args!r})\nexcept SystemExit:\n    pass\n"
         f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
     )
@@ -144,7 +144,7 @@ def test_the_readme_exit_code_table_matches_the_error_classes():
     codes = {int(line.split("|")[1]) for line in table.splitlines()[2:]}
     classes = {errors.UsageError.exit_code, errors.ModelError.exit_code, errors.InputError.exit_code,
                errors.GateError.exit_code}  # fmt: skip
-    from itdd_cli.cli import BROKEN_PIPE
+    from itdd_cli.cli.app import BROKEN_PIPE
 
     assert codes == {0, 130, BROKEN_PIPE} | classes
     assert "no model given" not in table  # the bundled demo model is the default

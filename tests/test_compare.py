@@ -96,8 +96,8 @@ def test_the_new_compare_lines_fit_a_narrow_terminal_without_splitting_a_word(tm
 
     from rich.console import Console
 
-    from itdd_cli.compare import compare_files
-    from itdd_cli.reporting import print_comparison
+    from itdd_cli.results.compare import compare_files
+    from itdd_cli.views.reporting import print_comparison
 
     rows = [{"id": f"record-{i:03d}", "nll_per_token": 2.0 + 0.37 * i, "nll_se": 0.0, "tokens": 10} for i in range(9)]
     base = _results(tmp_path / "b.jsonl", rows)

@@ -8,7 +8,7 @@ import math
 import pytest
 from typer.testing import CliRunner
 
-from itdd_cli.cli import app
+from itdd_cli.cli.app import app
 from tests.conftest import read_jsonl, write_jsonl
 
 LN2 = math.log(2)

@@ -14,15 +14,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from itdd_cli.bundled import bundled_path
-from itdd_cli.draws import RecordDraws, run_rounds
-from itdd_cli.engine import Engine
 from itdd_cli.estimators import DEFAULT_ESTIMATOR, MONTE_CARLO, Estimator
 from itdd_cli.estimators.coupling import MIN_SHARED, align, key_columns, reference_side, shared_share
+from itdd_cli.io.records import Fields
 from itdd_cli.models import LoadOptions, load_model
 from itdd_cli.models.base import Framed
-from itdd_cli.records import Fields
-from itdd_cli.rows import SPECS
-from itdd_cli.runner import Command, Settings, prepare, score
+from itdd_cli.results.rows import SPECS
+from itdd_cli.scoring.draws import RecordDraws, run_rounds
+from itdd_cli.scoring.engine import Engine
+from itdd_cli.scoring.runner import Command, Settings, prepare, score
 
 ROOT = Path(__file__).resolve().parents[1]
 

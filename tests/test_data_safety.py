@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from itdd_cli import engine
-from itdd_cli.tdist import critical, two_sided_p
+from itdd_cli.estimators.tdist import critical, two_sided_p
+from itdd_cli.scoring import engine
 from tests.conftest import invoke, read_jsonl, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -206,7 +206,7 @@ def test_a_signal_as_the_output_appears_waits_for_its_settings_record(base, sour
     Ctrl-C arriving between the two would leave a file that --resume must refuse."""
     import signal
 
-    from itdd_cli import outfile
+    from itdd_cli.results.reader import outfile
 
     real_replace = os.replace
 
@@ -228,7 +228,7 @@ def test_a_signal_as_the_output_appears_waits_for_its_settings_record(base, sour
 
 
 def test_an_interrupt_before_the_first_row_says_nothing_was_written(base, source, tmp_path, monkeypatch):
-    from itdd_cli import session
+    from itdd_cli.run import session
 
     def interrupted_at_once(*args, **kwargs):
         raise KeyboardInterrupt

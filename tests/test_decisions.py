@@ -19,18 +19,18 @@ from unittest import mock
 import pytest
 import torch
 
-from itdd_cli import draws as draws_module
-from itdd_cli.draws import run_rounds
-from itdd_cli.engine import Engine
 from itdd_cli.estimators import Estimator
 from itdd_cli.estimators.decisions import FixedZ, Spending, planned_passes, replay, t_clears
 from itdd_cli.estimators.levels import alpha_of
+from itdd_cli.estimators.tdist import binomial_upper, critical
+from itdd_cli.io.records import Fields
 from itdd_cli.models import LoadOptions, load_model
 from itdd_cli.oracle import close_choices
-from itdd_cli.records import Fields
-from itdd_cli.rows import SPECS
-from itdd_cli.runner import Command, Settings, prepare, score
-from itdd_cli.tdist import binomial_upper, critical
+from itdd_cli.results.rows import SPECS
+from itdd_cli.scoring import draws as draws_module
+from itdd_cli.scoring.draws import run_rounds
+from itdd_cli.scoring.engine import Engine
+from itdd_cli.scoring.runner import Command, Settings, prepare, score
 from tests.conftest import invoke, read_jsonl, write_jsonl
 
 FIRST, CAP = 6, 96  # looks at 6, 12, 24, 48, 96 passes per choice (3 letters: 7 masked sets, drawn at 6)
@@ -223,9 +223,9 @@ def test_an_identical_copy_of_the_best_choice_is_decided_for_the_first_not_drawn
 
 
 def test_the_chain_rule_and_an_out_of_range_level_are_refused_everywhere(oracle_dir, tmp_path):
-    from itdd_cli.api import Scorer
     from itdd_cli.errors import UsageError
-    from itdd_cli.lm_eval_args import parse_model_args
+    from itdd_cli.harness.api import Scorer
+    from itdd_cli.harness.lm_eval_args import parse_model_args
 
     path = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "ab", "choices": ["cd", "dd"]}])
     result = invoke(["choice", path, "-m", oracle_dir, "--trust-remote-code", "--until-decided", "3",

@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from itdd_cli.engine import Engine, Job
 from itdd_cli.errors import ModelError
 from itdd_cli.estimators import Estimator
-from itdd_cli.runner import Command, Settings, score
+from itdd_cli.scoring.engine import Engine, Job
+from itdd_cli.scoring.runner import Command, Settings, score
 from tests.fakes import UniformModel
 
 

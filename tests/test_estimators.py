@@ -9,7 +9,7 @@ import torch
 
 from itdd_cli.estimators import Estimator, draw_noise, plan_masks, record_generator, summarise
 from itdd_cli.estimators.masks import harmonic
-from itdd_cli.runner import Command, Settings, score
+from itdd_cli.scoring.runner import Command, Settings, score
 from tests.fakes import UniformModel
 
 

@@ -9,13 +9,13 @@ import statistics
 import pytest
 import torch
 
-from itdd_cli.engine import Engine, Job
 from itdd_cli.estimators import MONTE_CARLO, Estimator, StandardError
 from itdd_cli.estimators.chain_rule import order_masks
 from itdd_cli.estimators.control_variate import adjusted_values, covariates, pilot_levels, plan_pilot
+from itdd_cli.io.records import Fields, text_record
 from itdd_cli.models import LoadOptions, load_model
-from itdd_cli.records import Fields, text_record
-from itdd_cli.runner import Command, Settings, prepare, score
+from itdd_cli.scoring.engine import Engine, Job
+from itdd_cli.scoring.runner import Command, Settings, prepare, score
 from tests.fakes import UniformModel
 
 

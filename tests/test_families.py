@@ -7,10 +7,10 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-from itdd_cli.cli import app
-from itdd_cli.engine import Engine, Job
+from itdd_cli.cli.app import app
 from itdd_cli.models import LoadOptions, detect_family, load_model
 from itdd_cli.models.loading import read_config
+from itdd_cli.scoring.engine import Engine, Job
 from tests.conftest import read_jsonl, write_jsonl
 from tests.family_checkpoints import (
     DREAM,

@@ -8,10 +8,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from itdd_cli.cli import app
-from itdd_cli.engine import Engine, Job
+from itdd_cli.cli.app import app
 from itdd_cli.models import LoadOptions, load_model
-from itdd_cli.runner import Command, Settings, score
+from itdd_cli.scoring.engine import Engine, Job
+from itdd_cli.scoring.runner import Command, Settings, score
 from tests.conftest import read_jsonl, write_jsonl
 
 LETTERS = "abcdefgh "

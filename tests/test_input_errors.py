@@ -11,11 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from itdd_cli.cli import app
+from itdd_cli.cli.app import app
 from itdd_cli.errors import ModelError
 from itdd_cli.io.reader import read_objects
-from itdd_cli.records import flag_duplicate_ids
-from itdd_cli.runner import Command, Settings, Skipped, score
+from itdd_cli.io.records import flag_duplicate_ids
+from itdd_cli.scoring.runner import Command, Settings, Skipped, score
 from tests.conftest import invoke, read_jsonl, write_jsonl
 from tests.fakes import UniformModel
 

@@ -15,7 +15,7 @@ import torch
 from typer.testing import CliRunner
 
 from itdd_cli import Scorer
-from itdd_cli.cli import app
+from itdd_cli.cli.app import app
 from itdd_cli.errors import UsageError
 from tests.conftest import LAUNCHERS, invoke, read_jsonl
 
@@ -24,8 +24,8 @@ from lm_eval.api.instance import Instance  # noqa: E402
 from lm_eval.config.evaluate_config import EvaluatorConfig  # noqa: E402
 from lm_eval.tasks import TaskManager  # noqa: E402
 
-from itdd_cli.lm_eval_args import LM_EVAL_DEFAULT_DEVICE, parse_model_args  # noqa: E402
-from itdd_cli.lm_eval_backend import ItddLM, RequestError  # noqa: E402
+from itdd_cli.harness.lm_eval_args import LM_EVAL_DEFAULT_DEVICE, parse_model_args  # noqa: E402
+from itdd_cli.harness.lm_eval_backend import ItddLM, RequestError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK_DIR = ROOT / "tests" / "lm_eval_task"

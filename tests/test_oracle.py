@@ -7,10 +7,10 @@ import statistics
 import pytest
 from typer.testing import CliRunner
 
-from itdd_cli.cli import app
+from itdd_cli.cli.app import app
 from itdd_cli.estimators import MONTE_CARLO, Estimator
 from itdd_cli.models import LoadOptions, load_model
-from itdd_cli.runner import Command, Settings, score
+from itdd_cli.scoring.runner import Command, Settings, score
 from tests.conftest import invoke, read_jsonl, write_jsonl
 
 TEXTS = ["a", "dc", "abc", "bbad", "cadba", "ddcaab", "abcdabc", "dcbadcba"]

@@ -12,8 +12,8 @@ import pytest
 
 from itdd_cli.errors import InputError, ModelError
 from itdd_cli.io.reader import read_objects
-from itdd_cli.parallel import CHUNK_RECORDS, Shard, score_sharded
-from itdd_cli.runner import Command, Settings, score
+from itdd_cli.run.parallel import CHUNK_RECORDS, Shard, score_sharded
+from itdd_cli.scoring.runner import Command, Settings, score
 from tests.conftest import LAUNCHERS, write_jsonl
 from tests.fakes import UniformModel
 

@@ -7,12 +7,12 @@ import statistics
 
 import pytest
 
+from itdd_cli.core.windows import Long
 from itdd_cli.errors import UsageError
 from itdd_cli.estimators import MONTE_CARLO, Estimator
 from itdd_cli.models import LoadOptions, load_model
-from itdd_cli.results import read_results
-from itdd_cli.runner import Command, Settings, score
-from itdd_cli.windows import Long
+from itdd_cli.results.reader import read_results
+from itdd_cli.scoring.runner import Command, Settings, score
 from tests.conftest import invoke, read_jsonl, write_jsonl
 from tests.fakes import UniformModel
 from tests.per_token_reference import per_token_shares

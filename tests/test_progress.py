@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from itdd_cli.engine import WINDOW_ROWS, BatchProgress, Engine, Job
-from itdd_cli.progress_view import DROP_ORDER, plan_line
+from itdd_cli.scoring.engine import WINDOW_ROWS, BatchProgress, Engine, Job
+from itdd_cli.views.progress_view import DROP_ORDER, plan_line
 from tests.conftest import write_jsonl
 from tests.fakes import UniformModel
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from itdd_cli.results import NotResults, parse_results
+from itdd_cli.results.reader import NotResults, parse_results
 from tests.conftest import invoke, read_jsonl, write_jsonl
 
 # Kept values a spreadsheet or a naive reader would take for something else: text with a comma,

@@ -7,9 +7,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from itdd_cli.cli import app
+from itdd_cli.cli.app import app
+from itdd_cli.core.windows import rolling_windows
 from itdd_cli.errors import UsageError
-from itdd_cli.windows import rolling_windows
 from tests.conftest import read_jsonl, write_jsonl
 
 # The oracle checkpoint has no framing and a maximum length of 8: windows hold 8 tokens (characters).

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from itdd_cli.engine import Engine, Job
 from itdd_cli.models import LoadOptions, load_model
-from itdd_cli.shapes import rung
+from itdd_cli.scoring.engine import Engine, Job
+from itdd_cli.scoring.shapes import rung
 from tests.fakes import UniformModel
 from tests.family_checkpoints import write_llada
 

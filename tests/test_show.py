@@ -168,7 +168,7 @@ def test_show_imports_neither_torch_nor_transformers(results, tmp_path):
     import sys
 
     args = ["show", str(results), "--html", str(tmp_path / "p.html")]
-    code = ("import sys\nfrom itdd_cli.cli import app\n"
+    code = ("import sys\nfrom itdd_cli.cli.app import app\n"
             f"try:\n    app({args!r})\nexcept SystemExit:\n    pass\n"
             "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")  # fmt: skip
     root = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
-from itdd_cli.cli import app
+from itdd_cli.cli.app import app
 from itdd_cli.models import FAMILIES, detect_family
 from tests.block_checkpoints import write_llada2, write_llada_moe, write_rnd1
 from tests.conftest import read_jsonl, write_jsonl

@@ -13,14 +13,14 @@ import pytest
 from rich.console import Console
 
 from itdd_cli.bundled import DESCRIPTIONS
-from itdd_cli.checkpoints import step_of
-from itdd_cli.compare import Comparison
 from itdd_cli.models.registry import FAMILIES
-from itdd_cli.reporting import TableSink, _cell, _natural_width, fitted, print_comparison, print_families
-from itdd_cli.rows import SPECS, Command
-from itdd_cli.study import CheckpointLine, Study, line_numbers
-from itdd_cli.study_view import COLUMNS, print_study
-from itdd_cli.summary import Summary
+from itdd_cli.results.checkpoints import step_of
+from itdd_cli.results.compare import Comparison
+from itdd_cli.results.rows import SPECS, Command
+from itdd_cli.results.study_lines import CheckpointLine, Study, line_numbers
+from itdd_cli.results.summary import Summary
+from itdd_cli.views.reporting import TableSink, _cell, _natural_width, fitted, print_comparison, print_families
+from itdd_cli.views.study_view import COLUMNS, print_study
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from itdd_cli.cli import app
+from itdd_cli.cli.app import app
 from itdd_cli.estimators import MONTE_CARLO, Estimator
 from itdd_cli.models import LoadOptions, load_model
-from itdd_cli.runner import Command, Settings, score
+from itdd_cli.scoring.runner import Command, Settings, score
 from tests.conftest import read_jsonl, write_jsonl
 
 TEXTS = ["abcdabcd", "d", "cabbad", "ddcbaabc", "bca", "cadbacbd"]

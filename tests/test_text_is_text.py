@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from itdd_cli.cli import app
+from itdd_cli.cli.app import app
 from itdd_cli.models import LoadOptions, load_model
 from tests.conftest import read_jsonl, write_jsonl
 from tests.family_checkpoints import LETTERS, LLADA, char_tokenizer, write_llada

@@ -33,7 +33,7 @@ from typing import Protocol
 import torch
 
 from itdd_cli.estimators.stats import summarise
-from itdd_cli.tdist import two_sided_p
+from itdd_cli.estimators.tdist import two_sided_p
 
 
 def planned_passes(first: int, cap: int) -> list[int]:

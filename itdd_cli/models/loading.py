@@ -13,8 +13,8 @@ from urllib.parse import urlparse
 
 import torch
 
+from itdd_cli.core.processes import launched, process_device
 from itdd_cli.errors import ModelError, UsageError
-from itdd_cli.processes import launched, process_device
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 # Tokenizers without a limit report int(1e30); anything this large means "unknown".

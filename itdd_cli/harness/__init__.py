@@ -1,0 +1,2 @@
+"""Other front doors over the same runner: the Python API (`Scorer`) and lm-evaluation-harness's backend.
+"""

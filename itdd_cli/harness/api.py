@@ -1,0 +1,222 @@
+"""The Python API: load a model once, score lists of strings, get typed results.
+
+    from itdd_cli import Scorer
+    scorer = Scorer.load("demo", samples=64, seed=0)
+    [result] = scorer.cond_nll(["The capital of France is"], [" Paris"])
+    result.nll, result.nll_se
+
+Every method goes through the same runner as the command line, so a result equals, bit for
+bit, the row `itdd <command>` writes for the same strings and settings. This module knows no
+files, no CLI options and no rendering.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from itdd_cli.bundled import bundled_path
+from itdd_cli.errors import ArgumentTypeError
+from itdd_cli.estimators import Estimator
+from itdd_cli.harness import api_args
+from itdd_cli.models import LoadOptions, ScoringModel, load_model
+from itdd_cli.scoring.runner import Command, Lossy, Settings, Skipped, score
+
+
+@dataclass(frozen=True)
+class NllResult:
+    """−log p(text) in nats over the scored tokens, with its Monte Carlo standard error."""
+
+    id: int
+    nll: float
+    nll_se: float
+    tokens: int
+    nll_per_token: float
+    bits_per_token: float
+    ppl: float
+    samples: int
+    windows: int  # consecutive windows the text was scored in (1 unless it was rolled)
+    bytes: int  # the text's UTF-8 bytes and whitespace-separated words: comparable across tokenizers
+    words: int
+    bits_per_byte: float
+
+
+@dataclass(frozen=True)
+class CondNllResult:
+    """−log p(response | prompt) in nats; the prompt's tokens are context, never scored."""
+
+    id: int
+    nll: float
+    nll_se: float
+    tokens: int
+    prompt_tokens: int
+    nll_per_token: float
+    bits_per_token: float
+    ppl: float
+    samples: int
+    bytes: int
+    words: int
+    bits_per_byte: float
+
+
+@dataclass(frozen=True)
+class RatioResult:
+    """log p(chosen | prompt) − log p(rejected | prompt), both sides from shared draws unless independent."""
+
+    id: int
+    log_ratio: float
+    log_ratio_se: float
+    nll_chosen: float
+    nll_rejected: float
+    tokens_chosen: int
+    tokens_rejected: int
+    samples: int
+    prefers: str  # "chosen" or "rejected"
+    decided: bool | None = None  # until_decided: the anytime-valid rule decided the preference (else None)
+
+
+@dataclass(frozen=True)
+class ChoiceResult:
+    """log p(choice_i | prompt) for the k choices of one question and the pick.
+
+    `pred` is the index of the highest log-likelihood, `pred_norm` of the highest per UTF-8 byte;
+    `margin` is best − runner-up with `margin_se` from paired draws; `correct*` are None without labels.
+    """
+
+    id: int
+    pred: int
+    pred_norm: int
+    logliks: list[float]
+    logliks_se: list[float]
+    margin: float
+    margin_se: float
+    tokens: list[int]
+    bytes: list[int]
+    correct: bool | None
+    correct_norm: bool | None
+    samples: int  # per choice still in contention at the end, pilot included
+    decided: bool | None = None  # until_decided: one choice left in contention (else None)
+    passes: int = 0  # forward passes of every choice together
+
+
+RESULTS = {Command.nll: NllResult, Command.cond_nll: CondNllResult, Command.ratio: RatioResult,
+           Command.choice: ChoiceResult}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """A loaded model and the estimator settings every call uses.
+
+    Results come back in input order, one per item; `id` is the item's 1-based position. An
+    invalid item raises `itdd_cli.errors.InputError` whose `line` is that position. A bad argument
+    raises `ArgumentError` (a ValueError) with the CLI option's message, a str where a list is
+    expected `ArgumentTypeError` (a TypeError); both are `itdd_cli.errors.UsageError`s.
+    """
+
+    model: ScoringModel
+    settings: Settings = Settings()
+
+    @classmethod
+    def load(
+        cls,
+        model: str = "demo",
+        *,
+        estimator: Estimator | str | None = None,
+        samples: int = 128,
+        seed: int = 0,
+        independent: bool = False,
+        device: str = "auto",
+        dtype: str = "auto",
+        trust_remote_code: bool = False,
+        family: str | None = None,
+        tokenizer: str | None = None,
+        revision: str | None = None,
+        batch_size: int | None = None,
+        max_tokens: int | None = None,
+        chat_template: bool = False,
+    ) -> Scorer:
+        """Load `model` (a hub id, a local checkpoint directory or a bundled name: 'demo', 'dna8').
+
+        The settings mean what the CLI options of the same names mean (`batch_size=None` is
+        `--batch-size auto`); the defaults are the CLI's (`estimator=None`: the default estimator).
+        """
+        changes = {"samples": samples, "seed": seed, "independent": independent, "batch_rows": batch_size,
+                   "max_tokens": max_tokens, "chat_template": chat_template}  # fmt: skip
+        if estimator is not None:
+            changes["estimator"] = estimator
+        settings = api_args.settings(Settings(), changes, {"batch_rows": "batch_size"})
+        api_args.load_options(dtype, device, family)  # all checked before the model loads
+        for name, value in {"model": model, "tokenizer": tokenizer, "revision": revision}.items():
+            if not isinstance(value, str | os.PathLike) and not (value is None and name != "model"):
+                raise ArgumentTypeError(f"{name} must be a string or a path, got {type(value).__name__}")
+        model, tokenizer = os.fspath(model), None if tokenizer is None else os.fspath(tokenizer)
+        location = bundled_path(model)
+        options = LoadOptions(str(location or model), dtype, device, trust_remote_code, family, tokenizer, revision)
+        return cls(load_model(options), settings)
+
+    def with_settings(self, **changes: Any) -> Scorer:
+        """The same loaded model with other settings, e.g. `scorer.with_settings(samples=512)`; each is
+        checked by its CLI option's rule (`samples=0` raises `samples must be ≥ 8`)."""
+        return replace(self, settings=api_args.settings(self.settings, changes))
+
+    def nll(self, texts: Sequence[str]) -> list[NllResult]:
+        """−log p(text) for each text (as `itdd nll`)."""
+        return self._score(Command.nll, [{"text": text} for text in api_args.texts("texts", texts)])
+
+    def cond_nll(self, prompts: Sequence[str], responses: Sequence[str]) -> list[CondNllResult]:
+        """−log p(response | prompt) for each pair (as `itdd cond-nll`)."""
+        prompts, responses = api_args.texts("prompts", prompts), api_args.texts("responses", responses)
+        api_args.same_lengths(prompts=prompts, responses=responses)
+        objects = [{"prompt": p, "response": r} for p, r in zip(prompts, responses, strict=True)]
+        return self._score(Command.cond_nll, objects)
+
+    def ratio(
+        self, chosen: Sequence[str], rejected: Sequence[str], prompts: Sequence[str | None] | None = None
+    ) -> list[RatioResult]:
+        """log p(chosen | prompt) − log p(rejected | prompt) for each pair (as `itdd ratio`).
+
+        A prompt of None scores the pair unconditionally.
+        """
+        chosen, rejected = api_args.texts("chosen", chosen), api_args.texts("rejected", rejected)
+        prompts = api_args.texts("prompts", prompts) if prompts is not None else [None] * len(chosen)
+        api_args.same_lengths(chosen=chosen, rejected=rejected, prompts=prompts)
+        objects = [_with_prompt({"chosen": c, "rejected": r}, p)
+                   for c, r, p in zip(chosen, rejected, prompts, strict=True)]  # fmt: skip
+        return self._score(Command.ratio, objects)
+
+    def choice(
+        self,
+        choices: Sequence[Sequence[str]],
+        prompts: Sequence[str | None] | None = None,
+        labels: Sequence[int | str | None] | None = None,
+    ) -> list[ChoiceResult]:
+        """k-way multiple choice for each question (as `itdd choice`): ≥ 2 choices each, an
+        optional prompt and an optional label (index or the exact text of the right choice)."""
+        choices = api_args.choices(choices)
+        prompts = api_args.texts("prompts", prompts) if prompts is not None else [None] * len(choices)
+        labels = api_args.texts("labels", labels) if labels is not None else [None] * len(choices)
+        api_args.same_lengths(choices=choices, prompts=prompts, labels=labels)
+        objects = [_with_prompt({"choices": list(c), "label": label}, p)
+                   for c, p, label in zip(choices, prompts, labels, strict=True)]  # fmt: skip
+        return self._score(Command.choice, objects)
+
+    def _score(self, command: Command, objects: list[dict[str, Any]]) -> list[Any]:
+        result = RESULTS[command]
+        return [result(**row) for row in _rows(score(command, enumerate(objects, 1), self.model, self.settings))]
+
+
+def _with_prompt(obj: dict[str, Any], prompt: str | None) -> dict[str, Any]:
+    return obj if prompt is None else obj | {"prompt": prompt}
+
+
+def _rows(rows: Iterator[dict[str, Any] | Skipped | Lossy]) -> Iterator[dict[str, Any]]:
+    for row in rows:
+        assert not isinstance(row, Skipped), "the API never skips: an invalid item raises"
+        if isinstance(row, Lossy):  # scored as the CLI scores it; the loss is said, not hidden
+            warnings.warn(f"item {row.line}: {row.message}", stacklevel=4)
+            yield row.row
+        else:
+            yield row

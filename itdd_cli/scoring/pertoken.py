@@ -1,0 +1,36 @@
+"""A row's per-token fields (--per-token): the scored tokens' text and each one's share of the NLL.
+
+The shares come from the same draws as the row's NLL (the tallies split every value over its
+positions, see `estimators.positions`), so they cost no forward pass and sum to `nll`. A text
+scored in rolling windows or in blocks gets its windows' or blocks' shares in token order.
+This module knows the model's tokenizer contract (`token_strings`), not files or rendering.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from itdd_cli.errors import UsageError
+from itdd_cli.models.base import Framed, ScoringModel
+from itdd_cli.results.rows import SPECS, Command
+
+
+def check_per_token(command: Command) -> None:
+    """Only commands that score one text per row split it per token."""
+    if not SPECS[command].per_token:
+        raise UsageError(f"--per-token is for nll and cond-nll, not {command.value}: a {command.value} row compares "
+                         "several texts — score each with cond-nll --per-token to see its tokens")  # fmt: skip
+
+
+def per_token_values(
+    model: ScoringModel, text: str, framed: list[Framed], shares: list[torch.Tensor]
+) -> dict[str, Any]:
+    """`framed`: the text's windows (or its one framed sequence); `shares`: their per-token shares (L,)."""
+    ids = [token for f in framed for token in f.ids[f.start : f.start + f.length]]
+    contributions = torch.cat(shares).tolist()
+    strings = model.token_strings(text, ids)
+    if not len(ids) == len(contributions) == len(strings):
+        raise AssertionError(f"{len(ids)} scored tokens, {len(contributions)} shares, {len(strings)} strings")
+    return {"token_strings": strings, "token_nll": contributions}

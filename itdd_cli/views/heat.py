@@ -1,0 +1,121 @@
+"""What `itdd show` shows: the rows of a --per-token result file, the colour scale both views
+share, and each row's worst tokens. The terminal view (heat_view) and the HTML page (heat_html)
+render this; neither reads files nor decides colours. No torch, no rich.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from itdd_cli.errors import UsageError
+from itdd_cli.results.reader import read_results
+from itdd_cli.results.rows import TOKEN_FIELDS
+
+STRINGS, NATS = (field.name for field in TOKEN_FIELDS)
+TERMINAL_ROWS = 20  # rows the terminal shows unless --limit or --id says otherwise
+
+# Sequential scale for a token's nats, 0 → the file's largest share (white, yellow, orange, red),
+# and a blue tint for the negative shares a Monte Carlo split can give a nearly free token.
+HOT = ((0.0, (255, 255, 255)), (0.25, (255, 237, 160)), (0.5, (254, 178, 76)), (0.75, (240, 59, 32)),
+       (1.0, (165, 15, 21)))  # fmt: skip
+COLD = (255, 255, 255), (107, 174, 214)
+DARK_FROM = 0.6  # from this share of the scale on, text is white on the dark red
+
+
+@dataclass(frozen=True)
+class HeatRow:
+    id: str | int
+    nll: float
+    nll_se: float | None
+    bits_per_byte: float | None
+    model: str | None  # a row of a several-checkpoint run
+    tokens: list[str]
+    nats: list[float]
+
+    def worst(self, count: int) -> list[tuple[int, str, float]]:
+        """The `count` tokens with the most nats, most first: (index, text, nats)."""
+        order = sorted(range(len(self.nats)), key=lambda i: -self.nats[i])[:count]
+        return [(i, self.tokens[i], self.nats[i]) for i in order]
+
+
+@dataclass(frozen=True)
+class Heat:
+    path: str
+    rows: list[HeatRow]
+    total_rows: int  # in the file, before --id / --limit
+    scale: Scale
+
+
+@dataclass(frozen=True)
+class Scale:
+    top: float  # nats at the hot end: the largest share of any token shown
+
+    def share(self, nats: float) -> float:
+        return min(abs(nats) / self.top, 1.0) if self.top > 0 else 0.0
+
+    def colour(self, nats: float) -> str:
+        """Background as #rrggbb."""
+        share = self.share(nats)
+        if nats < 0:
+            return _hex(_mix(COLD[0], COLD[1], share))
+        for (low, a), (high, b) in zip(HOT, HOT[1:], strict=False):
+            if share <= high:
+                return _hex(_mix(a, b, (share - low) / (high - low)))
+        return _hex(HOT[-1][1])
+
+    def ink(self, nats: float) -> str:
+        """Text colour readable on `colour(nats)`."""
+        return "#ffffff" if nats > 0 and self.share(nats) >= DARK_FROM else "#000000"
+
+    def legend(self, steps: int = 5) -> list[tuple[float, str]]:
+        """(nats, colour) from 0 to the top of the scale."""
+        return [(self.top * i / (steps - 1), self.colour(self.top * i / (steps - 1))) for i in range(steps)]
+
+
+def _mix(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> tuple[int, ...]:
+    return tuple(round(x + (y - x) * t) for x, y in zip(a, b, strict=True))
+
+
+def _hex(rgb: tuple[int, ...]) -> str:
+    return "#" + "".join(f"{channel:02x}" for channel in rgb)
+
+
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _heat_row(path: str, number: int, row: dict[str, Any]) -> HeatRow:
+    tokens, nats = row.get(STRINGS), row.get(NATS)
+    where = f"{path}: row {number} (id {row['id']!r})"
+    if tokens is None or nats is None:
+        raise UsageError(f"{where} has no per-token fields ({STRINGS}, {NATS}) — score with --per-token "
+                         "(itdd nll … --per-token -o FILE.jsonl)")  # fmt: skip
+    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+        raise UsageError(f"{where}: {STRINGS} is not a list of strings")
+    values = [_number(n) for n in nats] if isinstance(nats, list) else None
+    if values is None or None in values or len(values) != len(tokens):
+        raise UsageError(f"{where}: {NATS} is not a list of {len(tokens)} numbers, one per token")
+    nll = _number(row.get("nll"))
+    if nll is None:
+        raise UsageError(f"{where} has no 'nll': itdd show reads nll and cond-nll results")
+    model = row.get("model")
+    shares = [float(v) for v in values if v is not None]
+    return HeatRow(row["id"], nll, _number(row.get("nll_se")), _number(row.get("bits_per_byte")),
+                   model if isinstance(model, str) else None, tokens, shares)  # fmt: skip
+
+
+def read_heat(path: str, ids: list[str] | None = None, limit: int | None = None) -> Heat:
+    """The rows to show (those with the given ids, in file order; at most `limit`), and their scale."""
+    rows = read_results(path)
+    if not rows:
+        raise UsageError(f"{path} has no rows to show")
+    chosen = [(number, row) for number, row in enumerate(rows, start=1) if ids is None or str(row["id"]) in ids]
+    if ids is not None:
+        missing = [i for i in ids if i not in {str(row["id"]) for _, row in chosen}]
+        if missing:
+            raise UsageError(f"{path} has no row with id {missing[0]!r}")
+    shown = [_heat_row(path, number, row) for number, row in chosen[:limit]]
+    finite = [n for row in shown for n in row.nats if math.isfinite(n)]
+    return Heat(path, shown, len(rows), Scale(max([abs(n) for n in finite], default=0.0)))
