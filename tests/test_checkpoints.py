@@ -16,8 +16,8 @@ from itdd_cli.io.records import Fields
 from itdd_cli.io.sources import Source
 from itdd_cli.models import LoadOptions, load_model
 from itdd_cli.results.checkpoints import RatioTally, expand, step_of
+from itdd_cli.results.destination import Output, Policy
 from itdd_cli.results.rows import Command
-from itdd_cli.run.session import Output, Policy
 from itdd_cli.run.study import run_study
 from tests.conftest import invoke, read_jsonl, write_jsonl
 

@@ -10,7 +10,6 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, suppress
-from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -21,13 +20,10 @@ from itdd_cli.io.records import Fields, flag_duplicate_ids
 from itdd_cli.io.sources import Source, read_source
 from itdd_cli.models.base import ScoringModel
 from itdd_cli.models.text import tokenizer_fingerprint
+from itdd_cli.results.destination import Output, Policy, prepare_output
 from itdd_cli.results.outfile import (
     Target,
-    check_input,
-    check_not_same,
-    check_writable_dir,
     interrupts_deferred,
-    prepare_target,
     write_failure,
 )
 from itdd_cli.results.resume import Finished, Inspected, plan_resume, read_finished
@@ -38,63 +34,16 @@ from itdd_cli.results.runrecord import (
     ROUNDING_FLAGS,
     differences,
     read_record,
-    record_path,
     weights_fingerprint,
     write_record,
 )
-from itdd_cli.results.summary import Gate, Summary, check_gates, summary_json
+from itdd_cli.results.summary import Summary, check_gates, summary_json
 from itdd_cli.run.parallel import Shard, close_shard, current_shard, score_sharded
 from itdd_cli.scoring import engine as engine_module
 from itdd_cli.scoring.engine import BatchProgress
 from itdd_cli.scoring.runner import Lossy, Skipped, check_samples, score, stopped_at_cap, token_counts
 from itdd_cli.version import __version__
 from itdd_cli.views.reporting import console_for, make_sink, notice, print_summary, progress_bar, stderr_console
-
-
-@dataclass(frozen=True)
-class Output:
-    path: str | None = None
-    fmt: Format = Format.auto
-    overwrite: bool = False
-    resume: bool = False
-    summary_path: str | None = None
-    quiet: bool = False
-    target: Target | None = None  # prepared (checked and locked) before the model loaded
-
-
-@dataclass(frozen=True)
-class Policy:
-    skip_invalid: bool = False
-    gates: list[Gate] = field(default_factory=list)
-    revision: str | None = None
-
-
-def prepare_output(output: Output, input_path: str | None) -> Output:
-    """Every check on input, output and summary that can fail before scoring; locks the output.
-    The caller closes `target` (the lock, an uncommitted temporary file) when the run ends."""
-    check_input(input_path)
-    target = prepare_target(output.path, input_path, output.overwrite, output.resume)
-    try:
-        if output.summary_path:
-            check_writable_dir(output.summary_path, "--summary")
-            record = record_path(str(target.path)) if target.regular else None
-            check_not_same(output.summary_path, "--summary", {"input": input_path, "output": output.path,
-                                                               "settings record": record})  # fmt: skip
-        if output.resume and resolve_format(output.fmt, output.path, sys.stdout) is Format.table:
-            raise UsageError("--resume continues a JSONL or CSV file, not a table")
-        if target.resume:
-            _check_resumable(str(target.path))
-    except BaseException:
-        target.close()
-        raise
-    return replace(output, target=target)
-
-
-def _check_resumable(path: str) -> None:
-    """Before the model loads: a file with rows but no settings record cannot be continued safely."""
-    if read_record(path) is None and os.path.getsize(path) > 0:
-        raise UsageError(f"cannot resume {path}: {record_path(path)} is missing, so the settings that made it "
-                         "cannot be checked; use --overwrite")  # fmt: skip
 
 
 def run_scoring(command: Command, input_path: str | Source | None, model: ScoringModel, settings: Settings,

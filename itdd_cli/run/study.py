@@ -29,7 +29,7 @@ from itdd_cli.results.summary import Summary, check_gates
 if TYPE_CHECKING:
     from itdd_cli.core.settings import Settings
     from itdd_cli.models.base import ScoringModel
-    from itdd_cli.run.session import Output, Policy
+    from itdd_cli.results.destination import Output, Policy
 
 
 def _tokenizer_key(model: ScoringModel) -> tuple[Any, ...]:
@@ -49,7 +49,7 @@ def run_study(command: Command, source: Source, names: list[str], load: Callable
               settings: Settings, fields: Fields, output: Output, policy: Policy) -> Study:  # fmt: skip
     """Score the input under each checkpoint in turn; rows go to one sink, in checkpoint order."""
     from itdd_cli.io.formats import Format, resolve_format
-    from itdd_cli.run.session import prepare_output
+    from itdd_cli.results.destination import prepare_output
     from itdd_cli.scoring.runner import Lossy, Skipped, score
     from itdd_cli.views.reporting import make_sink, notice
 
