@@ -7,14 +7,14 @@ value) and a metavar saying what it takes; bad values are reported in itdd's wor
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from itdd_cli.bundled import DEFAULT as DEFAULT_MODEL
 from itdd_cli.core import checks
 from itdd_cli.core.windows import Long
-from itdd_cli.estimators import Estimator
+from itdd_cli.estimators.kinds import DEFAULT_ESTIMATOR, Estimator
 from itdd_cli.io.formats import Format, InputFormat
 from itdd_cli.version import __version__
 
@@ -60,258 +60,157 @@ def _estimator_help() -> str:
     return f"how masks are drawn; the default suits almost every use — {advice}"
 
 
-InputArg = Annotated[
-    str | None,
-    typer.Argument(
-        metavar="INPUT",
-        help=_shown("file to score (JSONL unless --input-format or its extension says otherwise), or '-'",
-                    "standard input"),
-        show_default=False,
-    ),
-]  # fmt: skip
-ModelOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--model",
-        "-m",
-        envvar="ITDD_MODEL",
-        metavar="MODEL",
-        show_default=False,
-        help=_shown(
-            "hub id (e.g. GSAI-ML/LLaDA-8B-Base), local checkpoint directory, or a bundled model: "
-            "demo (tiny English, for trying itdd out) or dna8 (synthetic DNA with known answers)",
-            f"$ITDD_MODEL, else the bundled {DEFAULT_MODEL}",
-        ),
-    ),
-]
-OutputOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--output", "-o", metavar="PATH", show_default=False,
-        help=_shown("write results here (.csv: CSV, otherwise JSONL)", "standard output"),
-    ),
-]  # fmt: skip
-HtmlOverwriteOpt = Annotated[
-    bool, typer.Option("--overwrite", help=_shown("replace an existing --html page", "off"), show_default=False)
-]
-OverwriteOpt = Annotated[
-    bool, typer.Option("--overwrite", help=_shown("replace an existing --output file", "off"), show_default=False)
-]
-FormatOpt = Annotated[
-    Format,
-    typer.Option("--format", help="auto: by --output's extension, else a table on a terminal and JSONL in a pipe"),
-]
-SamplesOpt = Annotated[
-    int,
-    typer.Option(
-        "--samples",
-        "-n",
-        min=checks.MIN_SAMPLES,
-        metavar="N",
-        help="forward passes per record (per side for ratio), the control variate's pilot included",
-    ),
-]
-EstimatorOpt = Annotated[Estimator, typer.Option("--estimator", help=_estimator_help())]
-SeedOpt = Annotated[
-    int,
-    typer.Option(
-        "--seed", metavar="INT", callback=_seed, parser=_seed_text,
-        help="base seed, -2**127 to 2**127 - 1; a record's draws depend only on it and its token ids",
-    ),
-]  # fmt: skip
-TargetSeOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--target-se",
-        min=0.0,
-        show_default=False,
-        metavar="NATS",
-        help=_shown("draw more rounds until each record's SE (of nll, or of log_ratio) is at most this; a precision "
-                    "goal, not a coverage guarantee", "off"),
-    ),
-]
-MaxSamplesOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--max-samples",
-        min=checks.MIN_SAMPLES,
-        show_default=False,
-        metavar="N",
-        help="cap on passes per record with --target-se / --until-decided [default: 8 × --samples]",
-    ),
-]
-UntilDecidedOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--until-decided",
-        callback=_decision_level,
-        show_default=False,
-        metavar="LEVEL",
-        help=_shown(
-            "draw rounds (-n, then doubling) until the pick is decided by an anytime-valid rule with error rate "
-            "α ≤ LEVEL (0.01), or a z ≥ 1 meaning α = P(|N(0,1)| > z) (3: 0.0027); up to --max-samples", "off"
-        ),
-    ),
-]
-BatchSizeOpt = Annotated[
-    str,
-    typer.Option("--batch-size", metavar="ROWS|auto", help="forward rows per batch, or 'auto' to fill --max-tokens"),
-]
-MaxTokensOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--max-tokens", min=1, metavar="TOKENS", show_default=False,
-        help=_shown("padded tokens per forward batch when --batch-size is auto", "2048 on CPU, 16384 on GPU"),
-    ),
-]  # fmt: skip
-DtypeOpt = Annotated[Dtype, typer.Option("--dtype", help="auto: bfloat16 on GPU, float32 on CPU")]
-DeviceOpt = Annotated[
-    str, typer.Option("--device", metavar="DEVICE", help="auto (a GPU if there is one), cpu, cuda, cuda:N, mps or xpu")
-]
-TrustOpt = Annotated[
-    bool,
-    typer.Option(
-        "--trust-remote-code", show_default=False, help=_shown("allow the checkpoint's own Python code", "off")
-    ),
-]
-FamilyOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--family", metavar="NAME", show_default=False,
-        help=_shown("force a checkpoint family (see `itdd models`)", "detected from config.json"),
-    ),
-]  # fmt: skip
-TokenizerOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--tokenizer", metavar="MODEL", show_default=False,
-        help=_shown("load the tokenizer from elsewhere", "the model's own"),
-    ),
-]  # fmt: skip
-RevisionOpt = Annotated[
-    str | None,
-    typer.Option("--revision", metavar="REV", show_default=False, help=_shown("hub revision to pin", "latest")),
-]
-QuietOpt = Annotated[
-    bool,
-    typer.Option(
-        "--quiet", "-q", show_default=False, help=_shown("no progress bar and no summary on standard error", "off")
-    ),
-]
-IndependentOpt = Annotated[
-    bool,
-    typer.Option(
-        "--independent", show_default=False,
-        help=_shown("draw each side's (choice's) masks separately instead of coupling them", "coupled"),
-    ),
-]  # fmt: skip
-TextFieldOpt = Annotated[str, typer.Option("--text-field", metavar="NAME", help="field holding the text")]
-PromptFieldOpt = Annotated[
-    str, typer.Option("--prompt-field", metavar="NAME", help="field holding the prompt (never scored)")
-]
-ResponseFieldOpt = Annotated[str, typer.Option("--response-field", metavar="NAME", help="field holding the response")]
-ChosenFieldOpt = Annotated[
-    str, typer.Option("--chosen-field", metavar="NAME", help="field holding the preferred response")
-]
-RejectedFieldOpt = Annotated[
-    str, typer.Option("--rejected-field", metavar="NAME", help="field holding the other response")
-]
-ChoicesFieldOpt = Annotated[
-    str, typer.Option("--choices-field", metavar="NAME", help="field holding the list of choices")
-]
-LabelFieldOpt = Annotated[
-    str, typer.Option("--label-field", metavar="NAME", help="field holding the right choice (an index or its text)")
-]
-IdFieldOpt = Annotated[
-    str,
-    typer.Option("--id-field", metavar="NAME", help="field holding the record id (without it: the line number)"),
-]
-ChatTemplateOpt = Annotated[
-    bool,
-    typer.Option(
-        "--chat-template", show_default=False,
-        help=_shown("wrap the prompt in the tokenizer's chat template as a user turn", "off"),
-    ),
-]  # fmt: skip
-KeepBoundaryOpt = Annotated[
-    bool,
-    typer.Option(
-        "--keep-boundary", show_default=False,
-        help=_shown("score the response exactly as split; by default the prompt's trailing whitespace starts the "
-                    "response (lm-evaluation-harness's convention)", "off"),
-    ),
-]  # fmt: skip
-DeviceMapOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--device-map", metavar="auto", show_default=False,
-        help=_shown("'auto': spread a model too large for one GPU over all of them", "one device"),
-    ),
-]  # fmt: skip
-BlockSizeOpt = Annotated[
-    int | None,
-    typer.Option("--block-size", metavar="N", help=_shown("block-diffusion models: override the block size",
-                                                        "the checkpoint's"), show_default=False),
-]
-SkipInvalidOpt = Annotated[
-    bool,
-    typer.Option(
-        "--skip-invalid", show_default=False,
-        help=_shown("report bad records on stderr and go on", "stop at the first, exit 3"),
-    ),
-]  # fmt: skip
-ResumeOpt = Annotated[
-    bool, typer.Option("--resume", show_default=False, help=_shown("continue a partial --output file", "off"))
-]
-StrictOpt = Annotated[
-    bool,
-    typer.Option(
-        "--strict", show_default=False,
-        help=_shown("refuse (exit 3) a record whose text the tokenizer drops or maps to unknown tokens",
-                    "warn and score it"),
-    ),
-]  # fmt: skip
-SummaryOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--summary", metavar="PATH", show_default=False,
-        help=_shown("write a JSON summary of the run here (for CI)", "none"),
-    ),
-]  # fmt: skip
-FailAboveOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--fail-above", metavar="METRIC=VALUE", show_default=False,
-        help=_shown("exit 4 when the summary's METRIC is above VALUE (repeatable)", "none"),
-    ),
-]  # fmt: skip
-FailBelowOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--fail-below", metavar="METRIC=VALUE", show_default=False,
-        help=_shown("exit 4 when the summary's METRIC is below VALUE (repeatable)", "none"),
-    ),
-]  # fmt: skip
-AllowPickleOpt = Annotated[
-    bool,
-    typer.Option(
-        "--allow-pickle", show_default=False,
-        help=_shown("also load pickle weights (.bin/.pt), which can run code", "safetensors only"),
-    ),
-]  # fmt: skip
-BaseArg = Annotated[str, typer.Argument(metavar="BASE", help="result file of the baseline (JSONL or CSV)")]
-NewArg = Annotated[str, typer.Argument(metavar="NEW", help="result file to compare with it")]
-MetricOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--metric", metavar="FIELD", show_default=False,
-        help=_shown("field to compare", "nll_per_token; log_ratio for ratio files, correct for choice files"),
-    ),
-]  # fmt: skip
-FailIfWorseOpt = Annotated[
-    bool,
-    typer.Option("--fail-if-worse", show_default=False, help=_shown("exit 4 when NEW is significantly worse", "off")),
-]
+# parameter name -> (its Annotated type, its default): what `signature.takes` builds a command from.
+OPTIONS: dict[str, tuple[Any, Any]] = {}
+
+
+def option(param: str, kind: Any, *names: str, default: Any = None, shown: str | None = None, help: str = "",
+           **declared: Any) -> Any:  # fmt: skip
+    """One option, declared once: its type and typer declaration (`shown`: a default the help writes
+    out in words, where it is not a plain value), registered under its parameter name."""
+    if shown is not None:
+        help, declared["show_default"] = _shown(help, shown), False
+    maker = typer.Argument if not names else typer.Option
+    annotated = Annotated[kind, maker(*names, help=help, **declared)]
+    OPTIONS[param] = (annotated, default)
+    return annotated
+
+
+_MODEL_DEFAULT = f"$ITDD_MODEL, else the bundled {DEFAULT_MODEL}"
+InputArg = option("input_path", str | None, metavar="INPUT", shown="standard input",
+                  help="file to score (JSONL unless --input-format or its extension says otherwise), or '-'")
+ModelOpt = option("model", str | None, "--model", "-m", envvar="ITDD_MODEL", metavar="MODEL", shown=_MODEL_DEFAULT,
+                  help="hub id (e.g. GSAI-ML/LLaDA-8B-Base), local checkpoint directory, or a bundled model: "
+                       "demo (tiny English, for trying itdd out) or dna8 (synthetic DNA with known answers)")
+ModelsOpt = option("models", list[str] | None, "--model", "-m", metavar="MODEL", shown=_MODEL_DEFAULT,
+                   help="hub id, local checkpoint directory, bundled model (demo, dna8), or a directory of "
+                        "checkpoint-* folders; repeat to score every record under each checkpoint")
+PlotOpt = option("plot", str | None, "--plot", metavar="PATH", shown="none",
+                 help="several checkpoints: draw bits per byte by checkpoint to this .png or .svg")
+OutputOpt = option("output", str | None, "--output", "-o", metavar="PATH", shown="standard output",
+                   help="write results here (.csv: CSV, otherwise JSONL)")
+OverwriteOpt = option("overwrite", bool, "--overwrite", default=False, shown="off",
+                      help="replace an existing --output file")
+ResumeOpt = option("resume", bool, "--resume", default=False, shown="off", help="continue a partial --output file")
+FormatOpt = option("fmt", Format, "--format", default=Format.auto,
+                   help="auto: by --output's extension, else a table on a terminal and JSONL in a pipe")
+SummaryOpt = option("summary", str | None, "--summary", metavar="PATH", shown="none",
+                    help="write a JSON summary of the run here (for CI)")
+FailAboveOpt = option("fail_above", list[str] | None, "--fail-above", metavar="METRIC=VALUE", shown="none",
+                      help="exit 4 when the summary's METRIC is above VALUE (repeatable)")
+FailBelowOpt = option("fail_below", list[str] | None, "--fail-below", metavar="METRIC=VALUE", shown="none",
+                      help="exit 4 when the summary's METRIC is below VALUE (repeatable)")
+QuietOpt = option("quiet", bool, "--quiet", "-q", default=False, shown="off",
+                  help="no progress bar and no summary on standard error")
+
+SamplesOpt = option("samples", int, "--samples", "-n", default=128, min=checks.MIN_SAMPLES, metavar="N",
+                    help="forward passes per record (per side for ratio), the control variate's pilot included")
+EstimatorOpt = option("estimator", Estimator, "--estimator", default=DEFAULT_ESTIMATOR, help=_estimator_help())
+SeedOpt = option("seed", int, "--seed", default=0, metavar="INT", callback=_seed, parser=_seed_text,
+                 help="base seed, -2**127 to 2**127 - 1; a record's draws depend only on it and its token ids")
+BatchSizeOpt = option("batch_size", str, "--batch-size", default="auto", metavar="ROWS|auto",
+                      help="forward rows per batch, or 'auto' to fill --max-tokens")
+MaxTokensOpt = option("max_tokens", int | None, "--max-tokens", min=1, metavar="TOKENS",
+                      shown="2048 on CPU, 16384 on GPU",
+                      help="padded tokens per forward batch when --batch-size is auto")
+StrictOpt = option("strict", bool, "--strict", default=False, shown="warn and score it",
+                   help="refuse (exit 3) a record whose text the tokenizer drops or maps to unknown tokens")
+TargetSeOpt = option("target_se", float | None, "--target-se", min=0.0, metavar="NATS", shown="off",
+                     help="draw more rounds until each record's SE (of nll, or of log_ratio) is at most this; a "
+                          "precision goal, not a coverage guarantee")
+MaxSamplesOpt = option("max_samples", int | None, "--max-samples", min=checks.MIN_SAMPLES, show_default=False,
+                       metavar="N", help="cap on passes per record with --target-se / --until-decided "
+                                         "[default: 8 × --samples]")
+UntilDecidedOpt = option("until_decided", float | None, "--until-decided", callback=_decision_level,
+                         metavar="LEVEL", shown="off",
+                         help="draw rounds (-n, then doubling) until the pick is decided by an anytime-valid rule "
+                              "with error rate α ≤ LEVEL (0.01), or a z ≥ 1 meaning α = P(|N(0,1)| > z) (3: 0.0027); "
+                              "up to --max-samples")
+IndependentOpt = option("independent", bool, "--independent", default=False, shown="coupled",
+                        help="draw each side's (choice's) masks separately instead of coupling them")
+
+DtypeOpt = option("dtype", Dtype, "--dtype", default=Dtype.auto, help="auto: bfloat16 on GPU, float32 on CPU")
+DeviceOpt = option("device", str, "--device", default="auto", metavar="DEVICE",
+                   help="auto (a GPU if there is one), cpu, cuda, cuda:N, mps or xpu")
+DeviceMapOpt = option("device_map", str | None, "--device-map", metavar="auto", shown="one device",
+                      help="'auto': spread a model too large for one GPU over all of them")
+BlockSizeOpt = option("block_size", int | None, "--block-size", metavar="N", shown="the checkpoint's",
+                      help="block-diffusion models: override the block size")
+TrustOpt = option("trust_remote_code", bool, "--trust-remote-code", default=False, shown="off",
+                  help="allow the checkpoint's own Python code")
+AllowPickleOpt = option("allow_pickle", bool, "--allow-pickle", default=False, shown="safetensors only",
+                        help="also load pickle weights (.bin/.pt), which can run code")
+FamilyOpt = option("family", str | None, "--family", metavar="NAME", shown="detected from config.json",
+                   help="force a checkpoint family (see `itdd models`)")
+TokenizerOpt = option("tokenizer", str | None, "--tokenizer", metavar="MODEL", shown="the model's own",
+                      help="load the tokenizer from elsewhere")
+RevisionOpt = option("revision", str | None, "--revision", metavar="REV", shown="latest", help="hub revision to pin")
+
+TextFieldOpt = option("text_field", str, "--text-field", default="text", metavar="NAME", help="field holding the text")
+PromptFieldOpt = option("prompt_field", str, "--prompt-field", default="prompt", metavar="NAME",
+                        help="field holding the prompt (never scored)")
+ResponseFieldOpt = option("response_field", str, "--response-field", default="response", metavar="NAME",
+                          help="field holding the response")
+ChosenFieldOpt = option("chosen_field", str, "--chosen-field", default="chosen", metavar="NAME",
+                        help="field holding the preferred response")
+RejectedFieldOpt = option("rejected_field", str, "--rejected-field", default="rejected", metavar="NAME",
+                          help="field holding the other response")
+ChoicesFieldOpt = option("choices_field", str, "--choices-field", default="choices", metavar="NAME",
+                         help="field holding the list of choices")
+LabelFieldOpt = option("label_field", str, "--label-field", default="label", metavar="NAME",
+                       help="field holding the right choice (an index or its text)")
+IdFieldOpt = option("id_field", str, "--id-field", default="id", metavar="NAME",
+                    help="field holding the record id (without it: the line number)")
+ChatTemplateOpt = option("chat_template", bool, "--chat-template", default=False, shown="off",
+                         help="wrap the prompt in the tokenizer's chat template as a user turn")
+KeepBoundaryOpt = option("keep_boundary", bool, "--keep-boundary", default=False, shown="off",
+                         help="score the response exactly as split; by default the prompt's trailing whitespace "
+                              "starts the response (lm-evaluation-harness's convention)")
+LongOpt = option("long", Long, "--long", default=Long.error,
+                 help="a text longer than the model's window: 'error' refuses it (exit 3), 'rolling' scores it in "
+                      "windows")
+ContextOpt = option("context", int, "--context", default=0, min=0, metavar="N",
+                    help="--long rolling: earlier tokens each later window is conditioned on (never scored)")
+PerTokenOpt = option("per_token", bool, "--per-token", default=False, shown="off",
+                     help="add each scored token's text and its share of the NLL in nats (token_strings, token_nll; "
+                          "same draws, no extra passes); view with 'itdd show'")
+
+InputFormatOpt = option("input_format", InputFormat, "--input-format", default=InputFormat.auto,
+                        help="auto: by extension (.csv, .tsv, .parquet, .txt = one document), else JSONL; "
+                             "lines: one record per non-empty line; text: the whole file one record")
+LinesOpt = option("lines", bool, "--lines", default=False, shown="off",
+                  help="plain text, one record per non-empty line")
+DatasetOpt = option("dataset", str | None, "--dataset", metavar="NAME|PATH", shown="none",
+                    help="Hugging Face dataset (hub name or local path) instead of INPUT")
+DatasetConfigOpt = option("dataset_config", str | None, "--dataset-config", metavar="NAME", shown="none",
+                          help="the dataset's configuration")
+SplitOpt = option("split", str | None, "--split", metavar="NAME", shown="none", help="--dataset: the split to score")
+LimitOpt = option("limit", int | None, "--limit", min=1, metavar="N", shown="all",
+                  help="--dataset: score only the first N records")
+KeepOpt = option("keep", list[str] | None, "--keep", metavar="FIELD", shown="none",
+                 help="carry this input field into each output row (repeatable, or comma-separated)")
+SkipInvalidOpt = option("skip_invalid", bool, "--skip-invalid", default=False, shown="stop at the first, exit 3",
+                        help="report bad records on stderr and go on")
+
+# The commands that read result files (their parameters are written out in cli/tools.py).
+BaseArg = option("base", str, metavar="BASE", help="result file of the baseline (JSONL or CSV)")
+NewArg = option("new", str, metavar="NEW", help="result file to compare with it")
+MetricOpt = option("metric", str | None, "--metric", metavar="FIELD",
+                   shown="nll_per_token; log_ratio for ratio files, correct for choice files", help="field to compare")
+FailIfWorseOpt = option("fail_if_worse", bool, "--fail-if-worse", default=False, shown="off",
+                        help="exit 4 when NEW is significantly worse")
+ResultsArg = option("results", str, metavar="RESULTS", help="result file written with --per-token (JSONL or CSV)")
+HtmlOpt = option("html", str | None, "--html", metavar="OUT.html", shown="none",
+                 help="write one self-contained, searchable HTML page of every row instead")
+HtmlOverwriteOpt = option("html_overwrite", bool, "--overwrite", default=False, shown="off",
+                          help="replace an existing --html page")
+ShowLimitOpt = option("show_limit", int | None, "--limit", min=1, metavar="N",
+                      shown="20 in the terminal, every row in --html",
+                      help="show at most the first N rows (after --id)")
+ShowIdOpt = option("ids", list[str] | None, "--id", metavar="ID", shown="every row",
+                   help="show only the row with this id (repeatable)")
+WorstOpt = option("worst", int, "--worst", default=5, min=0, metavar="K",
+                  help="list the K tokens with the most nats under each row")
 
 
 def _show_version(value: bool) -> None:
@@ -320,103 +219,5 @@ def _show_version(value: bool) -> None:
         raise typer.Exit()
 
 
-VersionOpt = Annotated[
-    bool, typer.Option("--version", callback=_show_version, is_eager=True, help="print the version and exit")
-]
-LongOpt = Annotated[
-    Long,
-    typer.Option(
-        "--long",
-        help="a text longer than the model's window: 'error' refuses it (exit 3), 'rolling' scores it in windows",
-    ),
-]
-ContextOpt = Annotated[
-    int,
-    typer.Option(
-        "--context", min=0, metavar="N",
-        help="--long rolling: earlier tokens each later window is conditioned on (never scored)",
-    ),
-]  # fmt: skip
-InputFormatOpt = Annotated[
-    InputFormat,
-    typer.Option(
-        "--input-format",
-        help="auto: by extension (.csv, .tsv, .parquet, .txt = one document), else JSONL; "
-        "lines: one record per non-empty line; text: the whole file one record",
-    ),
-]
-LinesOpt = Annotated[
-    bool,
-    typer.Option("--lines", show_default=False, help=_shown("plain text, one record per non-empty line", "off")),
-]
-DatasetOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--dataset", metavar="NAME|PATH", show_default=False,
-        help=_shown("Hugging Face dataset (hub name or local path) instead of INPUT", "none"),
-    ),
-]  # fmt: skip
-DatasetConfigOpt = Annotated[
-    str | None,
-    typer.Option("--dataset-config", metavar="NAME", show_default=False,
-                 help=_shown("the dataset's configuration", "none")),
-]  # fmt: skip
-SplitOpt = Annotated[
-    str | None,
-    typer.Option("--split", metavar="NAME", show_default=False, help=_shown("--dataset: the split to score", "none")),
-]
-LimitOpt = Annotated[
-    int | None,
-    typer.Option("--limit", min=1, metavar="N", show_default=False,
-                 help=_shown("--dataset: score only the first N records", "all")),
-]  # fmt: skip
-KeepOpt = Annotated[
-    list[str] | None,
-    typer.Option("--keep", metavar="FIELD", show_default=False,
-                 help=_shown("carry this input field into each output row (repeatable, or comma-separated)", "none")),
-]  # fmt: skip
-ModelsOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--model", "-m", metavar="MODEL", show_default=False,
-        help=_shown(
-            "hub id, local checkpoint directory, bundled model (demo, dna8), or a directory of checkpoint-* "
-            "folders; repeat to score every record under each checkpoint",
-            f"$ITDD_MODEL, else the bundled {DEFAULT_MODEL}",
-        ),
-    ),
-]  # fmt: skip
-PlotOpt = Annotated[
-    str | None,
-    typer.Option("--plot", metavar="PATH", show_default=False,
-                 help=_shown("several checkpoints: draw bits per byte by checkpoint to this .png or .svg", "none")),
-]  # fmt: skip
-PerTokenOpt = Annotated[
-    bool,
-    typer.Option(
-        "--per-token", show_default=False,
-        help=_shown("add each scored token's text and its share of the NLL in nats (token_strings, token_nll; "
-                    "same draws, no extra passes); view with 'itdd show'", "off"),
-    ),
-]  # fmt: skip
-ResultsArg = Annotated[
-    str, typer.Argument(metavar="RESULTS", help="result file written with --per-token (JSONL or CSV)")
-]
-HtmlOpt = Annotated[
-    str | None,
-    typer.Option("--html", metavar="OUT.html", show_default=False,
-                 help=_shown("write one self-contained, searchable HTML page of every row instead", "none")),
-]  # fmt: skip
-ShowLimitOpt = Annotated[
-    int | None,
-    typer.Option("--limit", min=1, metavar="N", show_default=False,
-                 help=_shown("show at most the first N rows (after --id)", "20 in the terminal, every row in --html")),
-]  # fmt: skip
-ShowIdOpt = Annotated[
-    list[str] | None,
-    typer.Option("--id", metavar="ID", show_default=False,
-                 help=_shown("show only the row with this id (repeatable)", "every row")),
-]  # fmt: skip
-WorstOpt = Annotated[
-    int, typer.Option("--worst", min=0, metavar="K", help="list the K tokens with the most nats under each row")
-]
+VersionOpt = option("version", bool, "--version", default=False, callback=_show_version, is_eager=True,
+                    help="print the version and exit")

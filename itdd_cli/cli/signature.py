@@ -13,76 +13,35 @@ from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
 
-from itdd_cli.cli import options as o
-from itdd_cli.core.windows import Long
-from itdd_cli.estimators.kinds import DEFAULT_ESTIMATOR
-from itdd_cli.io.formats import Format, InputFormat
+from itdd_cli.cli.options import OPTIONS
 
 Group = tuple[tuple[str, Any, Any], ...]  # (parameter name, Annotated option, default)
 
-INPUT: Group = (
-    ("input_path", o.InputArg, None),
-    ("input_format", o.InputFormatOpt, InputFormat.auto),
-    ("lines", o.LinesOpt, False),
-    ("dataset", o.DatasetOpt, None),
-    ("dataset_config", o.DatasetConfigOpt, None),
-    ("split", o.SplitOpt, None),
-    ("limit", o.LimitOpt, None),
-    ("id_field", o.IdFieldOpt, "id"),
-    ("keep", o.KeepOpt, None),
-    ("skip_invalid", o.SkipInvalidOpt, False),
-)
-OUTPUT: Group = (
-    ("output", o.OutputOpt, None),
-    ("overwrite", o.OverwriteOpt, False),
-    ("resume", o.ResumeOpt, False),
-    ("fmt", o.FormatOpt, Format.auto),
-    ("summary", o.SummaryOpt, None),
-    ("fail_above", o.FailAboveOpt, None),
-    ("fail_below", o.FailBelowOpt, None),
-    ("quiet", o.QuietOpt, False),
-)
-DRAWS: Group = (
-    ("samples", o.SamplesOpt, 128),
-    ("estimator", o.EstimatorOpt, DEFAULT_ESTIMATOR),
-    ("seed", o.SeedOpt, 0),
-    ("batch_size", o.BatchSizeOpt, "auto"),
-    ("max_tokens", o.MaxTokensOpt, None),
-    ("strict", o.StrictOpt, False),
-)
-LOAD: Group = (
-    ("dtype", o.DtypeOpt, o.Dtype.auto),
-    ("device", o.DeviceOpt, "auto"),
-    ("device_map", o.DeviceMapOpt, None),
-    ("block_size", o.BlockSizeOpt, None),
-    ("trust_remote_code", o.TrustOpt, False),
-    ("allow_pickle", o.AllowPickleOpt, False),
-    ("family", o.FamilyOpt, None),
-    ("tokenizer", o.TokenizerOpt, None),
-    ("revision", o.RevisionOpt, None),
-)
-ONE_MODEL: Group = (("model", o.ModelOpt, None),)
-CHECKPOINTS: Group = (("model", o.ModelsOpt, None), ("plot", o.PlotOpt, None))
-TARGET_SE: Group = (("target_se", o.TargetSeOpt, None),)
-DECISIONS: Group = (("until_decided", o.UntilDecidedOpt, None),)
-ROUNDS_CAP: Group = (("max_samples", o.MaxSamplesOpt, None),)
-PAIRED: Group = (("independent", o.IndependentOpt, False),)
-PROMPTED: Group = (("chat_template", o.ChatTemplateOpt, False),)
-BOUNDARY: Group = (("keep_boundary", o.KeepBoundaryOpt, False),)
-PER_TOKEN: Group = (("per_token", o.PerTokenOpt, False),)
-LONG: Group = (("long", o.LongOpt, Long.error), ("context", o.ContextOpt, 0))
-TEXT_FIELDS: Group = (("text_field", o.TextFieldOpt, "text"),)
-COND_FIELDS: Group = (("prompt_field", o.PromptFieldOpt, "prompt"), ("response_field", o.ResponseFieldOpt, "response"))
-PAIR_FIELDS: Group = (
-    ("prompt_field", o.PromptFieldOpt, "prompt"),
-    ("chosen_field", o.ChosenFieldOpt, "chosen"),
-    ("rejected_field", o.RejectedFieldOpt, "rejected"),
-)
-CHOICE_FIELDS: Group = (
-    ("prompt_field", o.PromptFieldOpt, "prompt"),
-    ("choices_field", o.ChoicesFieldOpt, "choices"),
-    ("label_field", o.LabelFieldOpt, "label"),
-)
+
+def group(names: str) -> Group:
+    """Options by parameter name (`model=models`: parameter `model` declared as the option `models`)."""
+    chosen = [name.partition("=") for name in names.split()]
+    return tuple((param, *OPTIONS[declared or param]) for param, _, declared in chosen)
+
+
+INPUT = group("input_path input_format lines dataset dataset_config split limit id_field keep skip_invalid")
+OUTPUT = group("output overwrite resume fmt summary fail_above fail_below quiet")
+DRAWS = group("samples estimator seed batch_size max_tokens strict")
+LOAD = group("dtype device device_map block_size trust_remote_code allow_pickle family tokenizer revision")
+ONE_MODEL = group("model")
+CHECKPOINTS = group("model=models plot")
+TARGET_SE = group("target_se")
+DECISIONS = group("until_decided")
+ROUNDS_CAP = group("max_samples")
+PAIRED = group("independent")
+PROMPTED = group("chat_template")
+BOUNDARY = group("keep_boundary")
+PER_TOKEN = group("per_token")
+LONG = group("long context")
+TEXT_FIELDS = group("text_field")
+COND_FIELDS = group("prompt_field response_field")
+PAIR_FIELDS = group("prompt_field chosen_field rejected_field")
+CHOICE_FIELDS = group("prompt_field choices_field label_field")
 
 
 class Options(SimpleNamespace):
