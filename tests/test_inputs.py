@@ -172,3 +172,41 @@ def test_a_lone_carriage_return_ends_a_line_as_lf_and_crlf_do(oracle, tmp_path):
     texts.write_bytes(raw)
     rows = _score(oracle, texts, "--lines")
     assert [row["id"] for row in rows] == [1, 2, 3, 5] and [row["tokens"] for row in rows] == [4, 2, 3, 2]
+
+
+QUESTIONS = [{"id": "q1", "prompt": "ab", "choices": ["c", "ba"], "label": 0, "src": "web"},
+             {"id": "q2", "prompt": "c", "choices": ["ab", "cab", "b"], "label": 1, "src": "book"}]  # fmt: skip
+
+
+def _choice(oracle, *args):
+    result = invoke(["choice", *args, *oracle])
+    assert result.exit_code == 0, result.stderr
+    return read_jsonl(result.stdout)
+
+
+def test_choice_takes_every_input_option_the_other_commands_take(oracle, tmp_path):
+    """choice once lacked --input-format and --dataset: the same questions from Parquet, a dataset and a
+    JSONL file under another extension give the JSONL's rows, with --keep carried."""
+    pq = pytest.importorskip("pyarrow.parquet")
+    pytest.importorskip("datasets")
+    import pyarrow as pa
+
+    expected = _choice(oracle, write_jsonl(tmp_path / "q.jsonl", QUESTIONS), "--keep", "src")
+    assert [row["src"] for row in expected] == ["web", "book"]
+    pq.write_table(pa.table({key: [q[key] for q in QUESTIONS] for key in QUESTIONS[0]}), tmp_path / "q.parquet")
+    (tmp_path / "ds").mkdir()
+    write_jsonl(tmp_path / "ds" / "test.jsonl", QUESTIONS)
+    (tmp_path / "q.data").write_text((tmp_path / "q.jsonl").read_text(encoding="utf-8"), encoding="utf-8")
+    for source in ([tmp_path / "q.parquet"], ["--dataset", tmp_path / "ds", "--split", "test"],
+                   [tmp_path / "q.data", "--input-format", "jsonl"]):  # fmt: skip
+        assert _choice(oracle, *source, "--keep", "src") == expected
+
+
+def test_every_scoring_command_declares_the_same_input_options():
+    import inspect
+
+    from itdd_cli.cli import scoring
+    from itdd_cli.cli.signature import INPUT
+
+    for name, (command, _) in scoring.COMMANDS.items():
+        assert {param for param, *_ in INPUT} <= set(inspect.signature(command).parameters), name
