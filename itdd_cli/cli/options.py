@@ -146,21 +146,19 @@ TokenizerOpt = option("tokenizer", str | None, "--tokenizer", metavar="MODEL", s
                       help="load the tokenizer from elsewhere")
 RevisionOpt = option("revision", str | None, "--revision", metavar="REV", shown="latest", help="hub revision to pin")
 
-TextFieldOpt = option("text_field", str, "--text-field", default="text", metavar="NAME", help="field holding the text")
-PromptFieldOpt = option("prompt_field", str, "--prompt-field", default="prompt", metavar="NAME",
-                        help="field holding the prompt (never scored)")
-ResponseFieldOpt = option("response_field", str, "--response-field", default="response", metavar="NAME",
-                          help="field holding the response")
-ChosenFieldOpt = option("chosen_field", str, "--chosen-field", default="chosen", metavar="NAME",
-                        help="field holding the preferred response")
-RejectedFieldOpt = option("rejected_field", str, "--rejected-field", default="rejected", metavar="NAME",
-                          help="field holding the other response")
-ChoicesFieldOpt = option("choices_field", str, "--choices-field", default="choices", metavar="NAME",
-                         help="field holding the list of choices")
-LabelFieldOpt = option("label_field", str, "--label-field", default="label", metavar="NAME",
-                       help="field holding the right choice (an index or its text)")
-IdFieldOpt = option("id_field", str, "--id-field", default="id", metavar="NAME",
-                    help="field holding the record id (without it: the line number)")
+# The input fields a record's parts are read from: --NAME-field, its default NAME, what it holds.
+FIELD_HELP = {
+    "text": "the text",
+    "prompt": "the prompt (never scored)",
+    "response": "the response",
+    "chosen": "the preferred response",
+    "rejected": "the other response",
+    "choices": "the list of choices",
+    "label": "the right choice (an index or its text)",
+    "id": "the record id (without it: the line number)",
+}
+FIELD_OPTIONS = {name: option(f"{name}_field", str, f"--{name}-field", default=name, metavar="NAME",
+                              help=f"field holding {what}") for name, what in FIELD_HELP.items()}  # fmt: skip
 ChatTemplateOpt = option("chat_template", bool, "--chat-template", default=False, shown="off",
                          help="wrap the prompt in the tokenizer's chat template as a user turn")
 KeepBoundaryOpt = option("keep_boundary", bool, "--keep-boundary", default=False, shown="off",
