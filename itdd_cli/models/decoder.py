@@ -108,8 +108,11 @@ class BidirectionalDecoderAdapter(BlockRows, ScoringModel):
     @abstractmethod
     def find_mask_id(self, config: dict[str, Any]) -> int: ...
 
-    @abstractmethod
-    def max_length(self, config: dict[str, Any]) -> int | None: ...
+    max_length_key = "max_position_embeddings"  # where config.json states the longest sequence
+
+    def max_length(self, config: dict[str, Any]) -> int | None:
+        value = config.get(self.max_length_key)
+        return int(value) if value else None
 
     @torch.inference_mode()
     def _logprobs(
@@ -142,3 +145,11 @@ def require(config: dict[str, Any], key: str, family: str) -> Any:
     if key not in config:
         raise ModelError(f"config.json has no '{key}', which a {family} checkpoint needs")
     return config[key]
+
+
+def bidirectional(config_class: Any, model_class: Any, **fields: Any) -> tuple[Any, Any]:
+    """A transformers decoder and its config with causal attention off: the mask the adapter passes
+    (full, or block-causal) decides what each position sees."""
+    config = config_class(**fields)
+    config.is_causal = False
+    return model_class, config

@@ -59,7 +59,3 @@ class DreamAdapter(BidirectionalDecoderAdapter):
         if mask_id is None:
             raise ModelError("neither config.json nor the tokenizer names Dream's mask token")
         return int(mask_id)
-
-    def max_length(self, config: dict[str, Any]) -> int | None:
-        value = config.get("max_position_embeddings")
-        return int(value) if value else None

@@ -67,6 +67,7 @@ UNSUPPORTED = {
 
 class LLaDAAdapter(BidirectionalDecoderAdapter):
     family = "llada"
+    max_length_key = "max_sequence_length"
 
     def build_config(self, config: dict[str, Any]) -> tuple[Any, Any]:
         from transformers import LlamaConfig, LlamaForCausalLM
@@ -118,7 +119,3 @@ class LLaDAAdapter(BidirectionalDecoderAdapter):
         if mask_id is None or mask_id == self.tokenizer.unk_token_id:
             raise ModelError("config.json has no mask_token_id and the tokenizer has no <|mdm_mask|> token")
         return int(mask_id)
-
-    def max_length(self, config: dict[str, Any]) -> int | None:
-        value = config.get("max_sequence_length")
-        return int(value) if value else None

@@ -118,7 +118,3 @@ class LLaDA2Adapter(BidirectionalDecoderAdapter):
 
     def find_mask_id(self, config: dict[str, Any]) -> int:
         return mask_id_from(config, self.tokenizer, ("<|mask|>",), LLADA2_MASK)
-
-    def max_length(self, config: dict[str, Any]) -> int | None:
-        value = config.get("max_position_embeddings")
-        return int(value) if value else None

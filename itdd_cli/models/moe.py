@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from itdd_cli.errors import ModelError
-from itdd_cli.models.decoder import BidirectionalDecoderAdapter, require
+from itdd_cli.models.decoder import BidirectionalDecoderAdapter, bidirectional, require
 from itdd_cli.models.qwen import QWEN_FIELDS, QWEN_MOE_FIELDS, copied, mask_id_from
 
 LLADA_MOE_MASK = 156895
@@ -58,7 +58,9 @@ class LLaDAMoEAdapter(BidirectionalDecoderAdapter):
             raise ModelError(f"config.json: moe_layer_freq has {len(frequency)} entries for {layers} layers")
         fields = copied(config, QWEN_FIELDS, self.family)
         fields["rms_norm_eps"] = config.get("rms_norm_eps", 1e-5)  # LLaDA-MoE's class default, not Qwen's 1e-6
-        qwen = Qwen3MoeConfig(
+        return bidirectional(
+            Qwen3MoeConfig,
+            Qwen3MoeForCausalLM,
             **fields,
             moe_intermediate_size=require(config, "expert_intermediate_size", self.family),
             num_experts=require(config, "num_experts", self.family),
@@ -69,15 +71,9 @@ class LLaDAMoEAdapter(BidirectionalDecoderAdapter):
             intermediate_size=config.get("dense_intermediate_size") or config.get("intermediate_size") or 1,
             use_sliding_window=False,
         )
-        qwen.is_causal = False
-        return Qwen3MoeForCausalLM, qwen
 
     def find_mask_id(self, config: dict[str, Any]) -> int:
         return mask_id_from(config, self.tokenizer, ("<|mask|>",), LLADA_MOE_MASK)
-
-    def max_length(self, config: dict[str, Any]) -> int | None:
-        value = config.get("max_position_embeddings")
-        return int(value) if value else None
 
 
 class RND1Adapter(BidirectionalDecoderAdapter):
@@ -88,13 +84,8 @@ class RND1Adapter(BidirectionalDecoderAdapter):
     def build_config(self, config: dict[str, Any]) -> tuple[Any, Any]:
         from transformers import Qwen3MoeConfig, Qwen3MoeForCausalLM
 
-        qwen = Qwen3MoeConfig(**copied(config, QWEN_MOE_FIELDS, self.family), use_sliding_window=False)
-        qwen.is_causal = False
-        return Qwen3MoeForCausalLM, qwen
+        return bidirectional(Qwen3MoeConfig, Qwen3MoeForCausalLM, **copied(config, QWEN_MOE_FIELDS, self.family),
+                             use_sliding_window=False)  # fmt: skip
 
     def find_mask_id(self, config: dict[str, Any]) -> int:
         return mask_id_from(config, self.tokenizer, ("<|mask|>",), RND1_MASK)
-
-    def max_length(self, config: dict[str, Any]) -> int | None:
-        value = config.get("max_position_embeddings")
-        return int(value) if value else None

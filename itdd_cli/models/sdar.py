@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from itdd_cli.models.block import resolve_block_size
-from itdd_cli.models.decoder import BidirectionalDecoderAdapter
+from itdd_cli.models.decoder import BidirectionalDecoderAdapter, bidirectional
 from itdd_cli.models.loading import LoadOptions
 from itdd_cli.models.qwen import QWEN_FIELDS, copied, mask_id_from
 
@@ -39,16 +39,11 @@ class SDARAdapter(BidirectionalDecoderAdapter):
     def build_config(self, config: dict[str, Any]) -> tuple[Any, Any]:
         from transformers import Qwen3Config, Qwen3ForCausalLM
 
-        qwen = Qwen3Config(**copied(config, QWEN_FIELDS, self.family), use_sliding_window=False)
-        qwen.is_causal = False  # the block mask the adapter passes decides what is seen
-        return Qwen3ForCausalLM, qwen
+        return bidirectional(Qwen3Config, Qwen3ForCausalLM, **copied(config, QWEN_FIELDS, self.family),
+                             use_sliding_window=False)  # fmt: skip
 
     def find_mask_id(self, config: dict[str, Any]) -> int:
         return mask_id_from(config, self.tokenizer, ("<|MASK|>", "<MASK>"), SDAR_MASK)
-
-    def max_length(self, config: dict[str, Any]) -> int | None:
-        value = config.get("max_position_embeddings")
-        return int(value) if value else None
 
 
 class FastDLLMv2Adapter(BidirectionalDecoderAdapter):
@@ -63,13 +58,8 @@ class FastDLLMv2Adapter(BidirectionalDecoderAdapter):
         from transformers import Qwen2Config, Qwen2ForCausalLM
 
         fields = [key for key in QWEN_FIELDS if key not in ("head_dim", "attention_bias")]  # Qwen2: q/k/v biased
-        qwen = Qwen2Config(**copied(config, fields, self.family), use_sliding_window=False)
-        qwen.is_causal = False
-        return Qwen2ForCausalLM, qwen
+        return bidirectional(Qwen2Config, Qwen2ForCausalLM, **copied(config, fields, self.family),
+                             use_sliding_window=False)  # fmt: skip
 
     def find_mask_id(self, config: dict[str, Any]) -> int:
         return mask_id_from(config, self.tokenizer, ("|<MASK>|", "<|mask|>"), FAST_DLLM_V2_MASK)
-
-    def max_length(self, config: dict[str, Any]) -> int | None:
-        value = config.get("max_position_embeddings")
-        return int(value) if value else None
