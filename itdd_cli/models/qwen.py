@@ -1,4 +1,4 @@
-"""Shared pieces for the families stored in Qwen layouts (SDAR, Fast-dLLM v2, LLaDA-MoE, RND1).
+"""Shared pieces for the families stored in Qwen layouts (Dream, SDAR, Fast-dLLM v2, LLaDA-MoE, RND1).
 
 Their config.json carries foreign keys (`model_type`, `auto_map`, `mask_token_id`, `block_size`)
 that transformers' configs must not see, so fields are copied one by one. Mask ids are looked
@@ -30,6 +30,7 @@ QWEN_FIELDS = [
     "bos_token_id",
     "eos_token_id",
 ]
+QWEN2_FIELDS = [key for key in QWEN_FIELDS if key not in ("head_dim", "attention_bias")]  # Qwen2: q/k/v biased
 QWEN_MOE_FIELDS = [*QWEN_FIELDS, "moe_intermediate_size", "num_experts", "num_experts_per_tok", "norm_topk_prob",
                    "decoder_sparse_step", "mlp_only_layers"]  # fmt: skip
 

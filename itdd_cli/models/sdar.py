@@ -22,7 +22,7 @@ from typing import Any
 from itdd_cli.models.block import resolve_block_size
 from itdd_cli.models.decoder import BidirectionalDecoderAdapter, bidirectional
 from itdd_cli.models.loading import LoadOptions
-from itdd_cli.models.qwen import QWEN_FIELDS, copied, mask_id_from
+from itdd_cli.models.qwen import QWEN2_FIELDS, QWEN_FIELDS, copied, mask_id_from
 
 SDAR_MASK = 151669  # "<|MASK|>" in one tokenizer file, "<MASK>" in another: same id
 FAST_DLLM_V2_MASK = 151665
@@ -57,8 +57,7 @@ class FastDLLMv2Adapter(BidirectionalDecoderAdapter):
     def build_config(self, config: dict[str, Any]) -> tuple[Any, Any]:
         from transformers import Qwen2Config, Qwen2ForCausalLM
 
-        fields = [key for key in QWEN_FIELDS if key not in ("head_dim", "attention_bias")]  # Qwen2: q/k/v biased
-        return bidirectional(Qwen2Config, Qwen2ForCausalLM, **copied(config, fields, self.family),
+        return bidirectional(Qwen2Config, Qwen2ForCausalLM, **copied(config, QWEN2_FIELDS, self.family),
                              use_sliding_window=False)  # fmt: skip
 
     def find_mask_id(self, config: dict[str, Any]) -> int:
