@@ -53,14 +53,8 @@ class BD3LMAdapter(BlockRows, MDLMAdapter):
         )
 
     @torch.inference_mode()
-    def _logprobs(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        concatenated: Concatenated | None,
-        score_mask: torch.Tensor,
-        targets: torch.Tensor,
-    ) -> torch.Tensor:
+    def _logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, concatenated: Concatenated | None,
+                        score_mask: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # fmt: skip
         device = self.model.vocab_embed.embedding.device
         ids = input_ids.to(device)
         dtype = self.model.vocab_embed.embedding.dtype

@@ -115,14 +115,8 @@ class BidirectionalDecoderAdapter(BlockRows, ScoringModel):
         return int(value) if value else None
 
     @torch.inference_mode()
-    def _logprobs(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        concatenated: Concatenated | None,
-        score_mask: torch.Tensor,
-        targets: torch.Tensor,
-    ) -> torch.Tensor:
+    def _logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, concatenated: Concatenated | None,
+                        score_mask: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # fmt: skip
         device = self.model.device
         dtype = self.model.dtype
         if self.block_size is None:  # decided on the host: no sync, no mask where nothing is padding

@@ -74,13 +74,8 @@ class MaskedLMAdapter(ScoringModel):
         return list(encoded["input_ids"][:first]), list(encoded["input_ids"][last:])
 
     @torch.inference_mode()
-    def target_logprobs(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        score_mask: torch.Tensor,
-        targets: torch.Tensor,
-    ) -> torch.Tensor:
+    def target_logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, score_mask: torch.Tensor,
+                              targets: torch.Tensor) -> torch.Tensor:  # fmt: skip
         device = self.model.device
         output = self.model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device))
         logits = output.logits if hasattr(output, "logits") else output[0]  # (B, T, V)

@@ -101,13 +101,8 @@ class MDLMAdapter(ScoringModel):
         return {name: tensor for name, tensor in weights.items() if name not in self.settings_tensors}
 
     @torch.inference_mode()
-    def target_logprobs(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        score_mask: torch.Tensor,
-        targets: torch.Tensor,
-    ) -> torch.Tensor:
+    def target_logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, score_mask: torch.Tensor,
+                              targets: torch.Tensor) -> torch.Tensor:  # fmt: skip
         if not bool(attention_mask.all()):
             raise ValueError("MDLM has no attention mask: rows of one batch must share their length")
         device = self.model.vocab_embed.embedding.device
