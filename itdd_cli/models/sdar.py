@@ -29,12 +29,25 @@ FAST_DLLM_V2_MASK = 151665
 FAST_DLLM_V2_BLOCK = 32
 
 
-class SDARAdapter(BidirectionalDecoderAdapter):
-    family = "sdar"
+class QwenBlockAdapter(BidirectionalDecoderAdapter):
+    """A block-diffusion decoder in a Qwen layout: block size from config.json (else the family's
+    published one), mask id from config.json, the tokenizer's mask tokens, else the published id."""
+
     text_first = True  # a BOS in front would move every block boundary by one token
+    published_block: int | None = None
+    mask_tokens: tuple[str, ...] = ()
+    published_mask: int
 
     def resolve_block_size(self, config: dict[str, Any], options: LoadOptions) -> int | None:
-        return resolve_block_size(config, options.block_size, None, self.family)
+        return resolve_block_size(config, options.block_size, self.published_block, self.family)
+
+    def find_mask_id(self, config: dict[str, Any]) -> int:
+        return mask_id_from(config, self.tokenizer, self.mask_tokens, self.published_mask)
+
+
+class SDARAdapter(QwenBlockAdapter):
+    family = "sdar"
+    mask_tokens, published_mask = ("<|MASK|>", "<MASK>"), SDAR_MASK
 
     def build_config(self, config: dict[str, Any]) -> tuple[Any, Any]:
         from transformers import Qwen3Config, Qwen3ForCausalLM
@@ -42,23 +55,15 @@ class SDARAdapter(BidirectionalDecoderAdapter):
         return bidirectional(Qwen3Config, Qwen3ForCausalLM, **copied(config, QWEN_FIELDS, self.family),
                              use_sliding_window=False)  # fmt: skip
 
-    def find_mask_id(self, config: dict[str, Any]) -> int:
-        return mask_id_from(config, self.tokenizer, ("<|MASK|>", "<MASK>"), SDAR_MASK)
 
-
-class FastDLLMv2Adapter(BidirectionalDecoderAdapter):
+class FastDLLMv2Adapter(QwenBlockAdapter):
     family = "fast-dllm-v2"
-    shifted_logits = True
-    text_first = True  # as its own code: a prompt starts at position 0; a lone text needs <|endoftext|> before it
-
-    def resolve_block_size(self, config: dict[str, Any], options: LoadOptions) -> int | None:
-        return resolve_block_size(config, options.block_size, FAST_DLLM_V2_BLOCK, self.family)
+    shifted_logits = True  # as its own code: a prompt starts at position 0; a lone text needs <|endoftext|> first
+    published_block = FAST_DLLM_V2_BLOCK
+    mask_tokens, published_mask = ("|<MASK>|", "<|mask|>"), FAST_DLLM_V2_MASK
 
     def build_config(self, config: dict[str, Any]) -> tuple[Any, Any]:
         from transformers import Qwen2Config, Qwen2ForCausalLM
 
         return bidirectional(Qwen2Config, Qwen2ForCausalLM, **copied(config, QWEN2_FIELDS, self.family),
                              use_sliding_window=False)  # fmt: skip
-
-    def find_mask_id(self, config: dict[str, Any]) -> int:
-        return mask_id_from(config, self.tokenizer, ("|<MASK>|", "<|mask|>"), FAST_DLLM_V2_MASK)
