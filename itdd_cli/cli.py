@@ -238,7 +238,7 @@ def _load(model: str | None, dtype: Dtype, device: str, trust_remote_code: bool,
         raise UsageError(f"--device-map {device_map!r}: only 'auto' is supported")
     options = LoadOptions(
         model=model,
-        dtype=dtype.value,
+        dtype=checks.dtype("--dtype", dtype.value),
         device=device,
         trust_remote_code=trust_remote_code,
         family=family,
@@ -642,7 +642,7 @@ def lm_eval(ctx: typer.Context) -> None:
         typer.echo(LM_EVAL_HELP, nl=False)
         return
     try:
-        from itdd_cli.lm_eval_backend import run_lm_eval
+        from itdd_cli.lm_eval_cli import run_lm_eval
     except ImportError as error:
         raise UsageError(f"lm-eval is not installed ({error}); pip install 'itdd[lm-eval]'") from None
     try:

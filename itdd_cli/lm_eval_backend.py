@@ -25,14 +25,10 @@ knows lm-eval's `LM` contract; the estimates come from the runner, as for the CL
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import logging
 import math
-import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import lm_eval.models  # noqa: F401  (registers lm-eval's own backends before ours)
@@ -44,17 +40,17 @@ from lm_eval.utils import simple_parse_args_string
 from tqdm import tqdm
 
 from itdd_cli.api import Scorer
-from itdd_cli.draws import run_rounds
-from itdd_cli.engine import Engine
-from itdd_cli.errors import InputError, ItddError
-from itdd_cli.lm_eval_args import check_named_device, harness_device, parse_model_args
-from itdd_cli.mc_log import McLog, check_not_input, check_path
+from itdd_cli.engine import BatchProgress
+from itdd_cli.errors import InputError, ItddError, UsageError
+from itdd_cli.lm_eval_args import harness_device, parse_model_args
+from itdd_cli.mc_log import McLog, check_path
 from itdd_cli.parallel import close_shard, current_shard
 from itdd_cli.processes import launched
-from itdd_cli.records import Fields, Record
+from itdd_cli.records import Fields
 from itdd_cli.rows import FIXED_PROTOCOL_DRAWS, UNDECIDED_SE, Command
-from itdd_cli.runner import choice_scores, prepare
+from itdd_cli.runner import Lossy, check_long, score
 from itdd_cli.session import run_settings
+from itdd_cli.windows import Long
 
 logger = logging.getLogger("lm_eval.itdd")  # under lm-eval's logger, so its handler prints it
 
@@ -134,6 +130,12 @@ class ItddLM(LM):
                                   chat_template=args.chat_template)  # fmt: skip
         if args.until_decided is not None:
             self.scorer = self.scorer.with_settings(until_decided=args.until_decided, max_samples=args.max_samples)
+        self._rolling = replace(self.scorer.settings, long=Long(args.long), context=args.context, target_se=None,
+                                until_decided=None, max_samples=None)  # nothing to decide in one document
+        try:
+            check_long(self.scorer.model, self._rolling)
+        except UsageError as error:
+            raise UsageError(str(error).replace("--context", "model_args context")) from None
         self.monte_carlo: dict[str, dict[str, float]] = {}  # per task: get_model_info() puts it in the results JSON
         self.mc_log = None if mc_log is None else McLog(mc_log, args.mc_log_overwrite, self._settings_record(args))
         self.last_results: list[RequestResult] = []
@@ -165,15 +167,16 @@ class ItddLM(LM):
             question = questions.setdefault(key, _Question(context, first_request=index))
             slots.append((key, question.add(request.idx, continuation)))
         order = list(questions)
-        scored = dict(zip(order, self._score(requests, [questions[key] for key in order], disable_tqdm), strict=True))
+        scored = dict(zip(order, self._score(requests, [questions[key] for key in order], False, disable_tqdm),
+                          strict=True))  # fmt: skip
         self.last_results = [scored[key][choice] for key, choice in slots]
         self._report(requests, list(scored.values()), [str(key[0]) for key in order])
         return [(result.loglik, False) for result in self.last_results]
 
     def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
-        """log p(document) per request, as `itdd nll` (no rolling windows: a long document is an error)."""
+        """log p(document) per request, as `itdd nll` (with model args long=rolling, `--long rolling`)."""
         questions = [_Question("", [request.args[0]], index) for index, request in enumerate(requests)]
-        self.last_results = [results[0] for results in self._score(requests, questions, disable_tqdm)]
+        self.last_results = [results[0] for results in self._score(requests, questions, True, disable_tqdm)]
         self._report(requests, [[result] for result in self.last_results], [str(r.task_name) for r in requests])
         return [result.loglik for result in self.last_results]
 
@@ -183,38 +186,34 @@ class ItddLM(LM):
                            "evaluate multiple-choice or perplexity tasks")  # fmt: skip
 
     def _score(
-        self, requests: list[Instance], questions: list[_Question], quiet: bool
-    ) -> Iterator[list[RequestResult]]:
-        scorer = self.scorer
-
-        def tasks() -> Iterator[tuple[int, Any]]:
-            for number, question in enumerate(questions):
-                names = tuple(f"continuation {i}" for i in range(len(question.continuations)))
-                record = Record(number + 1, number, question.context or None, tuple(question.continuations),
-                                names=names)  # fmt: skip
+        self, requests: list[Instance], questions: list[_Question], rolling: bool, quiet: bool
+    ) -> list[list[RequestResult]]:
+        """Each question scored by the runner as the CLI scores it: a whole document as `itdd nll`, a lone
+        continuation as `itdd cond-nll`, several as one `itdd choice` record; one runner call per command."""
+        groups: dict[Command, list[int]] = {}
+        for number, question in enumerate(questions):
+            several = len(question.continuations) > 1
+            command = Command.nll if rolling else Command.choice if several else Command.cond_nll
+            groups.setdefault(command, []).append(number)
+        settings = self._rolling if rolling else replace(self.scorer.settings, long=Long.error)
+        results: list[list[RequestResult]] = [[] for _ in questions]
+        with RowsBar(quiet or self.rank != 0) as bar:
+            for command, numbers in groups.items():
+                objects = ((line, _object(command, questions[number])) for line, number in enumerate(numbers, 1))
+                rows = score(command, objects, self.scorer.model, settings, on_batch=bar.batch)
                 try:
-                    yield prepare(scorer.model, record, scorer.settings)
+                    for number, row in zip(numbers, rows, strict=True):
+                        if isinstance(row, Lossy):  # scored as the CLI scores it; the loss is said, not hidden
+                            logger.warning(f"itdd: {_describe(requests[questions[number].first_request])}: "
+                                           f"{row.message}")  # fmt: skip
+                            row = row.row
+                        assert isinstance(row, dict)  # nothing is skipped: an invalid request raises
+                        results[number] = _results(row)
                 except InputError as error:
-                    raise RequestError(f"{_describe(requests[question.first_request])}: {error.message}") from None
-
-        engine = Engine(scorer.model, batch_rows=scorer.settings.batch_rows, max_tokens=scorer.settings.max_tokens)
-        with tqdm(total=len(questions), desc="itdd scoring", disable=quiet or self.rank != 0) as progress:
-            for prepared in run_rounds(engine, tasks(), lambda item: item.draws, scorer.settings.adaptive):
-                if prepared.lost:  # scored as `itdd choice` scores it; the loss is said, not hidden
-                    request = requests[questions[prepared.record.id].first_request]
-                    logger.warning(f"itdd: {_describe(request)}: {prepared.lost}")
-                scores = choice_scores(prepared)
-                margin = scores.margin() if len(scores.nll) > 1 else None
-                best = scores.pred()
-                draws = prepared.draws
-                yield [
-                    RequestResult(-estimate.value, estimate.se, framed.length, i == best,
-                                  math.nan if margin is None else margin.value,
-                                  math.nan if margin is None else margin.se,
-                                  getattr(draws, "decided", None), getattr(draws, "forward_rows", 0))  # fmt: skip
-                    for i, (estimate, framed) in enumerate(zip(scores.nll, prepared.framed, strict=True))
-                ]
-                progress.update(1)
+                    request = requests[questions[numbers[error.line - 1]].first_request]
+                    raise RequestError(f"{_describe(request)}: {_advice(error.message, rolling)}") from None
+                bar.next_command()
+        return results
 
     def _report(self, requests: list[Instance], questions: list[list[RequestResult]], tasks: list[str]) -> None:
         if not questions:
@@ -245,7 +244,7 @@ class ItddLM(LM):
     def _settings_record(self, args: Any) -> dict[str, Any]:
         """What fixed the numbers in mc_log, as `-o`'s settings record says it (`PATH.meta.json`)."""
         record = run_settings(Command.choice, self.scorer.model, self.scorer.settings, Fields(), args.revision)
-        return record | {"command": "lm-eval", "fields": None}
+        return record | {"command": "lm-eval", "fields": None, "long": args.long, "context": args.context}
 
     def _tally(self, questions: list[list[RequestResult]], tasks: list[str]) -> None:
         """Per task, running sums of the Monte Carlo summary (the results JSON's `itdd_monte_carlo`)."""
@@ -314,6 +313,57 @@ class ItddLM(LM):
             dist.barrier()
 
 
+class RowsBar:
+    """The progress bar lm-eval shows while a backend scores: in forward rows, a step after each batch
+    (questions finish together at the end of the engine's window, so counting them would not move)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.bar = tqdm(total=0, desc="itdd scoring", unit=" rows", disable=quiet)
+        self.earlier = 0  # rows of the commands already scored
+
+    def __enter__(self) -> RowsBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.close()
+
+    def batch(self, progress: BatchProgress) -> None:
+        self.bar.total = self.earlier + progress.rows_known  # grows as the engine reads more questions
+        self.bar.update(self.earlier + progress.rows_done - self.bar.n)
+
+    def next_command(self) -> None:
+        self.earlier = self.bar.total or 0
+
+
+def _object(command: Command, question: _Question) -> dict[str, Any]:
+    """The input object the CLI's command reads for `question` (an empty context is no prompt)."""
+    if command is Command.nll:
+        return {"text": question.continuations[0]}
+    if command is Command.cond_nll:
+        return {"prompt": question.context, "response": question.continuations[0]}
+    return {"prompt": question.context, "choices": list(question.continuations)}
+
+
+def _results(row: dict[str, Any]) -> list[RequestResult]:
+    """One RequestResult per continuation, from the runner's row (choice; or nll / cond-nll for one)."""
+    if "logliks" not in row:
+        passes = row["samples"] * row.get("windows", 1)  # a rolled document drew -n per window
+        return [RequestResult(-row["nll"], row["nll_se"], row["tokens"], True, math.nan, math.nan, None, passes)]
+    return [
+        RequestResult(loglik, se, tokens, i == row["pred"], row["margin"], row["margin_se"], row["decided"],
+                      row["passes"])  # fmt: skip
+        for i, (loglik, se, tokens) in enumerate(zip(row["logliks"], row["logliks_se"], row["tokens"], strict=True))
+    ]
+
+
+def _advice(message: str, rolling: bool) -> str:
+    """The runner's words for a too-long text name CLI options; an lm-eval user sets model args."""
+    if rolling:
+        return message.replace("with --long rolling", "with model_args long=rolling (and context=N)")
+    return message.replace("score it in windows with --long rolling",
+                           "shorten it (long=rolling rolls loglikelihood_rolling documents only)")  # fmt: skip
+
+
 def multi_all(questions: list[list[RequestResult]]) -> list[list[RequestResult]]:
     """The questions with several continuations (the ones a pick is decided for)."""
     return [results for results in questions if len(results) > 1]
@@ -329,46 +379,6 @@ def register() -> None:
     """Make `--model itdd` known to lm-eval (a no-op where an entry point already named it)."""
     if "itdd" not in model_registry:
         model_registry.register("itdd", target=ItddLM)
-
-
-def run_lm_eval(arguments: list[str]) -> None:
-    """lm-eval's own command line with the `itdd` backend registered."""
-    from lm_eval._cli.harness import HarnessCLI
-    from lm_eval.utils import setup_logging
-
-    register()
-    sys.argv = ["lm-eval", *arguments]
-    setup_logging()  # lm-eval's own entry point (`lm_eval.__main__.cli_evaluate`), checking in between
-    parser = HarnessCLI()
-    args = parser.parse_args()
-    _check_before_running(args)
-    parser.execute(args)
-
-
-def _check_before_running(args: argparse.Namespace) -> None:
-    """`--model itdd`'s model args and a --device the user named, checked before lm-eval indexes its
-    tasks (about half a minute) and before the model loads: a mistake costs a second, not a run."""
-    from lm_eval.config.evaluate_config import EvaluatorConfig
-
-    if getattr(args, "command", None) != "run":
-        return
-    try:
-        config = EvaluatorConfig.load_yaml_config(args.config) if getattr(args, "config", None) else {}
-    except Exception:  # lm-eval reports an unreadable --config in its own words
-        return
-    given = config | {key: value for key, value in vars(args).items() if value or value == 0}  # flags over YAML
-    if given.get("model") != "itdd":
-        return
-    model_args = given.get("model_args") or {}
-    args_given = simple_parse_args_string(model_args) if isinstance(model_args, str) else model_args
-    own = parse_model_args(args_given)
-    if given.get("device") is not None:
-        check_named_device(str(given["device"]), own.device)
-    if own.mc_log is not None:  # what lm-eval reads: its --config, task paths and --include_path directories
-        tasks = given.get("tasks") or []
-        names = [str(given[key]) for key in ("config", "include_path") if given.get(key)] + [
-            name.strip() for item in ([tasks] if isinstance(tasks, str) else tasks) for name in str(item).split(",")]
-        check_not_input("model_args mc_log", own.mc_log, [name for name in names if Path(name).exists()])
 
 
 register()
