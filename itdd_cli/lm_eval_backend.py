@@ -277,7 +277,8 @@ class ItddLM(LM):
         return {"itdd_monte_carlo": {"estimator": settings.estimator.value, "samples": settings.samples,
                                      "until_decided": settings.until_decided,
                                      "max_samples": settings.cap if settings.adaptive else None,
-                                     "seed": settings.seed, "tasks": tasks}}  # fmt: skip
+                                     "seed": settings.seed, "long": self._rolling.long.value,
+                                     "context": self._rolling.context, "tasks": tasks}}  # fmt: skip
 
     @property
     def tokenizer_name(self) -> str:

@@ -20,14 +20,15 @@ BACKEND = "itdd_cli.lm_eval_backend:ItddLM"
 def run_lm_eval(arguments: list[str]) -> None:
     """lm-eval's own command line with the `itdd` backend registered."""
     from lm_eval._cli.harness import HarnessCLI
-    from lm_eval.utils import setup_logging
 
     if "itdd" not in model_registry:  # a placeholder: the backend (torch, transformers) loads when a run needs it
         model_registry.register("itdd", target=BACKEND)
     sys.argv = ["lm-eval", *arguments]
-    setup_logging()  # lm-eval's own entry point (`lm_eval.__main__.cli_evaluate`), checking in between
     parser = HarnessCLI()
-    args = parser.parse_args()
+    args = parser.parse_args()  # `--help` prints and exits here, before lm_eval.utils (requests, numpy: a second)
+    from lm_eval.utils import setup_logging
+
+    setup_logging()  # as lm-eval's own entry point (`lm_eval.__main__.cli_evaluate`), checking in between
     _check_before_running(args)
     parser.execute(args)
 
