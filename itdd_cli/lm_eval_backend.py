@@ -1,34 +1,35 @@
-"""The lm-evaluation-harness model backend `itdd` (`--model itdd`), and `itdd lm-eval`.
+"""The lm-evaluation-harness model backend `itdd` (`--model itdd`).
 
-lm-eval 0.4.13 finds outside backends only if they are imported before it looks them up, so
-`itdd lm-eval …` registers this class and hands the rest of its command line to lm-eval's own
-CLI; newer releases find it through the `lm_eval.models` entry point. `simple_evaluate(model=
-ItddLM(pretrained=…))` works with any release.
+lm-eval 0.4.13 finds outside backends only if they are registered before it looks them up, so
+`itdd lm-eval …` (lm_eval_cli) registers this class by name; newer releases find it through the
+`lm_eval.models` entry point. `simple_evaluate(model=ItddLM(pretrained=…))` works with any release.
 
-How requests become estimates:
+Every request is scored by the runner's `score`, the CLI's own path, as the record the matching
+command reads:
 
 - `loglikelihood`: the trailing whitespace of a context moves to the front of its continuation
   (lm-eval's boundary convention); requests of one question (same task, document and context)
-  are scored as one `itdd choice` record, so the k answers share their draws and their numbers
-  equal `itdd choice` on the same prompt and choices — duplicate choices included, each scored as
-  its own choice (lm-eval picks the first of equal log-likelihoods, as `itdd choice` does).
-  `is_greedy` is always False: itdd scores, it never decodes, so it cannot say which continuation
-  greedy decoding would produce.
-- `loglikelihood_rolling`: `itdd nll` of the whole document; one longer than the model's window
-  is an error naming the request (rolling windows are not implemented).
+  are one `itdd choice` record, so the k answers share their draws and their numbers equal
+  `itdd choice` on the same prompt and choices — duplicate choices included, each scored as its
+  own choice (lm-eval picks the first of equal log-likelihoods, as `itdd choice` does). A lone
+  continuation is an `itdd cond-nll` record. `is_greedy` is always False: itdd scores, it never
+  decodes, so it cannot say which continuation greedy decoding would produce.
+- `loglikelihood_rolling`: `itdd nll` of the whole document; with the model args long=rolling
+  (and context=N) a document longer than the model's window is scored in windows as
+  `itdd nll --long rolling --context N`, else it is an error naming the request.
 - `generate_until`: an error — itdd scores text, it does not generate.
 
 Each request's Monte Carlo standard error is kept (`last_results`, and `mc_log=PATH` writes them
-as JSONL), and a summary says how many questions are undecided at this budget. This module
-knows lm-eval's `LM` contract; the estimates come from the runner, as for the CLI.
+as JSONL), a summary says how many questions are undecided at this budget, and per task the
+summary goes into lm-eval's results JSON (`get_model_info`). This module knows lm-eval's `LM`
+contract and reads rows; it never touches draws, so it works for every kind of model the runner does.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
-import math
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import lm_eval.models  # noqa: F401  (registers lm-eval's own backends before ours)
@@ -37,12 +38,22 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
 from lm_eval.api.registry import model_registry
 from lm_eval.utils import simple_parse_args_string
-from tqdm import tqdm
 
 from itdd_cli.api import Scorer
-from itdd_cli.engine import BatchProgress
-from itdd_cli.errors import InputError, ItddError, UsageError
+from itdd_cli.errors import InputError, UsageError
 from itdd_cli.lm_eval_args import harness_device, parse_model_args
+from itdd_cli.lm_eval_requests import (
+    Question,
+    RequestError,
+    RequestResult,
+    RowsBar,
+    advice,
+    describe,
+    multi_all,
+    request_object,
+    row_results,
+    split_boundary,
+)  # fmt: skip
 from itdd_cli.mc_log import McLog, check_path
 from itdd_cli.parallel import close_shard, current_shard
 from itdd_cli.processes import launched
@@ -55,52 +66,6 @@ from itdd_cli.windows import Long
 logger = logging.getLogger("lm_eval.itdd")  # under lm-eval's logger, so its handler prints it
 
 
-class RequestError(ItddError):
-    """An lm-eval request itdd cannot score as given (exit 3, like an invalid record)."""
-
-    exit_code = 3
-
-
-@dataclass
-class _Question:
-    """Requests sharing (task, document, context): one coupled record of k continuations."""
-
-    context: str
-    continuations: list[str] = field(default_factory=list)
-    first_request: int = 0
-    seen: dict[tuple[int, str], int] = field(default_factory=dict)  # (request idx, continuation) → position
-
-    def add(self, idx: int, continuation: str) -> int:
-        """The continuation's position among the question's choices. Equal continuations under different
-        request idx are separate choices, as the task lists them (duplicate choices, scored as given, as
-        `itdd choice` scores them); the same request sent twice is scored once."""
-        key = (idx, continuation)
-        if key not in self.seen:
-            self.seen[key] = len(self.continuations)
-            self.continuations.append(continuation)
-        return self.seen[key]
-
-
-@dataclass(frozen=True)
-class RequestResult:
-    """What itdd computed for one request: the log-likelihood, its Monte Carlo SE, the pick."""
-
-    loglik: float
-    loglik_se: float
-    tokens: int
-    best: bool  # the highest log-likelihood among its question's continuations
-    margin: float  # the question's best − runner-up (nan for a lone continuation)
-    margin_se: float
-    decided: bool | None  # until_decided: the anytime-valid rule decided the question (None: fixed draws)
-    passes: int  # forward rows the question took, every continuation together
-
-
-def split_boundary(context: str, continuation: str) -> tuple[str, str]:
-    """Trailing whitespace of the context belongs to the continuation (lm-eval's convention)."""
-    stripped = context.rstrip()
-    return stripped, context[len(stripped) :] + continuation
-
-
 class ItddLM(LM):
     """I-MDCE Monte Carlo log-likelihoods of a masked-diffusion LM, behind lm-eval's `LM` contract.
 
@@ -108,9 +73,10 @@ class ItddLM(LM):
     question, default 128), estimator, seed, independent, max_tokens, dtype, device, family,
     tokenizer, revision, trust_remote_code, chat_template (wrap the context as a user turn),
     mc_log (a JSONL path for per-request standard errors), until_decided and max_samples (draw each
-    question in rounds until its pick is decided, as `itdd choice --until-decided`), each checked as its CLI option is
+    question in rounds until its pick is decided, as `itdd choice --until-decided`), long and context
+    (`--long rolling --context N` for loglikelihood_rolling), each checked as its CLI option is
     (`lm_eval_args`) before the model loads. `batch_size` is itdd's forward rows per batch; 1
-    (lm-eval's default) and 'auto' fill batches up to max_tokens.
+    (lm-eval's default), 'auto' and 'auto:N' fill batches up to max_tokens.
     """
 
     def __init__(self, pretrained: str = "demo", **model_args: Any) -> None:
@@ -159,12 +125,12 @@ class ItddLM(LM):
 
     def loglikelihood(self, requests: list[Instance], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         """(log p(continuation | context), False) per request; see the module docstring."""
-        questions: dict[tuple[Any, ...], _Question] = {}
+        questions: dict[tuple[Any, ...], Question] = {}
         slots = []
         for index, request in enumerate(requests):
             context, continuation = split_boundary(*request.args)
             key = (request.task_name, request.doc_id, context)
-            question = questions.setdefault(key, _Question(context, first_request=index))
+            question = questions.setdefault(key, Question(context, first_request=index))
             slots.append((key, question.add(request.idx, continuation)))
         order = list(questions)
         scored = dict(zip(order, self._score(requests, [questions[key] for key in order], False, disable_tqdm),
@@ -175,7 +141,7 @@ class ItddLM(LM):
 
     def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
         """log p(document) per request, as `itdd nll` (with model args long=rolling, `--long rolling`)."""
-        questions = [_Question("", [request.args[0]], index) for index, request in enumerate(requests)]
+        questions = [Question("", [request.args[0]], index) for index, request in enumerate(requests)]
         self.last_results = [results[0] for results in self._score(requests, questions, True, disable_tqdm)]
         self._report(requests, [[result] for result in self.last_results], [str(r.task_name) for r in requests])
         return [result.loglik for result in self.last_results]
@@ -186,7 +152,7 @@ class ItddLM(LM):
                            "evaluate multiple-choice or perplexity tasks")  # fmt: skip
 
     def _score(
-        self, requests: list[Instance], questions: list[_Question], rolling: bool, quiet: bool
+        self, requests: list[Instance], questions: list[Question], rolling: bool, quiet: bool
     ) -> list[list[RequestResult]]:
         """Each question scored by the runner as the CLI scores it: a whole document as `itdd nll`, a lone
         continuation as `itdd cond-nll`, several as one `itdd choice` record; one runner call per command."""
@@ -199,19 +165,19 @@ class ItddLM(LM):
         results: list[list[RequestResult]] = [[] for _ in questions]
         with RowsBar(quiet or self.rank != 0) as bar:
             for command, numbers in groups.items():
-                objects = ((line, _object(command, questions[number])) for line, number in enumerate(numbers, 1))
+                objects = ((line, request_object(command, questions[number])) for line, number in enumerate(numbers, 1))
                 rows = score(command, objects, self.scorer.model, settings, on_batch=bar.batch)
                 try:
                     for number, row in zip(numbers, rows, strict=True):
                         if isinstance(row, Lossy):  # scored as the CLI scores it; the loss is said, not hidden
-                            logger.warning(f"itdd: {_describe(requests[questions[number].first_request])}: "
+                            logger.warning(f"itdd: {describe(requests[questions[number].first_request])}: "
                                            f"{row.message}")  # fmt: skip
                             row = row.row
                         assert isinstance(row, dict)  # nothing is skipped: an invalid request raises
-                        results[number] = _results(row)
+                        results[number] = row_results(row)
                 except InputError as error:
                     request = requests[questions[numbers[error.line - 1]].first_request]
-                    raise RequestError(f"{_describe(request)}: {_advice(error.message, rolling)}") from None
+                    raise RequestError(f"{describe(request)}: {advice(error.message, rolling)}") from None
                 bar.next_command()
         return results
 
@@ -298,13 +264,13 @@ class ItddLM(LM):
         dist.all_gather(parts, tensor.cpu())  # gloo, beside any GPU backend
         return (torch.stack(parts) if tensor.dim() == 0 else torch.cat(parts)).to(tensor.device)
 
-    def gather_object(self, obj: Any, dst: int = 0) -> list[Any] | None:
+    def gatherrequest_object(self, obj: Any, dst: int = 0) -> list[Any] | None:
         if self.world_size <= 1:
             return [obj]
         import torch.distributed as dist
 
         gathered = [None] * self.world_size if self.rank == dst else None
-        dist.gather_object(obj, gathered, dst=dst)
+        dist.gatherrequest_object(obj, gathered, dst=dst)
         return gathered
 
     def barrier(self) -> None:
@@ -312,68 +278,6 @@ class ItddLM(LM):
             import torch.distributed as dist
 
             dist.barrier()
-
-
-class RowsBar:
-    """The progress bar lm-eval shows while a backend scores: in forward rows, a step after each batch
-    (questions finish together at the end of the engine's window, so counting them would not move)."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.bar = tqdm(total=0, desc="itdd scoring", unit=" rows", disable=quiet)
-        self.earlier = 0  # rows of the commands already scored
-
-    def __enter__(self) -> RowsBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.bar.close()
-
-    def batch(self, progress: BatchProgress) -> None:
-        self.bar.total = self.earlier + progress.rows_known  # grows as the engine reads more questions
-        self.bar.update(self.earlier + progress.rows_done - self.bar.n)
-
-    def next_command(self) -> None:
-        self.earlier = self.bar.total or 0
-
-
-def _object(command: Command, question: _Question) -> dict[str, Any]:
-    """The input object the CLI's command reads for `question` (an empty context is no prompt)."""
-    if command is Command.nll:
-        return {"text": question.continuations[0]}
-    if command is Command.cond_nll:
-        return {"prompt": question.context, "response": question.continuations[0]}
-    return {"prompt": question.context, "choices": list(question.continuations)}
-
-
-def _results(row: dict[str, Any]) -> list[RequestResult]:
-    """One RequestResult per continuation, from the runner's row (choice; or nll / cond-nll for one)."""
-    if "logliks" not in row:
-        passes = row["samples"] * row.get("windows", 1)  # a rolled document drew -n per window
-        return [RequestResult(-row["nll"], row["nll_se"], row["tokens"], True, math.nan, math.nan, None, passes)]
-    return [
-        RequestResult(loglik, se, tokens, i == row["pred"], row["margin"], row["margin_se"], row["decided"],
-                      row["passes"])  # fmt: skip
-        for i, (loglik, se, tokens) in enumerate(zip(row["logliks"], row["logliks_se"], row["tokens"], strict=True))
-    ]
-
-
-def _advice(message: str, rolling: bool) -> str:
-    """The runner's words for a too-long text name CLI options; an lm-eval user sets model args."""
-    if rolling:
-        return message.replace("with --long rolling", "with model_args long=rolling (and context=N)")
-    return message.replace("score it in windows with --long rolling",
-                           "shorten it (long=rolling rolls loglikelihood_rolling documents only)")  # fmt: skip
-
-
-def multi_all(questions: list[list[RequestResult]]) -> list[list[RequestResult]]:
-    """The questions with several continuations (the ones a pick is decided for)."""
-    return [results for results in questions if len(results) > 1]
-
-
-def _describe(request: Instance) -> str:
-    where = f"task {request.task_name}, doc {request.doc_id}" if request.task_name else f"request {request.idx}"
-    text = request.args[-1] if isinstance(request.args[-1], str) else request.args[0]
-    return f"lm-eval request ({where}, text {text[:40]!r}{'…' if len(text) > 40 else ''})"
 
 
 def register() -> None:

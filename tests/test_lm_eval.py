@@ -404,16 +404,16 @@ def test_lm_eval_run_help_loads_neither_torch_nor_transformers():
 
 
 def test_the_progress_bar_steps_after_every_batch_up_to_the_forward_rows(monkeypatch):
-    import itdd_cli.lm_eval_backend as backend
+    import itdd_cli.lm_eval_requests as requests
 
     seen = []
 
-    class Bar(backend.tqdm):
+    class Bar(requests.tqdm):
         def update(self, n=1):
             super().update(n)
             seen.append((self.n, self.total))
 
-    monkeypatch.setattr(backend, "tqdm", Bar)
+    monkeypatch.setattr(requests, "tqdm", Bar)
     lm = ItddLM(pretrained="demo", samples=SAMPLES, seed=SEED, batch_size=4)
     questions = [("The default value is", [" None.", " True."]), ("If the file does not exist,", [" it is made."])]
     lm.loglikelihood([_request(context, answer, doc) for doc, (context, answers) in enumerate(questions)
