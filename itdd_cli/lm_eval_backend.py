@@ -136,14 +136,15 @@ class ItddLM(LM):
         scored = dict(zip(order, self._score(requests, [questions[key] for key in order], False, disable_tqdm),
                           strict=True))  # fmt: skip
         self.last_results = [scored[key][choice] for key, choice in slots]
-        self._report(requests, list(scored.values()), [str(key[0]) for key in order])
+        self._report(requests, list(scored.values()), [str(key[0]) for key in order], rolling=False)
         return [(result.loglik, False) for result in self.last_results]
 
     def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
         """log p(document) per request, as `itdd nll` (with model args long=rolling, `--long rolling`)."""
         questions = [Question("", [request.args[0]], index) for index, request in enumerate(requests)]
         self.last_results = [results[0] for results in self._score(requests, questions, True, disable_tqdm)]
-        self._report(requests, [[result] for result in self.last_results], [str(r.task_name) for r in requests])
+        self._report(requests, [[result] for result in self.last_results], [str(r.task_name) for r in requests],
+                     rolling=True)  # fmt: skip
         return [result.loglik for result in self.last_results]
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
@@ -181,10 +182,11 @@ class ItddLM(LM):
                 bar.next_command()
         return results
 
-    def _report(self, requests: list[Instance], questions: list[list[RequestResult]], tasks: list[str]) -> None:
+    def _report(self, requests: list[Instance], questions: list[list[RequestResult]], tasks: list[str],
+                rolling: bool) -> None:  # fmt: skip
         if not questions:
             return
-        self._tally(questions, tasks)
+        self._tally(questions, tasks, rolling)
         ses = [result.loglik_se for results in questions for result in results]
         multi = [results[0] for results in questions if len(results) > 1]
         undecided = sum(result.margin <= UNDECIDED_SE * result.margin_se for result in multi)
@@ -212,13 +214,15 @@ class ItddLM(LM):
         record = run_settings(Command.choice, self.scorer.model, self.scorer.settings, Fields(), args.revision)
         return record | {"command": "lm-eval", "fields": None, "long": args.long, "context": args.context}
 
-    def _tally(self, questions: list[list[RequestResult]], tasks: list[str]) -> None:
+    def _tally(self, questions: list[list[RequestResult]], tasks: list[str], rolling: bool) -> None:
         """Per task, running sums of the Monte Carlo summary (the results JSON's `itdd_monte_carlo`)."""
         for results, task in zip(questions, tasks, strict=True):
-            sums = self.monte_carlo.setdefault(task, {"questions": 0, "requests": 0, "se_sum": 0.0, "decided": 0,
-                                                       "adaptive": 0, "forward_rows": 0})  # fmt: skip
+            sums = self.monte_carlo.setdefault(task, {"questions": 0, "requests": 0, "continuations": 0,
+                                                       "se_sum": 0.0, "decided": 0, "adaptive": 0,
+                                                       "forward_rows": 0})  # fmt: skip
             sums["questions"] += 1
             sums["requests"] += len(results)
+            sums["continuations"] += 0 if rolling else len(results)  # the fixed protocol's unit
             sums["se_sum"] += sum(result.loglik_se for result in results)
             sums["forward_rows"] += results[0].passes
             if results[0].decided is not None:
@@ -228,7 +232,8 @@ class ItddLM(LM):
     def get_model_info(self) -> dict[str, Any]:
         """What lm-eval adds to its results JSON (`config`): per task, the Monte Carlo summary — mean SE of a
         log-likelihood, the share of questions decided (until_decided; else null), forward rows in all and
-        what LLaDA's fixed protocol (128 per continuation) would have spent. This process's questions only."""
+        what LLaDA's fixed protocol (128 per continuation) would have spent (null for a perplexity task's
+        documents: the protocol is for continuations). This process's questions only."""
         settings = self.scorer.settings
         tasks = {
             task: {
@@ -236,7 +241,7 @@ class ItddLM(LM):
                 "mean_loglik_se": sums["se_sum"] / sums["requests"],
                 "share_decided": sums["decided"] / sums["adaptive"] if sums["adaptive"] else None,
                 "forward_rows": int(sums["forward_rows"]),
-                "fixed_protocol_rows": FIXED_PROTOCOL_DRAWS * int(sums["requests"]),
+                "fixed_protocol_rows": FIXED_PROTOCOL_DRAWS * int(sums["continuations"]) or None,
             }
             for task, sums in self.monte_carlo.items()
         }

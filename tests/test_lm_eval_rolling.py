@@ -59,7 +59,7 @@ def test_a_perplexity_task_rolls_each_document_as_itdd_nll_long_rolling():
     report = out["config"]["itdd_monte_carlo"]
     assert (report["long"], report["context"]) == ("rolling", CONTEXT)
     task = report["tasks"]["itdd_pages"]
-    assert task["questions"] == 3 and task["share_decided"] is None
+    assert task["questions"] == 3 and task["share_decided"] is None and task["fixed_protocol_rows"] is None
     assert task["mean_loglik_se"] == pytest.approx(sum(row["nll_se"] for row in rows) / 3, rel=1e-6)
     assert task["forward_rows"] == sum(SAMPLES * row["windows"] for row in rows)
 
