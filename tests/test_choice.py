@@ -253,3 +253,18 @@ def test_duplicate_choices_are_scored_as_given_and_tie_to_the_first(base, distri
         assert (row["pred"], row["margin"], row["margin_se"]) == (0, 0.0, 0.0)
     assert rows[0]["logliks"][0] == pytest.approx(max(truths), abs=1e-5 if estimator == "exact" else 5.0)
     assert (rows[0]["correct"], rows[1]["correct"]) == (False, True)
+
+
+def test_pred_norm_never_names_a_choice_put_out_of_contention():
+    import torch
+
+    from itdd_cli.estimators import Estimate
+    from itdd_cli.scoring.choice import ChoiceScores, choice_values
+
+    # per byte, choice 1 is ahead (-12/100 > -10/10); --until-decided put it out of contention
+    estimates, draws = [Estimate(10.0, 1.0), Estimate(12.0, 1.0)], [torch.zeros(8), torch.zeros(8)]
+    texts, tokens = ("a" * 10, "b" * 100), [10, 100]
+    out = choice_values(0, 1, ChoiceScores(estimates, draws, [None, None], [True, False]), texts, tokens, 8)
+    assert (out["pred"], out["pred_norm"], out["correct_norm"]) == (0, 0, False)
+    everyone = choice_values(0, 1, ChoiceScores(estimates, draws, [None, None]), texts, tokens, 8)
+    assert (everyone["pred"], everyone["pred_norm"], everyone["correct_norm"]) == (0, 1, True)

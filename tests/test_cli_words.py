@@ -144,7 +144,7 @@ def test_the_readme_exit_code_table_matches_the_error_classes():
     codes = {int(line.split("|")[1]) for line in table.splitlines()[2:]}
     classes = {errors.UsageError.exit_code, errors.ModelError.exit_code, errors.InputError.exit_code,
                errors.GateError.exit_code}  # fmt: skip
-    from itdd_cli.cli.app import BROKEN_PIPE
+    from itdd_cli.cli.failures import BROKEN_PIPE
 
     assert codes == {0, 130, BROKEN_PIPE} | classes
     assert "no model given" not in table  # the bundled demo model is the default

@@ -330,7 +330,8 @@ def test_a_model_arg_without_a_name_is_named_as_such(no_model):
                                                  "name=value, e.g. pretrained=demo (pretrained, samples, estimator, "
                                                  "seed, independent, batch_size, max_tokens, dtype, device, family, "
                                                  "tokenizer, revision, trust_remote_code, chat_template, mc_log, "
-                                                 "mc_log_overwrite, until_decided, max_samples)")  # fmt: skip
+                                                 "mc_log_overwrite, until_decided, max_samples, long, "
+                                                 "context)")  # fmt: skip
 
 
 def test_mc_log_holds_this_runs_requests_only_replaced_whole_with_a_settings_record(tmp_path):
@@ -390,3 +391,69 @@ def test_until_decided_through_lm_eval_picks_as_itdd_choice_and_reports_in_the_r
 def test_bad_until_decided_model_args_are_one_line_usage_errors(given, message):
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_model_args(given)
+
+
+def test_lm_eval_run_help_loads_neither_torch_nor_transformers():
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "itdd_cli", "lm-eval", "run", "--help"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "--model_args" in result.stdout  # lm-eval's own help of `run`
+    imported = {line.split("|")[-1].strip() for line in result.stderr.splitlines() if "|" in line}
+    assert not {name for name in imported if name.split(".")[0] in ("torch", "transformers")}
+    assert "itdd_cli.harness.lm_eval_backend" not in imported
+
+
+def test_the_progress_bar_steps_after_every_batch_up_to_the_forward_rows(monkeypatch):
+    import itdd_cli.harness.lm_eval_requests as requests
+
+    seen = []
+
+    class Bar(requests.tqdm):
+        def update(self, n=1):
+            super().update(n)
+            seen.append((self.n, self.total))
+
+    monkeypatch.setattr(requests, "tqdm", Bar)
+    lm = ItddLM(pretrained="demo", samples=SAMPLES, seed=SEED, batch_size=4)
+    questions = [("The default value is", [" None.", " True."]), ("If the file does not exist,", [" it is made."])]
+    lm.loglikelihood([_request(context, answer, doc) for doc, (context, answers) in enumerate(questions)
+                      for answer in answers])  # fmt: skip
+    first, _, second = lm.last_results  # `passes` is per question: both choices of the first together
+    rows = first.passes + second.passes
+    assert len(seen) >= rows // 4 and seen[-1] == (rows, rows)  # a step per batch of 4 rows, ending full
+    assert [n for n, _ in seen] == sorted(n for n, _ in seen) and seen[0][0] < rows
+
+
+@pytest.mark.parametrize(("given", "dtype"), [("bf16", "bfloat16"), ("bfloat16", "bfloat16"), ("fp16", "float16"),
+                                              ("float16", "float16"), ("half", "float16"), ("fp32", "float32"),
+                                              ("float32", "float32"), ("auto", "auto")])  # fmt: skip
+def test_lm_eval_and_pytorch_dtype_spellings_name_the_dtype(given, dtype):
+    assert parse_model_args({"dtype": given}).dtype == dtype
+
+
+def test_the_dtype_names_are_the_loaders_and_every_spelling_reaches_the_cli():
+    from itdd_cli.cli.options import Dtype
+    from itdd_cli.core import checks
+    from itdd_cli.models.loading import DTYPES
+
+    assert checks.DTYPE_NAMES == ("auto", *DTYPES)
+    assert [member.value for member in Dtype] == [*checks.DTYPE_NAMES, *checks.DTYPE_ALIASES]
+
+
+def test_the_cli_dtype_bf16_loads_bfloat16(tmp_path):
+    summary = tmp_path / "summary.json"
+    result = invoke(["nll", ROOT / "examples" / "demo.jsonl", "-m", "demo", "-n", "8", "--dtype", "bf16", "--summary",
+                     summary, "-q"])  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(summary.read_text())["dtype"] == "bfloat16"
+
+
+@pytest.mark.parametrize("given", ["auto", "auto:4", "1", None])
+def test_batch_size_auto_and_auto_n_fill_batches_by_tokens(given):
+    assert parse_model_args({"batch_size": given}).batch_size is None
+
+
+def test_batch_size_auto_n_needs_a_whole_n_and_a_number_is_rows():
+    assert parse_model_args({"batch_size": "16"}).batch_size == 16
+    with pytest.raises(UsageError, match=r"^model_args batch_size 'auto:x': the N of auto:N must be an integer ≥ 1$"):
+        parse_model_args({"batch_size": "auto:x"})

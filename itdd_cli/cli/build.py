@@ -98,7 +98,7 @@ def loader_from(options: Options) -> Callable[[str | None], ScoringModel]:
         named = options.named()
         given = {field.name: named[field.name] for field in dataclasses.fields(LoadOptions)
                  if field.name in named and field.name != "model"}  # fmt: skip
-        return load_model(LoadOptions(model=model, **given | {"dtype": options.dtype.value}))
+        return load_model(LoadOptions(model=model, **given | {"dtype": checks.dtype("--dtype", options.dtype.value)}))
 
     return load
 

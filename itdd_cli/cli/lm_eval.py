@@ -17,11 +17,13 @@ demo), samples (draws per question, 128), estimator, seed, independent, max_toke
 family, tokenizer, revision, trust_remote_code, chat_template, mc_log (JSONL of per-request Monte
 Carlo standard errors), until_decided and max_samples (rounds until each question's pick is decided,
 as `itdd choice --until-decided`; the results JSON's config.itdd_monte_carlo gives, per task, the mean
-SE, the share decided and the forward rows).
+SE, the share decided and the forward rows), long=rolling and context (perplexity tasks' long documents
+in windows, as `itdd nll --long rolling --context N`).
 
 Examples:
   itdd lm-eval run --model itdd --model_args pretrained=GSAI-ML/LLaDA-8B-Base,samples=128 --tasks arc_easy
   itdd lm-eval run --model itdd --model_args pretrained=demo,samples=32 --include_path my_tasks --tasks my_task
+  itdd lm-eval run --model itdd --model_args pretrained=demo,long=rolling,context=16 --tasks wikitext
   torchrun --nproc_per_node 2 -m itdd_cli lm-eval run --model itdd --model_args pretrained=... --tasks piqa
 """
 
@@ -35,7 +37,7 @@ def lm_eval(ctx: typer.Context) -> None:
         typer.echo(LM_EVAL_HELP, nl=False)
         return
     try:
-        from itdd_cli.harness.lm_eval_backend import run_lm_eval
+        from itdd_cli.harness.lm_eval_cli import run_lm_eval
     except ImportError as error:
         raise UsageError(f"lm-eval is not installed ({error}); pip install 'itdd[lm-eval]'") from None
     try:

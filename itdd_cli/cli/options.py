@@ -24,6 +24,11 @@ class Dtype(StrEnum):
     float32 = "float32"
     bfloat16 = "bfloat16"
     float16 = "float16"
+    bf16 = "bf16"  # lm-eval's and PyTorch's spellings (checks.DTYPE_ALIASES): the dtype each names
+    fp16 = "fp16"
+    half = "half"
+    fp32 = "fp32"
+    float = "float"
 
 
 def _shown(help_text: str, default: str) -> str:

@@ -22,6 +22,10 @@ from itdd_cli.estimators.levels import Z_MAX
 MIN_SAMPLES = 8  # below 8 draws no standard error is honest (too few degrees of freedom; README)
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _SEED_RANGE = "out of range; use an integer from -2**127 to 2**127 - 1 (e.g. 0)"
+# The dtypes a model loads in (models.loading.DTYPES, and auto), and the other spellings of them
+# users bring from lm-eval and PyTorch (`dtype=bf16`), each naming one of them.
+DTYPE_NAMES = ("auto", "float32", "bfloat16", "float16")
+DTYPE_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
 
 
 def integer(name: str, value: Any, minimum: int, text: bool = True) -> int:
@@ -54,6 +58,12 @@ def choice(name: str, value: Any, choices: Iterable[str]) -> str:
     if str(value) not in names or isinstance(value, bool):
         raise UsageError(f"{name} {str(value)!r}: choose one of {', '.join(names)}")
     return str(value)
+
+
+def dtype(name: str, value: Any) -> str:
+    """A dtype by its name or another spelling of it; the name comes back (`bf16` → `bfloat16`)."""
+    word = choice(name, value, [*DTYPE_NAMES, *DTYPE_ALIASES])
+    return DTYPE_ALIASES.get(word, word)
 
 
 def batch_rows(name: str, value: Any, text: bool = True) -> int | None:

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from itdd_cli.core import checks
+from itdd_cli.core.windows import Long
 from itdd_cli.errors import UsageError
 from itdd_cli.estimators import Estimator
 from itdd_cli.harness.mc_log import check_path
-from itdd_cli.models.loading import DTYPES, check_device
+from itdd_cli.models.loading import check_device
 from itdd_cli.models.registry import check_family
 
 LM_EVAL_DEFAULT_DEVICE = "cuda:0"  # lm-eval 0.4's EvaluatorConfig.device, passed when --device is not given
@@ -48,6 +49,8 @@ class ModelArgs:
     mc_log_overwrite: bool = False  # replace an existing mc_log file (else refused, as -o without --overwrite)
     until_decided: float | None = None  # --until-decided: α in (0, 1), or a z from 1 to 8
     max_samples: int | None = None  # --max-samples: the cap on passes per choice under until_decided
+    long: str = "error"  # --long: a loglikelihood_rolling document longer than the window is refused or rolled
+    context: int = 0  # --context: under long=rolling, earlier tokens each later window is conditioned on
 
 
 def parse_model_args(given: Mapping[str, Any]) -> ModelArgs:
@@ -67,6 +70,8 @@ def parse_model_args(given: Mapping[str, Any]) -> ModelArgs:
         checks.decidable(args.estimator, lambda setting: f"model_args {setting}")
     if args.max_samples is not None and args.until_decided is None:
         raise UsageError("model_args max_samples caps until_decided rounds; pass until_decided too")
+    if args.context and args.long != Long.rolling:
+        raise UsageError("model_args context sets rolling windows' context; pass long=rolling too")
     if args.max_samples is not None and args.max_samples < args.samples:
         raise UsageError(f"model_args max_samples {args.max_samples} is below samples {args.samples}; raise it "
                          "or lower samples")  # fmt: skip
@@ -134,8 +139,13 @@ def _flag(name: str, value: Any) -> bool:
 
 
 def _batch_size(name: str, value: Any) -> int | None:
-    """lm-eval's own values too: its default 1 and 'auto'/'auto:N' fill batches up to max_tokens."""
-    if str(value).startswith("auto") or str(value) == "1":
+    """lm-eval's own values too: its default 1 and 'auto'/'auto:N' fill batches up to max_tokens. itdd
+    sizes each batch by its token budget, so the N of lm-eval's re-probing 'auto:N' has nothing to redo."""
+    word = str(value).strip()
+    if word.startswith("auto:"):
+        checks.integer(f"{name} {word!r}: the N of auto:N", word.removeprefix("auto:"), 1)
+        return None
+    if word == "1":
         return None
     return checks.batch_rows(name, _whole(name, value))
 
@@ -163,7 +173,7 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "independent": _flag,
     "batch_size": _batch_size,
     "max_tokens": lambda name, value: checks.integer(name, _whole(name, value), 1),
-    "dtype": lambda name, value: checks.choice(name, value, ["auto", *DTYPES]),
+    "dtype": checks.dtype,
     "device": _device,
     "family": _family,
     "tokenizer": _text,
@@ -174,4 +184,6 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "mc_log_overwrite": _flag,
     "until_decided": checks.decision_level,
     "max_samples": lambda name, value: checks.integer(name, _whole(name, value), checks.MIN_SAMPLES),
+    "long": lambda name, value: checks.choice(name, value, [member.value for member in Long]),
+    "context": lambda name, value: checks.integer(name, _whole(name, value), 0),
 }

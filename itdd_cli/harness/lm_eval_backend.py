@@ -1,38 +1,35 @@
-"""The lm-evaluation-harness model backend `itdd` (`--model itdd`), and `itdd lm-eval`.
+"""The lm-evaluation-harness model backend `itdd` (`--model itdd`).
 
-lm-eval 0.4.13 finds outside backends only if they are imported before it looks them up, so
-`itdd lm-eval …` registers this class and hands the rest of its command line to lm-eval's own
-CLI; newer releases find it through the `lm_eval.models` entry point. `simple_evaluate(model=
-ItddLM(pretrained=…))` works with any release.
+lm-eval 0.4.13 finds outside backends only if they are registered before it looks them up, so
+`itdd lm-eval …` (lm_eval_cli) registers this class by name; newer releases find it through the
+`lm_eval.models` entry point. `simple_evaluate(model=ItddLM(pretrained=…))` works with any release.
 
-How requests become estimates:
+Every request is scored by the runner's `score`, the CLI's own path, as the record the matching
+command reads:
 
 - `loglikelihood`: the trailing whitespace of a context moves to the front of its continuation
   (lm-eval's boundary convention); requests of one question (same task, document and context)
-  are scored as one `itdd choice` record, so the k answers share their draws and their numbers
-  equal `itdd choice` on the same prompt and choices — duplicate choices included, each scored as
-  its own choice (lm-eval picks the first of equal log-likelihoods, as `itdd choice` does).
-  `is_greedy` is always False: itdd scores, it never decodes, so it cannot say which continuation
-  greedy decoding would produce.
-- `loglikelihood_rolling`: `itdd nll` of the whole document; one longer than the model's window
-  is an error naming the request (rolling windows are not implemented).
+  are one `itdd choice` record, so the k answers share their draws and their numbers equal
+  `itdd choice` on the same prompt and choices — duplicate choices included, each scored as its
+  own choice (lm-eval picks the first of equal log-likelihoods, as `itdd choice` does). A lone
+  continuation is an `itdd cond-nll` record. `is_greedy` is always False: itdd scores, it never
+  decodes, so it cannot say which continuation greedy decoding would produce.
+- `loglikelihood_rolling`: `itdd nll` of the whole document; with the model args long=rolling
+  (and context=N) a document longer than the model's window is scored in windows as
+  `itdd nll --long rolling --context N`, else it is an error naming the request.
 - `generate_until`: an error — itdd scores text, it does not generate.
 
 Each request's Monte Carlo standard error is kept (`last_results`, and `mc_log=PATH` writes them
-as JSONL), and a summary says how many questions are undecided at this budget. This module
-knows lm-eval's `LM` contract; the estimates come from the runner, as for the CLI.
+as JSONL), a summary says how many questions are undecided at this budget, and per task the
+summary goes into lm-eval's results JSON (`get_model_info`). This module knows lm-eval's `LM`
+contract and reads rows; it never touches draws, so it works for every kind of model the runner does.
 """
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import logging
-import math
-import sys
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import replace
 from typing import Any
 
 import lm_eval.models  # noqa: F401  (registers lm-eval's own backends before ours)
@@ -41,68 +38,32 @@ from lm_eval.api.instance import Instance
 from lm_eval.api.model import LM
 from lm_eval.api.registry import model_registry
 from lm_eval.utils import simple_parse_args_string
-from tqdm import tqdm
 
 from itdd_cli.core.processes import launched
-from itdd_cli.errors import InputError, ItddError
+from itdd_cli.core.windows import Long
+from itdd_cli.errors import InputError, UsageError
 from itdd_cli.harness.api import Scorer
-from itdd_cli.harness.lm_eval_args import check_named_device, harness_device, parse_model_args
-from itdd_cli.harness.mc_log import McLog, check_not_input, check_path
-from itdd_cli.io.records import Fields, Record
+from itdd_cli.harness.lm_eval_args import harness_device, parse_model_args
+from itdd_cli.harness.lm_eval_requests import (
+    Question,
+    RequestError,
+    RequestResult,
+    RowsBar,
+    advice,
+    describe,
+    multi_all,
+    request_object,
+    row_results,
+    split_boundary,
+)  # fmt: skip
+from itdd_cli.harness.mc_log import McLog, check_path
+from itdd_cli.io.records import Fields
 from itdd_cli.results.rows import FIXED_PROTOCOL_DRAWS, UNDECIDED_SE, Command
 from itdd_cli.run.parallel import close_shard, current_shard
 from itdd_cli.run.session import run_settings
-from itdd_cli.scoring.draws import run_rounds
-from itdd_cli.scoring.engine import Engine
-from itdd_cli.scoring.runner import choice_scores, prepare
+from itdd_cli.scoring.runner import Lossy, check_long, score
 
 logger = logging.getLogger("lm_eval.itdd")  # under lm-eval's logger, so its handler prints it
-
-
-class RequestError(ItddError):
-    """An lm-eval request itdd cannot score as given (exit 3, like an invalid record)."""
-
-    exit_code = 3
-
-
-@dataclass
-class _Question:
-    """Requests sharing (task, document, context): one coupled record of k continuations."""
-
-    context: str
-    continuations: list[str] = field(default_factory=list)
-    first_request: int = 0
-    seen: dict[tuple[int, str], int] = field(default_factory=dict)  # (request idx, continuation) → position
-
-    def add(self, idx: int, continuation: str) -> int:
-        """The continuation's position among the question's choices. Equal continuations under different
-        request idx are separate choices, as the task lists them (duplicate choices, scored as given, as
-        `itdd choice` scores them); the same request sent twice is scored once."""
-        key = (idx, continuation)
-        if key not in self.seen:
-            self.seen[key] = len(self.continuations)
-            self.continuations.append(continuation)
-        return self.seen[key]
-
-
-@dataclass(frozen=True)
-class RequestResult:
-    """What itdd computed for one request: the log-likelihood, its Monte Carlo SE, the pick."""
-
-    loglik: float
-    loglik_se: float
-    tokens: int
-    best: bool  # the highest log-likelihood among its question's continuations
-    margin: float  # the question's best − runner-up (nan for a lone continuation)
-    margin_se: float
-    decided: bool | None  # until_decided: the anytime-valid rule decided the question (None: fixed draws)
-    passes: int  # forward rows the question took, every continuation together
-
-
-def split_boundary(context: str, continuation: str) -> tuple[str, str]:
-    """Trailing whitespace of the context belongs to the continuation (lm-eval's convention)."""
-    stripped = context.rstrip()
-    return stripped, context[len(stripped) :] + continuation
 
 
 class ItddLM(LM):
@@ -112,9 +73,10 @@ class ItddLM(LM):
     question, default 128), estimator, seed, independent, max_tokens, dtype, device, family,
     tokenizer, revision, trust_remote_code, chat_template (wrap the context as a user turn),
     mc_log (a JSONL path for per-request standard errors), until_decided and max_samples (draw each
-    question in rounds until its pick is decided, as `itdd choice --until-decided`), each checked as its CLI option is
+    question in rounds until its pick is decided, as `itdd choice --until-decided`), long and context
+    (`--long rolling --context N` for loglikelihood_rolling), each checked as its CLI option is
     (`lm_eval_args`) before the model loads. `batch_size` is itdd's forward rows per batch; 1
-    (lm-eval's default) and 'auto' fill batches up to max_tokens.
+    (lm-eval's default), 'auto' and 'auto:N' fill batches up to max_tokens.
     """
 
     def __init__(self, pretrained: str = "demo", **model_args: Any) -> None:
@@ -134,6 +96,12 @@ class ItddLM(LM):
                                   chat_template=args.chat_template)  # fmt: skip
         if args.until_decided is not None:
             self.scorer = self.scorer.with_settings(until_decided=args.until_decided, max_samples=args.max_samples)
+        self._rolling = replace(self.scorer.settings, long=Long(args.long), context=args.context, target_se=None,
+                                until_decided=None, max_samples=None)  # nothing to decide in one document
+        try:
+            check_long(self.scorer.model, self._rolling)
+        except UsageError as error:
+            raise UsageError(str(error).replace("--context", "model_args context")) from None
         self.monte_carlo: dict[str, dict[str, float]] = {}  # per task: get_model_info() puts it in the results JSON
         self.mc_log = None if mc_log is None else McLog(mc_log, args.mc_log_overwrite, self._settings_record(args))
         self.last_results: list[RequestResult] = []
@@ -157,24 +125,26 @@ class ItddLM(LM):
 
     def loglikelihood(self, requests: list[Instance], disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         """(log p(continuation | context), False) per request; see the module docstring."""
-        questions: dict[tuple[Any, ...], _Question] = {}
+        questions: dict[tuple[Any, ...], Question] = {}
         slots = []
         for index, request in enumerate(requests):
             context, continuation = split_boundary(*request.args)
             key = (request.task_name, request.doc_id, context)
-            question = questions.setdefault(key, _Question(context, first_request=index))
+            question = questions.setdefault(key, Question(context, first_request=index))
             slots.append((key, question.add(request.idx, continuation)))
         order = list(questions)
-        scored = dict(zip(order, self._score(requests, [questions[key] for key in order], disable_tqdm), strict=True))
+        scored = dict(zip(order, self._score(requests, [questions[key] for key in order], False, disable_tqdm),
+                          strict=True))  # fmt: skip
         self.last_results = [scored[key][choice] for key, choice in slots]
-        self._report(requests, list(scored.values()), [str(key[0]) for key in order])
+        self._report(requests, list(scored.values()), [str(key[0]) for key in order], rolling=False)
         return [(result.loglik, False) for result in self.last_results]
 
     def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
-        """log p(document) per request, as `itdd nll` (no rolling windows: a long document is an error)."""
-        questions = [_Question("", [request.args[0]], index) for index, request in enumerate(requests)]
-        self.last_results = [results[0] for results in self._score(requests, questions, disable_tqdm)]
-        self._report(requests, [[result] for result in self.last_results], [str(r.task_name) for r in requests])
+        """log p(document) per request, as `itdd nll` (with model args long=rolling, `--long rolling`)."""
+        questions = [Question("", [request.args[0]], index) for index, request in enumerate(requests)]
+        self.last_results = [results[0] for results in self._score(requests, questions, True, disable_tqdm)]
+        self._report(requests, [[result] for result in self.last_results], [str(r.task_name) for r in requests],
+                     rolling=True)  # fmt: skip
         return [result.loglik for result in self.last_results]
 
     def generate_until(self, requests: list[Instance], disable_tqdm: bool = False) -> list[str]:
@@ -183,43 +153,40 @@ class ItddLM(LM):
                            "evaluate multiple-choice or perplexity tasks")  # fmt: skip
 
     def _score(
-        self, requests: list[Instance], questions: list[_Question], quiet: bool
-    ) -> Iterator[list[RequestResult]]:
-        scorer = self.scorer
-
-        def tasks() -> Iterator[tuple[int, Any]]:
-            for number, question in enumerate(questions):
-                names = tuple(f"continuation {i}" for i in range(len(question.continuations)))
-                record = Record(number + 1, number, question.context or None, tuple(question.continuations),
-                                names=names)  # fmt: skip
+        self, requests: list[Instance], questions: list[Question], rolling: bool, quiet: bool
+    ) -> list[list[RequestResult]]:
+        """Each question scored by the runner as the CLI scores it: a whole document as `itdd nll`, a lone
+        continuation as `itdd cond-nll`, several as one `itdd choice` record; one runner call per command."""
+        groups: dict[Command, list[int]] = {}
+        for number, question in enumerate(questions):
+            several = len(question.continuations) > 1
+            command = Command.nll if rolling else Command.choice if several else Command.cond_nll
+            groups.setdefault(command, []).append(number)
+        settings = self._rolling if rolling else replace(self.scorer.settings, long=Long.error)
+        results: list[list[RequestResult]] = [[] for _ in questions]
+        with RowsBar(quiet or self.rank != 0) as bar:
+            for command, numbers in groups.items():
+                objects = ((line, request_object(command, questions[number])) for line, number in enumerate(numbers, 1))
+                rows = score(command, objects, self.scorer.model, settings, on_batch=bar.batch)
                 try:
-                    yield prepare(scorer.model, record, scorer.settings)
+                    for number, row in zip(numbers, rows, strict=True):
+                        if isinstance(row, Lossy):  # scored as the CLI scores it; the loss is said, not hidden
+                            logger.warning(f"itdd: {describe(requests[questions[number].first_request])}: "
+                                           f"{row.message}")  # fmt: skip
+                            row = row.row
+                        assert isinstance(row, dict)  # nothing is skipped: an invalid request raises
+                        results[number] = row_results(row)
                 except InputError as error:
-                    raise RequestError(f"{_describe(requests[question.first_request])}: {error.message}") from None
+                    request = requests[questions[numbers[error.line - 1]].first_request]
+                    raise RequestError(f"{describe(request)}: {advice(error.message, rolling)}") from None
+                bar.next_command()
+        return results
 
-        engine = Engine(scorer.model, batch_rows=scorer.settings.batch_rows, max_tokens=scorer.settings.max_tokens)
-        with tqdm(total=len(questions), desc="itdd scoring", disable=quiet or self.rank != 0) as progress:
-            for prepared in run_rounds(engine, tasks(), lambda item: item.draws, scorer.settings.adaptive):
-                if prepared.lost:  # scored as `itdd choice` scores it; the loss is said, not hidden
-                    request = requests[questions[prepared.record.id].first_request]
-                    logger.warning(f"itdd: {_describe(request)}: {prepared.lost}")
-                scores = choice_scores(prepared)
-                margin = scores.margin() if len(scores.nll) > 1 else None
-                best = scores.pred()
-                draws = prepared.draws
-                yield [
-                    RequestResult(-estimate.value, estimate.se, framed.length, i == best,
-                                  math.nan if margin is None else margin.value,
-                                  math.nan if margin is None else margin.se,
-                                  getattr(draws, "decided", None), getattr(draws, "forward_rows", 0))  # fmt: skip
-                    for i, (estimate, framed) in enumerate(zip(scores.nll, prepared.framed, strict=True))
-                ]
-                progress.update(1)
-
-    def _report(self, requests: list[Instance], questions: list[list[RequestResult]], tasks: list[str]) -> None:
+    def _report(self, requests: list[Instance], questions: list[list[RequestResult]], tasks: list[str],
+                rolling: bool) -> None:  # fmt: skip
         if not questions:
             return
-        self._tally(questions, tasks)
+        self._tally(questions, tasks, rolling)
         ses = [result.loglik_se for results in questions for result in results]
         multi = [results[0] for results in questions if len(results) > 1]
         undecided = sum(result.margin <= UNDECIDED_SE * result.margin_se for result in multi)
@@ -245,15 +212,17 @@ class ItddLM(LM):
     def _settings_record(self, args: Any) -> dict[str, Any]:
         """What fixed the numbers in mc_log, as `-o`'s settings record says it (`PATH.meta.json`)."""
         record = run_settings(Command.choice, self.scorer.model, self.scorer.settings, Fields(), args.revision)
-        return record | {"command": "lm-eval", "fields": None}
+        return record | {"command": "lm-eval", "fields": None, "long": args.long, "context": args.context}
 
-    def _tally(self, questions: list[list[RequestResult]], tasks: list[str]) -> None:
+    def _tally(self, questions: list[list[RequestResult]], tasks: list[str], rolling: bool) -> None:
         """Per task, running sums of the Monte Carlo summary (the results JSON's `itdd_monte_carlo`)."""
         for results, task in zip(questions, tasks, strict=True):
-            sums = self.monte_carlo.setdefault(task, {"questions": 0, "requests": 0, "se_sum": 0.0, "decided": 0,
-                                                       "adaptive": 0, "forward_rows": 0})  # fmt: skip
+            sums = self.monte_carlo.setdefault(task, {"questions": 0, "requests": 0, "continuations": 0,
+                                                       "se_sum": 0.0, "decided": 0, "adaptive": 0,
+                                                       "forward_rows": 0})  # fmt: skip
             sums["questions"] += 1
             sums["requests"] += len(results)
+            sums["continuations"] += 0 if rolling else len(results)  # the fixed protocol's unit
             sums["se_sum"] += sum(result.loglik_se for result in results)
             sums["forward_rows"] += results[0].passes
             if results[0].decided is not None:
@@ -263,7 +232,8 @@ class ItddLM(LM):
     def get_model_info(self) -> dict[str, Any]:
         """What lm-eval adds to its results JSON (`config`): per task, the Monte Carlo summary — mean SE of a
         log-likelihood, the share of questions decided (until_decided; else null), forward rows in all and
-        what LLaDA's fixed protocol (128 per continuation) would have spent. This process's questions only."""
+        what LLaDA's fixed protocol (128 per continuation) would have spent (null for a perplexity task's
+        documents: the protocol is for continuations). This process's questions only."""
         settings = self.scorer.settings
         tasks = {
             task: {
@@ -271,14 +241,15 @@ class ItddLM(LM):
                 "mean_loglik_se": sums["se_sum"] / sums["requests"],
                 "share_decided": sums["decided"] / sums["adaptive"] if sums["adaptive"] else None,
                 "forward_rows": int(sums["forward_rows"]),
-                "fixed_protocol_rows": FIXED_PROTOCOL_DRAWS * int(sums["requests"]),
+                "fixed_protocol_rows": FIXED_PROTOCOL_DRAWS * int(sums["continuations"]) or None,
             }
             for task, sums in self.monte_carlo.items()
         }
         return {"itdd_monte_carlo": {"estimator": settings.estimator.value, "samples": settings.samples,
                                      "until_decided": settings.until_decided,
                                      "max_samples": settings.cap if settings.adaptive else None,
-                                     "seed": settings.seed, "tasks": tasks}}  # fmt: skip
+                                     "seed": settings.seed, "long": self._rolling.long.value,
+                                     "context": self._rolling.context, "tasks": tasks}}  # fmt: skip
 
     @property
     def tokenizer_name(self) -> str:
@@ -298,13 +269,13 @@ class ItddLM(LM):
         dist.all_gather(parts, tensor.cpu())  # gloo, beside any GPU backend
         return (torch.stack(parts) if tensor.dim() == 0 else torch.cat(parts)).to(tensor.device)
 
-    def gather_object(self, obj: Any, dst: int = 0) -> list[Any] | None:
+    def gatherrequest_object(self, obj: Any, dst: int = 0) -> list[Any] | None:
         if self.world_size <= 1:
             return [obj]
         import torch.distributed as dist
 
         gathered = [None] * self.world_size if self.rank == dst else None
-        dist.gather_object(obj, gathered, dst=dst)
+        dist.gatherrequest_object(obj, gathered, dst=dst)
         return gathered
 
     def barrier(self) -> None:
@@ -314,61 +285,10 @@ class ItddLM(LM):
             dist.barrier()
 
 
-def multi_all(questions: list[list[RequestResult]]) -> list[list[RequestResult]]:
-    """The questions with several continuations (the ones a pick is decided for)."""
-    return [results for results in questions if len(results) > 1]
-
-
-def _describe(request: Instance) -> str:
-    where = f"task {request.task_name}, doc {request.doc_id}" if request.task_name else f"request {request.idx}"
-    text = request.args[-1] if isinstance(request.args[-1], str) else request.args[0]
-    return f"lm-eval request ({where}, text {text[:40]!r}{'…' if len(text) > 40 else ''})"
-
-
 def register() -> None:
     """Make `--model itdd` known to lm-eval (a no-op where an entry point already named it)."""
     if "itdd" not in model_registry:
         model_registry.register("itdd", target=ItddLM)
-
-
-def run_lm_eval(arguments: list[str]) -> None:
-    """lm-eval's own command line with the `itdd` backend registered."""
-    from lm_eval._cli.harness import HarnessCLI
-    from lm_eval.utils import setup_logging
-
-    register()
-    sys.argv = ["lm-eval", *arguments]
-    setup_logging()  # lm-eval's own entry point (`lm_eval.__main__.cli_evaluate`), checking in between
-    parser = HarnessCLI()
-    args = parser.parse_args()
-    _check_before_running(args)
-    parser.execute(args)
-
-
-def _check_before_running(args: argparse.Namespace) -> None:
-    """`--model itdd`'s model args and a --device the user named, checked before lm-eval indexes its
-    tasks (about half a minute) and before the model loads: a mistake costs a second, not a run."""
-    from lm_eval.config.evaluate_config import EvaluatorConfig
-
-    if getattr(args, "command", None) != "run":
-        return
-    try:
-        config = EvaluatorConfig.load_yaml_config(args.config) if getattr(args, "config", None) else {}
-    except Exception:  # lm-eval reports an unreadable --config in its own words
-        return
-    given = config | {key: value for key, value in vars(args).items() if value or value == 0}  # flags over YAML
-    if given.get("model") != "itdd":
-        return
-    model_args = given.get("model_args") or {}
-    args_given = simple_parse_args_string(model_args) if isinstance(model_args, str) else model_args
-    own = parse_model_args(args_given)
-    if given.get("device") is not None:
-        check_named_device(str(given["device"]), own.device)
-    if own.mc_log is not None:  # what lm-eval reads: its --config, task paths and --include_path directories
-        tasks = given.get("tasks") or []
-        names = [str(given[key]) for key in ("config", "include_path") if given.get(key)] + [
-            name.strip() for item in ([tasks] if isinstance(tasks, str) else tasks) for name in str(item).split(",")]
-        check_not_input("model_args mc_log", own.mc_log, [name for name in names if Path(name).exists()])
 
 
 register()

@@ -36,14 +36,16 @@ class ChoiceScores:
 
         Under --until-decided a choice put out of contention stopped drawing; its estimate rests on
         fewer draws and it is never the pick."""
-        logliks = self.logliks
-        inside = [i for i in range(len(logliks)) if self.contenders is None or self.contenders[i]]
-        return max(inside, key=lambda i: (logliks[i], -i))
+        return self._best(self.logliks)
 
     def pred_by(self, lengths: list[int]) -> int:
-        """Index of the highest log-likelihood per unit of `lengths` (bytes: lm-eval's normalisation)."""
-        per_unit = [value / max(length, 1) for value, length in zip(self.logliks, lengths, strict=True)]
-        return per_unit.index(max(per_unit))
+        """Index of the highest log-likelihood per unit of `lengths` (bytes: lm-eval's normalisation),
+        among the contenders as `pred`."""
+        return self._best([value / max(length, 1) for value, length in zip(self.logliks, lengths, strict=True)])
+
+    def _best(self, values: list[float]) -> int:
+        inside = [i for i in range(len(values)) if self.contenders is None or self.contenders[i]]
+        return max(inside, key=lambda i: (values[i], -i))
 
     def margin(self) -> Estimate:
         """log-likelihood of the best choice minus that of the runner-up, from paired draws."""

@@ -29,8 +29,8 @@ from itdd_cli.scoring.engine import BatchProgress, Engine, Job
 from itdd_cli.scoring.pertoken import check_per_token, per_token_values
 
 __all__ = [
-    "Command", "Lossy", "Settings", "Skipped", "check_samples", "draw_count", "prepare", "score", "stopped_at_cap",
-    "token_counts",
+    "Command", "Lossy", "Settings", "Skipped", "check_long", "check_samples", "draw_count", "prepare", "score",
+    "stopped_at_cap", "token_counts",
 ]  # fmt: skip
 
 _LONGEST_TOKEN: weakref.WeakKeyDictionary[ScoringModel, int] = weakref.WeakKeyDictionary()
@@ -323,6 +323,15 @@ def stopped_at_cap(row: dict[str, Any], settings: Settings) -> bool:
     return not row.get("decided") and not settings.reached(se)
 
 
+def check_long(model: ScoringModel, settings: Settings) -> None:
+    """--long rolling's settings against the model's window, before any record: a usage error."""
+    capacity = _capacity(model)
+    if settings.long is Long.rolling and capacity is not None:
+        check_context(capacity, settings.context)
+        if settings.target_se is not None or settings.until_decided is not None:
+            raise UsageError("--long rolling draws a fixed -n per window; it does not combine with --target-se")
+
+
 @dataclass(frozen=True)
 class Skipped:
     """An invalid record passed over under --skip-invalid; it keeps its place in the output order."""
@@ -365,11 +374,7 @@ def score(
     if settings.per_token:
         check_per_token(command)
     fields = fields or Fields()
-    capacity = _capacity(model)
-    if settings.long is Long.rolling and capacity is not None:
-        check_context(capacity, settings.context)  # before any record: a bad --context is a usage error
-        if settings.target_se is not None or settings.until_decided is not None:
-            raise UsageError("--long rolling draws a fixed -n per window; it does not combine with --target-se")
+    check_long(model, settings)
 
     def prepared() -> Iterator[_Prepared | Skipped]:
         for line, value in objects:
