@@ -52,8 +52,10 @@ from itdd_cli.options import (
     LimitOpt,
     LinesOpt,
     LongOpt,
+    LoraBaseOpt,
     MaxSamplesOpt,
     MaxTokensOpt,
+    MergeOpt,
     MetricOpt,
     ModelOpt,
     ModelsOpt,
@@ -225,7 +227,8 @@ def _batch_rows(value: str) -> int | None:
 
 def _load(model: str | None, dtype: Dtype, device: str, trust_remote_code: bool, family: str | None,
           tokenizer: str | None, revision: str | None, device_map: str | None = None,
-          allow_pickle: bool = False, block_size: int | None = None) -> ScoringModel:  # fmt: skip
+          allow_pickle: bool = False, block_size: int | None = None, base: str | None = None,
+          merge: bool = True) -> ScoringModel:  # fmt: skip
     from itdd_cli.bundled import model_or_default
     from itdd_cli.models import LoadOptions, load_model
     from itdd_cli.reporting import notice
@@ -247,6 +250,8 @@ def _load(model: str | None, dtype: Dtype, device: str, trust_remote_code: bool,
         device_map=device_map,
         allow_pickle=allow_pickle,
         block_size=block_size,
+        base=base,
+        merge=merge,
     )
     return load_model(options)
 
@@ -412,6 +417,8 @@ def nll(
     allow_pickle: AllowPickleOpt = False,
     family: FamilyOpt = None,
     tokenizer: TokenizerOpt = None,
+    base: LoraBaseOpt = None,
+    merge: MergeOpt = True,
     revision: RevisionOpt = None,
     text_field: TextFieldOpt = "text",
     id_field: IdFieldOpt = "id",
@@ -441,7 +448,7 @@ def nll(
     fields = Fields(text=text_field, id=id_field, keep=_keep(Command.nll, keep))
     _run_models(Command.nll, _model_names(model), plot, source, settings, fields, out, policy,
                 lambda name: _load(name, dtype, device, trust_remote_code, family, tokenizer, revision, device_map,
-                                   allow_pickle, block_size))  # fmt: skip
+                                   allow_pickle, block_size, base, merge))  # fmt: skip
 
 
 @app.command("cond-nll", epilog=COND_NLL_EXAMPLES)
@@ -468,6 +475,8 @@ def cond_nll(
     allow_pickle: AllowPickleOpt = False,
     family: FamilyOpt = None,
     tokenizer: TokenizerOpt = None,
+    base: LoraBaseOpt = None,
+    merge: MergeOpt = True,
     revision: RevisionOpt = None,
     chat_template: ChatTemplateOpt = False,
     keep_boundary: KeepBoundaryOpt = False,
@@ -499,7 +508,7 @@ def cond_nll(
     fields = Fields(prompt=prompt_field, response=response_field, id=id_field, keep=_keep(Command.cond_nll, keep))
     _run_models(Command.cond_nll, _model_names(model), plot, source, settings, fields, out, policy,
                 lambda name: _load(name, dtype, device, trust_remote_code, family, tokenizer, revision, device_map,
-                                   allow_pickle, block_size))  # fmt: skip
+                                   allow_pickle, block_size, base, merge))  # fmt: skip
 
 
 @app.command("ratio", epilog=RATIO_EXAMPLES)
@@ -527,6 +536,8 @@ def ratio(
     allow_pickle: AllowPickleOpt = False,
     family: FamilyOpt = None,
     tokenizer: TokenizerOpt = None,
+    base: LoraBaseOpt = None,
+    merge: MergeOpt = True,
     revision: RevisionOpt = None,
     chat_template: ChatTemplateOpt = False,
     keep_boundary: KeepBoundaryOpt = False,
@@ -559,7 +570,7 @@ def ratio(
                     keep=_keep(Command.ratio, keep))  # fmt: skip
     _run(Command.ratio, source,
          lambda: _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle,
-                       block_size),
+                       block_size, base, merge),
          settings, fields, out, policy)  # fmt: skip
 
 
@@ -586,6 +597,8 @@ def choice(
     allow_pickle: AllowPickleOpt = False,
     family: FamilyOpt = None,
     tokenizer: TokenizerOpt = None,
+    base: LoraBaseOpt = None,
+    merge: MergeOpt = True,
     revision: RevisionOpt = None,
     chat_template: ChatTemplateOpt = False,
     prompt_field: PromptFieldOpt = "prompt",
@@ -607,7 +620,8 @@ def choice(
     out = _output(input_path, output, fmt, overwrite, resume, summary, quiet)
     fields = Fields(prompt=prompt_field, choices=choices_field, label=label_field, id=id_field)
     _run(Command.choice, input_path,
-         lambda: _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle),
+         lambda: _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, device_map, allow_pickle,
+                       base=base, merge=merge),
          settings, fields, out, policy)  # fmt: skip
 
 
@@ -711,13 +725,16 @@ def inspect(
     trust_remote_code: TrustOpt = False,
     family: FamilyOpt = None,
     tokenizer: TokenizerOpt = None,
+    base: LoraBaseOpt = None,
+    merge: MergeOpt = True,
     revision: RevisionOpt = None,
 ) -> None:
     """What itdd detected for a model: family, mask id, framing, maximum length, …"""
     from itdd_cli.reporting import print_model_info
 
     console = _stdout("inspect")
-    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, block_size=block_size)
+    loaded = _load(model, dtype, device, trust_remote_code, family, tokenizer, revision, block_size=block_size,
+                   base=base, merge=merge)
     print_model_info(console, loaded.info)
 
 

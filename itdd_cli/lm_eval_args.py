@@ -48,6 +48,8 @@ class ModelArgs:
     mc_log_overwrite: bool = False  # replace an existing mc_log file (else refused, as -o without --overwrite)
     until_decided: float | None = None  # --until-decided: α in (0, 1), or a z from 1 to 8
     max_samples: int | None = None  # --max-samples: the cap on passes per choice under until_decided
+    base: str | None = None  # --base: the checkpoint a LoRA adapter `pretrained` applies to
+    merge: bool = True  # merge=false: --no-merge
 
 
 def parse_model_args(given: Mapping[str, Any]) -> ModelArgs:
@@ -174,4 +176,6 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "mc_log_overwrite": _flag,
     "until_decided": checks.decision_level,
     "max_samples": lambda name, value: checks.integer(name, _whole(name, value), checks.MIN_SAMPLES),
+    "base": _text,
+    "merge": _flag,
 }

@@ -77,7 +77,7 @@ ModelOpt = Annotated[
         metavar="MODEL",
         show_default=False,
         help=_shown(
-            "hub id (e.g. GSAI-ML/LLaDA-8B-Base), local checkpoint directory, or a bundled model: "
+            "hub id (e.g. GSAI-ML/LLaDA-8B-Base), local checkpoint or LoRA adapter directory, or a bundled model: "
             "demo (tiny English, for trying itdd out) or dna8 (synthetic DNA with known answers)",
             f"$ITDD_MODEL, else the bundled {DEFAULT_MODEL}",
         ),
@@ -185,6 +185,20 @@ TokenizerOpt = Annotated[
     typer.Option(
         "--tokenizer", metavar="MODEL", show_default=False,
         help=_shown("load the tokenizer from elsewhere", "the model's own"),
+    ),
+]  # fmt: skip
+LoraBaseOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--base", metavar="MODEL", show_default=False,
+        help=_shown("LoRA adapter directories: the checkpoint they apply to", "the adapter's base_model_name_or_path"),
+    ),
+]  # fmt: skip
+MergeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--merge/--no-merge", show_default=False,
+        help=_shown("LoRA adapters: merge into the weights, or run beside them (slower; a check)", "merge"),
     ),
 ]  # fmt: skip
 RevisionOpt = Annotated[
@@ -379,8 +393,8 @@ ModelsOpt = Annotated[
     typer.Option(
         "--model", "-m", metavar="MODEL", show_default=False,
         help=_shown(
-            "hub id, local checkpoint directory, bundled model (demo, dna8), or a directory of checkpoint-* "
-            "folders; repeat to score every record under each checkpoint",
+            "hub id, local checkpoint or LoRA adapter directory, bundled model (demo, dna8), or a directory of "
+            "checkpoint-* folders; repeat to score every record under each checkpoint",
             f"$ITDD_MODEL, else the bundled {DEFAULT_MODEL}",
         ),
     ),
