@@ -9,6 +9,7 @@ only wraps and saves it.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -61,7 +62,12 @@ def write_adapter(checkpoint: Path, directory: Path, targets: list[str], *, r: i
 def write_merged(checkpoint: Path, adapter: Path, directory: Path) -> Path:
     """The checkpoint with W + (alpha/r)·B·A written into its published tensors (modules_to_save copied)."""
     config = json.loads((adapter / "adapter_config.json").read_text())
-    factor = config["lora_alpha"] / (config["r"] ** 0.5 if config.get("use_rslora") else config["r"])
+
+    def factor(path: str) -> float:  # a rank_pattern key names the module by its last parts (peft's rule)
+        patterns = config.get("rank_pattern") or {}
+        r = next((v for k, v in patterns.items() if re.search(rf"(^|\.){k}$", path)), config["r"])
+        return config["lora_alpha"] / (r**0.5 if config.get("use_rslora") else r)
+
     weights = load_file(str(checkpoint / "model.safetensors"))
     lora = {key.removeprefix("base_model.model."): t for key, t in
             load_file(str(adapter / "adapter_model.safetensors")).items()}  # fmt: skip
@@ -69,7 +75,8 @@ def write_merged(checkpoint: Path, adapter: Path, directory: Path) -> Path:
         if key.endswith(".lora_A.weight"):
             path = key.removesuffix(".lora_A.weight")
             b = lora[f"{path}.lora_B.weight"].double()
-            weights[f"{path}.weight"] = (weights[f"{path}.weight"].double() + factor * b @ tensor.double()).float()
+            update = factor(path) * b @ tensor.double()
+            weights[f"{path}.weight"] = (weights[f"{path}.weight"].double() + update).float()
         elif ".lora_" not in key:
             weights[key] = tensor.clone()
     shutil.copytree(checkpoint, directory)
