@@ -42,7 +42,8 @@ def mirror(checkpoint: Path, extra: tuple[str, ...] = ()) -> torch.nn.Module:
 
 
 def write_adapter(checkpoint: Path, directory: Path, targets: list[str], *, r: int = 4, alpha: float = 8,
-                  seed: int = 0, extra: tuple[str, ...] = (), base: str | None = None, **settings) -> Path:  # fmt: skip
+                  seed: int = 0, extra: tuple[str, ...] = (), base: str | None = None, safe_serialization: bool = True,
+                  **settings) -> Path:  # fmt: skip
     """A LoRA on `targets` saved by peft, every A and B random (B nonzero, else the adapter is a no-op)."""
     from peft import LoraConfig, get_peft_model
 
@@ -55,7 +56,7 @@ def write_adapter(checkpoint: Path, directory: Path, targets: list[str], *, r: i
         for name, parameter in model.named_parameters():
             if "lora_" in name:
                 parameter.copy_(torch.randn(parameter.shape, generator=generator) * 0.3)
-    model.save_pretrained(str(directory))
+    model.save_pretrained(str(directory), safe_serialization=safe_serialization)
     return directory
 
 

@@ -7,6 +7,8 @@ import json
 import warnings
 
 import pytest
+import torch
+from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from itdd_cli import Scorer
@@ -65,7 +67,7 @@ def test_an_unmerged_adapter_agrees_with_the_merged_one(bases, tmp_path, family)
     targets = LLADA_TARGETS if family == "llada" else DREAM_TARGETS
     adapter = write_adapter(bases[family], tmp_path / "adapter", targets)
     unmerged, merged = _nll(adapter, merge=False), _nll(adapter)
-    assert unmerged == pytest.approx(merged, rel=1e-6, abs=0)  # float32 rounding of another order of operations
+    assert unmerged == pytest.approx(merged, rel=1e-5, abs=0)  # float32 rounding of another order of operations
     assert unmerged != merged  # the update really ran as a separate path
 
 
@@ -139,7 +141,7 @@ def test_the_cli_scores_an_adapter_inspects_it_and_refuses_a_bad_one_in_one_line
         result = runner.invoke(app, ["nll", str(source), "-m", str(model), "-n", str(SAMPLES), *flags])
         assert result.exit_code == 0, result.stderr
         rows[name] = read_jsonl(result.stdout)
-    assert [row["nll"] for row in rows["adapter"]] == pytest.approx([row["nll"] for row in rows["merged"]], rel=1e-6)
+    assert [row["nll"] for row in rows["adapter"]] == pytest.approx([row["nll"] for row in rows["merged"]], rel=1e-5)
     shown = runner.invoke(app, ["inspect", "-m", str(adapter)], env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.stderr
     for line in [f"LoRA base │ {bases['dream']}", "LoRA rank │ 2", "LoRA alpha │ 6 (scale alpha/r)",
@@ -147,7 +149,7 @@ def test_the_cli_scores_an_adapter_inspects_it_and_refuses_a_bad_one_in_one_line
         assert line in " ".join(shown.stdout.split()), shown.stdout
     _edited(adapter, use_dora=True)
     refused = runner.invoke(app, ["nll", str(source), "-m", str(adapter)])
-    assert refused.exit_code != 0 and "use_dora=true" in refused.stderr
+    assert refused.exit_code == 1 and "use_dora=true" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
 
 
@@ -158,22 +160,46 @@ def test_checkpoint_folders_of_a_lora_run_are_a_training_run_study(bases, tmp_pa
         write_adapter(bases["llada"], run / f"checkpoint-{step}", ["q_proj", "ff_out"], seed=seed)
     source = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": text} for i, text in enumerate(TEXTS)])
     summary = tmp_path / "study.json"
-    result = CliRunner().invoke(app, ["nll", str(source), "-m", str(run), "-n", str(SAMPLES), "--summary",
-                                      str(summary)])  # fmt: skip
+    base = f"{bases['llada']}/"  # spelt otherwise than --base: still the base itself
+    result = CliRunner().invoke(app, ["nll", str(source), "-m", base, "-m", str(run), "--base", str(bases["llada"]),
+                                      "-n", str(SAMPLES), "--summary", str(summary)])  # fmt: skip
     assert result.exit_code == 0, result.stderr
     rows = read_jsonl(result.stdout)
+    assert [row["nll"] for row in rows[: len(TEXTS)]] == _nll(bases["llada"])
+    rows = rows[len(TEXTS) :]
     for index, step in enumerate(steps):
         folder = run / f"checkpoint-{step}"
         mine = rows[index * len(TEXTS) : (index + 1) * len(TEXTS)]
         assert {row["model"] for row in mine} == {str(folder)}
         merged = write_merged(bases["llada"], folder, tmp_path / f"merged-{step}")
         assert [row["nll"] for row in mine] == pytest.approx(_nll(merged), abs=1e-6, rel=0)
-    assert [line["step"] for line in json.loads(summary.read_text())["checkpoints"]] == [100, 200]
+    assert [line["step"] for line in json.loads(summary.read_text())["checkpoints"]] == [None, 100, 200]
 
 
 def test_lm_eval_takes_an_adapter_and_its_base_as_model_args(bases, tmp_path):
     adapter = write_adapter(bases["dream"], tmp_path / "adapter", DREAM_TARGETS, base=str(tmp_path / "elsewhere"))
     merged = write_merged(bases["dream"], adapter, tmp_path / "merged")
-    lm = ItddLM.create_from_arg_string(f"pretrained={adapter},base={bases['dream']},samples={SAMPLES},device=cpu")
-    assert lm.scorer.model.info.adapter is not None and lm.scorer.model.info.name == str(adapter)
-    assert [r.nll for r in lm.scorer.nll(TEXTS)] == pytest.approx(_nll(merged), abs=1e-6, rel=0)
+    given = f"pretrained={adapter},base={bases['dream']},merge=false,samples={SAMPLES},device=cpu"
+    lm = ItddLM.create_from_arg_string(given)
+    assert lm.scorer.model.info.adapter.merged is False and lm.scorer.model.info.name == str(adapter)
+    assert [r.nll for r in lm.scorer.nll(TEXTS)] == pytest.approx(_nll(merged), rel=1e-5, abs=0)
+
+
+def test_a_pickle_adapter_needs_allow_pickle(bases, tmp_path):
+    adapter = write_adapter(bases["dream"], tmp_path / "adapter", ["q_proj"], safe_serialization=False)
+    assert (adapter / "adapter_model.bin").is_file() and not (adapter / "adapter_model.safetensors").exists()
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": TEXTS[0]}])
+    refused = CliRunner().invoke(app, ["nll", str(source), "-m", str(adapter), "-n", str(SAMPLES)])
+    assert refused.exit_code == 1 and "--allow-pickle" in refused.stderr
+    allowed = CliRunner().invoke(app, ["nll", str(source), "-m", str(adapter), "-n", str(SAMPLES), "--allow-pickle"])
+    assert allowed.exit_code == 0, allowed.stderr
+    assert read_jsonl(allowed.stdout)[0]["nll"] != pytest.approx(_nll(bases["dream"])[0], abs=0.1)
+
+
+def test_tensors_that_are_no_lora_pair_are_refused_naming_them(bases, tmp_path):
+    adapter = write_adapter(bases["llada"], tmp_path / "adapter", ["q_proj"])
+    path = adapter / "adapter_model.safetensors"
+    tensors = load_file(str(path)) | {"base_model.model.model.transformer.wte.lora_embedding_A": torch.ones(4, 56)}
+    save_file(tensors, str(path))
+    with pytest.raises(ModelError, match="model.transformer.wte.lora_embedding_A .LoRA on embeddings"):
+        Scorer.load(str(adapter))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from itdd_cli.bundled import bundled_path
@@ -216,7 +217,7 @@ def load_model(options: LoadOptions) -> ScoringModel:
         from itdd_cli.models.lora import load_adapter
 
         return load_adapter(options)
-    if options.base and options.base != options.model:  # a study may list the base itself beside its adapters
+    if options.base and not _same(options.base, options.model):  # a study may list the base beside its adapters
         raise UsageError(f"--base {options.base}: {options.model} is not a LoRA adapter directory (it has no "
                          "adapter_config.json), so it has no base to replace")  # fmt: skip
     config = read_config(options)
@@ -226,6 +227,11 @@ def load_model(options: LoadOptions) -> ScoringModel:
     model = _built(FAMILIES[name], options, config)
     check_vocabulary(model, options)
     return model
+
+
+def _same(first: str, second: str) -> bool:
+    """The same checkpoint: equal names, or the same local directory however it is spelt."""
+    return first == second or (Path(first).is_dir() and Path(first).resolve() == Path(second).resolve())
 
 
 def _built(family: Family, options: LoadOptions, config: dict[str, Any]) -> ScoringModel:
