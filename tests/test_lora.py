@@ -203,3 +203,16 @@ def test_tensors_that_are_no_lora_pair_are_refused_naming_them(bases, tmp_path):
     save_file(tensors, str(path))
     with pytest.raises(ModelError, match="model.transformer.wte.lora_embedding_A .LoRA on embeddings"):
         Scorer.load(str(adapter))
+
+
+def test_resuming_an_adapter_run_on_another_base_is_refused(bases, tmp_path):
+    adapter = write_adapter(bases["llada"], tmp_path / "adapter", ["q_proj"])
+    other = write_llada(tmp_path / "other", seed=1)  # same shapes and tokenizer, other weights
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": text} for i, text in enumerate(TEXTS)])
+    target = tmp_path / "out.jsonl"
+    run = ["nll", str(source), "-m", str(adapter), "-n", str(SAMPLES), "-q", "-o", str(target)]
+    assert CliRunner().invoke(app, run).exit_code == 0
+    target.write_text(target.read_text().splitlines()[0] + "\n")  # as if interrupted after one row
+    refused = CliRunner().invoke(app, [*run, "--resume", "--base", str(other)])
+    assert refused.exit_code == 2 and "weights" in refused.stderr
+    assert CliRunner().invoke(app, [*run, "--resume"]).exit_code == 0
