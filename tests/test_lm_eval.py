@@ -331,7 +331,7 @@ def test_a_model_arg_without_a_name_is_named_as_such(no_model):
                                                  "seed, independent, batch_size, max_tokens, dtype, device, family, "
                                                  "tokenizer, revision, trust_remote_code, chat_template, mc_log, "
                                                  "mc_log_overwrite, until_decided, max_samples, long, "
-                                                 "context)")  # fmt: skip
+                                                 "context, base, merge)")  # fmt: skip
 
 
 def test_mc_log_holds_this_runs_requests_only_replaced_whole_with_a_settings_record(tmp_path):

@@ -77,6 +77,7 @@ def option(param: str, kind: Any, *names: str, default: Any = None, shown: str |
         help, declared["show_default"] = _shown(help, shown), False
     maker = typer.Argument if not names else typer.Option
     annotated = Annotated[kind, maker(*names, help=help, **declared)]
+    assert param not in OPTIONS, f"two options declared as the parameter {param!r}"
     OPTIONS[param] = (annotated, default)
     return annotated
 
@@ -85,11 +86,12 @@ _MODEL_DEFAULT = f"$ITDD_MODEL, else the bundled {DEFAULT_MODEL}"
 InputArg = option("input_path", str | None, metavar="INPUT", shown="standard input",
                   help="file to score (JSONL unless --input-format or its extension says otherwise), or '-'")
 ModelOpt = option("model", str | None, "--model", "-m", envvar="ITDD_MODEL", metavar="MODEL", shown=_MODEL_DEFAULT,
-                  help="hub id (e.g. GSAI-ML/LLaDA-8B-Base), local checkpoint directory, or a bundled model: "
+                  help="hub id (e.g. GSAI-ML/LLaDA-8B-Base), local checkpoint or LoRA adapter directory, or a bundled "
+                       "model: "
                        "demo (tiny English, for trying itdd out) or dna8 (synthetic DNA with known answers)")
 ModelsOpt = option("models", list[str] | None, "--model", "-m", metavar="MODEL", shown=_MODEL_DEFAULT,
-                   help="hub id, local checkpoint directory, bundled model (demo, dna8), or a directory of "
-                        "checkpoint-* folders; repeat to score every record under each checkpoint")
+                   help="hub id, local checkpoint or LoRA adapter directory, bundled model (demo, dna8), or a "
+                        "directory of checkpoint-* folders; repeat to score every record under each checkpoint")
 PlotOpt = option("plot", str | None, "--plot", metavar="PATH", shown="none",
                  help="several checkpoints: draw bits per byte by checkpoint to this .png or .svg")
 OutputOpt = option("output", str | None, "--output", "-o", metavar="PATH", shown="standard output",
@@ -149,6 +151,10 @@ FamilyOpt = option("family", str | None, "--family", metavar="NAME", shown="dete
                    help="force a checkpoint family (see `itdd models`)")
 TokenizerOpt = option("tokenizer", str | None, "--tokenizer", metavar="MODEL", shown="the model's own",
                       help="load the tokenizer from elsewhere")
+BaseOpt = option("base", str | None, "--base", metavar="MODEL", shown="the adapter's base_model_name_or_path",
+                 help="LoRA adapter directories: the checkpoint they apply to")
+MergeOpt = option("merge", bool, "--merge/--no-merge", default=True, shown="merge",
+                  help="LoRA adapters: merge into the weights, or run beside them (slower; a check)")
 RevisionOpt = option("revision", str | None, "--revision", metavar="REV", shown="latest", help="hub revision to pin")
 
 # The input fields a record's parts are read from: --NAME-field, its default NAME, what it holds.
@@ -196,8 +202,8 @@ SkipInvalidOpt = option("skip_invalid", bool, "--skip-invalid", default=False, s
                         help="report bad records on stderr and go on")
 
 # The commands that read result files (their parameters are written out in cli/tools.py).
-BaseArg = option("base", str, metavar="BASE", help="result file of the baseline (JSONL or CSV)")
-NewArg = option("new", str, metavar="NEW", help="result file to compare with it")
+BaseArg = option("base_results", str, metavar="BASE", help="result file of the baseline (JSONL or CSV)")
+NewArg = option("new_results", str, metavar="NEW", help="result file to compare with it")
 MetricOpt = option("metric", str | None, "--metric", metavar="FIELD",
                    shown="nll_per_token; log_ratio for ratio files, correct for choice files", help="field to compare")
 FailIfWorseOpt = option("fail_if_worse", bool, "--fail-if-worse", default=False, shown="off",

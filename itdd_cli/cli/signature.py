@@ -27,7 +27,7 @@ def group(names: str) -> Group:
 INPUT = group("input_path input_format lines dataset dataset_config split limit id_field keep skip_invalid")
 OUTPUT = group("output overwrite resume fmt summary fail_above fail_below quiet")
 DRAWS = group("samples estimator seed batch_size max_tokens strict")
-LOAD = group("dtype device device_map block_size trust_remote_code allow_pickle family tokenizer revision")
+LOAD = group("dtype device device_map block_size trust_remote_code allow_pickle family tokenizer base merge revision")
 ONE_MODEL = group("model")
 CHECKPOINTS = group("model=models plot")
 TARGET_SE = group("target_se")

@@ -137,8 +137,12 @@ class Scorer:
         batch_size: int | None = None,
         max_tokens: int | None = None,
         chat_template: bool = False,
+        base: str | os.PathLike[str] | None = None,
+        merge: bool = True,
     ) -> Scorer:
-        """Load `model` (a hub id, a local checkpoint directory or a bundled name: 'demo', 'dna8').
+        """Load `model` (a hub id, a local checkpoint directory, a LoRA adapter directory or a bundled name:
+        'demo', 'dna8'). An adapter applies to `base` (default: the base its adapter_config.json names),
+        merged into the weights unless `merge=False` (as `--base` and `--no-merge`).
 
         The settings mean what the CLI options of the same names mean (`batch_size=None` is
         `--batch-size auto`); the defaults are the CLI's (`estimator=None`: the default estimator).
@@ -149,12 +153,15 @@ class Scorer:
             changes["estimator"] = estimator
         settings = api_args.settings(Settings(), changes, {"batch_rows": "batch_size"})
         api_args.load_options(dtype, device, family)  # all checked before the model loads
-        for name, value in {"model": model, "tokenizer": tokenizer, "revision": revision}.items():
+        for name, value in {"model": model, "tokenizer": tokenizer, "revision": revision, "base": base}.items():
             if not isinstance(value, str | os.PathLike) and not (value is None and name != "model"):
                 raise ArgumentTypeError(f"{name} must be a string or a path, got {type(value).__name__}")
+        if not isinstance(merge, bool):
+            raise ArgumentTypeError(f"merge must be True or False, got {type(merge).__name__}")
         model, tokenizer = os.fspath(model), None if tokenizer is None else os.fspath(tokenizer)
         location = bundled_path(model)
-        options = LoadOptions(str(location or model), dtype, device, trust_remote_code, family, tokenizer, revision)
+        options = LoadOptions(str(location or model), dtype, device, trust_remote_code, family, tokenizer, revision,
+                              base=None if base is None else os.fspath(base), merge=merge)  # fmt: skip
         return cls(load_model(options), settings)
 
     def with_settings(self, **changes: Any) -> Scorer:

@@ -51,6 +51,8 @@ class ModelArgs:
     max_samples: int | None = None  # --max-samples: the cap on passes per choice under until_decided
     long: str = "error"  # --long: a loglikelihood_rolling document longer than the window is refused or rolled
     context: int = 0  # --context: under long=rolling, earlier tokens each later window is conditioned on
+    base: str | None = None  # --base: the checkpoint a LoRA adapter `pretrained` applies to
+    merge: bool = True  # merge=false: --no-merge
 
 
 def parse_model_args(given: Mapping[str, Any]) -> ModelArgs:
@@ -186,4 +188,6 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "max_samples": lambda name, value: checks.integer(name, _whole(name, value), checks.MIN_SAMPLES),
     "long": lambda name, value: checks.choice(name, value, [member.value for member in Long]),
     "context": lambda name, value: checks.integer(name, _whole(name, value), 0),
+    "base": _text,
+    "merge": _flag,
 }

@@ -93,7 +93,7 @@ class ItddLM(LM):
                                   independent=args.independent, device=device, dtype=args.dtype, family=args.family,
                                   trust_remote_code=args.trust_remote_code, tokenizer=args.tokenizer,
                                   revision=args.revision, batch_size=args.batch_size, max_tokens=args.max_tokens,
-                                  chat_template=args.chat_template)  # fmt: skip
+                                  chat_template=args.chat_template, base=args.base, merge=args.merge)  # fmt: skip
         if args.until_decided is not None:
             self.scorer = self.scorer.with_settings(until_decided=args.until_decided, max_samples=args.max_samples)
         self._rolling = replace(self.scorer.settings, long=Long(args.long), context=args.context, target_se=None,

@@ -16,6 +16,7 @@ import torch
 from itdd_cli.errors import ModelError, UsageError
 from itdd_cli.models.block import Concatenated
 from itdd_cli.models.loading import LoadOptions, parameter_count
+from itdd_cli.models.lora_config import AdapterInfo
 from itdd_cli.models.text import encode_chat_prompt, encode_text, lost_text, token_pieces, unknown_ids
 
 
@@ -38,6 +39,7 @@ class ModelInfo:
     pads: bool = True  # False: no attention mask, so rows of different lengths never share a batch
     block_size: int | None = None  # block diffusion: blocks of this size from position 0, each block its own draws
     attention: str = ""  # the attention kernel the engine runs ("cpu default", or what it chose on CUDA)
+    adapter: AdapterInfo | None = None  # -m ADAPTER_DIR: the LoRA adapter applied to the base (models/lora.py)
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,8 @@ class LoadOptions:
     device_map: str | None = None  # "auto": spread a model too large for one device (accelerate)
     allow_pickle: bool = False  # pickle weights can run code when loaded: refused unless asked
     block_size: int | None = None  # --block-size: overrides a block-diffusion checkpoint's own
+    base: str | None = None  # --base: the checkpoint a LoRA adapter directory applies to (models/lora.py)
+    merge: bool = True  # --no-merge: a LoRA update runs beside the base weights instead of merged into them
 
     def __post_init__(self) -> None:
         check_device(self.device)  # a device this machine lacks is a usage error before anything loads

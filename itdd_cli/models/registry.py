@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from itdd_cli.bundled import bundled_path
@@ -205,11 +206,20 @@ def check_family(name: str) -> str:
 
 
 def load_model(options: LoadOptions) -> ScoringModel:
-    """Read config.json, pick the family (or --family), build its adapter, check the tokenizer fits."""
+    """Read config.json, pick the family (or --family), build its adapter, check the tokenizer fits;
+    a LoRA adapter directory loads its base this way, then applies itself (models/lora.py)."""
     from itdd_cli.models.base import check_vocabulary
     from itdd_cli.models.loading import quiet_transformers, read_config, refuse_pickle_only
+    from itdd_cli.models.lora_config import is_adapter
 
     options = resolve_bundled(options)
+    if is_adapter(options.model):
+        from itdd_cli.models.lora import load_adapter
+
+        return load_adapter(options)
+    if options.base and not _same(options.base, options.model):  # a study may list the base beside its adapters
+        raise UsageError(f"--base {options.base}: {options.model} is not a LoRA adapter directory (it has no "
+                         "adapter_config.json), so it has no base to replace")  # fmt: skip
     config = read_config(options)
     refuse_pickle_only(options)
     name = check_family(options.family or detect_family(config))
@@ -217,6 +227,11 @@ def load_model(options: LoadOptions) -> ScoringModel:
     model = _built(FAMILIES[name], options, config)
     check_vocabulary(model, options)
     return model
+
+
+def _same(first: str, second: str) -> bool:
+    """The same checkpoint: equal names, or the same local directory however it is spelt."""
+    return first == second or (Path(first).is_dir() and Path(first).resolve() == Path(second).resolve())
 
 
 def _built(family: Family, options: LoadOptions, config: dict[str, Any]) -> ScoringModel:

@@ -60,7 +60,10 @@ def _local_directory(model: str, revision: str | None) -> Path | None:
         return None
 
 
-def weights_fingerprint(model: str, revision: str | None) -> str | None:
+def weights_fingerprint(model: str, revision: str | None, base: str | None = None) -> str | None:
+    """A sampled hash of a local checkpoint's weights; a LoRA adapter's with its base's after a '+'."""
+    if base is not None:
+        return f"{weights_fingerprint(model, None)}+{weights_fingerprint(base, revision)}"
     directory = _local_directory(model, revision)
     if directory is None:
         return None

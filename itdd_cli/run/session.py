@@ -77,7 +77,7 @@ def run_settings(command: Command, model: ScoringModel, settings: Settings, fiel
         "command": command.value,
         "model": info.name,
         "revision": revision,
-        "weights": weights_fingerprint(info.name, revision),
+        "weights": weights_fingerprint(info.name, revision, info.adapter.base if info.adapter else None),
         "tokenizer": tokenizer_fingerprint(getattr(model, "tokenizer", None)),
         "block_size": info.block_size,
         "family": info.family,

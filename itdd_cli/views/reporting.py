@@ -234,6 +234,16 @@ def print_model_info(console: Console, info: ModelInfo) -> None:
         "maximum length": "unbounded" if info.max_length is None else info.max_length,
         "attention": block_layout(info.block_size),
     }
+    if adapter := info.adapter:  # -m ADAPTER_DIR: what was applied, and to what
+        scaling = "alpha/√r (rsLoRA)" if adapter.rslora else "alpha/r"
+        rows |= {
+            "LoRA base": adapter.base,
+            "LoRA rank": adapter.describe_rank(),
+            "LoRA alpha": f"{adapter.alpha:g} (scale {scaling})",
+            "LoRA targets": f"{', '.join(adapter.targets)} ({adapter.layers} layers)",
+            "LoRA modules_to_save": ", ".join(adapter.saved) or "none",
+            "LoRA applied": "merged into the weights" if adapter.merged else "beside the weights (--no-merge)",
+        }
     for key, value in rows.items():
         table.add_row(key, Text(visible(str(value))))
     console.print(table)
