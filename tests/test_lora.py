@@ -4,6 +4,10 @@ the checkpoint with B·A merged into its published tensors by hand (tests/lora_c
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -216,3 +220,25 @@ def test_resuming_an_adapter_run_on_another_base_is_refused(bases, tmp_path):
     refused = CliRunner().invoke(app, [*run, "--resume", "--base", str(other)])
     assert refused.exit_code == 2 and "weights" in refused.stderr
     assert CliRunner().invoke(app, [*run, "--resume"]).exit_code == 0
+
+
+def test_a_hub_id_naming_an_adapter_loads_it_from_the_hub_cache(bases, tmp_path):
+    """`-m org/adapter`: the adapter's files come from the hub (here its cache, offline, as the hub
+    client lays it out), its base from adapter_config.json; the NLL equals the local directory's."""
+    adapter = write_adapter(bases["dream"], tmp_path / "adapter", DREAM_TARGETS, r=2, alpha=6)
+    snapshot = tmp_path / "hub" / "models--someone--dream-lora" / "snapshots" / ("0" * 40)
+    snapshot.mkdir(parents=True)
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        shutil.copy(adapter / name, snapshot / name)
+    (tmp_path / "hub" / "models--someone--dream-lora" / "refs").mkdir()
+    (tmp_path / "hub" / "models--someone--dream-lora" / "refs" / "main").write_text("0" * 40)
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": text} for i, text in enumerate(TEXTS)])
+    env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "hub"), "HF_HUB_OFFLINE": "1"}
+    rows = {}
+    for name, model in [("hub", "someone/dream-lora"), ("local", str(adapter))]:
+        done = subprocess.run([sys.executable, "-m", "itdd_cli", "nll", str(source), "-m", model, "-n", str(SAMPLES),
+                               "-q", "--format", "jsonl"], capture_output=True, text=True, env=env)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        rows[name] = [row["nll"] for row in read_jsonl(done.stdout)]
+    assert rows["hub"] == rows["local"]
+    assert rows["hub"] != pytest.approx(_nll(bases["dream"]), rel=1e-3)  # the adapter was applied

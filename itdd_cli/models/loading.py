@@ -131,25 +131,63 @@ def read_config(options: LoadOptions) -> dict[str, Any]:
 def _hub_config(options: LoadOptions) -> Path:
     """The hub checkpoint's config.json: from the cache, else downloaded. Without a network the hub
     client retries for half a minute and logs each try; an unresolvable hub host fails at once."""
-    from huggingface_hub import constants, hf_hub_download
-    from huggingface_hub.utils import logging as hub_logging
+    from huggingface_hub import hf_hub_download
 
-    hub_logging.set_verbosity_error()  # its retry messages are not itdd's to print
     kwargs = options.hub_kwargs()
     try:
         return Path(hf_hub_download(options.model, "config.json", local_files_only=True, **kwargs))
     except Exception:  # not cached (or offline mode): ask the hub
         pass
+    reason = _unreachable()
+    if reason:
+        raise ModelError(f"cannot read config.json of {options.model}: it is not in the local cache and {reason}; "
+                         "connect, or pass a local directory") from None  # fmt: skip
+    return Path(hf_hub_download(options.model, "config.json", **kwargs))
+
+
+def _unreachable() -> str | None:
+    """Why the hub cannot be asked (offline mode aside: the client then answers from its cache at once)."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import logging as hub_logging
+
+    hub_logging.set_verbosity_error()  # its retry messages are not itdd's to print
     host = urlparse(constants.ENDPOINT).hostname
     proxied = any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"))
     if host and not proxied and not constants.HF_HUB_OFFLINE:
         try:
             socket.getaddrinfo(host, 443)
         except OSError as error:
-            reason = error.strerror or str(error)
-            raise ModelError(f"cannot read config.json of {options.model}: it is not in the local cache and {host} "
-                             f"cannot be reached ({reason}); connect, or pass a local directory") from None  # fmt: skip
-    return Path(hf_hub_download(options.model, "config.json", **kwargs))
+            return f"{host} cannot be reached ({error.strerror or error})"
+    return None
+
+
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin")
+
+
+def hub_adapter(options: LoadOptions) -> str | None:
+    """A hub id whose repository holds a LoRA adapter (adapter_config.json): the local directory of its
+    files (the cache's snapshot, downloaded if need be), which then loads as an adapter directory does.
+    None for anything else; a full checkpoint in the cache costs no request."""
+    if _looks_local(options.model) or Path(options.model).exists():
+        return None
+    from huggingface_hub import hf_hub_download
+
+    def fetch(name: str, cached: bool) -> Path | None:
+        try:
+            return Path(hf_hub_download(options.model, name, local_files_only=cached, **options.hub_kwargs()))
+        except Exception:  # not there (or no network): not an adapter as far as itdd can tell
+            return None
+
+    config = fetch(ADAPTER_FILES[0], cached=True)
+    if config is None:
+        if fetch("config.json", cached=True) is not None or _unreachable():
+            return None
+        config = fetch(ADAPTER_FILES[0], cached=False)
+        if config is None:
+            return None
+    for name in ADAPTER_FILES[1:]:  # into the same snapshot directory, beside adapter_config.json
+        fetch(name, cached=True) or fetch(name, cached=False)
+    return str(config.parent)
 
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")

@@ -43,12 +43,13 @@ class Pair:
 
 def load_adapter(options: LoadOptions) -> ScoringModel:
     """The base (--base, else adapter_config.json's) loaded natively, the adapter applied to it."""
+    from itdd_cli.models.loading import hub_adapter
     from itdd_cli.models.registry import load_model
 
-    directory = options.model
+    directory = hub_adapter(options) or options.model  # a hub id: its files in the cache
     config = read_adapter_config(directory)
     base = base_of(config, directory, options.base)
-    pairs, saved = split(adapter_tensors(options), config, directory)
+    pairs, saved = split(adapter_tensors(replace(options, model=directory)), config, directory)
     model = load_model(replace(options, model=base, base=None))
     module, mapping = _native(model, base)
     layers = _resolve(module, mapping, pairs, directory, base)
@@ -68,7 +69,7 @@ def load_adapter(options: LoadOptions) -> ScoringModel:
         saved=tuple(config.get("modules_to_save") or ()),
         merged=options.merge,
     )
-    model.info = replace(model.info, name=directory, adapter=info)
+    model.info = replace(model.info, name=options.model, adapter=info)
     return model
 
 

@@ -209,11 +209,11 @@ def load_model(options: LoadOptions) -> ScoringModel:
     """Read config.json, pick the family (or --family), build its adapter, check the tokenizer fits;
     a LoRA adapter directory loads its base this way, then applies itself (models/lora.py)."""
     from itdd_cli.models.base import check_vocabulary
-    from itdd_cli.models.loading import quiet_transformers, read_config, refuse_pickle_only
+    from itdd_cli.models.loading import hub_adapter, quiet_transformers, read_config, refuse_pickle_only
     from itdd_cli.models.lora_config import is_adapter
 
     options = resolve_bundled(options)
-    if is_adapter(options.model):
+    if is_adapter(options.model) or hub_adapter(options):
         from itdd_cli.models.lora import load_adapter
 
         return load_adapter(options)
