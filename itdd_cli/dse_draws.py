@@ -45,22 +45,35 @@ class ScoreModel(Protocol):
     def scores_at(self, ids: torch.Tensor, sigma: torch.Tensor, where: torch.Tensor) -> torch.Tensor: ...
 
 
-def draw_values(model: ScoreModel, framed: Framed, samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-draw values (N,) float64 (the published loss of each draw) and their strata (N,)."""
+@dataclass(frozen=True)
+class Corrupted:
+    """One side's draws: the clean row, where it may change, and each draw's t, σ, σ' and corrupted row."""
+
+    ids: torch.Tensor  # (T,) long
+    where: torch.Tensor  # (T,) bool, the scored positions
+    t: torch.Tensor  # (N,) float64
+    sigma: torch.Tensor  # (N,) float64
+    rate: torch.Tensor  # (N,) float64, σ'(t)
+    rows: torch.Tensor  # (N, T) long
+    strata: torch.Tensor  # (N,) int64
+
+
+def corrupt(model: ScoreModel, framed: Framed, samples: int, seed: int) -> Corrupted:
+    """`samples` stratified times and the graph's forward process at each, seeded by the side's ids."""
     ids = torch.tensor(framed.ids, dtype=torch.long)
     width = len(framed.ids)
     where = torch.zeros(width, dtype=torch.bool)
     where[framed.start : framed.start + framed.length] = True
     noise = draw_noise(samples, width, record_generator(seed, framed.ids, [framed.start]))
-    t = times(noise.u)  # float64
-    sigma, rate = model.schedule.total(t), model.schedule.rate(t)
+    t = times(noise.u)
+    sigma = model.schedule.total(t)
     if model.absorbing:
         replacement: torch.Tensor | int = model.mask_id
     else:
         generator = record_generator(seed, framed.ids, [framed.start], REPLACEMENT_STREAM)
         replacement = torch.randint(model.vocab, (samples, width), generator=generator)
     rows = perturb(ids, where, sigma, noise.keys, replacement)
-    return dse_values(model, ids, where, rows, sigma, rate), noise.strata
+    return Corrupted(ids, where, t, sigma, model.schedule.rate(t), rows, noise.strata)
 
 
 def dse_values(model: ScoreModel, ids: torch.Tensor, where: torch.Tensor, rows: torch.Tensor, sigma: torch.Tensor,
@@ -71,13 +84,13 @@ def dse_values(model: ScoreModel, ids: torch.Tensor, where: torch.Tensor, rows: 
     for first in range(0, rows.shape[0], per_batch):
         part, part_sigma = rows[first : first + per_batch], sigma[first : first + per_batch]
         at = where[None].expand(part.shape)
-        score = model.scores_at(part, part_sigma, at).cpu()  # (P, V)
-        sigma32 = part_sigma.float().repeat_interleave(int(where.sum()))
+        score = model.scores_at(part, part_sigma, at).cpu().double()  # (P, V); its terms cancel: float64
+        per_position = part_sigma.double().repeat_interleave(int(where.sum()))
         x, x0 = part[at], ids[None].expand(part.shape)[at]
         if model.absorbing:
-            entropy = absorbing_entropy(score, sigma32, x, x0, model.mask_id)
+            entropy = absorbing_entropy(score, per_position, x, x0, model.mask_id)
         else:
-            entropy = uniform_entropy(score, sigma32, x, x0)
+            entropy = uniform_entropy(score, per_position, x, x0)
         values.append(rate[first : first + per_batch] * entropy.view(part.shape[0], -1).double().sum(dim=1))
     return torch.cat(values)
 
@@ -92,9 +105,9 @@ def prior_term(model: ScoreModel, framed: Framed) -> float:
     where = torch.zeros(len(ids), dtype=torch.bool)
     where[framed.start : framed.start + framed.length] = True
     masked = torch.where(where, model.mask_id, ids)[None]
-    score = model.scores_at(masked, torch.tensor([top], dtype=torch.float64), where[None]).cpu()
-    score[:, model.mask_id] = float("-inf")
-    logprobs = torch.log_softmax(score.double(), dim=-1).gather(1, ids[where][:, None]).squeeze(1)
+    score = model.scores_at(masked, torch.tensor([top], dtype=torch.float64), where[None]).cpu().double()
+    tokens = torch.cat([score[:, : model.mask_id], score[:, model.mask_id + 1 :]], dim=1)  # the mask is no token
+    logprobs = torch.log_softmax(tokens, dim=-1).gather(1, ids[where][:, None]).squeeze(1)
     return absorbing_prior(top, logprobs)
 
 
@@ -121,8 +134,9 @@ class ScoreEntropyDraws:
     def run(self, model: ScoreModel) -> None:
         self.results = []
         for framed in self.framed:
-            values, strata = draw_values(model, framed, self.settings.samples, self.settings.seed)
-            estimate = summarise(values, variance_groups(strata, 4))
+            draws = corrupt(model, framed, self.settings.samples, self.settings.seed)
+            values = dse_values(model, draws.ids, draws.where, draws.rows, draws.sigma, draws.rate)
+            estimate = summarise(values, variance_groups(draws.strata, 4))
             self.results.append(Estimate(estimate.value + prior_term(model, framed), estimate.se))
 
     def estimates(self) -> list[Estimate]:

@@ -149,7 +149,7 @@ class SEDDAdapter(ScoringModel):
         rows = where.nonzero()[:, 0]
         score = self.model.output_layer(hidden[where], c[rows]).float()  # (P, V)
         if self.scale_by_sigma:
-            score = score - expm1_sigma(sigma.float()).log()[rows, None] - math.log(self.vocab - 1)
+            score = score - expm1_sigma(sigma.double()).log().float()[rows, None] - math.log(self.vocab - 1)
         return score.scatter(-1, ids[where][:, None], 0.0)
 
     @torch.inference_mode()
