@@ -104,7 +104,7 @@ def train(vocab: dict[str, int], seconds: float, seed: int) -> tuple[DiT, int, l
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         steps += 1
     return model, steps, losses
 

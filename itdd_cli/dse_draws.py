@@ -84,14 +84,15 @@ def dse_values(model: ScoreModel, ids: torch.Tensor, where: torch.Tensor, rows: 
     for first in range(0, rows.shape[0], per_batch):
         part, part_sigma = rows[first : first + per_batch], sigma[first : first + per_batch]
         at = where[None].expand(part.shape)
-        score = model.scores_at(part, part_sigma, at).cpu().double()  # (P, V); its terms cancel: float64
-        per_position = part_sigma.double().repeat_interleave(int(where.sum()))
-        x, x0 = part[at], ids[None].expand(part.shape)[at]
+        score = model.scores_at(part, part_sigma, at).double()  # (P, V) on the model's device; terms cancel: float64
+        device = score.device
+        per_position = part_sigma.double().repeat_interleave(int(where.sum())).to(device)
+        x, x0 = part[at].to(device), ids[None].expand(part.shape)[at].to(device)
         if model.absorbing:
             entropy = absorbing_entropy(score, per_position, x, x0, model.mask_id)
         else:
             entropy = uniform_entropy(score, per_position, x, x0)
-        values.append(rate[first : first + per_batch] * entropy.view(part.shape[0], -1).double().sum(dim=1))
+        values.append(rate[first : first + per_batch] * entropy.view(part.shape[0], -1).sum(dim=1).cpu())
     return torch.cat(values)
 
 

@@ -300,3 +300,11 @@ def test_dse_is_not_among_the_estimators_every_family_runs():
 
     assert Estimator.dse not in MONTE_CARLO and Estimator.dse.needs_scores and Estimator.dse.monte_carlo
     assert [e for e in Estimator if e.needs_scores] == [Estimator.dse]
+
+
+def test_lm_eval_refuses_dse_before_loading_a_model():
+    from itdd_cli.errors import UsageError
+    from itdd_cli.lm_eval_args import parse_model_args
+
+    with pytest.raises(UsageError, match="estimator=dse is not supported under lm-eval"):
+        parse_model_args({"pretrained": "no/such-model", "estimator": "dse"})
