@@ -182,8 +182,10 @@ def main() -> None:
             variance = [statistics.variance(v) for v in values]
             ratios = [a / b for a, b in zip(dse_var, variance, strict=True)]
             mean = statistics.fmean(v for vs in values for v in vs)
-            print(f"{name:16} mean {mean:7.3f}  per-record var median {statistics.median(variance):.4f}  "
-                  f"var(dse)/var = {statistics.median(ratios):6.1f}× (range {min(ratios):.1f}–{max(ratios):.1f})")
+            print(
+                f"{name:16} mean {mean:7.3f}  per-record var median {statistics.median(variance):.4f}  "
+                f"var(dse)/var = {statistics.median(ratios):6.1f}× (range {min(ratios):.1f}–{max(ratios):.1f})"
+            )
 
 
 if __name__ == "__main__":
