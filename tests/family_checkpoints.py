@@ -239,3 +239,77 @@ def write_mdlm(directory: Path, seed: int = 0, time_conditioning: bool = False) 
     }
     _write(directory, config, weights)
     return directory
+
+
+SEDD = dict(d=64, heads=4, blocks=2, cond=32, tokens=40)  # tokens: the GPT-2-like tokenizer's 40 ids
+
+
+def sedd_weights(vocab: int, seed: int = 0, **sizes: int) -> dict[str, torch.Tensor]:
+    """SEDD's DiT tensors in the names `SEDD.state_dict()` publishes (no prefix; `rotary_emb.inv_freq` kept)."""
+    s = SEDD | sizes
+    g = torch.Generator().manual_seed(seed)
+    d, c, hd = s["d"], s["cond"], s["d"] // s["heads"]
+    weights = {
+        "vocab_embed.embedding": _random((vocab, d), g, 1.0),
+        "sigma_map.mlp.0.weight": _random((c, 256), g),
+        "sigma_map.mlp.0.bias": _random((c,), g),
+        "sigma_map.mlp.2.weight": _random((c, c), g),
+        "sigma_map.mlp.2.bias": _random((c,), g),
+        "rotary_emb.inv_freq": 1.0 / 10000 ** (torch.arange(0, hd, 2).float() / hd),
+        "output_layer.norm_final.weight": 1 + _random((d,), g),
+        "output_layer.linear.weight": _random((vocab, d), g),
+        "output_layer.linear.bias": _random((vocab,), g),
+        "output_layer.adaLN_modulation.weight": _random((2 * d, c), g),
+        "output_layer.adaLN_modulation.bias": _random((2 * d,), g),
+    }
+    for i in range(s["blocks"]):
+        p = f"blocks.{i}."
+        weights |= {
+            p + "norm1.weight": 1 + _random((d,), g),
+            p + "norm2.weight": 1 + _random((d,), g),
+            p + "attn_qkv.weight": _random((3 * d, d), g),
+            p + "attn_out.weight": _random((d, d), g),
+            p + "mlp.0.weight": _random((4 * d, d), g),
+            p + "mlp.0.bias": _random((4 * d,), g),
+            p + "mlp.2.weight": _random((d, 4 * d), g),
+            p + "mlp.2.bias": _random((d,), g),
+            p + "adaLN_modulation.weight": _random((6 * d, c), g),
+            p + "adaLN_modulation.bias": _random((6 * d,), g),
+        }
+    return weights
+
+
+def sedd_config(graph: str = "absorb", noise: str = "loglinear", scale_by_sigma: bool | None = None,
+                length: int = 32, **sizes: int) -> dict:  # fmt: skip
+    """The hydra config SEDD's hub mixin saves as config.json (training/data/optim keys included, as on the hub)."""
+    s = SEDD | sizes
+    return {
+        "ngpus": 8,
+        "tokens": s["tokens"],
+        "training": {"batch_size": 512, "accum": 1, "n_iters": 1300001, "ema": 0.9999, "weight": "standard"},
+        "data": {"train": "openwebtext", "valid": "wikitext103", "cache_dir": "data"},
+        "graph": {"type": graph, "file": "data", "report_all": False},
+        "noise": {"type": noise, "sigma_min": 1e-4, "sigma_max": 20},
+        "sampling": {"predictor": "euler", "steps": 128, "noise_removal": True},
+        "eval": {"batch_size": 512, "perplexity": True, "perplexity_batch_size": 32},
+        "optim": {"weight_decay": 0, "optimizer": "AdamW", "lr": 3e-4, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8},
+        "model": {
+            "name": "small", "type": "ddit", "hidden_size": s["d"], "cond_dim": s["cond"], "length": length,
+            "n_blocks": s["blocks"], "n_heads": s["heads"],
+            "scale_by_sigma": graph == "absorb" if scale_by_sigma is None else scale_by_sigma, "dropout": 0.1,
+        },
+    }  # fmt: skip
+
+
+def write_sedd(directory: Path, graph: str = "absorb", noise: str = "loglinear", seed: int = 0,
+               pickle: bool = False) -> Path:  # fmt: skip
+    """SEDD's hub layout: the hydra config as config.json, model.safetensors (or pytorch_model.bin), no tokenizer."""
+    directory.mkdir(parents=True, exist_ok=True)
+    config = sedd_config(graph, noise)
+    weights = sedd_weights(config["tokens"] + (graph == "absorb"), seed)
+    if pickle:
+        (directory / "config.json").write_text(json.dumps(config, indent=2))
+        torch.save(weights, directory / "pytorch_model.bin")
+    else:
+        _write(directory, config, weights)
+    return directory

@@ -57,6 +57,7 @@ ESTIMATOR_ADVICE = {
     "time-free": "the paper's, noisier; for comparison",
     "time-integral": "the paper's masking-rate integral, the noisiest; for comparison",
     "exact": "every mask once, no error bar, at most 16 scored tokens; to check the others",
+    "dse": "SEDD models only: the score entropy time integral SEDD trains on (absorbing and uniform graphs)",
 }
 
 

@@ -26,6 +26,13 @@ class Estimator(StrEnum):
     time_free = "time-free"
     time_integral = "time-integral"
     exact = "exact"
+    dse = "dse"
+
+    @property
+    def needs_scores(self) -> bool:
+        """True for the score-entropy estimator, which reads a SEDD model's scores on corrupted
+        rows instead of masked conditionals (estimators/dse.py); other families refuse it."""
+        return self is Estimator.dse
 
     @property
     def monte_carlo(self) -> bool:
@@ -67,4 +74,5 @@ def enumerable(lengths: list[int], passes: int) -> bool:
 
 
 DEFAULT_ESTIMATOR = Estimator.control_variate
-MONTE_CARLO = [estimator for estimator in Estimator if estimator.monte_carlo]
+# The Monte Carlo estimators every family runs (through masked conditionals); `dse` is SEDD's own.
+MONTE_CARLO = [estimator for estimator in Estimator if estimator.monte_carlo and not estimator.needs_scores]

@@ -68,6 +68,9 @@ def parse_model_args(given: Mapping[str, Any]) -> ModelArgs:
                         for name, value in given.items() if value is not None})  # fmt: skip
     if args.mc_log is not None:  # written after scoring: a path that cannot be written would lose every SE
         check_path("model_args mc_log", args.mc_log, args.mc_log_overwrite)
+    if args.estimator == "dse":  # lm-eval reads paired per-draw values, which dse does not make (dse_draws)
+        raise UsageError("model_args estimator=dse is not supported under lm-eval yet; score SEDD models there "
+                         "with a time-free estimator (absorbing graph) or use `itdd nll --estimator dse`")  # fmt: skip
     if args.until_decided is not None and args.estimator is not None:
         checks.decidable(args.estimator, lambda setting: f"model_args {setting}")
     if args.max_samples is not None and args.until_decided is None:

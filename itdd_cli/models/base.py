@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from itdd_cli.errors import ModelError, UsageError
+from itdd_cli.estimators.kinds import Estimator
 from itdd_cli.models.block import Concatenated
 from itdd_cli.models.loading import LoadOptions, parameter_count
 from itdd_cli.models.lora_config import AdapterInfo
@@ -156,6 +157,12 @@ class ScoringModel(ABC):
         prefix = " ".join(names(self.prefix_ids)) or "∅"
         suffix = " ".join(names(self.suffix_ids)) or "∅"
         return f"{prefix} … {suffix} (never masked)"
+
+    def check_estimator(self, estimator: Estimator) -> None:
+        """Refuse an estimator this model cannot serve, in one line, before any record is read."""
+        if estimator.needs_scores:
+            raise UsageError(f"--estimator {estimator.value} reads the scores of a score-entropy (SEDD) model; "
+                             f"{self.info.name} is a {self.family} model — use another estimator")  # fmt: skip
 
     @abstractmethod
     def target_logprobs(

@@ -14,7 +14,8 @@ Adding a family is one `Family(...)` entry below plus its adapter module (docs/a
 
 Claims are compared case-insensitively, and a value may be claimed by one family only (checked
 at import). Detection tries the most specific evidence first: an architecture name, then the
-model type, then the modules of `auto_map`; a config that no family claims goes to `generic`.
+model type, then the modules of `auto_map`, then the config's shape (`sections`: SEDD's hydra
+config names no model type); a config that no family claims goes to `generic`.
 This module imports no adapter (each one is imported when its family is loaded) and no torch.
 """
 
@@ -45,6 +46,7 @@ class Family:
     model_types: tuple[str, ...] = ()
     architectures: tuple[str, ...] = ()
     auto_map_modules: tuple[str, ...] = ()
+    sections: tuple[str, ...] = ()  # a config.json with no model type whose top level holds all these objects
 
     def build(self, options: LoadOptions, config: dict[str, Any]) -> ScoringModel:
         module_name, class_name = self.adapter.split(":")
@@ -138,6 +140,14 @@ FAMILIES: dict[str, Family] = {
             auto_map_modules=("configuration_rnd", "modeling_rnd"),
         ),
         Family(
+            "sedd",
+            "itdd_cli.models.sedd:SEDDAdapter",
+            "SEDD score-entropy models (absorbing or uniform graph), MDLM's DiT on σ; config.json is the hydra "
+            "config; GPT-2 tokenizer by default; --estimator dse (no remote code)",
+            ("louaaron/sedd-small", "louaaron/sedd-medium"),
+            sections=("graph", "noise", "model"),
+        ),
+        Family(
             FALLBACK,
             "itdd_cli.models.generic:MaskedLMAdapter",
             "any AutoModelForMaskedLM checkpoint (BERT-style diffusion LMs; custom classes "
@@ -184,6 +194,9 @@ def detect_family(config: dict[str, Any]) -> str:
             family = CLAIMS[attribute].get(value.lower())
             if family is not None:
                 return family
+    for family in FAMILIES.values():  # no claim by name: a config shaped like the family's (SEDD's hydra config)
+        if family.sections and all(isinstance(config.get(key), dict) for key in family.sections):
+            return family.name
     return FALLBACK
 
 

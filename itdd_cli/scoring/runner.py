@@ -25,6 +25,7 @@ from itdd_cli.scoring import engine as engine_module
 from itdd_cli.scoring.blocks import BlockDraws, block_spans
 from itdd_cli.scoring.choice import ChoiceScores, choice_values
 from itdd_cli.scoring.draws import RecordDraws, run_rounds
+from itdd_cli.scoring.dse_draws import ScoreEntropyDraws, refuse_with_scores, run_score_entropy
 from itdd_cli.scoring.engine import BatchProgress, Engine, Job
 from itdd_cli.scoring.pertoken import check_per_token, per_token_values
 
@@ -143,7 +144,7 @@ def _frame_sides(model: ScoringModel, record: Record, context: list[int], settin
 @dataclass(frozen=True)
 class _Prepared:
     record: Record
-    draws: RecordDraws | BlockDraws
+    draws: RecordDraws | BlockDraws | ScoreEntropyDraws
     prompt_tokens: int
     windows: int = 1
     lost: str | None = None  # what the tokenizer could not represent, when something was lost
@@ -218,6 +219,8 @@ def prepare(model: ScoringModel, record: Record, settings: Settings) -> _Prepare
         )
     check_samples(settings.samples, longest)
     lost = _lost_text(model, record, settings.strict)
+    if settings.estimator.needs_scores:
+        return _Prepared(record, ScoreEntropyDraws(context, framed, settings), len(context), windows, lost)
     if block_size is None:
         settings = replace(settings, independent=True) if windows > 1 else settings
         draws: RecordDraws | BlockDraws = RecordDraws(context, framed, settings)
@@ -366,6 +369,9 @@ def score(
     engine's progress after each forward batch.
     """
     refuse_adaptive_blocks(model.info.block_size, settings)
+    model.check_estimator(settings.estimator)
+    if settings.estimator.needs_scores:
+        refuse_with_scores(command.value, settings)
     if command is Command.choice and model.info.block_size is not None:
         raise UsageError(f"choice is not supported for block-diffusion models (block size {model.info.block_size}) "
                          "— score each choice with cond-nll")  # fmt: skip
@@ -387,7 +393,7 @@ def score(
                     raise
                 yield Skipped(error.line, error.message)
 
-    def draws_of(item: _Prepared | Skipped) -> RecordDraws | BlockDraws | None:
+    def draws_of(item: _Prepared | Skipped) -> RecordDraws | BlockDraws | ScoreEntropyDraws | None:
         return item.draws if isinstance(item, _Prepared) else None
 
     engine = Engine(
@@ -397,7 +403,11 @@ def score(
         on_batch=on_batch,
         window_rows=engine_module.WINDOW_ROWS,
     )  # read now: --resume replays the same windows
-    for item in run_rounds(engine, prepared(), draws_of, settings.adaptive):
+    if settings.estimator.needs_scores:  # scores on corrupted rows: no engine (dse_draws)
+        items = run_score_entropy(model, prepared(), draws_of)
+    else:
+        items = run_rounds(engine, prepared(), draws_of, settings.adaptive)
+    for item in items:
         if isinstance(item, Skipped):
             yield item
             continue
