@@ -194,10 +194,10 @@ def test_until_decided_picks_the_exact_best_and_stops_early_on_a_clear_question(
 
 
 def test_until_decided_blocks_draw_one_shape_so_per_draw_sums_line_up(sdar):
-    """Blocks of 4 and a last block of 3 tokens: under the control variate a 3-token block would take
-    fewer pilot rates on its own; one shared shape keeps every drawn block's values aligned by index."""
-    record = {"prompt": "abcd", "chosen": "quietzebras", "rejected": "quietzebrad"}
-    settings = Settings(Estimator.control_variate, 16, seed=4, until_decided=0.05, max_samples=128)
+    """Two 4-token blocks drawn and a 3-token block enumerated per side, put out of contention or not: the
+    drawn blocks' values line up by index (one shared shape), so each side's per-draw sums exist."""
+    record = {"prompt": "abcd", "chosen": "quietzebras", "rejected": "zebraquietx"}
+    settings = Settings(Estimator.control_variate, 8, seed=4, until_decided=0.05, max_samples=128)
     draws = _drawn(sdar, Command.ratio, record, settings)
     values, strata = draws.per_draw()
     counts = {len(tally.all_values()) for _, block in draws.blocks for tally in block.tallies if not tally.exact}
