@@ -23,7 +23,7 @@ class ChoiceScores:
     """Estimates for the k choices of one record; `values[i]` are choice i's per-draw NLL values."""
 
     nll: list[Estimate]
-    values: list[torch.Tensor]  # k × (N_i,), paired by draw index when coupled
+    values: list[torch.Tensor]  # k × (N_i,), paired by draw index when coupled; empty when `paired` is set
     strata: list[torch.Tensor | None]  # k × (N_i,) the SE's groups (`Tally.all_groups`); None for `exact`
     contenders: list[bool] | None = None  # --until-decided: the choices no other beat (None: all)
     scale: bool = True  # `summarise`'s small-sample scaling (off for the chain rule's whole orders)

@@ -215,7 +215,8 @@ def test_until_decided_on_close_block_questions_errs_within_its_level(checkpoint
     from itdd_cli.tdist import binomial_upper
 
     letters = "abcdefghijklmnopqrstuvwxyz"
-    candidates = [("abcd", "quiet" + a, "quiet" + b) for a in letters[:6] for b in letters[6:12]]
+    # the first letter differs: both 4-token blocks are drawn (15 masked sets > -n 8), the second coupled
+    candidates = [("abcd", a + "uietzeb", b + "uietzeb") for a in letters[:8] for b in letters[8:16]]
     exact = _rows(Command.ratio, sdar, [{"prompt": p, "chosen": c, "rejected": r} for p, c, r in candidates],
                   estimator=Estimator.exact)  # fmt: skip  # only to pick close pairs; the truth is the reference's
     close = [pair for pair, row in zip(candidates, exact, strict=True) if 0.05 < abs(row["log_ratio"]) < 1.5][:12]
