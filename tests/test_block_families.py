@@ -255,14 +255,16 @@ def test_coupled_blocks_give_identical_sides_a_log_ratio_of_exactly_zero(models,
 
 
 @pytest.mark.parametrize("options", [["ratio", "--target-se", "0.5"], ["ratio", "--until-decided", "2"], ["choice"]])
-def test_rounds_and_choice_are_refused_for_block_models(checkpoints, tmp_path, options):
-    from tests.conftest import write_jsonl
+def test_rounds_and_choice_run_for_block_models(checkpoints, tmp_path, options):
+    """Refused before issue #24; now each writes its row (tests/test_block_everywhere.py checks the numbers)."""
+    from tests.conftest import read_jsonl, write_jsonl
 
     record = {"prompt": "the", "chosen": " cat", "rejected": " dog", "choices": [" cat", " dog"]}
     path = str(write_jsonl(tmp_path / "in.jsonl", [record]))
     result = CliRunner().invoke(app, [options[0], path, "-m", str(checkpoints["sdar"]), *options[1:]])
-    assert result.exit_code == 2, result.stderr
-    assert "not supported for block-diffusion models" in result.stderr and result.stderr.count("\n") == 1
+    assert result.exit_code == 0, result.stderr
+    [row] = read_jsonl(result.stdout)
+    assert row["id"] == 1
 
 
 def test_exact_is_limited_per_block_not_per_record(models):

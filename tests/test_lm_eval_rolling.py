@@ -103,10 +103,8 @@ def sdar(tmp_path_factory):
     return write_sdar(tmp_path_factory.mktemp("sdar"))
 
 
-BLOCK_CHOICE = "choice of block-diffusion models lands with branch blockall (the runner refuses it here)"
 
 
-@pytest.mark.xfail(strict=False, raises=UsageError, reason=BLOCK_CHOICE)
 def test_a_multiple_choice_task_on_a_block_diffusion_model_gives_itdd_choices_numbers(sdar, tmp_path):
     out, samples = _evaluate(ItddLM(pretrained=str(sdar), samples=SAMPLES, seed=SEED), "itdd_letters")
     summary_path = tmp_path / "summary.json"
@@ -118,10 +116,8 @@ def test_a_multiple_choice_task_on_a_block_diffusion_model_gives_itdd_choices_nu
     assert (results["acc,none"], results["acc_norm,none"]) == (summary["accuracy"], summary["accuracy_norm"])
 
 
-BLOCK_ROLLING = "rolling windows on block-diffusion models land with branch blockall (refused here)"
 
 
-@pytest.mark.xfail(strict=False, raises=UsageError, reason=BLOCK_ROLLING)
 def test_a_long_document_on_a_block_diffusion_model_rolls_as_itdd_nll(sdar, tmp_path):
     text = "the cat sat on the mat, and the dog sat by the door. " * 6  # 318 characters: over the 256 window
     lm = ItddLM(pretrained=str(sdar), samples=SAMPLES, seed=SEED, long="rolling", context="8")

@@ -49,3 +49,52 @@ def rolling_windows(ids: list[int], capacity: int, context: int) -> list[Window]
         windows.append(Window(ids[start - context : start], ids[start:stop]))
         start = stop
     return windows
+
+
+@dataclass(frozen=True)
+class Grid:
+    """Where a block model's framing puts text: blocks of `block` positions from framed position 0; a text
+    framed alone starts at `lone_start`, one framed after context at `context_start` + its context's length;
+    `suffix` framing tokens follow; `limit` framed positions fit."""
+
+    block: int
+    lone_start: int
+    context_start: int
+    suffix: int
+    limit: int
+
+
+def block_windows(ids: list[int], grid: Grid, context: int) -> list[Window]:
+    """--long rolling for a block model: windows whose scored tokens are whole blocks of the text framed
+    alone, each framed so that its blocks fall on its own grid as they fell on the whole text's. A block
+    is then scored as in the whole text, conditioned on fewer earlier tokens. A later window's context is
+    `context` tokens moved down to the grid (up, by less than a block, where nothing below fits)."""
+    windows: list[Window] = []
+    start = 0
+    while start < len(ids):
+        if start == 0:
+            kept, first = 0, grid.lone_start
+        else:
+            kept = _aligned_context(start, grid, context)
+            first = grid.context_start + kept if kept else grid.lone_start
+        room = grid.limit - grid.suffix - first
+        stop = start + room
+        if stop < len(ids):  # end on the whole text's block grid
+            stop -= (grid.lone_start + stop) % grid.block
+        if stop <= start:
+            raise UsageError(f"--long rolling: a window of {grid.limit} positions cannot hold a block of "
+                             f"{grid.block} after {kept} tokens of context; lower --context")  # fmt: skip
+        windows.append(Window(ids[start - kept : start], ids[start:stop]))
+        start = stop
+    return windows
+
+
+def _aligned_context(start: int, grid: Grid, context: int) -> int:
+    """Context tokens before `start` (a block boundary) that put `start` on the window's grid."""
+    residue = (grid.lone_start + start - grid.context_start) % grid.block  # kept ≡ residue (mod block)
+    candidates = [kept for kept in range(residue, start + 1, grid.block)
+                  if kept or grid.lone_start % grid.block == (grid.lone_start + start) % grid.block]  # fmt: skip
+    if not candidates:
+        raise UsageError(f"--long rolling: no context puts the window's blocks on the grid of {grid.block}")
+    below = [kept for kept in candidates if kept <= context]
+    return max(below) if below else min(candidates)

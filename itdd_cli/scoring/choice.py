@@ -9,6 +9,7 @@ files, the CLI or lm-eval.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,10 +23,11 @@ class ChoiceScores:
     """Estimates for the k choices of one record; `values[i]` are choice i's per-draw NLL values."""
 
     nll: list[Estimate]
-    values: list[torch.Tensor]  # k × (N_i,), paired by draw index when coupled
+    values: list[torch.Tensor]  # k × (N_i,), paired by draw index when coupled; empty when `paired` is set
     strata: list[torch.Tensor | None]  # k × (N_i,) the SE's groups (`Tally.all_groups`); None for `exact`
     contenders: list[bool] | None = None  # --until-decided: the choices no other beat (None: all)
     scale: bool = True  # `summarise`'s small-sample scaling (off for the chain rule's whole orders)
+    paired: Callable[[int, int], Estimate] | None = None  # (a, b) → NLL_b − NLL_a; set: margins come from it
 
     @property
     def logliks(self) -> list[float]:
@@ -51,6 +53,8 @@ class ChoiceScores:
         """log-likelihood of the best choice minus that of the runner-up, from paired draws."""
         best = self.pred()
         second = max((i for i in range(len(self.nll)) if i != best), key=lambda i: self.logliks[i])
+        if self.paired is not None:  # a block model's choices: Σ over blocks of paired differences
+            return self.paired(best, second)
         shorter = min(best, second, key=lambda i: len(self.values[i]))
         strata = self.strata[shorter]
         if strata is None:

@@ -49,6 +49,8 @@ class RecordDraws:
     framed: list[Framed]
     settings: Settings
     tag: tuple[int, ...] = ()  # added to the noise seed when set (a block's index); empty: unchanged draws
+    shape_lengths: list[int] | None = None  # set: Monte Carlo rounds shaped by these lengths (a block record's
+    # blocks under --until-decided share one shape, so their draws line up by index; blocks.py)
     tallies: list[Tally] = field(default_factory=list)
     plans: list[RoundPlan] = field(default_factory=list)
     round: int = 0
@@ -101,15 +103,18 @@ class RecordDraws:
         """Per side, each scored token's share of its estimate (L,); needs Settings.per_token."""
         return [tally.contributions() for tally in self.tallies]
 
-    def difference(self) -> Estimate:
-        """rejected − chosen; paired by index so the SE sees the coupling."""
-        chosen, rejected = self.tallies
-        if self.framed[0] == self.framed[1] and not self.settings.independent:  # same draws, same values
+    def difference(self, first: int = 0, second: int = 1) -> Estimate:
+        """side `second` − side `first` (rejected − chosen); paired by index so the SE sees the coupling.
+        A side put out of contention drew the first rounds only: those are paired."""
+        one, other = self.tallies[first], self.tallies[second]
+        if self.framed[first] == self.framed[second] and not self.settings.independent:  # same draws, same values
             return Estimate(0.0, 0.0)
-        groups = chosen.all_groups()
+        a, b = one.all_values(), other.all_values()
+        groups = (one if len(a) <= len(b) else other).all_groups()
         if groups is None:  # exact sums: no error, and the sides may enumerate different counts
-            return Estimate(rejected.estimate().value - chosen.estimate().value, 0.0)
-        return summarise(rejected.all_values() - chosen.all_values(), groups, scale=not chosen.orders)
+            return Estimate(other.estimate().value - one.estimate().value, 0.0)
+        shared = len(groups)
+        return summarise(b[:shared] - a[:shared], groups, scale=not one.orders)
 
     def watched(self) -> Estimate:
         return self.difference() if len(self.tallies) == 2 else self.estimates()[0]
@@ -121,21 +126,17 @@ class RecordDraws:
         settings = self.settings
         if all(tally.exact for tally in self.tallies):  # enumerated: nothing left to draw
             return False
-        estimate = self.watched()
-        if settings.target_se is None or settings.reached(estimate.se):
+        size = target_round(settings, self.passes, self.watched().se)
+        if size is None:
+            self.capped = settings.target_se is not None and not settings.reached(self.watched().se)
             return False
-        goal = settings.target_se
-        left = settings.cap - self.passes
-        if left < 2:
-            self.capped = True
-            return False
-        needed = _needed(self.passes, estimate.se, goal, left)
-        self.round += 1
-        size = min(left, max(needed, settings.samples // 2, 2))
-        if left - size == 1:  # never strand a single pass below the cap
-            size = left
-        self.plans = self._plan(size, spend_all=size == left)
+        self.plan_more(size, spend_all=size == settings.cap - self.passes)
         return True
+
+    def plan_more(self, size: int, spend_all: bool) -> None:
+        """Plan the next round: `size` passes per side (`spend_all`: the round that reaches the cap)."""
+        self.round += 1
+        self.plans = self._plan(size, spend_all=spend_all)
 
     def _next_look(self) -> bool:
         """--until-decided: put out the sides another beats at this look's level; draw the next
@@ -153,19 +154,19 @@ class RecordDraws:
         self.decided = sum(self.active) == 1
         if self.decided or (settings.target_se is not None and settings.reached(self.watched().se)):
             return False
-        left = settings.cap - self.passes
-        if self.round + 1 >= len(looks) or left < 2:
+        size = look_round(settings, self.round, self.passes)
+        if size is None:
             self.capped = True
             return False
-        size = min(max(looks[self.round + 1] - self.passes, 2), left)
-        self.round += 1
-        self.plans = self._plan(size, spend_all=size == left)
+        self.plan_more(size, spend_all=size == settings.cap - self.passes)
         return True
 
     def _plan(self, passes: int, spend_all: bool = False) -> list[RoundPlan]:
         settings = self.settings
         lengths = [f.length for f in self.framed]
         shape = round_shape(settings.estimator, passes, lengths, first=self.round == 0, spend_all=spend_all)
+        if self.shape_lengths is not None and not shape.exhaustive:
+            shape = round_shape(settings.estimator, passes, self.shape_lengths, self.round == 0, spend_all)
         if shape.exhaustive:  # every masked set, no noise
             noises, keys = [None] * len(self.framed), [None] * len(self.framed)
         else:
@@ -228,6 +229,28 @@ def decision_rule(settings: Settings) -> Rule:
     """The stopping rule of --until-decided (anytime-valid alpha-spending; see estimators.decisions)."""
     assert settings.until_decided is not None
     return Spending(alpha_of(settings.until_decided))
+
+
+def target_round(settings: Settings, passes: int, se: float) -> int | None:
+    """Passes of the next --target-se round after `passes` per side at this SE; None: stop (goal met,
+    no goal, or fewer than 2 passes left under the cap)."""
+    if settings.target_se is None or settings.reached(se):
+        return None
+    left = settings.cap - passes
+    if left < 2:
+        return None
+    size = min(left, max(_needed(passes, se, settings.target_se, left), settings.samples // 2, 2))
+    return left if left - size == 1 else size  # never strand a single pass below the cap
+
+
+def look_round(settings: Settings, look: int, passes: int) -> int | None:
+    """Passes of --until-decided's next planned round after look `look` at `passes` per side; None: the
+    looks or the cap are spent."""
+    looks = planned_passes(settings.samples, settings.cap)
+    left = settings.cap - passes
+    if look + 1 >= len(looks) or left < 2:
+        return None
+    return min(max(looks[look + 1] - passes, 2), left)
 
 
 def _needed(passes: int, se: float, goal: float, left: int) -> int:

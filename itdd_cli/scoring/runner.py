@@ -15,7 +15,7 @@ from typing import Any
 
 from itdd_cli.core.measures import text_measures
 from itdd_cli.core.settings import LN2, Settings, safe_exp
-from itdd_cli.core.windows import Long, check_context, rolling_windows
+from itdd_cli.core.windows import Grid, Long, block_windows, check_context, rolling_windows
 from itdd_cli.errors import InputError, ModelError, UsageError
 from itdd_cli.estimators import Estimate
 from itdd_cli.io.records import Fields, Record
@@ -136,9 +136,19 @@ def _frame_sides(model: ScoringModel, record: Record, context: list[int], settin
     if settings.long is Long.rolling and capacity is not None and _rollable(record):
         scored = model.encode(record.texts[0])
         if len(scored) > capacity:
-            windows = rolling_windows(scored, capacity, settings.context)
+            block = model.info.block_size
+            windows = (rolling_windows(scored, capacity, settings.context) if block is None
+                       else block_windows(scored, _grid(model, block), settings.context))  # fmt: skip
             return [model.frame(window.context, window.scored) for window in windows]
     return [_frame_side(model, record, context, text) for text in record.texts]
+
+
+def _grid(model: ScoringModel, block: int) -> Grid:
+    """Where the model's framing puts a window's text (windows.Grid), read off two probe framings."""
+    lone, after = model.frame([], [0]), model.frame([0], [0])
+    limit = model.info.max_length
+    assert limit is not None, "only a model with a maximum rolls"
+    return Grid(block, lone.start, after.start - 1, len(lone.ids) - lone.start - 1, limit)
 
 
 @dataclass(frozen=True)
@@ -205,9 +215,6 @@ def prepare(model: ScoringModel, record: Record, settings: Settings) -> _Prepare
     framed = _frame_sides(model, record, context, settings)
     windows = len(framed) if len(framed) != len(record.texts) else 1
     block_size = model.info.block_size
-    refuse_adaptive_blocks(block_size, settings)
-    if block_size is not None and windows > 1:
-        raise UsageError(f"rolling windows are not supported for block-diffusion models (block size {block_size})")
     longest = max(span.length for f in framed for span in block_spans(f, block_size))
     limit = settings.estimator.max_tokens
     if limit is not None and longest > limit:
@@ -219,24 +226,14 @@ def prepare(model: ScoringModel, record: Record, settings: Settings) -> _Prepare
         )
     check_samples(settings.samples, longest)
     lost = _lost_text(model, record, settings.strict)
+    settings = replace(settings, independent=True) if windows > 1 else settings  # windows draw apart
     if settings.estimator.needs_scores:
         return _Prepared(record, ScoreEntropyDraws(context, framed, settings), len(context), windows, lost)
     if block_size is None:
-        settings = replace(settings, independent=True) if windows > 1 else settings
         draws: RecordDraws | BlockDraws = RecordDraws(context, framed, settings)
     else:
         draws = BlockDraws.of(context, framed, settings, block_size)
     return _Prepared(record, draws, len(context), windows=windows, lost=lost)
-
-
-def refuse_adaptive_blocks(block_size: int | None, settings: Settings) -> None:
-    """Rounds are planned per record from one tally per side; a block model's sides are sums of
-    per-block tallies whose rounds nothing plans yet, so --target-se / --until-decided are refused."""
-    if block_size is not None and settings.adaptive:
-        raise UsageError(
-            f"--target-se / --until-decided are not supported for block-diffusion models (block size {block_size}) "
-            "— use a fixed --samples"
-        )
 
 
 def _checked(record: Record, estimate: Estimate) -> Estimate:
@@ -285,7 +282,7 @@ def _ratio_values(prepared: _Prepared) -> dict[str, Any]:
         "tokens_rejected": prepared.framed[1].length,
         "samples": prepared.draws.passes,
         "prefers": "chosen" if log_ratio.value > 0 else "rejected",
-        "decided": getattr(prepared.draws, "decided", None),  # block models draw no rounds
+        "decided": prepared.draws.decided,
     }
 
 
@@ -297,9 +294,12 @@ def _token_values(model: ScoringModel, prepared: _Prepared, settings: Settings) 
 
 def choice_scores(prepared: _Prepared) -> ChoiceScores:
     """Per-text estimates of a scored record, paired by draw (coupled unless --independent)."""
-    tallies = prepared.draws.tallies
-    estimates = [_checked(prepared.record, estimate) for estimate in prepared.draws.estimates()]
-    contenders = getattr(prepared.draws, "active", None)  # sides still in contention when the rounds stopped
+    draws = prepared.draws
+    estimates = [_checked(prepared.record, estimate) for estimate in draws.estimates()]
+    contenders = draws.active  # sides still in contention when the rounds stopped
+    if isinstance(draws, BlockDraws):  # margins are Σ over blocks of per-block paired differences
+        return ChoiceScores(estimates, [], [], contenders, paired=draws.difference)
+    tallies = draws.tallies
     return ChoiceScores(estimates, [tally.all_values() for tally in tallies], [tally.all_groups() for tally in tallies],
                         contenders, scale=not tallies[0].orders)  # fmt: skip
 
@@ -308,7 +308,6 @@ def _choice_values(prepared: _Prepared) -> dict[str, Any]:
     record = prepared.record
     tokens = [framed.length for framed in prepared.framed]
     draws = prepared.draws
-    assert isinstance(draws, RecordDraws), "choice refuses block models"
     values = choice_values(record.id, record.label, choice_scores(prepared), record.texts, tokens, draws.passes)
     return values | {"decided": draws.decided, "passes": draws.forward_rows}
 
@@ -368,13 +367,9 @@ def score(
     characters in tokenization comes out as a `Lossy` wrapping its row. `on_batch` hears the
     engine's progress after each forward batch.
     """
-    refuse_adaptive_blocks(model.info.block_size, settings)
     model.check_estimator(settings.estimator)
     if settings.estimator.needs_scores:
         refuse_with_scores(command.value, settings)
-    if command is Command.choice and model.info.block_size is not None:
-        raise UsageError(f"choice is not supported for block-diffusion models (block size {model.info.block_size}) "
-                         "— score each choice with cond-nll")  # fmt: skip
     spec = SPECS[command]
     values = ROW_VALUES[command]
     if settings.per_token:
