@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, make_dataclass, replace
 from typing import Any
 
 from itdd_cli import api_args
@@ -23,6 +23,7 @@ from itdd_cli.bundled import bundled_path
 from itdd_cli.errors import ArgumentTypeError
 from itdd_cli.estimators import Estimator
 from itdd_cli.models import LoadOptions, ScoringModel, load_model
+from itdd_cli.rows import guided_name
 from itdd_cli.runner import Command, Lossy, Settings, Skipped, score
 
 
@@ -104,6 +105,17 @@ class ChoiceResult:
 
 RESULTS = {Command.nll: NllResult, Command.cond_nll: CondNllResult, Command.ratio: RatioResult,
            Command.choice: ChoiceResult}  # fmt: skip
+
+
+def _guided_result(result: type) -> type:
+    """The result under cfg > 0: the same fields, the guided scores named as the CLI's rows name them
+    (`guided_nll`, …): a guided score is not a log-likelihood."""
+    return make_dataclass("Guided" + result.__name__,
+                          [(guided_name(f.name), f.type, field(default=f.default)) for f in fields(result)],
+                          frozen=True)  # fmt: skip
+
+
+GUIDED_RESULTS = {command: _guided_result(result) for command, result in RESULTS.items() if command is not Command.nll}
 
 
 @dataclass(frozen=True)
@@ -204,7 +216,7 @@ class Scorer:
         return self._score(Command.choice, objects)
 
     def _score(self, command: Command, objects: list[dict[str, Any]]) -> list[Any]:
-        result = RESULTS[command]
+        result = RESULTS[command] if self.settings.guidance is None else GUIDED_RESULTS.get(command, RESULTS[command])
         return [result(**row) for row in _rows(score(command, enumerate(objects, 1), self.model, self.settings))]
 
 

@@ -68,6 +68,7 @@ _RULES: dict[str, Callable[[str, Any], Any]] = {
     "until_decided": _optional(checks.decision_level),  # the CLI's rule: α in (0, 1) or a z from 1 to 8
     "max_samples": _optional(lambda name, value: checks.integer(name, value, checks.MIN_SAMPLES, text=False)),
     "per_token": _flag,
+    "cfg": lambda name, value: checks.number(name, value, 0.0),
 }
 assert set(_RULES) == {field.name for field in fields(Settings)}, "every setting has its rule"
 

@@ -24,6 +24,7 @@ from itdd_cli.options import (
     BaseArg,
     BatchSizeOpt,
     BlockSizeOpt,
+    CfgOpt,
     ChatTemplateOpt,
     ChoicesFieldOpt,
     ChosenFieldOpt,
@@ -255,7 +256,7 @@ def _settings(estimator: Estimator, samples: int, seed: int, batch_size: str, ma
               independent: bool = False, chat_template: bool = False, keep_boundary: bool = False,
               strict: bool = False, target_se: float | None = None, max_samples: int | None = None,
               until_decided: float | None = None, long: Long = Long.error, context: int = 0,
-              per_token: bool = False) -> Settings:  # fmt: skip
+              per_token: bool = False, cfg: float = 0.0) -> Settings:  # fmt: skip
     from itdd_cli.settings import Settings
 
     settings = Settings(
@@ -274,6 +275,7 @@ def _settings(estimator: Estimator, samples: int, seed: int, batch_size: str, ma
         until_decided=until_decided,
         max_samples=max_samples,
         per_token=per_token,
+        cfg=cfg,
     )
     checks.combination(settings, lambda name: "--" + name.replace("_", "-"))  # `--max-samples`: the option
     return settings
@@ -399,6 +401,7 @@ def nll(
     fmt: FormatOpt = Format.auto,
     samples: SamplesOpt = 128,
     estimator: EstimatorOpt = DEFAULT_ESTIMATOR,
+    cfg: CfgOpt = 0.0,
     target_se: TargetSeOpt = None,
     max_samples: MaxSamplesOpt = None,
     seed: SeedOpt = 0,
@@ -433,6 +436,7 @@ def nll(
     quiet: QuietOpt = False,
 ) -> None:
     """−log p(text) for each record's text field."""
+    checks.guidance("nll", cfg, lambda name: "--" + name)  # refused before the model loads
     settings = _settings(estimator, samples, seed, batch_size, max_tokens, strict=strict, target_se=target_se,
                          max_samples=max_samples, long=long, context=context, per_token=per_token)  # fmt: skip
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
@@ -455,6 +459,7 @@ def cond_nll(
     fmt: FormatOpt = Format.auto,
     samples: SamplesOpt = 128,
     estimator: EstimatorOpt = DEFAULT_ESTIMATOR,
+    cfg: CfgOpt = 0.0,
     target_se: TargetSeOpt = None,
     max_samples: MaxSamplesOpt = None,
     seed: SeedOpt = 0,
@@ -492,7 +497,7 @@ def cond_nll(
     """−log p(response | prompt); the prompt is never masked."""
     settings = _settings(estimator, samples, seed, batch_size, max_tokens, chat_template=chat_template,
                          keep_boundary=keep_boundary, strict=strict, target_se=target_se,
-                         max_samples=max_samples, per_token=per_token)  # fmt: skip
+                         max_samples=max_samples, per_token=per_token, cfg=cfg)  # fmt: skip
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
     source = _source(input_path, input_format, lines, dataset, dataset_config, split, limit)
     out = _output(source.path, output, fmt, overwrite, resume, summary, quiet, per_token)
@@ -512,6 +517,7 @@ def ratio(
     fmt: FormatOpt = Format.auto,
     samples: SamplesOpt = 128,
     estimator: EstimatorOpt = DEFAULT_ESTIMATOR,
+    cfg: CfgOpt = 0.0,
     target_se: TargetSeOpt = None,
     max_samples: MaxSamplesOpt = None,
     seed: SeedOpt = 0,
@@ -551,7 +557,7 @@ def ratio(
     """log p(chosen | prompt) − log p(rejected | prompt), with coupled masks by default."""
     settings = _settings(estimator, samples, seed, batch_size, max_tokens, independent, chat_template, keep_boundary,
                          strict, target_se=target_se, max_samples=max_samples,
-                         until_decided=until_decided)  # fmt: skip
+                         until_decided=until_decided, cfg=cfg)  # fmt: skip
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
     source = _source(input_path, input_format, lines, dataset, dataset_config, split, limit)
     out = _output(source.path, output, fmt, overwrite, resume, summary, quiet)
@@ -573,6 +579,7 @@ def choice(
     fmt: FormatOpt = Format.auto,
     samples: SamplesOpt = 128,
     estimator: EstimatorOpt = DEFAULT_ESTIMATOR,
+    cfg: CfgOpt = 0.0,
     until_decided: UntilDecidedOpt = None,
     max_samples: MaxSamplesOpt = None,
     seed: SeedOpt = 0,
@@ -602,7 +609,7 @@ def choice(
     """k-way multiple choice: log p(choice | prompt) for each choice, the pick and the accuracy."""
     settings = _settings(estimator, samples, seed, batch_size, max_tokens, independent=independent,
                          chat_template=chat_template, strict=strict, until_decided=until_decided,
-                         max_samples=max_samples)  # fmt: skip
+                         max_samples=max_samples, cfg=cfg)  # fmt: skip
     policy = _policy(skip_invalid, fail_above, fail_below, revision)
     out = _output(input_path, output, fmt, overwrite, resume, summary, quiet)
     fields = Fields(prompt=prompt_field, choices=choices_field, label=label_field, id=id_field)

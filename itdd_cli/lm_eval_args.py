@@ -48,6 +48,7 @@ class ModelArgs:
     mc_log_overwrite: bool = False  # replace an existing mc_log file (else refused, as -o without --overwrite)
     until_decided: float | None = None  # --until-decided: α in (0, 1), or a z from 1 to 8
     max_samples: int | None = None  # --max-samples: the cap on passes per choice under until_decided
+    cfg: float = 0.0  # --cfg: classifier-free guidance scale; the log-likelihoods become guided scores
 
 
 def parse_model_args(given: Mapping[str, Any]) -> ModelArgs:
@@ -121,6 +122,14 @@ def _samples(name: str, value: Any) -> int:
     return samples
 
 
+def _number(name: str, value: Any) -> Any:
+    """lm-eval passes model args as text or as what it parsed them to; a number either way."""
+    try:
+        return float(value) if isinstance(value, str) else value
+    except ValueError:
+        raise UsageError(f"{name} must be a number ≥ 0.0") from None
+
+
 def _text(name: str, value: Any) -> str:
     return str(value)
 
@@ -174,4 +183,5 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "mc_log_overwrite": _flag,
     "until_decided": checks.decision_level,
     "max_samples": lambda name, value: checks.integer(name, _whole(name, value), checks.MIN_SAMPLES),
+    "cfg": lambda name, value: checks.number(name, _number(name, value), 0.0),
 }

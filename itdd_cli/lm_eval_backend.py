@@ -43,6 +43,7 @@ from lm_eval.api.registry import model_registry
 from lm_eval.utils import simple_parse_args_string
 from tqdm import tqdm
 
+from itdd_cli import checks
 from itdd_cli.api import Scorer
 from itdd_cli.draws import run_rounds
 from itdd_cli.engine import Engine
@@ -53,7 +54,7 @@ from itdd_cli.parallel import close_shard, current_shard
 from itdd_cli.processes import launched
 from itdd_cli.records import Fields, Record
 from itdd_cli.rows import FIXED_PROTOCOL_DRAWS, UNDECIDED_SE, Command
-from itdd_cli.runner import choice_scores, prepare
+from itdd_cli.runner import check_guidance, choice_scores, prepare
 from itdd_cli.session import run_settings
 
 logger = logging.getLogger("lm_eval.itdd")  # under lm-eval's logger, so its handler prints it
@@ -131,7 +132,7 @@ class ItddLM(LM):
                                   independent=args.independent, device=device, dtype=args.dtype, family=args.family,
                                   trust_remote_code=args.trust_remote_code, tokenizer=args.tokenizer,
                                   revision=args.revision, batch_size=args.batch_size, max_tokens=args.max_tokens,
-                                  chat_template=args.chat_template)  # fmt: skip
+                                  chat_template=args.chat_template, cfg=args.cfg)  # fmt: skip
         if args.until_decided is not None:
             self.scorer = self.scorer.with_settings(until_decided=args.until_decided, max_samples=args.max_samples)
         self.monte_carlo: dict[str, dict[str, float]] = {}  # per task: get_model_info() puts it in the results JSON
@@ -172,6 +173,7 @@ class ItddLM(LM):
 
     def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
         """log p(document) per request, as `itdd nll` (no rolling windows: a long document is an error)."""
+        checks.guidance("nll", self.scorer.settings.cfg, lambda name: f"model_args {name}")  # no prompt to guide by
         questions = [_Question("", [request.args[0]], index) for index, request in enumerate(requests)]
         self.last_results = [results[0] for results in self._score(requests, questions, disable_tqdm)]
         self._report(requests, [[result] for result in self.last_results], [str(r.task_name) for r in requests])
@@ -186,6 +188,7 @@ class ItddLM(LM):
         self, requests: list[Instance], questions: list[_Question], quiet: bool
     ) -> Iterator[list[RequestResult]]:
         scorer = self.scorer
+        check_guidance(Command.choice, scorer.model, scorer.settings)  # cfg: refused for block models
 
         def tasks() -> Iterator[tuple[int, Any]]:
             for number, question in enumerate(questions):
@@ -197,7 +200,9 @@ class ItddLM(LM):
                 except InputError as error:
                     raise RequestError(f"{_describe(requests[question.first_request])}: {error.message}") from None
 
-        engine = Engine(scorer.model, batch_rows=scorer.settings.batch_rows, max_tokens=scorer.settings.max_tokens)
+        engine = Engine(scorer.model, batch_rows=scorer.settings.batch_rows, max_tokens=scorer.settings.max_tokens,
+                        guidance=scorer.settings.guidance)  # fmt: skip
+        rows_per_draw = 1 if scorer.settings.guidance is None else 2  # cfg: each draw and its unconditional twin
         with tqdm(total=len(questions), desc="itdd scoring", disable=quiet or self.rank != 0) as progress:
             for prepared in run_rounds(engine, tasks(), lambda item: item.draws, scorer.settings.adaptive):
                 if prepared.lost:  # scored as `itdd choice` scores it; the loss is said, not hidden
@@ -211,7 +216,8 @@ class ItddLM(LM):
                     RequestResult(-estimate.value, estimate.se, framed.length, i == best,
                                   math.nan if margin is None else margin.value,
                                   math.nan if margin is None else margin.se,
-                                  getattr(draws, "decided", None), getattr(draws, "forward_rows", 0))  # fmt: skip
+                                  getattr(draws, "decided", None),
+                                  getattr(draws, "forward_rows", 0) * rows_per_draw)  # fmt: skip
                     for i, (estimate, framed) in enumerate(zip(scores.nll, prepared.framed, strict=True))
                 ]
                 progress.update(1)
@@ -278,7 +284,7 @@ class ItddLM(LM):
         return {"itdd_monte_carlo": {"estimator": settings.estimator.value, "samples": settings.samples,
                                      "until_decided": settings.until_decided,
                                      "max_samples": settings.cap if settings.adaptive else None,
-                                     "seed": settings.seed, "tasks": tasks}}  # fmt: skip
+                                     "seed": settings.seed, "cfg": settings.cfg, "tasks": tasks}}  # fmt: skip
 
     @property
     def tokenizer_name(self) -> str:

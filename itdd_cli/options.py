@@ -129,6 +129,17 @@ TargetSeOpt = Annotated[
                     "goal, not a coverage guarantee", "off"),
     ),
 ]
+CfgOpt = Annotated[
+    float,
+    typer.Option(
+        "--cfg",
+        metavar="S",
+        callback=lambda value: checks.number("--cfg", value, 0.0),
+        help="classifier-free guidance scale (LLaDA's protocol): each pass is paired with one whose prompt is all "
+             "masked, logits uncond + (S+1)(cond − uncond); a guided score (guided_* fields), not a likelihood; "
+             "0: off",
+    ),
+]  # fmt: skip
 MaxSamplesOpt = Annotated[
     int | None,
     typer.Option(

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from itdd_cli import checks
 from itdd_cli import engine as engine_module
 from itdd_cli.blocks import BlockDraws, block_spans
 from itdd_cli.choice import ChoiceScores, choice_values
@@ -24,7 +25,7 @@ from itdd_cli.measures import text_measures
 from itdd_cli.models.base import Framed, ScoringModel
 from itdd_cli.pertoken import check_per_token, per_token_values
 from itdd_cli.records import Fields, Record
-from itdd_cli.rows import SPECS, Command
+from itdd_cli.rows import SPECS, Command, guided_name, spec_for
 from itdd_cli.settings import LN2, Settings, safe_exp
 from itdd_cli.windows import Long, check_context, rolling_windows
 
@@ -226,6 +227,15 @@ def prepare(model: ScoringModel, record: Record, settings: Settings) -> _Prepare
     return _Prepared(record, draws, len(context), windows=windows, lost=lost)
 
 
+def check_guidance(command: Command, model: ScoringModel, settings: Settings) -> None:
+    """--cfg guides by the prompt: nll has none, and block models' [noisy ‖ clean] rows have no twin yet."""
+    if settings.guidance is None:
+        return
+    checks.guidance(command.value, settings.cfg, lambda name: "--" + name)
+    if model.info.block_size is not None:
+        raise UsageError(f"--cfg is not supported for block-diffusion models (block size {model.info.block_size})")
+
+
 def refuse_adaptive_blocks(block_size: int | None, settings: Settings) -> None:
     """Rounds are planned per record from one tally per side; a block model's sides are sums of
     per-block tallies whose rounds nothing plans yet, so --target-se / --until-decided are refused."""
@@ -307,7 +317,8 @@ def _choice_values(prepared: _Prepared) -> dict[str, Any]:
     draws = prepared.draws
     assert isinstance(draws, RecordDraws), "choice refuses block models"
     values = choice_values(record.id, record.label, choice_scores(prepared), record.texts, tokens, draws.passes)
-    return values | {"decided": draws.decided, "passes": draws.forward_rows}
+    rows_per_draw = 1 if prepared.draws.settings.guidance is None else 2  # --cfg: each draw and its twin
+    return values | {"decided": draws.decided, "passes": draws.forward_rows * rows_per_draw}
 
 
 # Each command's row, by the fields its RowSpec declares (the spec fixes their order).
@@ -319,6 +330,7 @@ def stopped_at_cap(row: dict[str, Any], settings: Settings) -> bool:
     """Whether a row of a --target-se / --until-decided run spent its --max-samples short of its goal."""
     if not settings.adaptive:
         return False
+    row = {name.removeprefix("guided_"): value for name, value in row.items()}  # --cfg rows: the same numbers
     se = row["log_ratio_se"] if "log_ratio" in row else row.get("margin_se", row.get("nll_se"))
     return not row.get("decided") and not settings.reached(se)
 
@@ -357,10 +369,11 @@ def score(
     engine's progress after each forward batch.
     """
     refuse_adaptive_blocks(model.info.block_size, settings)
+    check_guidance(command, model, settings)
     if command is Command.choice and model.info.block_size is not None:
         raise UsageError(f"choice is not supported for block-diffusion models (block size {model.info.block_size}) "
                          "— score each choice with cond-nll")  # fmt: skip
-    spec = SPECS[command]
+    spec = spec_for(command, settings.guidance is not None)
     values = ROW_VALUES[command]
     if settings.per_token:
         check_per_token(command)
@@ -391,11 +404,15 @@ def score(
         max_tokens=settings.max_tokens,
         on_batch=on_batch,
         window_rows=engine_module.WINDOW_ROWS,
+        guidance=settings.guidance,
     )  # read now: --resume replays the same windows
     for item in run_rounds(engine, prepared(), draws_of, settings.adaptive):
         if isinstance(item, Skipped):
             yield item
             continue
         # --keep fields follow the declared ones (their names were checked against them up front)
-        row = spec.row(**values(item), **_token_values(model, item, settings)) | item.record.kept
+        found = values(item) | _token_values(model, item, settings)
+        if settings.guidance is not None:
+            found = {guided_name(name): value for name, value in found.items()}
+        row = spec.row(**found) | item.record.kept
         yield row if item.lost is None else Lossy(row, item.record.line, item.lost)

@@ -60,6 +60,7 @@ class BD3LMAdapter(BlockRows, MDLMAdapter):
         concatenated: Concatenated | None,
         score_mask: torch.Tensor,
         targets: torch.Tensor,
+        guidance: float | None = None,
     ) -> torch.Tensor:
         device = self.model.vocab_embed.embedding.device
         ids = input_ids.to(device)
@@ -69,4 +70,4 @@ class BD3LMAdapter(BlockRows, MDLMAdapter):
         where = score_mask.to(device)
         logits = self.model.output_layer(hidden[where], c[where.nonzero()[:, 0]]).float()  # (P, V)
         logits[:, self.mask_id] = float("-inf")  # SUBS: the mask is never a prediction
-        return target_log_softmax(logits, targets[score_mask])
+        return target_log_softmax(logits, targets[score_mask], guidance)

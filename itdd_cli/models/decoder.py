@@ -119,6 +119,7 @@ class BidirectionalDecoderAdapter(BlockRows, ScoringModel):
         concatenated: Concatenated | None,
         score_mask: torch.Tensor,
         targets: torch.Tensor,
+        guidance: float | None = None,
     ) -> torch.Tensor:
         device = self.model.device
         dtype = self.model.dtype
@@ -135,7 +136,7 @@ class BidirectionalDecoderAdapter(BlockRows, ScoringModel):
         logits = self.model.lm_head(hidden[rows.to(device), columns.to(device)])  # (P, V): the head only where scored
         if self.vocab_limit is not None:
             logits = logits[:, : self.vocab_limit]
-        return target_log_softmax(logits, targets[score_mask])
+        return target_log_softmax(logits, targets[score_mask], guidance)
 
 
 def require(config: dict[str, Any], key: str, family: str) -> Any:

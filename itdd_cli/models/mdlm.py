@@ -107,6 +107,7 @@ class MDLMAdapter(ScoringModel):
         attention_mask: torch.Tensor,
         score_mask: torch.Tensor,
         targets: torch.Tensor,
+        guidance: float | None = None,
     ) -> torch.Tensor:
         if not bool(attention_mask.all()):
             raise ValueError("MDLM has no attention mask: rows of one batch must share their length")
@@ -118,4 +119,4 @@ class MDLMAdapter(ScoringModel):
         rows = where.nonzero()[:, 0]  # (P,) the sequence of each scored position
         logits = self.model.output_layer(hidden[where], c[rows]).float()  # (P, V)
         logits[:, self.mask_id] = float("-inf")  # SUBS: the mask is never a prediction
-        return target_log_softmax(logits, targets[score_mask])
+        return target_log_softmax(logits, targets[score_mask], guidance)

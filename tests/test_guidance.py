@@ -1,0 +1,157 @@
+"""--cfg S: classifier-free guidance in the likelihood, as LLaDA's published evaluation computes it.
+
+The reference here is the published recipe written out in the test: every masked set of the answer
+enumerated, weighted as LLaDA's estimator weighs it (a masked count k uniform in 1..L, a set of that
+size uniform, each masked token's cross-entropy divided by k / L), with the logits of the model
+called directly on the conditional row and on its twin whose positions before the answer (the BOS
+included) are all masked, combined as uncond + (S + 1)(cond − uncond) before the cross-entropy.
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import combinations
+
+import pytest
+import torch
+from transformers import AutoTokenizer
+
+from itdd_cli.estimators import Estimator
+from itdd_cli.models import LoadOptions, load_model
+from itdd_cli.rows import Command
+from itdd_cli.runner import Settings, score
+from tests.conftest import invoke, read_jsonl, write_jsonl
+from tests.family_checkpoints import LLADA, write_llada
+
+PROMPT, ANSWER = "the cat", " sat"  # 4 answer tokens: 15 masked sets
+
+
+@pytest.fixture(scope="module")
+def llada(tmp_path_factory):
+    return write_llada(tmp_path_factory.mktemp("llada") / "llada")
+
+
+@pytest.fixture(scope="module")
+def model(llada):
+    return load_model(LoadOptions(str(llada)))
+
+
+def published(model, directory, scale: float) -> float:
+    """LLaDA's guided score of ANSWER after PROMPT, every masked set enumerated, in float64."""
+    tokenizer = AutoTokenizer.from_pretrained(str(directory))
+    bos = tokenizer.convert_tokens_to_ids("<|startoftext|>")
+    prompt = [bos, *tokenizer.convert_tokens_to_ids(list(PROMPT))]
+    answer = tokenizer.convert_tokens_to_ids(list(ANSWER))
+    sequence = torch.tensor(prompt + answer)
+    length, mask_id = len(answer), LLADA["mask"]
+    total = 0.0
+    for count in range(1, length + 1):
+        sets = list(combinations(range(length), count))
+        for subset in sets:
+            masked = torch.zeros(len(sequence), dtype=torch.bool)
+            masked[[len(prompt) + i for i in subset]] = True
+            noisy = torch.where(masked, mask_id, sequence)
+            unconditional = noisy.clone()
+            unconditional[: len(prompt)] = mask_id  # the whole tokenised prompt, BOS included
+            with torch.no_grad():
+                logits = model.model(input_ids=torch.stack([noisy, unconditional])).logits.double()
+            cond, uncond = logits[0], logits[1]
+            guided = uncond + (scale + 1) * (cond - uncond)
+            loss = torch.nn.functional.cross_entropy(guided[masked], sequence[masked], reduction="sum")
+            total += (1 / length) * (1 / len(sets)) * float(loss) / (count / length)
+    return total
+
+
+def _cond_nll(model, scale: float, estimator=Estimator.exact, samples: int = 128) -> dict:
+    settings = Settings(estimator=estimator, samples=samples, cfg=scale)
+    [row] = score(Command.cond_nll, [(1, {"prompt": PROMPT, "response": ANSWER})], model, settings)
+    return row
+
+
+@pytest.mark.parametrize("scale", [0.5, 2.0])
+def test_exact_guided_score_equals_llada_published_formula(model, llada, scale):
+    row = _cond_nll(model, scale)
+    expected = published(model, llada, scale)
+    assert row["guided_nll"] == pytest.approx(expected, abs=1e-6)
+    assert row["guided_nll_se"] == 0.0
+    assert "nll" not in row  # a guided score, not a log-likelihood: named so
+    plain = _cond_nll(model, 0.0)["nll"]
+    assert abs(row["guided_nll"] - plain) > 1e-3  # guidance changed the number: the test can tell
+
+
+def test_scale_zero_is_the_plain_conditional_nll_and_the_formula_at_zero(model, llada):
+    row = _cond_nll(model, 0.0)
+    assert row["nll"] == pytest.approx(published(model, llada, 0.0), abs=1e-6)
+
+
+def test_every_estimator_estimates_the_exact_guided_score(model):
+    """The exact sum's weights are the expectation every Monte Carlo estimator draws from, guided or not."""
+    prompt, answer = "the cat", " sat on."  # 8 tokens: 255 masked sets, more than -n draws
+    objects = [(1, {"prompt": prompt, "response": answer})]
+    [exact] = score(Command.cond_nll, objects, model, Settings(estimator=Estimator.exact, cfg=1.5))
+    for estimator in [e for e in Estimator if e.monte_carlo]:
+        [row] = score(Command.cond_nll, objects, model, Settings(estimator=estimator, samples=64, cfg=1.5))
+        assert row["samples"] == 64  # draws; each cost two forward rows
+        assert abs(row["guided_nll"] - exact["guided_nll"]) < 4 * row["guided_nll_se"], estimator
+
+
+def test_choice_and_ratio_are_guided_like_cond_nll(model):
+    prompt, texts = "the cat", [" sat", " ran", " is"]
+    exact = Settings(estimator=Estimator.exact, cfg=1.0)
+    alone = [next(score(Command.cond_nll, [(1, {"prompt": prompt, "response": t})], model, exact))["guided_nll"]
+             for t in texts]  # fmt: skip
+    [choice] = score(Command.choice, [(1, {"prompt": prompt, "choices": texts, "label": 0})], model, exact)
+    assert choice["guided_logliks"] == pytest.approx([-value for value in alone], abs=1e-9)
+    assert choice["pred"] == max(range(3), key=lambda i: -alone[i])
+    [pair] = score(Command.ratio, [(1, {"prompt": prompt, "chosen": texts[0], "rejected": texts[1]})], model, exact)
+    assert pair["guided_nll_chosen"] == pytest.approx(alone[0], abs=1e-9)
+    assert pair["guided_log_ratio"] == pytest.approx(alone[1] - alone[0], abs=1e-9)
+    monte_carlo = Settings(samples=16, cfg=1.0)
+    [choice] = score(Command.choice, [(1, {"prompt": prompt, "choices": [" sat on", " ran to"]})], model, monte_carlo)
+    assert choice["passes"] == 2 * 2 * 16  # two choices, sixteen draws, a row and its twin each
+
+
+def test_cfg_zero_writes_byte_identical_files(llada, tmp_path):
+    """--cfg 0 never takes the guided path: the rows and the settings record are the same bytes."""
+    records = {"cond-nll": [{"prompt": "the cat", "response": " sat on the mat."}, {"prompt": "a", "response": " dog"}],
+               "choice": [{"prompt": "the cat", "choices": [" sat", " ran"], "label": 0}]}  # fmt: skip
+    for command, rows in records.items():
+        source = write_jsonl(tmp_path / f"{command}.jsonl", rows)
+        files = []
+        for flags in ([], ["--cfg", "0"]):
+            folder = tmp_path / f"{command}{len(flags)}"
+            folder.mkdir()
+            result = invoke([command, source, "-m", llada, "-n", "8", "-o", folder / "out.jsonl", "-q", *flags])
+            assert result.exit_code == 0, result.output
+            files.append([(folder / name).read_bytes() for name in ("out.jsonl", "out.jsonl.meta.json")])
+        assert files[0] == files[1]
+        assert b'"nll' in files[0][0] or b'"logliks"' in files[0][0]
+
+
+def test_guided_run_names_its_fields_and_summary_and_counts_both_rows(llada, tmp_path):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "the cat", "response": " sat on the mat."}])
+    summary = tmp_path / "summary.json"
+    result = invoke(["cond-nll", source, "-m", llada, "-n", "8", "--cfg", "1.5", "--summary", summary,
+                     "--format", "jsonl"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    [row] = read_jsonl(result.stdout)
+    assert {"guided_nll", "guided_nll_se", "guided_nll_per_token", "guided_bits_per_byte"} <= set(row)
+    assert "nll" not in row and "nll_per_token" not in row
+    import json
+
+    record = json.loads(summary.read_text())
+    assert record["passes"] == 2 * 8  # each of the 8 draws and its unconditional twin
+    assert "guided_nll_per_token" in record and "nll_per_token" not in record
+
+
+@pytest.mark.parametrize("args, message", [
+    (["nll", "--cfg", "1"], "--cfg guides the score by the prompt, and nll has none"),
+    (["cond-nll", "--cfg", "-1"], "--cfg must be ≥ 0.0"),
+    (["cond-nll", "--cfg", "nan"], "--cfg must be a number ≥ 0.0"),
+])  # fmt: skip
+def test_bad_guidance_is_a_one_line_usage_error(llada, tmp_path, args, message):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"text": "abc", "prompt": "a", "response": "b"}])
+    result = invoke([*args, source, "-m", llada, "-n", "8", "-q"])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
