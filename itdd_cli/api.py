@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields, make_dataclass, replace
 from typing import Any
 
-from itdd_cli import api_args
+from itdd_cli import api_args, checks
 from itdd_cli.bundled import bundled_path
 from itdd_cli.errors import ArgumentTypeError
 from itdd_cli.estimators import Estimator
@@ -149,14 +149,16 @@ class Scorer:
         batch_size: int | None = None,
         max_tokens: int | None = None,
         chat_template: bool = False,
+        cfg: float = 0.0,
     ) -> Scorer:
         """Load `model` (a hub id, a local checkpoint directory or a bundled name: 'demo', 'dna8').
 
         The settings mean what the CLI options of the same names mean (`batch_size=None` is
         `--batch-size auto`); the defaults are the CLI's (`estimator=None`: the default estimator).
+        `cfg > 0` returns guided scores under guided names (`GuidedCondNllResult.guided_nll`, …).
         """
         changes = {"samples": samples, "seed": seed, "independent": independent, "batch_rows": batch_size,
-                   "max_tokens": max_tokens, "chat_template": chat_template}  # fmt: skip
+                   "max_tokens": max_tokens, "chat_template": chat_template, "cfg": cfg}  # fmt: skip
         if estimator is not None:
             changes["estimator"] = estimator
         settings = api_args.settings(Settings(), changes, {"batch_rows": "batch_size"})
@@ -176,6 +178,7 @@ class Scorer:
 
     def nll(self, texts: Sequence[str]) -> list[NllResult]:
         """−log p(text) for each text (as `itdd nll`)."""
+        checks.guidance("nll", self.settings.cfg, lambda name: name)  # no prompt to guide by
         return self._score(Command.nll, [{"text": text} for text in api_args.texts("texts", texts)])
 
     def cond_nll(self, prompts: Sequence[str], responses: Sequence[str]) -> list[CondNllResult]:

@@ -629,7 +629,7 @@ demo), samples (draws per question, 128), estimator, seed, independent, max_toke
 family, tokenizer, revision, trust_remote_code, chat_template, mc_log (JSONL of per-request Monte
 Carlo standard errors), until_decided and max_samples (rounds until each question's pick is decided,
 as `itdd choice --until-decided`; the results JSON's config.itdd_monte_carlo gives, per task, the mean
-SE, the share decided and the forward rows).
+SE, the share decided and the forward rows), cfg (classifier-free guidance, as `--cfg`: guided scores).
 
 Examples:
   itdd lm-eval run --model itdd --model_args pretrained=GSAI-ML/LLaDA-8B-Base,samples=128 --tasks arc_easy

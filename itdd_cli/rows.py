@@ -326,5 +326,5 @@ def spec_of_columns(columns: set[str]) -> RowSpec | None:
 
 def comparable(spec: RowSpec | None = None) -> dict[str, Field]:
     """Fields `compare` may compare (of one command, or of all)."""
-    specs = [spec] if spec else list(SPECS.values())
+    specs = [spec] if spec else all_specs()
     return {field.name: field for s in specs for field in s.fields if field.worse}

@@ -155,3 +155,70 @@ def test_bad_guidance_is_a_one_line_usage_error(llada, tmp_path, args, message):
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_python_api_cfg_returns_guided_results_equal_to_the_cli_rows(llada, tmp_path):
+    from itdd_cli import Scorer
+    from itdd_cli.errors import UsageError
+
+    scorer = Scorer.load(str(llada), samples=8, cfg=1.5)
+    [result] = scorer.cond_nll(["the cat"], [" sat on the mat."])
+    assert type(result).__name__ == "GuidedCondNllResult" and not hasattr(result, "nll")
+    source = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "the cat", "response": " sat on the mat."}])
+    cli = invoke(["cond-nll", source, "-m", llada, "-n", "8", "--cfg", "1.5", "-q", "--format", "jsonl"])
+    [row] = read_jsonl(cli.stdout)
+    assert result.guided_nll == row["guided_nll"] and result.guided_nll_se == row["guided_nll_se"]
+    [pair] = scorer.ratio(["the cat"], [" sat"], [" ran"])
+    assert math.isfinite(pair.guided_log_ratio)
+    with pytest.raises(UsageError, match="^cfg guides the score by the prompt"):
+        scorer.nll(["the cat"])
+    with pytest.raises(Exception, match="cfg must be"):
+        scorer.with_settings(cfg=-0.5)
+
+
+def test_block_diffusion_models_refuse_guidance(tmp_path):
+    from tests.block_checkpoints import write_sdar
+
+    directory = write_sdar(tmp_path / "sdar")
+    source = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "ab", "response": "cd"}])
+    result = invoke(["cond-nll", source, "-m", directory, "-n", "8", "--cfg", "1", "-q"])
+    assert result.exit_code == 2, result.output
+    assert "--cfg is not supported for block-diffusion models" in result.output
+
+
+def test_engine_counts_each_draw_and_its_twin_as_forward_rows(model):
+    from itdd_cli.engine import Engine, Job
+
+    framed = model.frame(model.encode("the cat"), model.encode(" sat on"))
+    masks = torch.rand(6, framed.length, generator=torch.Generator().manual_seed(0)) < 0.5
+    masks[:, 0] = True  # every draw scores something, and no two draws alike
+    masks[torch.arange(6), torch.arange(1, 7) % framed.length] = ~masks[torch.arange(6), torch.arange(1, 7) % 7]
+    job = Job(torch.tensor(framed.ids), framed.start, masks.unique(dim=0))
+    draws = len(job.masks)
+    seen = []
+    engine = Engine(model, guidance=1.0, on_batch=seen.append, batch_rows=4)
+    list(engine.run([(0, [job])]))
+    assert engine.forward_rows == 2 * draws
+    assert seen[-1].rows_done == seen[-1].rows_known == 2 * draws
+    assert all(rows % 2 == 0 and rows <= 4 for rows, _ in engine.shapes)  # --batch-size counts both rows
+
+
+def test_several_checkpoints_refuse_guidance(llada, tmp_path):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "ab", "response": "cd"}])
+    result = invoke(["cond-nll", source, "-m", llada, "-m", tmp_path / "other", "-n", "8", "--cfg", "1", "-q"])
+    assert result.exit_code == 2, result.output
+    assert "--cfg scores one checkpoint at a time" in result.output
+
+
+def test_compare_reads_two_guided_files(llada, tmp_path):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "prompt": "the cat", "response": text}
+                                                 for i, text in enumerate([" sat", " ran on", " is"])])  # fmt: skip
+    outputs = []
+    for seed in (0, 1):
+        out = tmp_path / f"seed{seed}.jsonl"
+        result = invoke(["cond-nll", source, "-m", llada, "-n", "8", "--seed", seed, "--cfg", "1", "-o", out, "-q"])
+        assert result.exit_code == 0, result.output
+        outputs.append(out)
+    result = invoke(["compare", *outputs])
+    assert result.exit_code == 0, result.output
+    assert "guided_nll_per_token" in result.output

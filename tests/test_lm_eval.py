@@ -330,7 +330,7 @@ def test_a_model_arg_without_a_name_is_named_as_such(no_model):
                                                  "name=value, e.g. pretrained=demo (pretrained, samples, estimator, "
                                                  "seed, independent, batch_size, max_tokens, dtype, device, family, "
                                                  "tokenizer, revision, trust_remote_code, chat_template, mc_log, "
-                                                 "mc_log_overwrite, until_decided, max_samples)")  # fmt: skip
+                                                 "mc_log_overwrite, until_decided, max_samples, cfg)")  # fmt: skip
 
 
 def test_mc_log_holds_this_runs_requests_only_replaced_whole_with_a_settings_record(tmp_path):
@@ -390,3 +390,23 @@ def test_until_decided_through_lm_eval_picks_as_itdd_choice_and_reports_in_the_r
 def test_bad_until_decided_model_args_are_one_line_usage_errors(given, message):
     with pytest.raises(UsageError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse_model_args(given)
+
+
+def test_cfg_model_arg_scores_what_itdd_choice_cfg_scores_and_rolling_refuses_it(tmp_path):
+    guided = ItddLM(pretrained="demo", samples=SAMPLES, seed=SEED, cfg="1.5")  # lm-eval passes text
+    context, continuations = "The cat sat on the", [" mat", " moon"]
+    got = guided.loglikelihood([_request(context, c) for c in continuations])
+    items = tmp_path / "items.jsonl"
+    items.write_text(json.dumps({"prompt": context, "choices": continuations}) + "\n")
+    result = invoke(["choice", items, "-m", "demo", "-n", SAMPLES, "--seed", SEED, "--cfg", "1.5", "-q",
+                     "--format", "jsonl"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    [row] = read_jsonl(result.stdout)
+    assert [loglik for loglik, _ in got] == row["guided_logliks"]  # bit for bit
+    assert guided.last_results[0].passes == row["passes"] == 2 * 2 * SAMPLES  # each draw and its twin
+    plain = ItddLM(pretrained="demo", samples=SAMPLES, seed=SEED).loglikelihood([_request(context, " mat")])
+    assert plain[0][0] != got[0][0]
+    with pytest.raises(UsageError, match="model_args cfg guides the score by the prompt"):
+        guided.loglikelihood_rolling([_request("", "The cat sat.", kind="loglikelihood_rolling")])
+    with pytest.raises(UsageError, match="model_args cfg must be"):
+        parse_model_args({"cfg": "-1"})
