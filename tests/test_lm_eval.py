@@ -394,7 +394,7 @@ def test_bad_until_decided_model_args_are_one_line_usage_errors(given, message):
 
 def test_cfg_model_arg_scores_what_itdd_choice_cfg_scores_and_rolling_refuses_it(tmp_path):
     guided = ItddLM(pretrained="demo", samples=SAMPLES, seed=SEED, cfg="1.5")  # lm-eval passes text
-    context, continuations = "The cat sat on the", [" mat", " moon"]
+    context, continuations = "The cat sat on the", [" mat in the hall", " moon above the sea"]
     got = guided.loglikelihood([_request(context, c) for c in continuations])
     items = tmp_path / "items.jsonl"
     items.write_text(json.dumps({"prompt": context, "choices": continuations}) + "\n")
@@ -404,7 +404,7 @@ def test_cfg_model_arg_scores_what_itdd_choice_cfg_scores_and_rolling_refuses_it
     [row] = read_jsonl(result.stdout)
     assert [loglik for loglik, _ in got] == row["guided_logliks"]  # bit for bit
     assert guided.last_results[0].passes == row["passes"] == 2 * 2 * SAMPLES  # each draw and its twin
-    plain = ItddLM(pretrained="demo", samples=SAMPLES, seed=SEED).loglikelihood([_request(context, " mat")])
+    plain = ItddLM(pretrained="demo", samples=SAMPLES, seed=SEED).loglikelihood([_request(context, continuations[0])])
     assert plain[0][0] != got[0][0]
     with pytest.raises(UsageError, match="model_args cfg guides the score by the prompt"):
         guided.loglikelihood_rolling([_request("", "The cat sat.", kind="loglikelihood_rolling")])
