@@ -255,13 +255,14 @@ def guided_name(name: str) -> str:
     return GUIDED + name if name in GUIDED_FIELDS else name
 
 
-def _unguided(row: dict[str, Any]) -> dict[str, Any]:
+def unguided(row: dict[str, Any]) -> dict[str, Any]:
+    """A guided row under its plain names (what readers of the plain rows, like `itdd show`, expect)."""
     return {name.removeprefix(GUIDED) if name.removeprefix(GUIDED) in GUIDED_FIELDS else name: value
             for name, value in row.items()}  # fmt: skip
 
 
 def _read_unguided(read: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
-    return lambda row: read(_unguided(row))
+    return lambda row: read(unguided(row))
 
 
 def _guided(spec: RowSpec) -> RowSpec:

@@ -222,3 +222,15 @@ def test_compare_reads_two_guided_files(llada, tmp_path):
     result = invoke(["compare", *outputs])
     assert result.exit_code == 0, result.output
     assert "guided_nll_per_token" in result.output
+
+
+def test_show_reads_a_guided_per_token_file(llada, tmp_path):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "the cat", "response": " sat on the mat."}])
+    out = tmp_path / "guided.jsonl"
+    result = invoke(["cond-nll", source, "-m", llada, "-n", "8", "--cfg", "1", "--per-token", "-o", out, "-q"])
+    assert result.exit_code == 0, result.output
+    [row] = read_jsonl(out.read_text())
+    assert sum(row["guided_token_nll"]) == pytest.approx(row["guided_nll"], rel=1e-9)
+    shown = invoke(["show", out])
+    assert shown.exit_code == 0, shown.output
+    assert "sat on the mat." in shown.output
