@@ -145,7 +145,8 @@ def summary_json(summary: Summary, info: ModelInfo, settings: Settings, revision
         "long": settings.long.value if summary.command is Command.nll else None,
         "context": settings.context if summary.command is Command.nll else None,
         "coupled": not settings.independent if summary.spec.several_texts else None,
-    } | {key: (value if math.isfinite(value) else None) for key, value in summary.metrics().items()}
+    } | ({"cfg": settings.cfg} if settings.guidance is not None else {}) | {
+        key: (value if math.isfinite(value) else None) for key, value in summary.metrics().items()}
 
 
 @dataclass(frozen=True)

@@ -142,6 +142,7 @@ def test_guided_run_names_its_fields_and_summary_and_counts_both_rows(llada, tmp
     record = json.loads(summary.read_text())
     assert record["passes"] == 2 * 8  # each of the 8 draws and its unconditional twin
     assert "guided_nll_per_token" in record and "nll_per_token" not in record
+    assert record["cfg"] == 1.5
 
 
 @pytest.mark.parametrize("args, message", [
