@@ -235,3 +235,22 @@ def test_show_reads_a_guided_per_token_file(llada, tmp_path):
     shown = invoke(["show", out])
     assert shown.exit_code == 0, shown.output
     assert "sat on the mat." in shown.output
+
+
+def test_guided_log_softmax_over_chunks_equals_the_formula_and_survives_a_suppressed_column():
+    from itdd_cli.models.base import target_log_softmax
+    from itdd_cli.models.guidance import guided_log_softmax
+
+    generator = torch.Generator().manual_seed(0)
+    cond, uncond = torch.randn(5, 37, generator=generator) * 3, torch.randn(5, 37, generator=generator) * 3
+    cond[:, 7] = uncond[:, 7] = float("-inf")  # MDLM's mask column: never a prediction, in both rows
+    targets = torch.tensor([0, 3, 36, 12, 20])
+    scale = 2.5
+    guided = uncond.double() + (scale + 1) * (cond.double() - uncond.double())
+    guided[:, 7] = float("-inf")
+    expected = torch.log_softmax(guided, -1)[torch.arange(5), targets]
+    both = torch.cat([cond, uncond])
+    for chunk in (8, 37, 64):  # several chunks, one exactly, one wider than the vocabulary
+        got = guided_log_softmax(both, torch.cat([targets, targets]), scale, chunk)
+        assert torch.allclose(got.double(), expected, atol=1e-5)
+    assert torch.allclose(target_log_softmax(both, torch.cat([targets, targets]), scale).double(), expected, atol=1e-5)
