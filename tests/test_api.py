@@ -148,7 +148,7 @@ def test_a_bad_load_argument_is_the_cli_options_message_before_the_model_loads(n
         ({"long": "roll"}, "long 'roll': choose one of error, rolling"),
         ({"sample": 8}, "unknown setting 'sample'; choose from estimator, samples, seed, independent, batch_rows, "
          "max_tokens, chat_template, long, context, keep_boundary, strict, target_se, until_decided, max_samples, "
-         "per_token"),
+         "per_token, cfg"),
     ],
 )
 def test_with_settings_refuses_what_the_cli_refuses(scorer, changes, message):

@@ -331,7 +331,7 @@ def test_a_model_arg_without_a_name_is_named_as_such(no_model):
                                                  "seed, independent, batch_size, max_tokens, dtype, device, family, "
                                                  "tokenizer, revision, trust_remote_code, chat_template, mc_log, "
                                                  "mc_log_overwrite, until_decided, max_samples, long, "
-                                                 "context, base, merge)")  # fmt: skip
+                                                 "context, base, merge, cfg)")  # fmt: skip
 
 
 def test_mc_log_holds_this_runs_requests_only_replaced_whole_with_a_settings_record(tmp_path):
@@ -457,3 +457,21 @@ def test_batch_size_auto_n_needs_a_whole_n_and_a_number_is_rows():
     assert parse_model_args({"batch_size": "16"}).batch_size == 16
     with pytest.raises(UsageError, match=r"^model_args batch_size 'auto:x': the N of auto:N must be an integer ≥ 1$"):
         parse_model_args({"batch_size": "auto:x"})
+def test_cfg_model_arg_scores_what_itdd_choice_cfg_scores_and_rolling_refuses_it(tmp_path):
+    guided = ItddLM(pretrained="demo", samples=SAMPLES, seed=SEED, cfg="1.5")  # lm-eval passes text
+    context, continuations = "The cat sat on the", [" mat in the hall", " moon above the sea"]
+    got = guided.loglikelihood([_request(context, c) for c in continuations])
+    items = tmp_path / "items.jsonl"
+    items.write_text(json.dumps({"prompt": context, "choices": continuations}) + "\n")
+    result = invoke(["choice", items, "-m", "demo", "-n", SAMPLES, "--seed", SEED, "--cfg", "1.5", "-q",
+                     "--format", "jsonl"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    [row] = read_jsonl(result.stdout)
+    assert [loglik for loglik, _ in got] == row["guided_logliks"]  # bit for bit
+    assert guided.last_results[0].passes == row["passes"] == 2 * 2 * SAMPLES  # each draw and its twin
+    plain = ItddLM(pretrained="demo", samples=SAMPLES, seed=SEED).loglikelihood([_request(context, continuations[0])])
+    assert plain[0][0] != got[0][0]
+    with pytest.raises(UsageError, match="model_args cfg guides the score by the prompt"):
+        guided.loglikelihood_rolling([_request("", "The cat sat.", kind="loglikelihood_rolling")])
+    with pytest.raises(UsageError, match="model_args cfg must be"):
+        parse_model_args({"cfg": "-1"})

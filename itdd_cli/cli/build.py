@@ -34,6 +34,12 @@ def settings_from(options: Options) -> Settings:
     return settings
 
 
+def check_guided(command: Command, settings: Settings) -> None:
+    """--cfg guides by the prompt: refused before the model loads where there is none."""
+    if settings.cfg:
+        checks.guidance(command.value, settings.cfg, lambda name: "--" + name)
+
+
 def policy_from(options: Options) -> Policy:
     from itdd_cli.results.destination import Policy
     from itdd_cli.results.summary import parse_gates
@@ -116,6 +122,7 @@ def model_names(options: Options) -> list[str | None]:
 def score_command(command: Command, options: Options) -> None:
     """Everything a scoring command does, in the order that fails before the model loads where it can."""
     settings = settings_from(options)
+    check_guided(command, settings)
     policy = policy_from(options)
     source = source_from(options)
     output = output_from(options, source)

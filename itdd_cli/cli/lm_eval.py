@@ -17,7 +17,8 @@ demo), samples (draws per question, 128), estimator, seed, independent, max_toke
 family, tokenizer, revision, trust_remote_code, chat_template, mc_log (JSONL of per-request Monte
 Carlo standard errors), until_decided and max_samples (rounds until each question's pick is decided,
 as `itdd choice --until-decided`; the results JSON's config.itdd_monte_carlo gives, per task, the mean
-SE, the share decided and the forward rows), long=rolling and context (perplexity tasks' long documents
+SE, the share decided and the forward rows), cfg (classifier-free guidance, as `--cfg`: guided scores),
+long=rolling and context (perplexity tasks' long documents
 in windows, as `itdd nll --long rolling --context N`).
 
 Examples:

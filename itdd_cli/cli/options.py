@@ -134,6 +134,11 @@ UntilDecidedOpt = option("until_decided", float | None, "--until-decided", callb
                          help="draw rounds (-n, then doubling) until the pick is decided by an anytime-valid rule "
                               "with error rate α ≤ LEVEL (0.01), or a z ≥ 1 meaning α = P(|N(0,1)| > z) (3: 0.0027); "
                               "up to --max-samples")
+CfgOpt = option("cfg", float, "--cfg", default=0.0, metavar="S",
+                 callback=lambda value: checks.number("--cfg", value, 0.0),
+                 help="classifier-free guidance scale (LLaDA's protocol): each pass is paired with one whose prompt is "
+                      "all masked, logits uncond + (S+1)(cond − uncond); a guided score (guided_* fields), not a "
+                      "likelihood; 0: off")
 IndependentOpt = option("independent", bool, "--independent", default=False, shown="coupled",
                         help="draw each side's (choice's) masks separately instead of coupling them")
 

@@ -34,28 +34,29 @@ CHOICE_EXAMPLES = examples(
 
 # The order of the groups is the order of the options in each command's help.
 
-@takes(g.CHECKPOINTS, g.OUTPUT, g.DRAWS, g.TARGET_SE, g.ROUNDS_CAP, g.LOAD, g.TEXT_FIELDS, g.LONG, g.PER_TOKEN, g.INPUT)
+@takes(g.CHECKPOINTS, g.OUTPUT, g.DRAWS, g.GUIDED, g.TARGET_SE, g.ROUNDS_CAP, g.LOAD, g.TEXT_FIELDS, g.LONG,
+       g.PER_TOKEN, g.INPUT)  # fmt: skip
 def nll(options: Options) -> None:
     """−log p(text) for each record's text field."""
     score_command(Command.nll, options)
 
 
-@takes(g.CHECKPOINTS, g.OUTPUT, g.DRAWS, g.TARGET_SE, g.ROUNDS_CAP, g.LOAD, g.PROMPTED, g.BOUNDARY, g.COND_FIELDS,
-       g.PER_TOKEN, g.INPUT)  # fmt: skip
+@takes(g.CHECKPOINTS, g.OUTPUT, g.DRAWS, g.GUIDED, g.TARGET_SE, g.ROUNDS_CAP, g.LOAD, g.PROMPTED, g.BOUNDARY,
+       g.COND_FIELDS, g.PER_TOKEN, g.INPUT)  # fmt: skip
 def cond_nll(options: Options) -> None:
     """−log p(response | prompt); the prompt is never masked."""
     score_command(Command.cond_nll, options)
 
 
-@takes(g.ONE_MODEL, g.OUTPUT, g.DRAWS, g.TARGET_SE, g.DECISIONS, g.ROUNDS_CAP, g.PAIRED, g.LOAD, g.PROMPTED,
+@takes(g.ONE_MODEL, g.OUTPUT, g.DRAWS, g.GUIDED, g.TARGET_SE, g.DECISIONS, g.ROUNDS_CAP, g.PAIRED, g.LOAD, g.PROMPTED,
        g.BOUNDARY, g.PAIR_FIELDS, g.INPUT)  # fmt: skip
 def ratio(options: Options) -> None:
     """log p(chosen | prompt) − log p(rejected | prompt), with coupled masks by default."""
     score_command(Command.ratio, options)
 
 
-@takes(g.ONE_MODEL, g.OUTPUT, g.DRAWS, g.DECISIONS, g.ROUNDS_CAP, g.PAIRED, g.LOAD, g.PROMPTED, g.CHOICE_FIELDS,
-       g.INPUT)  # fmt: skip
+@takes(g.ONE_MODEL, g.OUTPUT, g.DRAWS, g.GUIDED, g.DECISIONS, g.ROUNDS_CAP, g.PAIRED, g.LOAD, g.PROMPTED,
+       g.CHOICE_FIELDS, g.INPUT)  # fmt: skip
 def choice(options: Options) -> None:
     """k-way multiple choice: log p(choice | prompt) for each choice, the pick and the accuracy."""
     score_command(Command.choice, options)

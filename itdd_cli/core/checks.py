@@ -102,6 +102,13 @@ def combination(settings: Settings, name: Callable[[str], str]) -> None:
                          f"{name('long')} rolling or drop {name('context')}")  # fmt: skip
 
 
+def guidance(command: str, cfg: float, name: Callable[[str], str]) -> None:
+    """--cfg guides the score by the prompt, masked in the unconditional twin; `nll` has no prompt."""
+    if cfg > 0 and command == "nll":
+        raise UsageError(f"{name('cfg')} guides the score by the prompt, and nll has none; use cond-nll, ratio or "
+                         "choice")  # fmt: skip
+
+
 def decidable(estimator: str, name: Callable[[str], str]) -> None:
     """--until-decided's looks are planned in passes before any draw; the chain rule spends passes in whole
     orders sized by the longest side still drawing, which would let eliminations move the looks."""

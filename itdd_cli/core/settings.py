@@ -34,6 +34,12 @@ class Settings:
     until_decided: float | None = None  # ratio, choice: rounds until the pick is decided at this level (α or z)
     max_samples: int | None = None  # cap on passes per record in rounds; None: 8 × samples
     per_token: bool = False  # also split each draw's value over its positions (no extra passes, same numbers)
+    cfg: float = 0.0  # classifier-free guidance scale S (LLaDA's protocol); 0: none, the plain likelihood
+
+    @property
+    def guidance(self) -> float | None:
+        """The guidance scale when guided (--cfg > 0); None at 0, which takes the plain path untouched."""
+        return self.cfg if self.cfg > 0 else None
 
     @property
     def adaptive(self) -> bool:

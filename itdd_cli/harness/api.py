@@ -15,14 +15,16 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, make_dataclass, replace
 from typing import Any
 
 from itdd_cli.bundled import bundled_path
+from itdd_cli.core import checks
 from itdd_cli.errors import ArgumentTypeError
 from itdd_cli.estimators import Estimator
 from itdd_cli.harness import api_args
 from itdd_cli.models import LoadOptions, ScoringModel, load_model
+from itdd_cli.results.rows import guided_name
 from itdd_cli.scoring.runner import Command, Lossy, Settings, Skipped, score
 
 
@@ -106,6 +108,17 @@ RESULTS = {Command.nll: NllResult, Command.cond_nll: CondNllResult, Command.rati
            Command.choice: ChoiceResult}  # fmt: skip
 
 
+def _guided_result(result: type) -> type:
+    """The result under cfg > 0: the same fields, the guided scores named as the CLI's rows name them
+    (`guided_nll`, …): a guided score is not a log-likelihood."""
+    return make_dataclass("Guided" + result.__name__,
+                          [(guided_name(f.name), f.type, field(default=f.default)) for f in fields(result)],
+                          frozen=True)  # fmt: skip
+
+
+GUIDED_RESULTS = {command: _guided_result(result) for command, result in RESULTS.items() if command is not Command.nll}
+
+
 @dataclass(frozen=True)
 class Scorer:
     """A loaded model and the estimator settings every call uses.
@@ -139,6 +152,7 @@ class Scorer:
         chat_template: bool = False,
         base: str | os.PathLike[str] | None = None,
         merge: bool = True,
+        cfg: float = 0.0,
     ) -> Scorer:
         """Load `model` (a hub id, a local checkpoint directory, a LoRA adapter directory or a bundled name:
         'demo', 'dna8'). An adapter applies to `base` (default: the base its adapter_config.json names),
@@ -146,13 +160,14 @@ class Scorer:
 
         The settings mean what the CLI options of the same names mean (`batch_size=None` is
         `--batch-size auto`); the defaults are the CLI's (`estimator=None`: the default estimator).
+        `cfg > 0` returns guided scores under guided names (`GuidedCondNllResult.guided_nll`, …).
         """
         changes = {"samples": samples, "seed": seed, "independent": independent, "batch_rows": batch_size,
-                   "max_tokens": max_tokens, "chat_template": chat_template}  # fmt: skip
+                   "max_tokens": max_tokens, "chat_template": chat_template, "cfg": cfg}  # fmt: skip
         if estimator is not None:
             changes["estimator"] = estimator
         settings = api_args.settings(Settings(), changes, {"batch_rows": "batch_size"})
-        api_args.load_options(dtype, device, family)  # all checked before the model loads
+        dtype = api_args.load_options(dtype, device, family)  # all checked before the model loads
         for name, value in {"model": model, "tokenizer": tokenizer, "revision": revision, "base": base}.items():
             if not isinstance(value, str | os.PathLike) and not (value is None and name != "model"):
                 raise ArgumentTypeError(f"{name} must be a string or a path, got {type(value).__name__}")
@@ -171,6 +186,7 @@ class Scorer:
 
     def nll(self, texts: Sequence[str]) -> list[NllResult]:
         """−log p(text) for each text (as `itdd nll`)."""
+        checks.guidance("nll", self.settings.cfg, lambda name: name)  # no prompt to guide by
         return self._score(Command.nll, [{"text": text} for text in api_args.texts("texts", texts)])
 
     def cond_nll(self, prompts: Sequence[str], responses: Sequence[str]) -> list[CondNllResult]:
@@ -211,7 +227,7 @@ class Scorer:
         return self._score(Command.choice, objects)
 
     def _score(self, command: Command, objects: list[dict[str, Any]]) -> list[Any]:
-        result = RESULTS[command]
+        result = RESULTS[command] if self.settings.guidance is None else GUIDED_RESULTS.get(command, RESULTS[command])
         return [result(**row) for row in _rows(score(command, enumerate(objects, 1), self.model, self.settings))]
 
 

@@ -68,6 +68,7 @@ _RULES: dict[str, Callable[[str, Any], Any]] = {
     "until_decided": _optional(checks.decision_level),  # the CLI's rule: α in (0, 1) or a z from 1 to 8
     "max_samples": _optional(lambda name, value: checks.integer(name, value, checks.MIN_SAMPLES, text=False)),
     "per_token": _flag,
+    "cfg": lambda name, value: checks.number(name, value, 0.0),
 }
 assert set(_RULES) == {field.name for field in fields(Settings)}, "every setting has its rule"
 
@@ -86,16 +87,18 @@ def settings(base: Settings, changes: dict[str, Any], names: dict[str, str] | No
     return result
 
 
-def load_options(dtype: Any, device: Any, family: Any) -> None:
-    """`Scorer.load`'s dtype, device and family, by `--dtype`, `--device` and `--family`'s rules."""
-    from itdd_cli.models.loading import DTYPES, check_device
+def load_options(dtype: Any, device: Any, family: Any) -> str:
+    """`Scorer.load`'s dtype, device and family, by `--dtype`, `--device` and `--family`'s rules; the
+    dtype's name (lm-eval's and PyTorch's spellings, as `--dtype` takes them: `bf16` → `bfloat16`)."""
+    from itdd_cli.models.loading import check_device
     from itdd_cli.models.registry import check_family
 
     with _as_argument_errors():
-        checks.choice("dtype", dtype, ["auto", *DTYPES])
+        dtype = checks.dtype("dtype", dtype)
         _named("device", check_device, device)
         if family is not None:
             _named("family", check_family, family)
+    return dtype
 
 
 def _named(name: str, check: Callable[[str], Any], value: Any) -> None:

@@ -53,6 +53,7 @@ class ModelArgs:
     context: int = 0  # --context: under long=rolling, earlier tokens each later window is conditioned on
     base: str | None = None  # --base: the checkpoint a LoRA adapter `pretrained` applies to
     merge: bool = True  # merge=false: --no-merge
+    cfg: float = 0.0  # --cfg: classifier-free guidance scale; the log-likelihoods become guided scores
 
 
 def parse_model_args(given: Mapping[str, Any]) -> ModelArgs:
@@ -131,6 +132,14 @@ def _samples(name: str, value: Any) -> int:
     return samples
 
 
+def _number(name: str, value: Any) -> Any:
+    """lm-eval passes model args as text or as what it parsed them to; a number either way."""
+    try:
+        return float(value) if isinstance(value, str) else value
+    except ValueError:
+        raise UsageError(f"{name} must be a number ≥ 0.0") from None
+
+
 def _text(name: str, value: Any) -> str:
     return str(value)
 
@@ -193,4 +202,5 @@ _CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "context": lambda name, value: checks.integer(name, _whole(name, value), 0),
     "base": _text,
     "merge": _flag,
+    "cfg": lambda name, value: checks.number(name, _number(name, value), 0.0),
 }

@@ -39,6 +39,7 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import model_registry
 from lm_eval.utils import simple_parse_args_string
 
+from itdd_cli.core import checks
 from itdd_cli.core.processes import launched
 from itdd_cli.core.windows import Long
 from itdd_cli.errors import InputError, UsageError
@@ -61,7 +62,7 @@ from itdd_cli.io.records import Fields
 from itdd_cli.results.rows import FIXED_PROTOCOL_DRAWS, UNDECIDED_SE, Command
 from itdd_cli.run.parallel import close_shard, current_shard
 from itdd_cli.run.session import run_settings
-from itdd_cli.scoring.runner import Lossy, check_long, score
+from itdd_cli.scoring.runner import Lossy, check_guidance, check_long, score
 
 logger = logging.getLogger("lm_eval.itdd")  # under lm-eval's logger, so its handler prints it
 
@@ -93,7 +94,8 @@ class ItddLM(LM):
                                   independent=args.independent, device=device, dtype=args.dtype, family=args.family,
                                   trust_remote_code=args.trust_remote_code, tokenizer=args.tokenizer,
                                   revision=args.revision, batch_size=args.batch_size, max_tokens=args.max_tokens,
-                                  chat_template=args.chat_template, base=args.base, merge=args.merge)  # fmt: skip
+                                  chat_template=args.chat_template, base=args.base, merge=args.merge,
+                                  cfg=args.cfg)  # fmt: skip
         if args.until_decided is not None:
             self.scorer = self.scorer.with_settings(until_decided=args.until_decided, max_samples=args.max_samples)
         self._rolling = replace(self.scorer.settings, long=Long(args.long), context=args.context, target_se=None,
@@ -141,6 +143,7 @@ class ItddLM(LM):
 
     def loglikelihood_rolling(self, requests: list[Instance], disable_tqdm: bool = False) -> list[float]:
         """log p(document) per request, as `itdd nll` (with model args long=rolling, `--long rolling`)."""
+        checks.guidance("nll", self.scorer.settings.cfg, lambda name: f"model_args {name}")  # no prompt to guide by
         questions = [Question("", [request.args[0]], index) for index, request in enumerate(requests)]
         self.last_results = [results[0] for results in self._score(requests, questions, True, disable_tqdm)]
         self._report(requests, [[result] for result in self.last_results], [str(r.task_name) for r in requests],
@@ -157,6 +160,8 @@ class ItddLM(LM):
     ) -> list[list[RequestResult]]:
         """Each question scored by the runner as the CLI scores it: a whole document as `itdd nll`, a lone
         continuation as `itdd cond-nll`, several as one `itdd choice` record; one runner call per command."""
+        if not rolling:
+            check_guidance(Command.choice, self.scorer.model, self.scorer.settings)  # cfg: refused for block models
         groups: dict[Command, list[int]] = {}
         for number, question in enumerate(questions):
             several = len(question.continuations) > 1
@@ -249,7 +254,8 @@ class ItddLM(LM):
                                      "until_decided": settings.until_decided,
                                      "max_samples": settings.cap if settings.adaptive else None,
                                      "seed": settings.seed, "long": self._rolling.long.value,
-                                     "context": self._rolling.context, "tasks": tasks}}  # fmt: skip
+                                     "context": self._rolling.context, "cfg": settings.cfg,
+                                     "tasks": tasks}}  # fmt: skip
 
     @property
     def tokenizer_name(self) -> str:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from itdd_cli.errors import ItddError
-from itdd_cli.results.rows import Command
+from itdd_cli.results.rows import Command, unguided
 
 if TYPE_CHECKING:
     from itdd_cli.scoring.engine import BatchProgress
@@ -98,7 +98,9 @@ def request_object(command: Command, question: Question) -> dict[str, Any]:
 
 
 def row_results(row: dict[str, Any]) -> list[RequestResult]:
-    """One RequestResult per continuation, from the runner's row (choice; or nll / cond-nll for one)."""
+    """One RequestResult per continuation, from the runner's row (choice; or nll / cond-nll for one); a
+    guided row (cfg) under its plain names: lm-eval's log-likelihoods are then guided scores."""
+    row = unguided(row)
     if "logliks" not in row:
         passes = row["samples"] * row.get("windows", 1)  # a rolled document drew -n per window
         return [RequestResult(-row["nll"], row["nll_se"], row["tokens"], True, math.nan, math.nan, None, passes)]

@@ -16,6 +16,7 @@ import torch
 from itdd_cli.errors import ModelError, UsageError
 from itdd_cli.estimators.kinds import Estimator
 from itdd_cli.models.block import Concatenated
+from itdd_cli.models.guidance import guided_log_softmax
 from itdd_cli.models.loading import LoadOptions, parameter_count
 from itdd_cli.models.lora_config import AdapterInfo
 from itdd_cli.models.text import encode_chat_prompt, encode_text, lost_text, token_pieces, unknown_ids
@@ -55,14 +56,17 @@ class Framed:
 VOCAB_CHUNK = 8192  # logit columns converted to float32 at a time
 
 
-def target_log_softmax(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def target_log_softmax(logits: torch.Tensor, targets: torch.Tensor, guidance: float | None = None) -> torch.Tensor:
     """log p(target) per row of `logits` (P, V), the softmax in float32: (P,) float32, on the
     logits' device (the engine brings a window's values back at once).
 
     A vocabulary wider than VOCAB_CHUNK is normalised over chunks of it (max, then Σ exp), so no
     (P, V) float32 matrix exists (≈ 8 GB for 16k positions at LLaDA's 126,464 tokens); narrower
-    ones take the one-pass log_softmax, unchanged to the bit.
+    ones take the one-pass log_softmax, unchanged to the bit. With `guidance` S the rows are a
+    guided batch's [conditional; unconditional] halves, combined before the softmax (`guidance`).
     """
+    if guidance is not None:
+        return guided_log_softmax(logits, targets, guidance, VOCAB_CHUNK)
     targets = targets.to(logits.device, non_blocking=True)[:, None]  # (P, 1)
     if logits.shape[-1] <= VOCAB_CHUNK:
         return torch.log_softmax(logits.float(), dim=-1).gather(1, targets).squeeze(1)
@@ -171,11 +175,13 @@ class ScoringModel(ABC):
         attention_mask: torch.Tensor,  # (B, T) long, 1 on real tokens
         score_mask: torch.Tensor,  # (B, T) bool, the positions to score
         targets: torch.Tensor,  # (B, T) long, the true tokens
+        guidance: float | None = None,  # S: a guided batch (models/guidance.py), passed to target_log_softmax
     ) -> torch.Tensor:
         """float32 log p(targets) at `score_mask`, flattened in row-major order: (P,), on any device.
 
         Must not depend on the other rows of the batch nor on padding, and must compute the
-        softmax in float32.
+        softmax in float32. With `guidance` the batch's rows are [conditional; unconditional]
+        and the result covers the conditional half only (P / 2 values).
         """
 
     def concatenated_logprobs(

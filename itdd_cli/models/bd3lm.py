@@ -54,7 +54,8 @@ class BD3LMAdapter(BlockRows, MDLMAdapter):
 
     @torch.inference_mode()
     def _logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, concatenated: Concatenated | None,
-                        score_mask: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # fmt: skip
+                        score_mask: torch.Tensor, targets: torch.Tensor,
+                  guidance: float | None = None) -> torch.Tensor:  # fmt: skip
         device = self.model.vocab_embed.embedding.device
         ids = input_ids.to(device)
         dtype = self.model.vocab_embed.embedding.dtype
@@ -63,4 +64,4 @@ class BD3LMAdapter(BlockRows, MDLMAdapter):
         where = score_mask.to(device)
         logits = self.model.output_layer(hidden[where], c[where.nonzero()[:, 0]]).float()  # (P, V)
         logits[:, self.mask_id] = float("-inf")  # SUBS: the mask is never a prediction
-        return target_log_softmax(logits, targets[score_mask])
+        return target_log_softmax(logits, targets[score_mask], guidance)

@@ -139,9 +139,10 @@ class BlockRows:
     block_size: int | None
 
     def target_logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, score_mask: torch.Tensor,
-                        targets: torch.Tensor) -> torch.Tensor:  # fmt: skip
+                        targets: torch.Tensor, guidance: float | None = None) -> torch.Tensor:  # fmt: skip
         rows = equal_halves(attention_mask) if self.layout is Layout.concatenated else None
-        return self._logprobs(input_ids, attention_mask, rows, score_mask, targets)  # type: ignore[attr-defined]
+        return self._logprobs(input_ids, attention_mask, rows, score_mask, targets,  # type: ignore[attr-defined]
+                              guidance=guidance)
 
     def concatenated_logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, rows: Concatenated,
                               score_mask: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # fmt: skip

@@ -116,7 +116,8 @@ class BidirectionalDecoderAdapter(BlockRows, ScoringModel):
 
     @torch.inference_mode()
     def _logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, concatenated: Concatenated | None,
-                        score_mask: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:  # fmt: skip
+                        score_mask: torch.Tensor, targets: torch.Tensor,
+                  guidance: float | None = None) -> torch.Tensor:  # fmt: skip
         device = self.model.device
         dtype = self.model.dtype
         if self.block_size is None:  # decided on the host: no sync, no mask where nothing is padding
@@ -132,7 +133,7 @@ class BidirectionalDecoderAdapter(BlockRows, ScoringModel):
         logits = self.model.lm_head(hidden[rows.to(device), columns.to(device)])  # (P, V): the head only where scored
         if self.vocab_limit is not None:
             logits = logits[:, : self.vocab_limit]
-        return target_log_softmax(logits, targets[score_mask])
+        return target_log_softmax(logits, targets[score_mask], guidance)
 
 
 def require(config: dict[str, Any], key: str, family: str) -> Any:

@@ -75,9 +75,10 @@ class MaskedLMAdapter(ScoringModel):
 
     @torch.inference_mode()
     def target_logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, score_mask: torch.Tensor,
-                              targets: torch.Tensor) -> torch.Tensor:  # fmt: skip
+                              targets: torch.Tensor,
+                        guidance: float | None = None) -> torch.Tensor:  # fmt: skip
         device = self.model.device
         output = self.model(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device))
         logits = output.logits if hasattr(output, "logits") else output[0]  # (B, T, V)
         device = logits.device  # the head's device under --device-map
-        return target_log_softmax(logits[score_mask.to(device)], targets[score_mask])  # (P,)
+        return target_log_softmax(logits[score_mask.to(device)], targets[score_mask], guidance)  # (P,)

@@ -102,7 +102,8 @@ class MDLMAdapter(ScoringModel):
 
     @torch.inference_mode()
     def target_logprobs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, score_mask: torch.Tensor,
-                              targets: torch.Tensor) -> torch.Tensor:  # fmt: skip
+                              targets: torch.Tensor,
+                        guidance: float | None = None) -> torch.Tensor:  # fmt: skip
         if not bool(attention_mask.all()):
             raise ValueError("MDLM has no attention mask: rows of one batch must share their length")
         device = self.model.vocab_embed.embedding.device
@@ -113,4 +114,4 @@ class MDLMAdapter(ScoringModel):
         rows = where.nonzero()[:, 0]  # (P,) the sequence of each scored position
         logits = self.model.output_layer(hidden[where], c[rows]).float()  # (P, V)
         logits[:, self.mask_id] = float("-inf")  # SUBS: the mask is never a prediction
-        return target_log_softmax(logits, targets[score_mask])
+        return target_log_softmax(logits, targets[score_mask], guidance)

@@ -19,7 +19,7 @@ from typing import Any
 
 from itdd_cli.errors import UsageError
 from itdd_cli.io.writers import TEXT_MARK
-from itdd_cli.results.rows import SPECS, TOKEN_FIELDS, spec_of_columns
+from itdd_cli.results.rows import TOKEN_FIELDS, all_specs, spec_of_columns
 
 NATS = TOKEN_FIELDS[1].name  # token_nll: each token's share of nll
 
@@ -39,7 +39,7 @@ def _declared_kinds() -> dict[str, Any]:
     """Every command's column kinds, for a partial file no one command matches; a name two commands
     declare differently (`tokens`: a count, or one per choice) is read as the JSON it was written as."""
     kinds: dict[str, Any] = {}
-    for spec in SPECS.values():
+    for spec in all_specs():  # guided (--cfg) rows too
         for field in (*spec.fields, *spec.per_token):
             kinds[field.name] = field.kind if kinds.get(field.name, field.kind) is field.kind else json.loads
     return kinds

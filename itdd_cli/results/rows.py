@@ -12,7 +12,7 @@ This module imports no torch and renders nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -65,6 +65,7 @@ class RowSpec:
     tallies: tuple[Tally, ...] = ()
     nll_sign: int = 1  # -1: nll_fields hold log-likelihoods
     per_token: tuple[Field, ...] = ()  # appended to every row under --per-token (empty: the command has none)
+    rows_per_draw: int = 1  # forward rows each draw costs: 2 under --cfg (a row and its unconditional twin)
 
     @property
     def several_texts(self) -> bool:
@@ -242,6 +243,55 @@ SPECS: dict[Command, RowSpec] = {
     ]
 }
 
+# --cfg S > 0: the scores are guided (LLaDA's classifier-free guidance), not log-likelihoods, so the
+# fields holding them carry this prefix; every other field keeps its name and meaning.
+GUIDED = "guided_"
+GUIDED_FIELDS = frozenset({"nll", "nll_se", "nll_per_token", "bits_per_token", "ppl", "bits_per_byte",
+                           "log_ratio", "log_ratio_se", "nll_chosen", "nll_rejected", "logliks", "logliks_se",
+                           "token_nll"})  # fmt: skip
+
+
+def guided_name(name: str) -> str:
+    return GUIDED + name if name in GUIDED_FIELDS else name
+
+
+def unguided(row: dict[str, Any]) -> dict[str, Any]:
+    """A guided row under its plain names (what readers of the plain rows, like `itdd show`, expect)."""
+    return {name.removeprefix(GUIDED) if name.removeprefix(GUIDED) in GUIDED_FIELDS else name: value
+            for name, value in row.items()}  # fmt: skip
+
+
+def _read_unguided(read: Callable[[dict[str, Any]], Any]) -> Callable[[dict[str, Any]], Any]:
+    return lambda row: read(unguided(row))
+
+
+def _guided(spec: RowSpec) -> RowSpec:
+    """A command's row under --cfg: the score fields renamed (`guided_name`); two forward rows a draw."""
+    def fields(declared: tuple[Field, ...]) -> tuple[Field, ...]:
+        return tuple(replace(f, name=guided_name(f.name), se=f.se and guided_name(f.se)) for f in declared)
+
+    tallies = tuple(replace(t, value=_read_unguided(t.value), over=t.over and _read_unguided(t.over))
+                    for t in spec.tallies)  # fmt: skip
+    return replace(spec, fields=fields(spec.fields), per_token=fields(spec.per_token), tallies=tallies,
+                   nll_fields=tuple(map(guided_name, spec.nll_fields)), compare_metric=guided_name(spec.compare_metric),
+                   rows_per_draw=2)  # fmt: skip
+
+
+# The commands that take --cfg (a prompt to guide by): nll has none.
+GUIDED_SPECS: dict[Command, RowSpec] = {command: _guided(SPECS[command])
+                                        for command in (Command.cond_nll, Command.ratio, Command.choice)}  # fmt: skip
+
+
+def spec_for(command: Command, guided: bool = False) -> RowSpec:
+    """The row `command` writes, guided (--cfg > 0) or not."""
+    return GUIDED_SPECS[command] if guided else SPECS[command]
+
+
+def all_specs() -> list[RowSpec]:
+    """Every row a result file may hold, guided ones included."""
+    return [*SPECS.values(), *GUIDED_SPECS.values()]
+
+
 # Metrics every run's summary reports, in the order the summary and the gates list them.
 RUN_METRICS = ("records", "skipped", "lossy", "tokens", "passes", "nll_per_token", "bits_per_token", "perplexity",
                "wall_seconds")  # fmt: skip
@@ -253,21 +303,29 @@ def tally_names(spec: RowSpec) -> list[str]:
     return [name for tally in spec.tallies for name in (tally.name, *((f"{tally.name}_se",) if tally.binomial else ()))]
 
 
+# The summary's metrics that sum the scores: under --cfg they take the guided prefix too.
+GUIDED_METRICS = frozenset({"nll_per_token", "bits_per_token", "perplexity", "bits_per_byte", "word_perplexity"})
+
+
+def guided_metric(name: str) -> str:
+    return GUIDED + name if name in GUIDED_METRICS else name
+
+
 def gate_metrics() -> list[str]:
-    """Every metric a gate may name, whatever the command."""
+    """Every metric a gate may name, whatever the command (guided ones under --cfg included)."""
     names = list(RUN_METRICS) + list(TEXT_METRICS)
     for spec in SPECS.values():
         names += [name for name in tally_names(spec) if name not in names]
-    return names
+    return names + [guided_metric(name) for name in names if name in GUIDED_METRICS]
 
 
 def spec_of_columns(columns: set[str]) -> RowSpec | None:
     """The command whose rows these columns hold (a result file's header), the most specific one."""
-    matches = [spec for spec in SPECS.values() if set(spec.names) <= columns]
+    matches = [spec for spec in all_specs() if set(spec.names) <= columns]
     return max(matches, key=lambda spec: len(spec.fields), default=None)
 
 
 def comparable(spec: RowSpec | None = None) -> dict[str, Field]:
     """Fields `compare` may compare (of one command, or of all)."""
-    specs = [spec] if spec else list(SPECS.values())
+    specs = [spec] if spec else all_specs()
     return {field.name: field for s in specs for field in s.fields if field.worse}

@@ -28,7 +28,8 @@ BLOCKS = 16
 # Settings that change numbers, compared on --resume (the rest is recorded for the reader).
 DETERMINING = ("tool_version", "command", "model", "revision", "weights", "tokenizer", "block_size", "family",
                "dtype", "framing", "estimator", "samples", "seed", "coupled", "long", "context", "chat_template",
-               "keep_boundary", "target_se", "until_decided", "max_samples", "per_token", "fields")  # fmt: skip
+               "keep_boundary", "target_se", "until_decided", "max_samples", "per_token", "fields",
+               "cfg")  # fmt: skip
 # Settings that may change the last digits only (float rounding of other batch shapes).
 ROUNDING = ("device", "batch_rows", "max_tokens")
 ROUNDING_FLAGS = {"device": "--device", "batch_rows": "--batch-size", "max_tokens": "--max-tokens"}  # None: auto

@@ -10,7 +10,15 @@ from typing import TYPE_CHECKING, Any
 
 from itdd_cli.core.settings import LN2, Settings, safe_exp
 from itdd_cli.errors import GateError, UsageError
-from itdd_cli.results.rows import RUN_METRICS, SPECS, TEXT_METRICS, Command, RowSpec, gate_metrics
+from itdd_cli.results.rows import (
+    RUN_METRICS,
+    TEXT_METRICS,
+    Command,
+    RowSpec,
+    gate_metrics,
+    guided_metric,
+    spec_for,
+)
 from itdd_cli.version import __version__
 
 if TYPE_CHECKING:
@@ -25,6 +33,7 @@ class Summary:
 
     command: Command
     processes: int = 1  # data-parallel processes that scored the records
+    guided: bool = False  # --cfg > 0: the NLL metrics are guided scores and say so in their names
     records: int = 0
     skipped: int = 0
     lossy: int = 0  # scored records whose text lost characters in tokenization
@@ -40,13 +49,14 @@ class Summary:
 
     @property
     def spec(self) -> RowSpec:
-        return SPECS[self.command]
+        return spec_for(self.command, self.guided)
 
     def add(self, row: dict[str, Any]) -> None:
         spec = self.spec
         self.records += 1
         # per side, for each scored text; choice rows count every choice's passes themselves
-        self.passes += row["passes"] if spec.field("passes") else row["samples"] * len(spec.identity)
+        drawn = row["samples"] * len(spec.identity) * spec.rows_per_draw  # --cfg: each draw and its twin
+        self.passes += row["passes"] if spec.field("passes") else drawn
         self.tokens += spec.tokens_of(row)
         self.nll += spec.nll_of(row)
         if spec.measures_text:
@@ -121,7 +131,8 @@ class Summary:
             "wall_seconds": self.wall_seconds,
         }
         assert tuple(run) == RUN_METRICS
-        return run | self.text_metrics() | self.tallies()
+        metrics = run | self.text_metrics() | self.tallies()
+        return {guided_metric(name): value for name, value in metrics.items()} if self.guided else metrics
 
 
 def summary_json(summary: Summary, info: ModelInfo, settings: Settings, revision: str | None) -> dict[str, Any]:
@@ -142,7 +153,8 @@ def summary_json(summary: Summary, info: ModelInfo, settings: Settings, revision
         "long": settings.long.value if summary.command is Command.nll else None,
         "context": settings.context if summary.command is Command.nll else None,
         "coupled": not settings.independent if summary.spec.several_texts else None,
-    } | {key: (value if math.isfinite(value) else None) for key, value in summary.metrics().items()}
+    } | ({"cfg": settings.cfg} if settings.guidance is not None else {}) | {
+        key: (value if math.isfinite(value) else None) for key, value in summary.metrics().items()}
 
 
 @dataclass(frozen=True)

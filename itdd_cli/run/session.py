@@ -99,7 +99,7 @@ def run_settings(command: Command, model: ScoringModel, settings: Settings, fiel
         "device": info.device,
         "batch_rows": settings.batch_rows,
         "max_tokens": settings.max_tokens,
-    }
+    } | ({"cfg": settings.cfg} if settings.guidance is not None else {})  # absent unguided: records stay as they were
 
 
 def _as_json(value: Any) -> Any:
@@ -129,7 +129,7 @@ class _Run:
         if target.resume:
             self.finished = read_finished(Path(str(target.path)), self.format is Format.csv)
             self._check_recorded()
-        self.summary = Summary(command, processes=shard.world)
+        self.summary = Summary(command, processes=shard.world, guided=settings.guidance is not None)
         self.stream_out: TextIO = sys.stdout
         self.header = True
 
@@ -200,7 +200,8 @@ class _Run:
             self.stream_out = self.target.open()
         else:
             self.stream_out = stack.enter_context(open(os.devnull, "w"))
-        sink = make_sink(self.format, self.stream_out, self.command, header=self.header)
+        sink = make_sink(self.format, self.stream_out, self.command, header=self.header,
+                         guided=self.settings.guidance is not None)  # fmt: skip
         unit = source.unit()
         show_progress = self.shard.is_main and not self.output.quiet and sys.stderr.isatty()
         capped, closed = 0, False

@@ -53,6 +53,8 @@ def run_study(command: Command, source: Source, names: list[str], load: Callable
     from itdd_cli.scoring.runner import Lossy, Skipped, score
     from itdd_cli.views.reporting import make_sink, notice
 
+    if settings.guidance is not None:  # its table and plot are of log-likelihoods, which guided scores are not
+        raise UsageError("--cfg scores one checkpoint at a time: give -m once per run")
     if source.dataset is None and not _rereadable(source.path):
         raise UsageError("several checkpoints read the input once each: name a regular file, not standard input, "
                          "a pipe or <(…)")  # fmt: skip

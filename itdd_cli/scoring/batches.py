@@ -52,12 +52,14 @@ class Batch:
     targets: torch.Tensor  # (B, W) long
     concatenated: Concatenated | None
     scored: int  # positions scored: the length of the batch's log-probabilities
+    guidance: float | None = None  # S: `input_ids`/`attention` hold [conditional; unconditional] rows (2B)
 
 
 def assemble(info: ModelInfo, device: torch.device | None, pending: list[Pending[Any]], rows: list[Row],
-         shape: tuple[int, int]) -> Batch:  # fmt: skip
+         shape: tuple[int, int], guidance: float | None = None) -> Batch:  # fmt: skip
     """The batch's host tensors, one job's run of rows at a time (numpy: small copies cost less
-    there); on CUDA copied from pinned memory without waiting."""
+    there); on CUDA copied from pinned memory without waiting. With `guidance` every row is
+    followed, after all of them, by its unconditional twin (models/guidance.py)."""
     count, width = shape
     input_ids = np.full((count, width), info.pad_id, dtype=np.int64)  # (B, W)
     attention = np.zeros((count, width), dtype=np.int64)  # (B, W)
@@ -66,6 +68,7 @@ def assemble(info: ModelInfo, device: torch.device | None, pending: list[Pending
     concatenated = rows[0].concatenated
     positions = np.zeros((count, width), dtype=np.int64)  # (B, W) [noisy ‖ clean] rows only
     noisy_length = np.zeros(count, dtype=np.int64)  # (B,) [noisy ‖ clean] rows only
+    before = np.zeros((count, width), dtype=bool)  # (B, W) every position before the scored text
     groups = []
     first = 0
     for (task, j), run in groupby(rows, key=lambda row: (row.task, row.job)):
@@ -84,26 +87,35 @@ def assemble(info: ModelInfo, device: torch.device | None, pending: list[Pending
             positions[here, noisy:row_width] = np.arange(copy.clean_end)
             noisy_length[here] = noisy
         attention[here, :row_width] = 1
+        before[here, : job.first_column] = True
         masked[here, span] = job.masks.numpy()[draws]
         score[here, span] = job.targets().numpy()[draws]
         groups.append((task, j, draws, first))
         first += len(draws)
     attention[first:] = 1  # padding rows: pad tokens that see each other, so no row attends to nothing
     targets = torch.from_numpy(input_ids)
-    noisy_ids = torch.from_numpy(np.where(masked, info.mask_id, input_ids))
+    noisy = np.where(masked, info.mask_id, input_ids)
+    if guidance is not None:  # the twins: the prompt (BOS included) masked as well, the same draw's masks
+        noisy = np.concatenate([noisy, np.where(before, info.mask_id, noisy)])
+        attention = np.concatenate([attention, attention])
+    noisy_ids = torch.from_numpy(noisy)
     mask = torch.from_numpy(attention)
     if device is not None:  # pinned, so the copy to the device runs beside the forward pass; the attention
         # mask stays on the host, where the adapter sees without a sync whether anything is padding
         noisy_ids = noisy_ids.pin_memory().to(device, non_blocking=True)
         mask = mask.pin_memory()
     layout = Concatenated(torch.from_numpy(positions), torch.from_numpy(noisy_length)) if concatenated else None
-    return Batch(rows, groups, noisy_ids, mask, torch.from_numpy(score), targets, layout, int(score.sum()))
+    return Batch(rows, groups, noisy_ids, mask, torch.from_numpy(score), targets, layout, int(score.sum()), guidance)
 
 
 def call(model: ScoringModel, batch: Batch) -> torch.Tensor:
     if batch.concatenated is not None:
         return model.concatenated_logprobs(batch.input_ids, batch.attention, batch.concatenated, batch.score,
                                            batch.targets)  # fmt: skip
+    if batch.guidance is not None:  # both halves score the same positions
+        twice = lambda tensor: torch.cat([tensor, tensor])  # noqa: E731
+        return model.target_logprobs(batch.input_ids, batch.attention, twice(batch.score), twice(batch.targets),
+                                     guidance=batch.guidance)  # fmt: skip
     return model.target_logprobs(batch.input_ids, batch.attention, batch.score, batch.targets)
 
 
@@ -113,8 +125,13 @@ def head(batch: Batch) -> Batch:
     layout = batch.concatenated
     if layout is not None:
         layout = Concatenated(layout.positions[:rows], layout.noisy_length[:rows])
-    return Batch(batch.rows[:rows], [], batch.input_ids[:rows], batch.attention[:rows], batch.score[:rows],
-                  batch.targets[:rows], layout, int(batch.score[:rows].sum()))  # fmt: skip
+    ids, attention = batch.input_ids[:rows], batch.attention[:rows]
+    if batch.guidance is not None:  # the rows' twins too
+        count = batch.score.shape[0]
+        ids = torch.cat([ids, batch.input_ids[count : count + rows]])
+        attention = torch.cat([attention, batch.attention[count : count + rows]])
+    return Batch(batch.rows[:rows], [], ids, attention, batch.score[:rows], batch.targets[:rows], layout,
+                 int(batch.score[:rows].sum()), batch.guidance)  # fmt: skip
 
 
 def distinct_rows(pending: list[Pending[Payload]]) -> tuple[list[Row], list[tuple[Row, int]]]:

@@ -99,8 +99,13 @@ class Engine:
         window_rows: int = WINDOW_ROWS,
         on_batch: Callable[[BatchProgress], None] | None = None,
         bounded_shapes: bool = True,
+        guidance: float | None = None,
     ) -> None:
         self.model = model
+        # --cfg S: each row goes through the model with its unconditional twin (models/guidance.py),
+        # so every row costs two forward rows, in the batch budget and in every count
+        self.guidance = guidance
+        self.copies = 1 if guidance is None else 2
         self.batch_rows = batch_rows
         self.cuda = model.info.device.startswith("cuda")
         self.device = torch.device(model.info.device) if self.cuda else None  # where batches are copied ahead
@@ -136,7 +141,7 @@ class Engine:
                 raise
             pending.append(Pending(payload, jobs, [torch.zeros(j.masks.shape, dtype=torch.float64) for j in jobs]))
             rows += sum(len(job.masks) for job in jobs)
-            self._report(rows_known=sum(len(job.masks) for job in jobs), records_known=1)
+            self._report(rows_known=self.copies * sum(len(job.masks) for job in jobs), records_known=1)
             if rows >= self.window_rows:  # resume.plan_resume replays this rule
                 yield from self._flush(pending, full=True)
                 pending, rows = [], 0
@@ -146,11 +151,12 @@ class Engine:
         rows, copies = distinct_rows(pending)
         rows.sort(key=lambda row: -row.width)  # stable: ties keep input order
         window = sum(len(job.masks) for task in pending for job in task.jobs)
-        self._report(rows_done=window - len(rows), tell=False)  # copies and empty masks cost no forward
+        self._report(rows_done=self.copies * (window - len(rows)), tell=False)  # copies and empty masks: no forward
         done: list[tuple[Batch, torch.Tensor]] = []  # log-probabilities stay on the device until the window ends
         for batch in prefetched(self._assembled(pending, rows, full), self.cuda):
             done += self._forward_or_split(pending, batch)
-            self._report(rows_done=len(batch.rows), tokens=sum(row.width for row in batch.rows), tell=True)
+            self._report(rows_done=self.copies * len(batch.rows),
+                         tokens=self.copies * sum(row.width for row in batch.rows), tell=True)  # fmt: skip
         scatter(pending, done)
         for row, source in copies:
             losses = pending[row.task].losses[row.job]
@@ -170,7 +176,7 @@ class Engine:
         """The window's batches, planned lazily (a budget shrunk by an out-of-memory error applies
         to the batches after it)."""
         for indices, shape in self._plan(rows, full):
-            yield assemble(self.model.info, self.device, pending, [rows[i] for i in indices], shape)
+            yield assemble(self.model.info, self.device, pending, [rows[i] for i in indices], shape, self.guidance)
 
     def _plan(self, rows: list[Row], full: bool) -> Iterator[tuple[list[int], tuple[int, int]]]:
         info = self.model.info
@@ -179,8 +185,9 @@ class Engine:
 
     def _capacity(self, width: int) -> int:
         """Rows in a batch of this width: --batch-size, else the token budget's share (read at each
-        cut, so a budget shrunk after an out-of-memory error applies at once)."""
-        return self.batch_rows or max(1, self.max_tokens // width)
+        cut, so a budget shrunk after an out-of-memory error applies at once); under guidance the
+        rows whose twins fill the rest."""
+        return max(1, (self.batch_rows or self.max_tokens // width) // self.copies)
 
     def _forward_or_split(self, pending: list[Pending[Payload]], batch: Batch) -> list[tuple[Batch, torch.Tensor]]:
         """On out-of-memory, halve the batch (and the budget for what follows) and retry.
@@ -200,13 +207,14 @@ class Engine:
                 ) from error
             half = len(rows) // 2
             if self.batch_rows:
-                self.batch_rows = half
+                self.batch_rows = half * self.copies
             else:
-                self.max_tokens = max(1, half * batch.input_ids.shape[1])
+                self.max_tokens = max(1, half * self.copies * batch.input_ids.shape[1])
             done: list[tuple[Batch, torch.Tensor]] = []
             for part in (rows[:half], rows[half:]):
                 for indices, shape in self._plan(part, full=False):
-                    batch = assemble(self.model.info, self.device, pending, [part[i] for i in indices], shape)
+                    batch = assemble(self.model.info, self.device, pending, [part[i] for i in indices], shape,
+                                     self.guidance)  # fmt: skip
                     done += self._forward_or_split(pending, batch)
             return done
 
@@ -219,6 +227,6 @@ class Engine:
             kind = "block layout" if batch.concatenated is not None else "padded" if padded else "no padding"
             logprobs = self.kernels.run(kind, lambda: call(self.model, batch), lambda: call(self.model, head(batch)))
             self.model.info = replace(self.model.info, attention=self.kernels.describe())
-        self.forward_rows += len(batch.rows)
-        self.shapes[(batch.score.shape[0], batch.score.shape[1])] += 1
+        self.forward_rows += self.copies * len(batch.rows)
+        self.shapes[(batch.input_ids.shape[0], batch.input_ids.shape[1])] += 1
         return logprobs  # (P,)

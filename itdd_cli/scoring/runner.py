@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+from itdd_cli.core import checks
 from itdd_cli.core.measures import text_measures
 from itdd_cli.core.settings import LN2, Settings, safe_exp
 from itdd_cli.core.windows import Grid, Long, block_windows, check_context, rolling_windows
@@ -20,7 +21,7 @@ from itdd_cli.errors import InputError, ModelError, UsageError
 from itdd_cli.estimators import Estimate
 from itdd_cli.io.records import Fields, Record
 from itdd_cli.models.base import Framed, ScoringModel
-from itdd_cli.results.rows import SPECS, Command
+from itdd_cli.results.rows import SPECS, Command, guided_name, spec_for
 from itdd_cli.scoring import engine as engine_module
 from itdd_cli.scoring.blocks import BlockDraws, block_spans
 from itdd_cli.scoring.choice import ChoiceScores, choice_values
@@ -236,6 +237,15 @@ def prepare(model: ScoringModel, record: Record, settings: Settings) -> _Prepare
     return _Prepared(record, draws, len(context), windows=windows, lost=lost)
 
 
+def check_guidance(command: Command, model: ScoringModel, settings: Settings) -> None:
+    """--cfg guides by the prompt: nll has none, and block models' [noisy ‖ clean] rows have no twin yet."""
+    if settings.guidance is None:
+        return
+    checks.guidance(command.value, settings.cfg, lambda name: "--" + name)
+    if model.info.block_size is not None:
+        raise UsageError(f"--cfg is not supported for block-diffusion models (block size {model.info.block_size})")
+
+
 def _checked(record: Record, estimate: Estimate) -> Estimate:
     if math.isfinite(estimate.value) and math.isnan(estimate.se):  # `summarise`: too few draws, all alike
         raise InputError(record.line, "every Monte Carlo draw gave the same value, so they say nothing of the "
@@ -309,7 +319,8 @@ def _choice_values(prepared: _Prepared) -> dict[str, Any]:
     tokens = [framed.length for framed in prepared.framed]
     draws = prepared.draws
     values = choice_values(record.id, record.label, choice_scores(prepared), record.texts, tokens, draws.passes)
-    return values | {"decided": draws.decided, "passes": draws.forward_rows}
+    rows_per_draw = 1 if prepared.draws.settings.guidance is None else 2  # --cfg: each draw and its twin
+    return values | {"decided": draws.decided, "passes": draws.forward_rows * rows_per_draw}
 
 
 # Each command's row, by the fields its RowSpec declares (the spec fixes their order).
@@ -321,6 +332,7 @@ def stopped_at_cap(row: dict[str, Any], settings: Settings) -> bool:
     """Whether a row of a --target-se / --until-decided run spent its --max-samples short of its goal."""
     if not settings.adaptive:
         return False
+    row = {name.removeprefix("guided_"): value for name, value in row.items()}  # --cfg rows: the same numbers
     se = row["log_ratio_se"] if "log_ratio" in row else row.get("margin_se", row.get("nll_se"))
     return not row.get("decided") and not settings.reached(se)
 
@@ -370,7 +382,8 @@ def score(
     model.check_estimator(settings.estimator)
     if settings.estimator.needs_scores:
         refuse_with_scores(command.value, settings)
-    spec = SPECS[command]
+    check_guidance(command, model, settings)
+    spec = spec_for(command, settings.guidance is not None)
     values = ROW_VALUES[command]
     if settings.per_token:
         check_per_token(command)
@@ -397,6 +410,7 @@ def score(
         max_tokens=settings.max_tokens,
         on_batch=on_batch,
         window_rows=engine_module.WINDOW_ROWS,
+        guidance=settings.guidance,
     )  # read now: --resume replays the same windows
     if settings.estimator.needs_scores:  # scores on corrupted rows: no engine (dse_draws)
         items = run_score_entropy(model, prepared(), draws_of)
@@ -407,5 +421,8 @@ def score(
             yield item
             continue
         # --keep fields follow the declared ones (their names were checked against them up front)
-        row = spec.row(**values(item), **_token_values(model, item, settings)) | item.record.kept
+        found = values(item) | _token_values(model, item, settings)
+        if settings.guidance is not None:
+            found = {guided_name(name): value for name, value in found.items()}
+        row = spec.row(**found) | item.record.kept
         yield row if item.lost is None else Lossy(row, item.record.line, item.lost)

@@ -11,7 +11,7 @@ from typing import Any
 
 from itdd_cli.errors import UsageError
 from itdd_cli.results.reader import read_results
-from itdd_cli.results.rows import TOKEN_FIELDS
+from itdd_cli.results.rows import TOKEN_FIELDS, unguided
 
 STRINGS, NATS = (field.name for field in TOKEN_FIELDS)
 TERMINAL_ROWS = 20  # rows the terminal shows unless --limit or --id says otherwise
@@ -87,6 +87,7 @@ def _number(value: Any) -> float | None:
 
 
 def _heat_row(path: str, number: int, row: dict[str, Any]) -> HeatRow:
+    row = unguided(row)  # a --cfg file: its guided shares shown as a plain file's
     tokens, nats = row.get(STRINGS), row.get(NATS)
     where = f"{path}: row {number} (id {row['id']!r})"
     if tokens is None or nats is None:

@@ -19,7 +19,7 @@ from rich.text import Text
 from itdd_cli.core.settings import Settings
 from itdd_cli.io.formats import Format
 from itdd_cli.io.writers import CsvWriter, JsonlWriter
-from itdd_cli.results.rows import SPECS, Command
+from itdd_cli.results.rows import Command, spec_for
 from itdd_cli.results.summary import Summary
 from itdd_cli.views.progress_view import progress_bar as progress_bar  # re-exported: the session imports it here
 from itdd_cli.views.visible import visible
@@ -58,9 +58,9 @@ class TableSink:
     says which columns are missing.
     """
 
-    def __init__(self, console: Console, command: Command) -> None:
+    def __init__(self, console: Console, command: Command, guided: bool = False) -> None:
         self.console = console
-        self.spec = SPECS[command]
+        self.spec = spec_for(command, guided)
         self.rows: list[dict[str, Any]] = []
 
     def write(self, row: dict[str, Any]) -> None:
@@ -143,12 +143,12 @@ def console_for(stream: TextIO) -> Console:
     return _PipeConsole(file=stream, highlight=False, width=None if stream.isatty() else FILE_WIDTH)
 
 
-def make_sink(fmt: Format, stream: TextIO, command: Command, header: bool = True) -> Sink:
+def make_sink(fmt: Format, stream: TextIO, command: Command, header: bool = True, guided: bool = False) -> Sink:
     """`header=False` continues a CSV file that already has one (--resume)."""
     if fmt is Format.csv:
         return CsvWriter(stream, header)
     if fmt is Format.table:
-        return TableSink(console_for(stream), command)
+        return TableSink(console_for(stream), command, guided)
     return JsonlWriter(stream)
 
 
@@ -164,14 +164,16 @@ def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list
     if summary.records == 0:  # no mean of nothing: never a NaN
         lines = [f"records 0{notes} · nothing was scored (the input holds no records)"]
         return lines + [f"model {info.name} ({info.family}, {info.dtype} on {info.device})"]
+    guided = "guided " if summary.guided else ""  # --cfg: a guided score, not a log-likelihood
     lines = [
         f"records {summary.records}{notes} · tokens {summary.tokens} · "
-        f"mean NLL/token {summary.nll_per_token:.4f} nats · corpus perplexity {summary.corpus_ppl:.3f}",
+        f"mean {guided}NLL/token {summary.nll_per_token:.4f} nats · {guided or 'corpus '}perplexity "
+        f"{summary.corpus_ppl:.3f}",
     ]
     if summary.spec.measures_text:
         lines.append(
-            f"bytes {summary.bytes} · bits/byte {summary.bits_per_byte:.4f} · "
-            f"words {summary.words} · word perplexity {summary.word_perplexity:.3f}"
+            f"bytes {summary.bytes} · {guided}bits/byte {summary.bits_per_byte:.4f} · "
+            f"words {summary.words} · {guided}word perplexity {summary.word_perplexity:.3f}"
         )
     coupling = "independent" if settings.independent else "coupled"
     tallies = summary.tallies()
@@ -183,6 +185,8 @@ def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list
         f"{f' · attention {info.attention}' if info.attention else ''} · framing: {info.framing}"
         f"{' + chat template (prompt as user turn)' if settings.chat_template else ''} · "
         f"estimator {settings.estimator.value}, {settings.samples} passes per record, seed {settings.seed}"
+        + (f" · guidance --cfg {settings.cfg:g}: two forward rows per pass (a guided score, not a log-likelihood)"
+           if settings.guidance is not None else "")
         + (f" · long texts in rolling windows (context {settings.context})" if settings.long == "rolling" else "")
         + (f" · {summary.processes} processes" if summary.processes > 1 else "")
     )
