@@ -9,10 +9,16 @@ the rows it needs (`final_layer`), so the 50k-column head never runs on unscored
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from itdd_cli.models.weights import Renamer, refuse_weight_mismatch
+
+if TYPE_CHECKING:
+    from itdd_cli.models.loading import LoadOptions
 
 FREQUENCY_SIZE = 256  # sinusoidal time embedding width, fixed in MDLM
 
@@ -141,3 +147,21 @@ class DiT(nn.Module):
         batch, width, dim = x.shape
         rows = self.output_layer(x.reshape(-1, dim), c.repeat_interleave(width, dim=0))
         return rows.view(batch, width, -1)
+
+
+def load_strictly(model: DiT, weights: dict[str, torch.Tensor], options: LoadOptions,
+                  rename: Renamer | None = None) -> None:  # fmt: skip
+    """The DiT's weights, each tensor named and shaped as the DiT expects (else refused, naming it), on the
+    run's device and dtype, RoPE's angles kept in float32 (MDLM's and SEDD's published layout alike)."""
+    expected = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    refuse_weight_mismatch(
+        options.model,
+        missing=expected.keys() - weights.keys(),
+        unexpected=weights.keys() - expected.keys(),
+        mismatched=[(name, tuple(weights[name].shape), shape) for name, shape in expected.items()
+                    if name in weights and tuple(weights[name].shape) != shape],
+        rename=rename,
+    )  # fmt: skip
+    model.load_state_dict(weights, strict=True)
+    model.to(device=options.torch_device, dtype=options.torch_dtype).eval()
+    model.rotary_emb.inv_freq.data = model.rotary_emb.inv_freq.float()  # angles stay fp32

@@ -19,9 +19,8 @@ import torch
 from itdd_cli.errors import ModelError
 from itdd_cli.models.base import ScoringModel, target_log_softmax
 from itdd_cli.models.decoder import require
-from itdd_cli.models.dit import DiT
+from itdd_cli.models.dit import DiT, load_strictly
 from itdd_cli.models.loading import LoadOptions, load_tokenizer
-from itdd_cli.models.weights import refuse_weight_mismatch
 
 DEFAULT_TOKENIZER = "gpt2"
 PREFIX = "backbone."
@@ -63,18 +62,7 @@ class MDLMAdapter(ScoringModel):
         stored = self.without_settings(options.model, _state_dict(options))
         weights = {key.removeprefix(PREFIX): value for key, value in stored.items()}
         own_name = {key.removeprefix(PREFIX): key for key in stored}  # an unknown tensor is named as stored
-        expected = {name: tuple(tensor.shape) for name, tensor in self.model.state_dict().items()}
-        refuse_weight_mismatch(
-            options.model,
-            missing=expected.keys() - weights.keys(),
-            unexpected=weights.keys() - expected.keys(),
-            mismatched=[(name, tuple(weights[name].shape), shape) for name, shape in expected.items()
-                        if name in weights and tuple(weights[name].shape) != shape],
-            rename=lambda name: own_name.get(name, PREFIX + name),
-        )  # fmt: skip
-        self.model.load_state_dict(weights, strict=True)
-        self.model.to(device=options.torch_device, dtype=options.torch_dtype).eval()
-        self.model.rotary_emb.inv_freq.data = self.model.rotary_emb.inv_freq.float()  # angles stay fp32
+        load_strictly(self.model, weights, options, rename=lambda name: own_name.get(name, PREFIX + name))
         self.mask_id = int(config.get("mask_token_id", vocab - 1))
         eos = self.tokenizer.eos_token_id
         self.prefix_ids = [int(eos)] if eos is not None else []

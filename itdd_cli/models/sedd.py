@@ -27,9 +27,8 @@ from itdd_cli.errors import ModelError, UsageError
 from itdd_cli.estimators.dse import Schedule, expm1_sigma, sigma_of_mask_rate
 from itdd_cli.estimators.kinds import Estimator
 from itdd_cli.models.base import ScoringModel, target_log_softmax
-from itdd_cli.models.dit import DiT
+from itdd_cli.models.dit import DiT, load_strictly
 from itdd_cli.models.loading import LoadOptions, load_tokenizer
-from itdd_cli.models.weights import refuse_weight_mismatch
 
 DEFAULT_TOKENIZER = "gpt2"
 GRAPHS = ("absorb", "uniform")
@@ -106,17 +105,7 @@ class SEDDAdapter(ScoringModel):
         self.tokenizer = load_tokenizer(options, default=DEFAULT_TOKENIZER)
         self.model = DiT(self.vocab, sizes["hidden_size"], sizes["n_blocks"], sizes["n_heads"], sizes["cond_dim"])
         weights = _state_dict(options)
-        expected = {name: tuple(tensor.shape) for name, tensor in self.model.state_dict().items()}
-        refuse_weight_mismatch(
-            options.model,
-            missing=expected.keys() - weights.keys(),
-            unexpected=weights.keys() - expected.keys(),
-            mismatched=[(name, tuple(weights[name].shape), shape) for name, shape in expected.items()
-                        if name in weights and tuple(weights[name].shape) != shape],
-        )  # fmt: skip
-        self.model.load_state_dict(weights, strict=True)
-        self.model.to(device=options.torch_device, dtype=options.torch_dtype).eval()
-        self.model.rotary_emb.inv_freq.data = self.model.rotary_emb.inv_freq.float()  # angles stay fp32
+        load_strictly(self.model, weights, options)
         eos = self.tokenizer.eos_token_id
         self.prefix_ids = [int(eos)] if eos is not None else []
         self.suffix_ids = list(self.prefix_ids)
