@@ -18,6 +18,7 @@ from torch import nn
 from itdd_cli.models.weights import Renamer, refuse_weight_mismatch
 
 if TYPE_CHECKING:
+    from itdd_cli.models.base import ModelInfo, ScoringModel
     from itdd_cli.models.loading import LoadOptions
 
 FREQUENCY_SIZE = 256  # sinusoidal time embedding width, fixed in MDLM
@@ -165,3 +166,16 @@ def load_strictly(model: DiT, weights: dict[str, torch.Tensor], options: LoadOpt
     model.load_state_dict(weights, strict=True)
     model.to(device=options.torch_device, dtype=options.torch_dtype).eval()
     model.rotary_emb.inv_freq.data = model.rotary_emb.inv_freq.float()  # angles stay fp32
+
+
+def frame_by_eos(adapter: ScoringModel) -> None:
+    """MDLM's and SEDD's training text sits between two EOS tokens (none if the tokenizer has no EOS)."""
+    eos = adapter.tokenizer.eos_token_id
+    adapter.prefix_ids = [int(eos)] if eos is not None else []
+    adapter.suffix_ids = list(adapter.prefix_ids)
+
+
+def dit_info(adapter: ScoringModel, options: LoadOptions, max_length: int, note: str, vocab_size: int) -> ModelInfo:
+    """A DiT model's info: time-conditioned, rows never padded (no attention mask), the mask as pad id."""
+    return adapter.model_info(options, adapter.model, mask_id=adapter.mask_id, pad_id=adapter.mask_id, pads=False,
+                              max_length=max_length, time_input=True, framing_note=note, vocab_size=vocab_size)

@@ -19,7 +19,7 @@ import torch
 from itdd_cli.errors import ModelError
 from itdd_cli.models.base import ScoringModel, target_log_softmax
 from itdd_cli.models.decoder import require
-from itdd_cli.models.dit import DiT, load_strictly
+from itdd_cli.models.dit import DiT, dit_info, frame_by_eos, load_strictly
 from itdd_cli.models.loading import LoadOptions, load_tokenizer
 
 DEFAULT_TOKENIZER = "gpt2"
@@ -64,20 +64,9 @@ class MDLMAdapter(ScoringModel):
         own_name = {key.removeprefix(PREFIX): key for key in stored}  # an unknown tensor is named as stored
         load_strictly(self.model, weights, options, rename=lambda name: own_name.get(name, PREFIX + name))
         self.mask_id = int(config.get("mask_token_id", vocab - 1))
-        eos = self.tokenizer.eos_token_id
-        self.prefix_ids = [int(eos)] if eos is not None else []
-        self.suffix_ids = list(self.prefix_ids)
-        self.info = self.model_info(
-            options,
-            self.model,
-            mask_id=self.mask_id,
-            pad_id=self.mask_id,  # never seen: rows are never padded
-            max_length=int(config.get("model_length", 1024)),
-            time_input=True,
-            framing_note="; time input 0; mask logit suppressed",
-            vocab_size=vocab,
-            pads=False,
-        )
+        frame_by_eos(self)
+        length = int(config.get("model_length", 1024))
+        self.info = dit_info(self, options, length, "; time input 0; mask logit suppressed", vocab)
 
     def without_settings(self, model: str, weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """The weights less the scalar settings this family's class saves with them; any other

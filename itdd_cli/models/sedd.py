@@ -27,7 +27,7 @@ from itdd_cli.errors import ModelError, UsageError
 from itdd_cli.estimators.dse import Schedule, expm1_sigma, sigma_of_mask_rate
 from itdd_cli.estimators.kinds import Estimator
 from itdd_cli.models.base import ScoringModel, target_log_softmax
-from itdd_cli.models.dit import DiT, load_strictly
+from itdd_cli.models.dit import DiT, dit_info, frame_by_eos, load_strictly
 from itdd_cli.models.loading import LoadOptions, load_tokenizer
 
 DEFAULT_TOKENIZER = "gpt2"
@@ -106,22 +106,12 @@ class SEDDAdapter(ScoringModel):
         self.model = DiT(self.vocab, sizes["hidden_size"], sizes["n_blocks"], sizes["n_heads"], sizes["cond_dim"])
         weights = _state_dict(options)
         load_strictly(self.model, weights, options)
+        frame_by_eos(self)
         eos = self.tokenizer.eos_token_id
-        self.prefix_ids = [int(eos)] if eos is not None else []
-        self.suffix_ids = list(self.prefix_ids)
         # the uniform graph has no mask; its slot names EOS, a special token never masked (nothing is)
         self.mask_id = tokens if self.absorbing else int(eos if eos is not None else 0)
-        self.info = self.model_info(
-            options,
-            self.model,
-            mask_id=self.mask_id,
-            pad_id=self.mask_id,  # never seen: rows are never padded
-            max_length=int(model.get("length", 1024)),
-            time_input=True,
-            framing_note=f"; {graph['type']} graph, {self.schedule.kind} noise",
-            vocab_size=self.vocab,
-            pads=False,
-        )
+        self.info = dit_info(self, options, int(model.get("length", 1024)),
+                             f"; {graph['type']} graph, {self.schedule.kind} noise", self.vocab)  # fmt: skip
 
     def check_estimator(self, estimator: Estimator) -> None:
         if not self.absorbing and not estimator.needs_scores:
