@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from itdd_cli.core.settings import LN2, Settings, safe_exp
 from itdd_cli.errors import GateError, UsageError
 from itdd_cli.results.rows import RUN_METRICS, SPECS, TEXT_METRICS, Command, RowSpec, gate_metrics
+from itdd_cli.results.runrecord import settings_values
 from itdd_cli.version import __version__
 
 if TYPE_CHECKING:
@@ -124,7 +125,12 @@ class Summary:
         return run | self.text_metrics() | self.tallies()
 
 
-def summary_json(summary: Summary, info: ModelInfo, settings: Settings, revision: str | None) -> dict[str, Any]:
+# The settings a summary repeats, in its order (the settings record beside -o holds them all).
+SUMMARY_SETTINGS = ("chat_template", "estimator", "samples", "seed", "long", "context", "coupled")
+
+
+def summary_json(summary: Summary, info: ModelInfo, run: Settings, revision: str | None) -> dict[str, Any]:
+    settings = settings_values(summary.spec, run)
     return {
         "tool": "itdd",
         "version": __version__,
@@ -135,14 +141,11 @@ def summary_json(summary: Summary, info: ModelInfo, settings: Settings, revision
         "dtype": info.dtype,
         "device": info.device,
         "framing": info.framing,
-        "chat_template": settings.chat_template,
-        "estimator": settings.estimator.value,
-        "samples": settings.samples,
-        "seed": settings.seed,
-        "long": settings.long.value if summary.command is Command.nll else None,
-        "context": settings.context if summary.command is Command.nll else None,
-        "coupled": not settings.independent if summary.spec.several_texts else None,
-    } | {key: (value if math.isfinite(value) else None) for key, value in summary.metrics().items()}
+    } | {key: settings[key] for key in SUMMARY_SETTINGS} | _finite(summary.metrics())
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float | None]:
+    return {key: (value if math.isfinite(value) else None) for key, value in metrics.items()}
 
 
 @dataclass(frozen=True)
