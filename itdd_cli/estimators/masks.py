@@ -68,6 +68,8 @@ def time_integral(noise: Noise, length: int) -> MaskPlan:
 
 def enumerated(noise: Noise | None, length: int) -> MaskPlan:
     """Every non-empty masked set once, weighted 1/(l·C(L, l)): the exact sum (noise unused)."""
+    if length < 1:
+        raise ValueError("nothing to score")
     if length > EXACT_MAX_TOKENS:
         raise ValueError(f"exact enumeration is limited to {EXACT_MAX_TOKENS} scored tokens")
     rows = []

@@ -37,7 +37,7 @@ def round_shape(
 
     A first round whose passes cover every side's 2^L − 1 masked sets enumerates them instead.
     Whole orders may leave a few passes unspent; with `spend_all` (the round that reaches
-    --max-samples) the chain rule then samples single steps instead.
+    --max-samples) an estimator of whole orders (the chain rule) samples single steps instead.
     """
     if not estimator.monte_carlo:
         return RoundShape(0)
@@ -62,7 +62,7 @@ class RoundPlan:
     value_of: torch.Tensor  # (N,) int64: the value a pass adds to; −1 for a pilot pass
     strata: torch.Tensor | None  # (V,) int64; None: the values are the terms of an exact sum
     pilot: Pilot | None = None  # the leading passes, when the round has a pilot
-    orders: bool = False  # the chain rule's whole orders: the SE is the spread between them
+    orders: bool = False  # whole orders (the chain rule's): the SE is the spread between them
 
 
 def plan_round(
