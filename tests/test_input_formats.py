@@ -3,6 +3,7 @@ the extensions it declares; what each reader yields is the known records of its 
 
 from __future__ import annotations
 
+import sys
 from contextlib import ExitStack
 
 import pytest
@@ -72,6 +73,6 @@ def test_each_reader_yields_the_records_of_its_file_numbered_by_what_it_counts(t
 def test_a_format_that_needs_a_package_or_a_file_says_so_in_one_line(tmp_path, monkeypatch):
     with pytest.raises(UsageError, match="^Parquet cannot be read from standard input; name the file$"):
         _read(Source("-", InputFormat.parquet))
-    monkeypatch.setattr("importlib.util.find_spec", lambda name: None)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if it were not installed: importing it fails
     with pytest.raises(UsageError, match=r"^reading Parquet needs pyarrow: pip install 'itdd\[parquet\]'$"):
         _read(Source(str(tmp_path / "in.parquet")))

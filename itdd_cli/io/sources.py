@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import codecs
 import csv
-import importlib.util
+import importlib
 import itertools
 import sys
 from collections.abc import Callable, Iterator
@@ -73,9 +73,12 @@ def read_source(source: Source, text_field: str, stack: ExitStack) -> Iterator[I
     reader = source.reader
     if not reader.stdin and source.path in (None, "-"):
         raise UsageError(f"{reader.title} cannot be read from standard input; name the file")
-    if reader.needs is not None and importlib.util.find_spec(reader.needs[0]) is None:
+    if reader.needs is not None:
         module, extra = reader.needs
-        raise UsageError(f"reading {reader.title} needs {module}: pip install 'itdd[{extra}]'")
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise UsageError(f"reading {reader.title} needs {module}: pip install 'itdd[{extra}]'") from None
     read: Callable[[Source, str, ExitStack], Iterator[Item]] = globals()[reader.read]
     return read(source, text_field, stack)
 
