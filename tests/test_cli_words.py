@@ -12,7 +12,6 @@ from typer.main import get_command
 from typer.testing import CliRunner
 
 from itdd_cli.cli.app import app
-from itdd_cli.cli.options import ESTIMATOR_ADVICE
 from itdd_cli.core.settings import SEED_MAX, SEED_MIN
 from itdd_cli.estimators import Estimator
 from itdd_cli.version import __version__
@@ -115,8 +114,8 @@ def test_each_commands_help_ends_with_runnable_examples(name):
 def test_the_estimator_help_says_when_to_pick_each_estimator():
     help_text = " ".join(invoke(["nll", "-h"]).stdout.split())
     for estimator in Estimator:
-        assert ESTIMATOR_ADVICE.get(estimator.value), f"--estimator {estimator.value} has no advice in options.py"
-        assert f"{estimator.value}: {' '.join(ESTIMATOR_ADVICE[estimator.value].split())}" in help_text
+        assert estimator.spec.advice, f"--estimator {estimator.value} has no advice in estimators/kinds.py"
+        assert f"{estimator.value}: {' '.join(estimator.spec.advice.split())}" in help_text
 
 
 def test_the_model_help_names_the_bundled_models_and_the_default():

@@ -15,7 +15,7 @@ from itdd_cli.bundled import DEFAULT as DEFAULT_MODEL
 from itdd_cli.core import checks
 from itdd_cli.core.windows import Long
 from itdd_cli.estimators.kinds import DEFAULT_ESTIMATOR, Estimator
-from itdd_cli.io.formats import Format, InputFormat
+from itdd_cli.io.formats import Format, InputFormat, input_format_help
 from itdd_cli.version import __version__
 
 
@@ -49,20 +49,8 @@ def _seed_text(text: str | int) -> int:
     return text if isinstance(text, int) else checks.seed("--seed", text)  # an int: the default
 
 
-# When to pick which estimator (shown by --estimator's help, for the members that exist).
-ESTIMATOR_ADVICE = {
-    "control-variate": "lowest variance on text (a short pilot measures each token's loss)",
-    "chain-rule": "best on models whose conditionals agree with each other, such as dna8",
-    "stratified": "low variance, no pilot",
-    "time-free": "the paper's, noisier; for comparison",
-    "time-integral": "the paper's masking-rate integral, the noisiest; for comparison",
-    "exact": "every mask once, no error bar, at most 16 scored tokens; to check the others",
-    "dse": "SEDD models only: the score entropy time integral SEDD trains on (absorbing and uniform graphs)",
-}
-
-
 def _estimator_help() -> str:
-    advice = "; ".join(f"{member.value}: {ESTIMATOR_ADVICE.get(member.value, '')}" for member in Estimator)
+    advice = "; ".join(f"{member.value}: {member.spec.advice}" for member in Estimator)
     return f"how masks are drawn; the default suits almost every use — {advice}"
 
 
@@ -191,8 +179,7 @@ PerTokenOpt = option("per_token", bool, "--per-token", default=False, shown="off
                           "same draws, no extra passes); view with 'itdd show'")
 
 InputFormatOpt = option("input_format", InputFormat, "--input-format", default=InputFormat.auto,
-                        help="auto: by extension (.csv, .tsv, .parquet, .txt = one document), else JSONL; "
-                             "lines: one record per non-empty line; text: the whole file one record")
+                        help=input_format_help())
 LinesOpt = option("lines", bool, "--lines", default=False, shown="off",
                   help="plain text, one record per non-empty line")
 DatasetOpt = option("dataset", str | None, "--dataset", metavar="NAME|PATH", shown="none",

@@ -6,7 +6,8 @@ One sampler feeds every estimator: a draw is a uniform `u` and one key per score
 an estimator maps `u` to a masked count (or rate) and masks the positions with the smallest
 keys. The caller runs the model on a round's masks and hands back the per-position losses;
 a `Tally` turns them into values and `summarise` into an estimate and a standard error.
-`Estimator` says what each estimator is (Monte Carlo or exact, size limit, error bar).
+`ESTIMATORS` (kinds.py) declares each estimator once: its advice, its mask planner, whether it is
+Monte Carlo, its whole orders and pilot; `Estimator` reads its properties from there.
 
 Shape letters: N passes, L scored positions of one sequence, K keys per draw (≥ L; coupled
 sides take columns of them through a token alignment, `coupling`), R control-variate pilot rates,
@@ -20,9 +21,11 @@ from typing import Any
 
 from itdd_cli.estimators.kinds import (
     DEFAULT_ESTIMATOR,
+    ESTIMATORS,
     EXACT_MAX_TOKENS,
     MONTE_CARLO,
     Estimator,
+    EstimatorSpec,
     StandardError,
     enumerable,
 )
@@ -56,4 +59,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'itdd_cli.estimators' has no attribute {name!r}")
 
 
-__all__ = ["DEFAULT_ESTIMATOR", "EXACT_MAX_TOKENS", "MONTE_CARLO", "Estimator", "StandardError", "enumerable", *_LAZY]
+__all__ = ["DEFAULT_ESTIMATOR", "ESTIMATORS", "EXACT_MAX_TOKENS", "MONTE_CARLO", "Estimator", "EstimatorSpec",
+           "StandardError", "enumerable", *_LAZY]  # fmt: skip

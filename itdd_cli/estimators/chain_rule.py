@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from itdd_cli.estimators.masks import MaskPlan
 from itdd_cli.estimators.sampling import Noise
 
 
@@ -27,8 +28,10 @@ def order_masks(keys: torch.Tensor, length: int) -> tuple[torch.Tensor, torch.Te
     return _steps(ranks.repeat_interleave(length, dim=0), counts)
 
 
-def step_masks(noise: Noise, length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """One step per draw, its masked count l = ⌈u·L⌉ stratified like `stratified`'s."""
+def step_masks(noise: Noise, length: int) -> MaskPlan:
+    """One step per draw, weight L, its masked count l = ⌈u·L⌉ stratified like `stratified`'s."""
     ranks = noise.keys[:, :length].argsort(dim=1).argsort(dim=1)  # (N, L)
     counts = torch.ceil(noise.u * length).clamp(1, length).to(torch.int64)
-    return _steps(ranks, counts)
+    masks, scored = _steps(ranks, counts)
+    weights = torch.full((len(masks),), float(length), dtype=torch.float64)
+    return MaskPlan(masks, weights, noise.strata, scored)

@@ -1,15 +1,18 @@
-"""What each estimator is: Monte Carlo or exact, its size limit, how its error bar is built.
+"""Every estimator, declared once: `ESTIMATORS` says what each is and where its masks come from.
 
-The runner, the tests and the benches read these properties instead of naming estimators,
-so a new member is tested and benched without touching them.
+The runner, the rounds, the CLI's help, the tests and the benches read these entries instead of
+naming estimators, so a new member is an entry here, its planner module and its test data.
+Planners are named by "module.function" under `itdd_cli.estimators` and imported on first use
+(`masks.planner`), so this table costs no torch import and `itdd --help` can read it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
-# 2^16 − 1 forward passes per sequence is already minutes on a CPU; beyond it `exact` is
-# a mistake, not a measurement.
+# 2^16 − 1 forward passes per sequence is already minutes on a CPU; beyond it enumerating every
+# masked set is a mistake, not a measurement.
 EXACT_MAX_TOKENS = 16
 
 
@@ -32,38 +35,86 @@ class Estimator(StrEnum):
     def needs_scores(self) -> bool:
         """True for the score-entropy estimator, which reads a SEDD model's scores on corrupted
         rows instead of masked conditionals (estimators/dse.py); other families refuse it."""
-        return self is Estimator.dse
+        return self.spec.reads_scores
+
+    @property
+    def spec(self) -> EstimatorSpec:
+        return ESTIMATORS[self]
 
     @property
     def monte_carlo(self) -> bool:
         """False for an estimator whose value is an exact sum (no seed, no error bar)."""
-        return self is not Estimator.exact
+        return self.spec.monte_carlo
 
     @property
     def max_tokens(self) -> int | None:
         """The most scored tokens per sequence it accepts; None: no limit."""
-        return EXACT_MAX_TOKENS if self is Estimator.exact else None
+        return None if self.spec.monte_carlo else EXACT_MAX_TOKENS
 
     @property
     def standard_error(self) -> StandardError:
-        if self is Estimator.exact:
+        if not self.spec.monte_carlo:
             return StandardError.none
-        if self is Estimator.chain_rule:
+        if self.spec.orders is not None:
             return StandardError.between_orders  # with fewer than two orders: stratum pairs of steps
         return StandardError.stratum_pairs
 
     @property
     def strata_per_group(self) -> int:
-        """How many strata of a small round share one variance estimate (`stats.variance_groups`).
-        `time-free` weighs every draw alike, so its values climb with the masked count and wide
-        groups would mix very different means (measured: a z spread of 0.7 with groups of 4);
-        the others weigh a draw by about L/l, which keeps their values level across strata."""
-        return 2 if self is Estimator.time_free else 4
+        return self.spec.strata_per_group
 
     @property
     def uses_pilot(self) -> bool:
-        """Whether some passes of the first round measure per-token losses for a control variate."""
-        return self is Estimator.control_variate
+        return self.spec.uses_pilot
+
+
+@dataclass(frozen=True)
+class EstimatorSpec:
+    """One estimator: when to pick it, how a round's masks are planned and how its error bar is built.
+
+    `planner(noise, L)` returns a `masks.MaskPlan` (masks, weights, strata, and the scored subset
+    when a pass scores fewer positions than it masks). `orders(keys, L)`, when set, plans whole
+    orders of L passes, used once two fit a round; the error bar is then their spread.
+    """
+
+    advice: str  # shown by --estimator's help
+    planner: str | None  # None: it plans no masks (it reads scores: scoring/dse_draws.py)
+    monte_carlo: bool = True  # False: every masked set once, an exact sum (at most EXACT_MAX_TOKENS)
+    orders: str | None = None
+    uses_pilot: bool = False  # the first round's leading passes measure per-token losses (`control_variate`)
+    # How many strata of a small round share one variance estimate (`stats.variance_groups`).
+    strata_per_group: int = 4
+    reads_scores: bool = False  # a score-entropy (SEDD) model's scores on corrupted rows, not masked conditionals
+
+
+ESTIMATORS: dict[Estimator, EstimatorSpec] = {
+    Estimator.control_variate: EstimatorSpec(
+        "lowest variance on text (a short pilot measures each token's loss)", "masks.stratified", uses_pilot=True
+    ),
+    Estimator.chain_rule: EstimatorSpec(
+        "best on models whose conditionals agree with each other, such as dna8",
+        "chain_rule.step_masks",
+        orders="chain_rule.order_masks",
+    ),
+    Estimator.stratified: EstimatorSpec("low variance, no pilot", "masks.stratified"),
+    # time-free weighs every draw alike, so its values climb with the masked count and wide groups
+    # would mix very different means (measured: a z spread of 0.7 with groups of 4); the others
+    # weigh a draw by about L/l, which keeps their values level across strata.
+    Estimator.time_free: EstimatorSpec("the paper's, noisier; for comparison", "masks.time_free", strata_per_group=2),
+    Estimator.time_integral: EstimatorSpec(
+        "the paper's masking-rate integral, the noisiest; for comparison", "masks.time_integral"
+    ),
+    Estimator.exact: EstimatorSpec(
+        f"every mask once, no error bar, at most {EXACT_MAX_TOKENS} scored tokens; to check the others",
+        "masks.enumerated",
+        monte_carlo=False,
+    ),
+    Estimator.dse: EstimatorSpec(
+        "SEDD models only: the score entropy time integral SEDD trains on (absorbing and uniform graphs)",
+        None,
+        reads_scores=True,
+    ),
+}
 
 
 def enumerable(lengths: list[int], passes: int) -> bool:

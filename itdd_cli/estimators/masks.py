@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from importlib import import_module
 from itertools import combinations
+from typing import Any
 
 import torch
 
@@ -19,6 +22,7 @@ class MaskPlan:
     masks: torch.Tensor  # (N, L) bool
     weights: torch.Tensor  # (N,) float64
     strata: torch.Tensor | None  # (N,) int64; None for `exact`, whose sum has no error
+    scored: torch.Tensor | None = None  # (N, L) bool; None scores every masked position
 
 
 def smallest_keys(keys: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -30,12 +34,12 @@ def harmonic(length: int) -> float:
     return sum(1.0 / k for k in range(1, length + 1))
 
 
-def _stratified(noise: Noise, length: int) -> MaskPlan:
+def stratified(noise: Noise, length: int) -> MaskPlan:
     counts = torch.ceil(noise.u * length).clamp(1, length)  # (N,) uniform on 1..L
     return MaskPlan(smallest_keys(noise.keys[:, :length], counts), length / counts, noise.strata)
 
 
-def _time_free(noise: Noise, length: int) -> MaskPlan:
+def time_free(noise: Noise, length: int) -> MaskPlan:
     inverse = 1.0 / torch.arange(1, length + 1, dtype=torch.float64)
     cdf = inverse.cumsum(0) / inverse.sum()  # P(l) = 1/(l·H_L)
     counts = (torch.searchsorted(cdf, noise.u) + 1).clamp(max=length).to(torch.float64)
@@ -43,7 +47,7 @@ def _time_free(noise: Noise, length: int) -> MaskPlan:
     return MaskPlan(smallest_keys(noise.keys[:, :length], counts), weights, noise.strata)
 
 
-def _time_integral(noise: Noise, length: int) -> MaskPlan:
+def time_integral(noise: Noise, length: int) -> MaskPlan:
     """Rate λ = u, each position masked with probability λ, value loss(M)/λ — but drawn given
     M ≠ ∅ with weight P(M ≠ ∅)/λ ≤ L. An empty M has loss 0, so the mean is unchanged, while the
     plain form's second moment ∫ L·c²/λ dλ diverges at λ → 0 and no error bar could be honest.
@@ -62,7 +66,12 @@ def _time_integral(noise: Noise, length: int) -> MaskPlan:
     return MaskPlan(smallest_keys(keys, count), nonempty.squeeze(1) / noise.u, noise.strata)
 
 
-def _exact(length: int) -> MaskPlan:
+def enumerated(noise: Noise | None, length: int) -> MaskPlan:
+    """Every non-empty masked set once, weighted 1/(l·C(L, l)): the exact sum (noise unused)."""
+    if length < 1:
+        raise ValueError("nothing to score")
+    if length > EXACT_MAX_TOKENS:
+        raise ValueError(f"exact enumeration is limited to {EXACT_MAX_TOKENS} scored tokens")
     rows = []
     weights = []
     for count in range(1, length + 1):
@@ -75,22 +84,17 @@ def _exact(length: int) -> MaskPlan:
     return MaskPlan(torch.stack(rows), torch.tensor(weights, dtype=torch.float64), None)
 
 
-def plan_masks(estimator: Estimator, noise: Noise | None, length: int) -> MaskPlan:
-    """Masks over the first `length` keys of `noise` (coupled sides' keys are columns picked by `coupling`).
+def planner(name: str) -> Callable[..., Any]:
+    """The function an `EstimatorSpec` names as "module.function" under `itdd_cli.estimators`."""
+    module, _, function = name.rpartition(".")
+    return getattr(import_module(f"itdd_cli.estimators.{module}"), function)
 
-    The control variate's main draws are stratified draws; the chain rule has its own plan.
-    """
+
+def plan_masks(estimator: Estimator, noise: Noise | None, length: int) -> MaskPlan:
+    """Masks over the first `length` keys of `noise` (coupled sides' keys are columns picked by
+    `coupling`), by the planner `ESTIMATORS` names for the estimator."""
     if length < 1:
         raise ValueError("nothing to score")
-    if estimator is Estimator.exact:
-        if length > EXACT_MAX_TOKENS:
-            raise ValueError(f"exact enumeration is limited to {EXACT_MAX_TOKENS} scored tokens")
-        return _exact(length)
-    assert noise is not None, "Monte Carlo estimators need noise"
-    if estimator in (Estimator.stratified, Estimator.control_variate):
-        return _stratified(noise, length)
-    if estimator is Estimator.time_free:
-        return _time_free(noise, length)
-    if estimator is Estimator.time_integral:
-        return _time_integral(noise, length)
-    raise ValueError(f"{estimator.value} draws are planned by its own module")
+    assert noise is not None or not estimator.monte_carlo, "Monte Carlo estimators need noise"
+    plan: MaskPlan = planner(estimator.spec.planner)(noise, length)
+    return plan

@@ -12,10 +12,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from itdd_cli.estimators.chain_rule import order_masks, step_masks
 from itdd_cli.estimators.control_variate import Pilot, adjusted_values, loss_table, pilot_levels, plan_pilot
 from itdd_cli.estimators.kinds import Estimator, enumerable
-from itdd_cli.estimators.masks import plan_masks
+from itdd_cli.estimators.masks import enumerated, plan_masks, planner
 from itdd_cli.estimators.positions import PositionTally, split_passes
 from itdd_cli.estimators.sampling import Noise
 from itdd_cli.estimators.stats import Estimate, summarise, variance_groups
@@ -27,7 +26,7 @@ class RoundShape:
 
     draws: int  # rows of main noise: draws, or whole orders for the chain rule
     levels: int = 0  # pilot rates (control variate, first round)
-    orders: bool = False  # chain rule by whole orders (L passes each)
+    orders: bool = False  # whole orders (L passes each), for an estimator that plans them
     exhaustive: bool = False  # every masked set of every side fits the passes: enumerate them, exactly
 
 
@@ -38,7 +37,7 @@ def round_shape(
 
     A first round whose passes cover every side's 2^L − 1 masked sets enumerates them instead.
     Whole orders may leave a few passes unspent; with `spend_all` (the round that reaches
-    --max-samples) the chain rule then samples single steps instead.
+    --max-samples) an estimator of whole orders (the chain rule) samples single steps instead.
     """
     if not estimator.monte_carlo:
         return RoundShape(0)
@@ -48,7 +47,7 @@ def round_shape(
         levels = pilot_levels(passes, min(lengths))
         return RoundShape(passes - (2**levels - 1), levels)
     whole = passes // max(lengths) >= 2 and not (spend_all and passes % max(lengths))
-    if estimator is Estimator.chain_rule and whole:
+    if estimator.spec.orders is not None and whole:
         return RoundShape(passes // max(lengths), orders=True)
     return RoundShape(passes)
 
@@ -63,29 +62,26 @@ class RoundPlan:
     value_of: torch.Tensor  # (N,) int64: the value a pass adds to; −1 for a pilot pass
     strata: torch.Tensor | None  # (V,) int64; None: the values are the terms of an exact sum
     pilot: Pilot | None = None  # the leading passes, when the round has a pilot
-    orders: bool = False  # the chain rule's whole orders: the SE is the spread between them
+    orders: bool = False  # whole orders (the chain rule's): the SE is the spread between them
 
 
 def plan_round(
     estimator: Estimator, length: int, shape: RoundShape, noise: Noise | None, pilot_keys: torch.Tensor | None
 ) -> RoundPlan:
     if not estimator.monte_carlo or shape.exhaustive:
-        base = plan_masks(Estimator.exact, None, length)
+        base = enumerated(None, length)
         return RoundPlan(base.masks, None, base.weights, torch.arange(len(base.masks)), None)
     assert noise is not None, "Monte Carlo estimators need noise"
-    if estimator is Estimator.chain_rule:
-        if shape.orders:
-            masks, scored = order_masks(noise.keys, length)
-            ones = torch.ones(len(masks), dtype=torch.float64)
-            orders = torch.arange(shape.draws).repeat_interleave(length)
-            return RoundPlan(masks, scored, ones, orders, torch.zeros(shape.draws, dtype=torch.int64), orders=True)
-        masks, scored = step_masks(noise, length)
-        weights = torch.full((len(masks),), float(length), dtype=torch.float64)
-        return RoundPlan(masks, scored, weights, torch.arange(len(masks)), noise.strata)
+    if shape.orders:
+        assert estimator.spec.orders is not None
+        masks, scored = planner(estimator.spec.orders)(noise.keys, length)
+        ones = torch.ones(len(masks), dtype=torch.float64)
+        orders = torch.arange(shape.draws).repeat_interleave(length)
+        return RoundPlan(masks, scored, ones, orders, torch.zeros(shape.draws, dtype=torch.int64), orders=True)
     base = plan_masks(estimator, noise, length)
     if not shape.levels:
-        return RoundPlan(base.masks, None, base.weights, torch.arange(len(base.masks)), base.strata)
-    assert pilot_keys is not None and len(pilot_keys) == shape.levels
+        return RoundPlan(base.masks, base.scored, base.weights, torch.arange(len(base.masks)), base.strata)
+    assert pilot_keys is not None and len(pilot_keys) == shape.levels and base.scored is None
     pilot = plan_pilot(pilot_keys, length)
     masks = torch.cat([pilot.masks, base.masks])
     weights = torch.cat([torch.zeros(len(pilot.masks), dtype=torch.float64), base.weights])

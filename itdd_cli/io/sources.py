@@ -8,23 +8,20 @@ from __future__ import annotations
 
 import codecs
 import csv
+import importlib
 import itertools
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from itdd_cli.errors import InputError, UsageError
-from itdd_cli.io.formats import InputFormat
+from itdd_cli.io.formats import READERS, InputFormat, Reader, input_format
 from itdd_cli.io.reader import BOM, open_input, read_objects
 
 Item = tuple[int, dict[str, Any] | InputError]
-
-
-_EXTENSIONS = {".csv": InputFormat.csv, ".tsv": InputFormat.tsv, ".parquet": InputFormat.parquet,
-               ".txt": InputFormat.text}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -40,50 +37,77 @@ class Source:
 
     @property
     def kind(self) -> InputFormat:
-        if self.format is not InputFormat.auto or self.path in (None, "-"):
-            return InputFormat.jsonl if self.format is InputFormat.auto else self.format
-        return _EXTENSIONS.get(Path(str(self.path)).suffix.lower(), InputFormat.jsonl)
+        return input_format(self.format, self.path)
+
+    @property
+    def reader(self) -> Reader:
+        return READERS[self.kind]
+
+    @property
+    def name(self) -> str:
+        return "standard input" if self.path in (None, "-") else str(self.path)
 
     def unit(self) -> str:
         """How an error names a record of this source: `line 5` for JSONL as before, else with the source."""
         if self.dataset is not None:
             return f"dataset {self.dataset} {self.noun}"
-        name = "standard input" if self.path in (None, "-") else str(self.path)
-        return self.noun if self.kind is InputFormat.jsonl else f"{name} {self.noun}"
+        return f"{self.name} {self.noun}" if self.reader.named else self.noun
 
     @property
     def noun(self) -> str:
         """What a record number counts: a line, a Parquet row, a text document, a dataset index."""
-        if self.dataset is not None:
-            return "index"
-        return {InputFormat.parquet: "row", InputFormat.text: "document"}.get(self.kind, "line")
+        return "index" if self.dataset is not None else self.reader.noun
 
     @property
     def countable_path(self) -> str | None:
         """A file whose non-blank lines count its records (for the progress bar), else None."""
-        return self.path if self.dataset is None and self.kind in (InputFormat.jsonl, InputFormat.lines) else None
+        return self.path if self.dataset is None and self.reader.line_records else None
 
 
 def read_source(source: Source, text_field: str, stack: ExitStack) -> Iterator[Item]:
-    """The source's records, lazily; files opened here are closed by `stack`."""
+    """The source's records, lazily, by the reader `READERS` names; files opened here are closed by `stack`."""
     if source.dataset is not None:
         return read_dataset(source)
     if source.limit is not None:
         raise UsageError("--limit applies to --dataset only")
-    kind = source.kind
-    if kind is InputFormat.parquet:
-        return read_parquet(source.path)
+    reader = source.reader
+    if not reader.stdin and source.path in (None, "-"):
+        raise UsageError(f"{reader.title} cannot be read from standard input; name the file")
+    if reader.needs is not None:
+        module, extra = reader.needs
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            raise UsageError(f"reading {reader.title} needs {module}: pip install 'itdd[{extra}]'") from None
+    read: Callable[[Source, str, ExitStack], Iterator[Item]] = globals()[reader.read]
+    return read(source, text_field, stack)
+
+
+def _opened(source: Source, stack: ExitStack) -> BinaryIO:
     stream = open_input(source.path)
     if sys.stdin is None or stream is not sys.stdin.buffer:  # stdin closed (`<&-`) with a file as input
         stack.callback(stream.close)
-    name = "standard input" if source.path in (None, "-") else str(source.path)
-    if kind is InputFormat.lines:
-        return read_lines(stream, text_field)
-    if kind is InputFormat.text:
-        return read_whole(stream, text_field)
-    if kind in (InputFormat.csv, InputFormat.tsv):
-        return read_delimited(stream, "\t" if kind is InputFormat.tsv else ",", name)
-    return read_objects(stream)
+    return stream
+
+
+def read_jsonl(source: Source, text_field: str, stack: ExitStack) -> Iterator[Item]:
+    return read_objects(_opened(source, stack))
+
+
+def read_lines_of(source: Source, text_field: str, stack: ExitStack) -> Iterator[Item]:
+    return read_lines(_opened(source, stack), text_field)
+
+
+def read_whole_of(source: Source, text_field: str, stack: ExitStack) -> Iterator[Item]:
+    return read_whole(_opened(source, stack), text_field)
+
+
+def read_csv(source: Source, text_field: str, stack: ExitStack) -> Iterator[Item]:
+    return read_delimited(_opened(source, stack), ",", source.name)
+
+
+def read_tsv(source: Source, text_field: str, stack: ExitStack) -> Iterator[Item]:
+    return read_delimited(_opened(source, stack), "\t", source.name)
 
 
 def _decoded(number: int, raw: bytes) -> str | InputError:
@@ -178,14 +202,11 @@ class _Lines:
         return self.decoder.decode(raw)
 
 
-def read_parquet(path: str | None) -> Iterator[Item]:
+def read_parquet(source: Source, text_field: str, stack: ExitStack) -> Iterator[Item]:
     """Rows of a Parquet file in record batches (bounded memory); numbers are 1-based rows."""
-    if path in (None, "-"):
-        raise UsageError("Parquet cannot be read from standard input; name the file")
-    try:
-        import pyarrow.parquet as pq
-    except ImportError:
-        raise UsageError("reading Parquet needs pyarrow: pip install 'itdd[parquet]'") from None
+    import pyarrow.parquet as pq
+
+    path = source.path
     if not Path(str(path)).is_file():
         raise UsageError(f"cannot read {path}: no such file")
     try:

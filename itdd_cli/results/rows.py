@@ -66,6 +66,13 @@ class RowSpec:
     nll_sign: int = 1  # -1: nll_fields hold log-likelihoods
     per_token: tuple[Field, ...] = ()  # appended to every row under --per-token (empty: the command has none)
     rows_per_draw: int = 1  # forward rows each draw costs: 2 under --cfg (a row and its unconditional twin)
+    inputs: tuple[str, ...] = ("id", "keep")  # the `Fields` it reads (its --*-field options, --keep)
+    rolls: bool = False  # one text, no prompt: --long rolling windows and --context apply
+
+    @property
+    def prompted(self) -> bool:
+        """Whether a record may have a prompt (so --keep-boundary applies)."""
+        return "prompt" in self.inputs
 
     @property
     def several_texts(self) -> bool:
@@ -162,6 +169,8 @@ SPECS: dict[Command, RowSpec] = {
             nll_fields=("nll",),
             compare_metric="nll_per_token",
             per_token=TOKEN_FIELDS,
+            inputs=("id", "text", "keep"),
+            rolls=True,
         ),
         RowSpec(
             Command.cond_nll,
@@ -171,6 +180,7 @@ SPECS: dict[Command, RowSpec] = {
             nll_fields=("nll",),
             compare_metric="nll_per_token",
             per_token=TOKEN_FIELDS,
+            inputs=("id", "prompt", "response", "keep"),
         ),
         RowSpec(
             Command.ratio,
@@ -190,6 +200,7 @@ SPECS: dict[Command, RowSpec] = {
             identity=("tokens_chosen", "tokens_rejected"),
             nll_fields=("nll_chosen", "nll_rejected"),
             compare_metric="log_ratio",
+            inputs=("id", "prompt", "chosen", "rejected", "keep"),
             tallies=(
                 Tally(
                     "share_chosen",
@@ -225,6 +236,7 @@ SPECS: dict[Command, RowSpec] = {
             nll_fields=("logliks",),
             nll_sign=-1,
             compare_metric="correct",
+            inputs=("id", "prompt", "choices", "label", "keep"),
             tallies=(
                 Tally("accuracy", lambda row: float(row["correct"]), binomial=True, over=_labelled,
                       line="accuracy {value:.1%} ± {se} over {rows} labelled records"),

@@ -18,7 +18,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from itdd_cli.core.settings import Settings
 from itdd_cli.errors import UsageError
+from itdd_cli.io.records import Fields
+from itdd_cli.results.rows import RowSpec
 
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".pkl")
 EDGE = 64 * 1024
@@ -33,6 +36,31 @@ DETERMINING = ("tool_version", "command", "model", "revision", "weights", "token
 # Settings that may change the last digits only (float rounding of other batch shapes).
 ROUNDING = ("device", "batch_rows", "max_tokens")
 ROUNDING_FLAGS = {"device": "--device", "batch_rows": "--batch-size", "max_tokens": "--max-tokens"}  # None: auto
+
+
+def settings_values(spec: RowSpec, settings: Settings) -> dict[str, Any]:
+    """The settings that fix a run's numbers as the settings record and the summary write them:
+    null where the command takes no such option (`RowSpec.rolls`, `prompted`, `several_texts`)."""
+    return {
+        "estimator": settings.estimator.value,
+        "samples": settings.samples,
+        "seed": settings.seed,
+        "coupled": not settings.independent if spec.several_texts else None,
+        "long": settings.long.value if spec.rolls else None,
+        "context": settings.context if spec.rolls else None,
+        "chat_template": settings.chat_template,
+        "keep_boundary": settings.keep_boundary if spec.prompted else None,
+        "target_se": settings.target_se,
+        "until_decided": settings.until_decided,
+        "max_samples": settings.cap if settings.adaptive else None,
+        "per_token": settings.per_token if spec.per_token else None,
+    }
+
+
+def input_fields(spec: RowSpec, fields: Fields) -> dict[str, Any]:
+    """The input field names the command read, as the record reads back from JSON (--keep's tuple a list)."""
+    values = {name: getattr(fields, name) for name in spec.inputs}
+    return {name: list(value) if isinstance(value, tuple) else value for name, value in values.items()}
 
 
 def record_path(output: str) -> str:

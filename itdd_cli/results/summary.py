@@ -19,6 +19,7 @@ from itdd_cli.results.rows import (
     guided_metric,
     spec_for,
 )
+from itdd_cli.results.runrecord import settings_values
 from itdd_cli.version import __version__
 
 if TYPE_CHECKING:
@@ -135,7 +136,12 @@ class Summary:
         return {guided_metric(name): value for name, value in metrics.items()} if self.guided else metrics
 
 
-def summary_json(summary: Summary, info: ModelInfo, settings: Settings, revision: str | None) -> dict[str, Any]:
+# The settings a summary repeats, in its order (the settings record beside -o holds them all).
+SUMMARY_SETTINGS = ("chat_template", "estimator", "samples", "seed", "long", "context", "coupled")
+
+
+def summary_json(summary: Summary, info: ModelInfo, run: Settings, revision: str | None) -> dict[str, Any]:
+    settings = settings_values(summary.spec, run)
     return {
         "tool": "itdd",
         "version": __version__,
@@ -146,15 +152,16 @@ def summary_json(summary: Summary, info: ModelInfo, settings: Settings, revision
         "dtype": info.dtype,
         "device": info.device,
         "framing": info.framing,
-        "chat_template": settings.chat_template,
-        "estimator": settings.estimator.value,
-        "samples": settings.samples,
-        "seed": settings.seed,
-        "long": settings.long.value if summary.command is Command.nll else None,
-        "context": settings.context if summary.command is Command.nll else None,
-        "coupled": not settings.independent if summary.spec.several_texts else None,
-    } | ({"cfg": settings.cfg} if settings.guidance is not None else {}) | {
-        key: (value if math.isfinite(value) else None) for key, value in summary.metrics().items()}
+    } | {key: settings[key] for key in SUMMARY_SETTINGS} | _guided(run) | _finite(summary.metrics())
+
+
+def _guided(run: Settings) -> dict[str, float]:
+    """--cfg's scale, in summaries of guided runs only (an unguided summary stays as it was)."""
+    return {"cfg": run.cfg} if run.guidance is not None else {}
+
+
+def _finite(metrics: dict[str, float]) -> dict[str, float | None]:
+    return {key: (value if math.isfinite(value) else None) for key, value in metrics.items()}
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,9 @@ from itdd_cli.results.runrecord import (
     ROUNDING,
     ROUNDING_FLAGS,
     differences,
+    input_fields,
     read_record,
+    settings_values,
     weights_fingerprint,
     write_record,
 )
@@ -83,33 +85,12 @@ def run_settings(command: Command, model: ScoringModel, settings: Settings, fiel
         "family": info.family,
         "dtype": info.dtype,
         "framing": info.framing,
-        "estimator": settings.estimator.value,
-        "samples": settings.samples,
-        "seed": settings.seed,
-        "coupled": not settings.independent if spec.several_texts else None,
-        "long": settings.long.value if command is Command.nll else None,
-        "context": settings.context if command is Command.nll else None,
-        "chat_template": settings.chat_template,
-        "keep_boundary": settings.keep_boundary if command is not Command.nll else None,
-        "target_se": settings.target_se,
-        "until_decided": settings.until_decided,
-        "max_samples": settings.cap if settings.adaptive else None,
-        "per_token": settings.per_token if spec.per_token else None,
-        "fields": {name: _as_json(getattr(fields, name)) for name in _FIELDS[command]},
+        **settings_values(spec, settings),
+        "fields": input_fields(spec, fields),
         "device": info.device,
         "batch_rows": settings.batch_rows,
         "max_tokens": settings.max_tokens,
     } | ({"cfg": settings.cfg} if settings.guidance is not None else {})  # absent unguided: records stay as they were
-
-
-def _as_json(value: Any) -> Any:
-    """As the record reads back from JSON (a tuple of --keep names is a list there)."""
-    return list(value) if isinstance(value, tuple) else value
-
-
-_FIELDS = {Command.nll: ("id", "text", "keep"), Command.cond_nll: ("id", "prompt", "response", "keep"),
-           Command.ratio: ("id", "prompt", "chosen", "rejected", "keep"),
-           Command.choice: ("id", "prompt", "choices", "label", "keep")}  # fmt: skip
 
 
 def _auto(value: Any) -> str:

@@ -18,7 +18,7 @@ import torch
 from itdd_cli.core.settings import Settings
 from itdd_cli.core.windows import Long
 from itdd_cli.errors import UsageError
-from itdd_cli.estimators import Estimate, draw_noise, record_generator, summarise, variance_groups
+from itdd_cli.estimators import Estimate, Estimator, draw_noise, record_generator, summarise, variance_groups
 from itdd_cli.estimators.dse import (
     Schedule,
     absorbing_entropy,
@@ -137,7 +137,7 @@ class ScoreEntropyDraws:
         for framed in self.framed:
             draws = corrupt(model, framed, self.settings.samples, self.settings.seed)
             values = dse_values(model, draws.ids, draws.where, draws.rows, draws.sigma, draws.rate)
-            estimate = summarise(values, variance_groups(draws.strata, 4))
+            estimate = summarise(values, variance_groups(draws.strata, Estimator.dse.strata_per_group))
             self.results.append(Estimate(estimate.value + prior_term(model, framed), estimate.se))
 
     def estimates(self) -> list[Estimate]:
