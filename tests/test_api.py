@@ -16,7 +16,7 @@ from itdd_cli import ChoiceResult, Scorer
 from itdd_cli.cli.app import app
 from itdd_cli.errors import ArgumentError, ArgumentTypeError, InputError, UsageError
 from itdd_cli.harness import api as api_module
-from tests.conftest import read_jsonl, write_jsonl
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 TEXTS = ["abca", "dd", "cadbac"]
 PROMPTS = ["ab", "d", "c"]

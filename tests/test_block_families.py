@@ -19,7 +19,7 @@ from itdd_cli.models import LoadOptions, detect_family, load_model
 from itdd_cli.models.loading import read_config
 from itdd_cli.scoring.blocks import block_spans
 from itdd_cli.scoring.runner import Command, Settings, score
-from tests.block_checkpoints import (
+from tests.support.block_checkpoints import (
     LLADA2,
     SIZES,
     rewrite_config,
@@ -30,8 +30,8 @@ from tests.block_checkpoints import (
     write_rnd1,
     write_sdar,
 )
-from tests.family_checkpoints import MDLM, write_gpt2_like_tokenizer
-from tests.reference_block import LING, QWEN, block_causal, decoder, dit
+from tests.support.family_checkpoints import MDLM, write_gpt2_like_tokenizer
+from tests.support.reference_block import LING, QWEN, block_causal, decoder, dit
 
 WRITERS = {"sdar": write_sdar, "fast-dllm-v2": write_fast_dllm_v2, "llada2": write_llada2,
            "llada-moe": write_llada_moe, "rnd1": write_rnd1, "bd3lm": write_bd3lm}  # fmt: skip
@@ -256,7 +256,7 @@ def test_coupled_blocks_give_identical_sides_a_log_ratio_of_exactly_zero(models,
 
 @pytest.mark.parametrize("options", [["ratio", "--target-se", "0.5"], ["ratio", "--until-decided", "2"], ["choice"]])
 def test_rounds_and_choice_are_refused_for_block_models(checkpoints, tmp_path, options):
-    from tests.conftest import write_jsonl
+    from tests.support.jsonl import write_jsonl
 
     record = {"prompt": "the", "chosen": " cat", "rejected": " dog", "choices": [" cat", " dog"]}
     path = str(write_jsonl(tmp_path / "in.jsonl", [record]))
@@ -355,7 +355,7 @@ def test_the_concatenated_layout_gives_the_per_block_numbers(models, family):
 
 @pytest.mark.parametrize("command", ["nll", "cond-nll", "ratio"])
 def test_block_models_score_through_the_cli_with_a_block_size_override(checkpoints, models, tmp_path, command):
-    from tests.conftest import read_jsonl, write_jsonl
+    from tests.support.jsonl import read_jsonl, write_jsonl
 
     rows = {"nll": [{"text": "the cat sat"}], "cond-nll": [{"prompt": "the", "response": " cat sat"}],
             "ratio": [{"prompt": "the", "chosen": " cat", "rejected": " dog ran"}]}[command]  # fmt: skip

@@ -22,9 +22,16 @@ from itdd_cli.errors import ModelError
 from itdd_cli.estimators import Estimator
 from itdd_cli.models import LoadOptions, load_model
 from itdd_cli.scoring.runner import Command, Settings, score
-from tests.block_checkpoints import EOS, rewrite_config, write_bd3lm, write_fast_dllm_v2, write_llada2, write_sdar
-from tests.conftest import read_jsonl, write_jsonl
-from tests.family_checkpoints import write_gpt2_like_tokenizer
+from tests.support.block_checkpoints import (
+    EOS,
+    rewrite_config,
+    write_bd3lm,
+    write_fast_dllm_v2,
+    write_llada2,
+    write_sdar,
+)
+from tests.support.family_checkpoints import write_gpt2_like_tokenizer
+from tests.support.jsonl import read_jsonl, write_jsonl
 from tests.test_block_families import brute_force_nll
 
 BLOCK = 4
@@ -179,7 +186,7 @@ def test_any_other_unknown_tensor_is_still_refused_by_name(checkpoints, tmp_path
 
 def test_mdlm_still_refuses_the_bd3lm_buffers(tmp_path):
     """Only BD3-LM's class saves them; an MDLM checkpoint holding them is not what it claims."""
-    from tests.family_checkpoints import write_mdlm
+    from tests.support.family_checkpoints import write_mdlm
 
     directory = write_mdlm(tmp_path / "mdlm")
     tensors = load_file(directory / "model.safetensors") | {"sampling_eps_min": torch.tensor(1e-3)}

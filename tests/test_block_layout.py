@@ -1,5 +1,5 @@
 """The runner scores block models in the [noisy ‖ clean] layout: the same rows as one row per
-block and draw (tests/per_block.py), in one forward row per distinct draw index."""
+block and draw (tests/support/per_block.py), in one forward row per distinct draw index."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from itdd_cli.models.block import Concatenated, equal_halves
 from itdd_cli.results.rows import SPECS
 from itdd_cli.scoring.blocks import block_spans
 from itdd_cli.scoring.runner import Command, Settings, prepare, score
-from tests.block_checkpoints import write_bd3lm, write_fast_dllm_v2, write_llada2, write_sdar
-from tests.family_checkpoints import write_gpt2_like_tokenizer
-from tests.per_block import score_per_block
+from tests.support.block_checkpoints import write_bd3lm, write_fast_dllm_v2, write_llada2, write_sdar
+from tests.support.family_checkpoints import write_gpt2_like_tokenizer
+from tests.support.per_block import score_per_block
 
 WRITERS = {"sdar": write_sdar, "fast-dllm-v2": write_fast_dllm_v2, "llada2": write_llada2, "bd3lm": write_bd3lm}
 BLOCK = {"sdar": 4, "fast-dllm-v2": 3, "llada2": 4, "bd3lm": 4}
@@ -146,7 +146,7 @@ def test_equal_halves_put_both_copies_at_the_same_positions():
 
 
 def test_a_model_without_blocks_refuses_concatenated_rows():
-    from tests.fakes import UniformModel
+    from tests.support.fakes import UniformModel
 
     ids = torch.ones((1, 4), dtype=torch.long)
     rows = Concatenated(torch.zeros((1, 4), dtype=torch.long), torch.tensor([2]))

@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from itdd_cli.cli.app import app
-from tests.conftest import read_jsonl
+from tests.support.jsonl import read_jsonl
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 

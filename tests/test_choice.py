@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from itdd_cli.cli.app import app
-from tests.conftest import read_jsonl, write_jsonl
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 CHOICE_FIELDS = ["id", "pred", "pred_norm", "logliks", "logliks_se", "margin", "margin_se", "tokens", "bytes",
                  "correct", "correct_norm", "samples", "decided", "passes"]  # fmt: skip

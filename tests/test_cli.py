@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from tests.conftest import invoke, read_jsonl, write_jsonl
+from tests.support.cli import invoke
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 PER_BYTE = ["bytes", "words", "bits_per_byte"]
 NLL_FIELDS = [

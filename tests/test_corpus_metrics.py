@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from itdd_cli.cli.app import app
-from tests.conftest import read_jsonl, write_jsonl
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 LN2 = math.log(2)
 # Counted by hand: 'é', 'ö', 'ï' are two UTF-8 bytes each; words are split on any whitespace.

@@ -17,7 +17,8 @@ import pytest
 
 from itdd_cli.estimators.tdist import critical, two_sided_p
 from itdd_cli.scoring import engine
-from tests.conftest import invoke, read_jsonl, write_jsonl
+from tests.support.cli import invoke
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ["-m", "demo", "--device", "cpu", "-q"]
@@ -179,7 +180,7 @@ def test_a_resume_with_an_edited_tokenizer_is_refused(tmp_path):
 
 
 def test_a_resume_with_another_block_size_is_refused(tmp_path):
-    from tests.block_checkpoints import write_sdar
+    from tests.support.block_checkpoints import write_sdar
 
     model = write_sdar(tmp_path / "sdar")
     source = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": "abcabcab"}, {"id": "b", "text": "cab"}])

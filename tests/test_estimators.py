@@ -10,7 +10,7 @@ import torch
 from itdd_cli.estimators import Estimator, draw_noise, plan_masks, record_generator, summarise
 from itdd_cli.estimators.masks import harmonic
 from itdd_cli.scoring.runner import Command, Settings, score
-from tests.fakes import UniformModel
+from tests.support.fakes import UniformModel
 
 
 def test_noise_is_stratified_two_draws_per_stratum_and_odd_counts_join_the_last():

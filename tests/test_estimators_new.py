@@ -16,7 +16,7 @@ from itdd_cli.io.records import Fields, text_record
 from itdd_cli.models import LoadOptions, load_model
 from itdd_cli.scoring.engine import Engine, Job
 from itdd_cli.scoring.runner import Command, Settings, prepare, score
-from tests.fakes import UniformModel
+from tests.support.fakes import UniformModel
 
 
 def test_every_estimator_says_whether_it_is_monte_carlo_its_limit_and_its_error_bar():

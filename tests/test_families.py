@@ -11,8 +11,7 @@ from itdd_cli.cli.app import app
 from itdd_cli.models import LoadOptions, detect_family, load_model
 from itdd_cli.models.loading import read_config
 from itdd_cli.scoring.engine import Engine, Job
-from tests.conftest import read_jsonl, write_jsonl
-from tests.family_checkpoints import (
+from tests.support.family_checkpoints import (
     DREAM,
     LLADA,
     write_dream,
@@ -20,7 +19,8 @@ from tests.family_checkpoints import (
     write_llada,
     write_mdlm,
 )
-from tests.reference import decoder_logits, dream_names, llada_names
+from tests.support.jsonl import read_jsonl, write_jsonl
+from tests.support.reference import decoder_logits, dream_names, llada_names
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from itdd_cli.cli.app import app
 from itdd_cli.models import LoadOptions, load_model
 from itdd_cli.scoring.engine import Engine, Job
 from itdd_cli.scoring.runner import Command, Settings, score
-from tests.conftest import read_jsonl, write_jsonl
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 LETTERS = "abcdefgh "
 

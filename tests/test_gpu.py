@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import invoke, read_jsonl, write_jsonl
+from tests.support.cli import invoke
+from tests.support.jsonl import read_jsonl, write_jsonl
 from tests.test_oracle import _truths
 from tests.test_parallel import LAUNCHERS, TEXTS, _run
 

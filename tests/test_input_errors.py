@@ -16,8 +16,9 @@ from itdd_cli.errors import ModelError
 from itdd_cli.io.reader import read_objects
 from itdd_cli.io.records import flag_duplicate_ids
 from itdd_cli.scoring.runner import Command, Settings, Skipped, score
-from tests.conftest import invoke, read_jsonl, write_jsonl
-from tests.fakes import UniformModel
+from tests.support.cli import invoke
+from tests.support.fakes import UniformModel
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 BAD_INPUT = [  # (content, line named in the message, what the message says)
     (b'{"text": "ab"}\n{"text": "ab"\n', 2, "invalid JSON"),

@@ -17,7 +17,9 @@ from typer.testing import CliRunner
 from itdd_cli import Scorer
 from itdd_cli.cli.app import app
 from itdd_cli.errors import UsageError
-from tests.conftest import LAUNCHERS, invoke, read_jsonl
+from tests.support.cli import invoke
+from tests.support.jsonl import read_jsonl
+from tests.support.launchers import LAUNCHERS
 
 lm_eval = pytest.importorskip("lm_eval")
 from lm_eval.api.instance import Instance  # noqa: E402

@@ -11,7 +11,8 @@ from itdd_cli.cli.app import app
 from itdd_cli.estimators import MONTE_CARLO, Estimator
 from itdd_cli.models import LoadOptions, load_model
 from itdd_cli.scoring.runner import Command, Settings, score
-from tests.conftest import invoke, read_jsonl, write_jsonl
+from tests.support.cli import invoke
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 TEXTS = ["a", "dc", "abc", "bbad", "cadba", "ddcaab", "abcdabc", "dcbadcba"]
 CONDITIONALS = [("a", "b"), ("ab", "cd"), ("dcb", "a"), ("c", "adbca"), ("abcd", "dcba")]

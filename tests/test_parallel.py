@@ -14,8 +14,9 @@ from itdd_cli.errors import InputError, ModelError
 from itdd_cli.io.reader import read_objects
 from itdd_cli.run.parallel import CHUNK_RECORDS, Shard, score_sharded
 from itdd_cli.scoring.runner import Command, Settings, score
-from tests.conftest import LAUNCHERS, write_jsonl
-from tests.fakes import UniformModel
+from tests.support.fakes import UniformModel
+from tests.support.jsonl import write_jsonl
+from tests.support.launchers import LAUNCHERS
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["abcd", "d", "cabbad", "dd", "abcdabcd", "bca", "cc", "a", "dcb"]

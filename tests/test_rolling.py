@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from itdd_cli.cli.app import app
 from itdd_cli.core.windows import rolling_windows
 from itdd_cli.errors import UsageError
-from tests.conftest import read_jsonl, write_jsonl
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 # The oracle checkpoint has no framing and a maximum length of 8: windows hold 8 tokens (characters).
 DOCUMENT = "cadbabcdacbd"  # 12 characters: two windows

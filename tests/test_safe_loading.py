@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from tests.conftest import invoke
+from tests.support.cli import invoke
 
 
 def test_remote_code_is_refused_without_the_flag(oracle_dir):

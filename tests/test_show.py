@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import invoke, read_jsonl, write_jsonl
+from tests.support.cli import invoke
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 CHROMIUM = Path("/usr/bin/chromium")
 RECORDS = [

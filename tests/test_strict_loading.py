@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from itdd_cli.cli.app import app
 from itdd_cli.models import FAMILIES, detect_family
-from tests.block_checkpoints import write_llada2, write_llada_moe, write_rnd1
-from tests.conftest import read_jsonl, write_jsonl
-from tests.family_checkpoints import write_dream, write_gpt2_like_tokenizer, write_llada, write_mdlm
+from tests.support.block_checkpoints import write_llada2, write_llada_moe, write_rnd1
+from tests.support.family_checkpoints import write_dream, write_gpt2_like_tokenizer, write_llada, write_mdlm
+from tests.support.jsonl import read_jsonl, write_jsonl
 from tests.test_generic_adapter import write_tiny_bert
 
 WRITERS = {"llada": write_llada, "dream": write_dream, "mdlm": write_mdlm, "generic": write_tiny_bert}

@@ -9,7 +9,7 @@ from itdd_cli.cli.app import app
 from itdd_cli.estimators import MONTE_CARLO, Estimator
 from itdd_cli.models import LoadOptions, load_model
 from itdd_cli.scoring.runner import Command, Settings, score
-from tests.conftest import read_jsonl, write_jsonl
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 TEXTS = ["abcdabcd", "d", "cabbad", "ddcbaabc", "bca", "cadbacbd"]
 PAIRS = [("ab", "cadb", "cabb"), (None, "dcbadc", "aaaaaa"), ("c", "abca", "abda"), (None, "bacd", "bacdd")]

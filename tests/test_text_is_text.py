@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from itdd_cli.cli.app import app
 from itdd_cli.models import LoadOptions, load_model
-from tests.conftest import read_jsonl, write_jsonl
-from tests.family_checkpoints import LETTERS, LLADA, char_tokenizer, write_llada
+from tests.support.family_checkpoints import LETTERS, LLADA, char_tokenizer, write_llada
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 MASK = "<|mdm_mask|>"
 PUNCTUATION = "<|>_"  # enough to spell every special token of the tiny LLaDA as plain characters
