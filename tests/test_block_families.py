@@ -23,20 +23,13 @@ from tests.support.block_checkpoints import (
     LLADA2,
     SIZES,
     rewrite_config,
-    write_bd3lm,
-    write_fast_dllm_v2,
-    write_llada2,
     write_llada_moe,
-    write_rnd1,
-    write_sdar,
 )
+from tests.support.families import BLOCK_FAMILIES, FAMILY_CASES
 from tests.support.family_checkpoints import MDLM, write_gpt2_like_tokenizer
 from tests.support.reference_block import LING, QWEN, block_causal, decoder, dit
 
-WRITERS = {"sdar": write_sdar, "fast-dllm-v2": write_fast_dllm_v2, "llada2": write_llada2,
-           "llada-moe": write_llada_moe, "rnd1": write_rnd1, "bd3lm": write_bd3lm}  # fmt: skip
-BLOCK = {"sdar": 4, "fast-dllm-v2": 3, "llada2": 4, "llada-moe": None, "rnd1": None, "bd3lm": 4}  # as scored here
-SHIFT = {"sdar": False, "fast-dllm-v2": True, "llada2": False, "llada-moe": False, "rnd1": True, "bd3lm": False}
+HERE = ["sdar", "fast-dllm-v2", "llada2", "llada-moe", "rnd1", "bd3lm"]  # the families of reference_block.py
 
 
 def reference_config(family: str) -> dict:
@@ -61,7 +54,7 @@ def reference_config(family: str) -> dict:
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("block-families")
-    return {name: write(root / name) for name, write in WRITERS.items()} | {
+    return {name: FAMILY_CASES[name].write(root / name) for name in HERE} | {
         "gpt2": write_gpt2_like_tokenizer(root / "gpt2")
     }
 
@@ -69,11 +62,12 @@ def checkpoints(tmp_path_factory):
 @pytest.fixture(scope="module")
 def models(checkpoints):
     def options(name):  # SDAR and BD3-LM read their block size from config.json
-        tokenizer = str(checkpoints["gpt2"]) if name == "bd3lm" else None
-        block_size = BLOCK[name] if name in ("fast-dllm-v2", "llada2") else None
+        case = FAMILY_CASES[name]
+        tokenizer = None if case.own_tokenizer else str(checkpoints["gpt2"])
+        block_size = case.block if case.block_option else None
         return LoadOptions(str(checkpoints[name]), block_size=block_size, tokenizer=tokenizer)
 
-    return {name: load_model(options(name)) for name in WRITERS}
+    return {name: load_model(options(name)) for name in HERE}
 
 
 def weights(checkpoints, name):
@@ -88,12 +82,12 @@ def reference_logprobs(w, family, ids, valid, block_size, routes=None) -> torch.
         return torch.log_softmax(logits[:, :-1], -1)
     logits = decoder(w, reference_config(family), ids, allowed, routes)
     logprobs = torch.log_softmax(logits, -1)
-    if SHIFT[family]:
+    if FAMILY_CASES[family].shift:
         logprobs = torch.cat([logprobs[:1], logprobs[:-1]])
     return logprobs
 
 
-@pytest.mark.parametrize("family", list(WRITERS))
+@pytest.mark.parametrize("family", HERE)
 def test_each_family_is_detected_from_config_json(checkpoints, family):
     assert detect_family(read_config(LoadOptions(str(checkpoints[family])))) == family
 
@@ -104,7 +98,7 @@ def test_llada_moe_is_told_from_dense_llada_by_its_architecture_and_finds_its_ma
     assert models["llada-moe"].info.mask_id == 41  # the tokenizer's <|mask|>, as 156895 is on the hub
 
 
-@pytest.mark.parametrize("family", list(WRITERS))
+@pytest.mark.parametrize("family", HERE)
 def test_log_probs_match_an_independent_reference_forward(checkpoints, models, family):
     model = models[family]
     texts = ["the cat sat on the mat", "a dog.", "zebras, quietly"]
@@ -124,7 +118,7 @@ def test_log_probs_match_an_independent_reference_forward(checkpoints, models, f
     w = weights(checkpoints, family)
     expected, routes = [], []
     for row, f in enumerate(framed):
-        logprobs = reference_logprobs(w, family, ids[row].tolist(), len(f.ids), BLOCK[family], routes)
+        logprobs = reference_logprobs(w, family, ids[row].tolist(), len(f.ids), FAMILY_CASES[family].block, routes)
         where = score_mask[row].nonzero().flatten()
         expected.append(logprobs[where, targets[row, where]])
     assert got.shape == torch.cat(expected).shape
@@ -173,7 +167,7 @@ def _score(model, records, estimator=Estimator.exact, samples=8, batch_rows=None
     return list(score(Command.cond_nll, enumerate(records, 1), model, settings))
 
 
-@pytest.mark.parametrize("family", ["sdar", "fast-dllm-v2", "llada2", "bd3lm"])
+@pytest.mark.parametrize("family", BLOCK_FAMILIES)
 def test_exact_block_estimate_is_the_sum_of_brute_force_per_block_sums(checkpoints, models, family):
     """A prompt of 5 framed tokens ends inside block 1: its tokens there stay context."""
     model = models[family]
@@ -181,7 +175,7 @@ def test_exact_block_estimate_is_the_sum_of_brute_force_per_block_sums(checkpoin
     [row] = _score(model, [record])
     framed = model.frame(model.encode(record["prompt"]), model.encode(record["response"]))
     expected = brute_force_nll(weights(checkpoints, family), family, framed.ids, framed.start, framed.length,
-                               BLOCK[family], model.info.mask_id)  # fmt: skip
+                               FAMILY_CASES[family].block, model.info.mask_id)  # fmt: skip
     assert row["nll_se"] == 0.0
     assert row["nll"] == pytest.approx(expected, rel=1e-5)
 
@@ -285,7 +279,7 @@ def test_llada_moe_with_a_routing_expert_bias_is_refused(tmp_path):
         load_model(LoadOptions(str(directory)))
 
 
-@pytest.mark.parametrize("family", list(WRITERS))
+@pytest.mark.parametrize("family", HERE)
 @pytest.mark.parametrize("damage", ["missing", "unexpected", "mis-shaped"])
 def test_damaged_weights_are_refused_not_initialised_at_random(checkpoints, tmp_path, family, damage):
     import shutil
@@ -302,14 +296,14 @@ def test_damaged_weights_are_refused_not_initialised_at_random(checkpoints, tmp_
     else:
         tensors[name] = torch.zeros(tensors[name].numel() + 1)
     save_file(tensors, str(directory / "model.safetensors"))
-    tokenizer = str(checkpoints["gpt2"]) if family == "bd3lm" else None
+    tokenizer = None if FAMILY_CASES[family].own_tokenizer else str(checkpoints["gpt2"])
     with pytest.raises(ModelError, match="extra.weight" if damage == "unexpected" else name.replace(".", "\\.")):
-        load_model(LoadOptions(str(directory), block_size=BLOCK[family] or None, tokenizer=tokenizer))
+        load_model(LoadOptions(str(directory), block_size=FAMILY_CASES[family].block, tokenizer=tokenizer))
 
 
 def test_models_lists_the_new_families_and_inspect_shows_the_block_size(checkpoints):
     listing = CliRunner().invoke(app, ["models"])
-    for family in WRITERS:
+    for family in HERE:
         assert family in listing.output
     assert "inclusionAI/LLaDA2.0-mini" in listing.output
     shown = CliRunner().invoke(app, ["inspect", "-m", str(checkpoints["sdar"])])
@@ -328,7 +322,7 @@ def test_the_concatenated_layout_gives_the_per_block_numbers(models, family):
     from itdd_cli.scoring.blocks import block_spans
     from itdd_cli.scoring.engine import Engine, Job
 
-    model, block = models[family], BLOCK[family]
+    model, block = models[family], FAMILY_CASES[family].block
     ids = torch.tensor(model.frame([], model.encode("the quiet zebra")).ids)
     generator = torch.Generator().manual_seed(3)
     spans = block_spans(Framed(ids.tolist(), 1, len(ids) - 1), block)  # position 0 stays clean context
