@@ -4,15 +4,10 @@ routing included), and the block estimator against brute-force enumeration."""
 
 from __future__ import annotations
 
-import math
-from itertools import combinations
-
 import pytest
 import torch
 from safetensors.torch import load_file
-from typer.testing import CliRunner
 
-from itdd_cli.cli.app import app
 from itdd_cli.errors import ModelError
 from itdd_cli.estimators import Estimator
 from itdd_cli.models import LoadOptions, detect_family, load_model
@@ -20,35 +15,17 @@ from itdd_cli.models.loading import read_config
 from itdd_cli.scoring.blocks import block_spans
 from itdd_cli.scoring.runner import Command, Settings, score
 from tests.support.block_checkpoints import (
-    LLADA2,
     SIZES,
     rewrite_config,
     write_llada_moe,
 )
+from tests.support.block_reference import brute_force_nll, reference_config, reference_logprobs
+from tests.support.cli import invoke, one_error_line
 from tests.support.families import BLOCK_FAMILIES, FAMILY_CASES
-from tests.support.family_checkpoints import MDLM, write_gpt2_like_tokenizer
-from tests.support.reference_block import LING, QWEN, block_causal, decoder, dit
+from tests.support.family_checkpoints import write_gpt2_like_tokenizer
+from tests.support.reference_block import decoder
 
 HERE = ["sdar", "fast-dllm-v2", "llada2", "llada-moe", "rnd1", "bd3lm"]  # the families of reference_block.py
-
-
-def reference_config(family: str) -> dict:
-    s = SIZES
-    common = dict(heads=s["heads"], kv_heads=s["kv_heads"], head_dim=s["head_dim"], layers=s["layers"], eps=1e-6,
-                  theta=10000.0, rotary=1.0, qk_norm=True, names=QWEN, top_k=s["top_k"],
-                  mlp=lambda layer: "dense")  # fmt: skip
-    if family == "fast-dllm-v2":
-        return common | dict(qk_norm=False)
-    if family == "llada-moe":
-        return common | dict(eps=1e-5, mlp=lambda layer: "softmax", normalise=False)
-    if family == "rnd1":
-        return common | dict(mlp=lambda layer: "softmax", normalise=True)
-    if family == "llada2":
-        m = LLADA2
-        return common | dict(names=LING, rotary=0.5, theta=600000.0, layers=m["layers"], top_k=m["top_k"],
-                             groups=m["groups"], keep_groups=m["topk_group"], scaling=m["scaling"],
-                             mlp=lambda layer: "dense" if layer < m["dense_layers"] else "grouped")  # fmt: skip
-    return common
 
 
 @pytest.fixture(scope="module")
@@ -72,19 +49,6 @@ def models(checkpoints):
 
 def weights(checkpoints, name):
     return load_file(str(checkpoints[name] / "model.safetensors"))
-
-
-def reference_logprobs(w, family, ids, valid, block_size, routes=None) -> torch.Tensor:
-    """log p over the vocabulary (T, V) at each position, shift applied: row i predicts token i."""
-    allowed = block_causal(len(ids), valid, block_size)
-    if family == "bd3lm":  # the mask column (the last) is never a prediction
-        logits = dit(w, MDLM["heads"], ids, allowed)
-        return torch.log_softmax(logits[:, :-1], -1)
-    logits = decoder(w, reference_config(family), ids, allowed, routes)
-    logprobs = torch.log_softmax(logits, -1)
-    if FAMILY_CASES[family].shift:
-        logprobs = torch.cat([logprobs[:1], logprobs[:-1]])
-    return logprobs
 
 
 @pytest.mark.parametrize("family", HERE)
@@ -133,26 +97,6 @@ def test_the_block_mask_matters(checkpoints, models):
     ids = models["sdar"].encode("the cat sat on")
     blocked = reference_logprobs(w, "sdar", ids, len(ids), 4)
     assert (blocked - reference_logprobs(w, "sdar", ids, len(ids), None)).abs().max() > 1e-2
-
-
-def brute_force_nll(w, family, ids, start, length, block_size, mask_id) -> float:
-    """Σ over blocks of the exact I-MDCE sum, every mask of each block enumerated on the reference:
-    Σ_M 1/(|M|·C(L,|M|)) Σ_{i∈M} −log p(x_i | x with M masked, clean earlier blocks, later absent)."""
-    total = 0.0
-    positions = list(range(start, start + length))
-    blocks = sorted({p // block_size for p in positions}) if block_size else [None]
-    for block in blocks:
-        span = [p for p in positions if block is None or p // block_size == block]
-        end = len(ids) if block is None else min((block + 1) * block_size, len(ids))
-        for count in range(1, len(span) + 1):
-            for masked in combinations(span, count):
-                row = list(ids[:end])
-                for p in masked:
-                    row[p] = mask_id
-                logprobs = reference_logprobs(w, family, row, end, block_size)
-                loss = -sum(float(logprobs[p, ids[p]]) for p in masked)
-                total += loss / (count * math.comb(len(span), count))
-    return total
 
 
 def _passes(model, prompt, response, samples):
@@ -254,9 +198,9 @@ def test_rounds_and_choice_are_refused_for_block_models(checkpoints, tmp_path, o
 
     record = {"prompt": "the", "chosen": " cat", "rejected": " dog", "choices": [" cat", " dog"]}
     path = str(write_jsonl(tmp_path / "in.jsonl", [record]))
-    result = CliRunner().invoke(app, [options[0], path, "-m", str(checkpoints["sdar"]), *options[1:]])
-    assert result.exit_code == 2, result.stderr
-    assert "not supported for block-diffusion models" in result.stderr and result.stderr.count("\n") == 1
+    result = invoke([options[0], path, "-m", str(checkpoints["sdar"]), *options[1:]])
+    one_error_line(result, 2, "not supported for block-diffusion models")
+    assert result.stderr.count("\n") == 1
 
 
 def test_exact_is_limited_per_block_not_per_record(models):
@@ -302,14 +246,14 @@ def test_damaged_weights_are_refused_not_initialised_at_random(checkpoints, tmp_
 
 
 def test_models_lists_the_new_families_and_inspect_shows_the_block_size(checkpoints):
-    listing = CliRunner().invoke(app, ["models"])
+    listing = invoke(["models"])
     for family in HERE:
         assert family in listing.output
     assert "inclusionAI/LLaDA2.0-mini" in listing.output
-    shown = CliRunner().invoke(app, ["inspect", "-m", str(checkpoints["sdar"])])
+    shown = invoke(["inspect", "-m", str(checkpoints["sdar"])])
     assert shown.exit_code == 0, shown.output
     assert "block size 4" in shown.output
-    overridden = CliRunner().invoke(app, ["inspect", "-m", str(checkpoints["llada2"]), "--block-size", "8"])
+    overridden = invoke(["inspect", "-m", str(checkpoints["llada2"]), "--block-size", "8"])
     assert "block size 8" in overridden.output
 
 
@@ -354,8 +298,8 @@ def test_block_models_score_through_the_cli_with_a_block_size_override(checkpoin
     rows = {"nll": [{"text": "the cat sat"}], "cond-nll": [{"prompt": "the", "response": " cat sat"}],
             "ratio": [{"prompt": "the", "chosen": " cat", "rejected": " dog ran"}]}[command]  # fmt: skip
     path = str(write_jsonl(tmp_path / "in.jsonl", rows))
-    result = CliRunner().invoke(app, [command, path, "-m", str(checkpoints["llada2"]), "--block-size", "4",
-                                      "--estimator", "exact"])  # fmt: skip
+    result = invoke([command, path, "-m", str(checkpoints["llada2"]), "--block-size", "4",
+                     "--estimator", "exact"])  # fmt: skip
     assert result.exit_code == 0, result.stderr
     [row] = read_jsonl(result.stdout)
     if command == "cond-nll":

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from itdd_cli.cli.app import app
 from itdd_cli.models import LoadOptions, load_model
 from itdd_cli.scoring.engine import Engine, Job
 from itdd_cli.scoring.runner import Command, Settings, score
+from tests.support.cli import invoke
 from tests.support.family_checkpoints import write_tiny_bert
 from tests.support.jsonl import read_jsonl, write_jsonl
 
@@ -94,7 +93,7 @@ def test_engine_order_and_numbers_do_not_depend_on_the_batch_layout(bert):
 
 def test_cli_scores_a_bert_checkpoint_without_remote_code(bert_dir, tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", [{"text": "a cab"}, {"prompt": "x", "text": "hg"}])
-    result = CliRunner().invoke(app, ["nll", str(path), "-m", str(bert_dir), "-n", "8"])
+    result = invoke(["nll", str(path), "-m", str(bert_dir), "-n", "8"])
     assert result.exit_code == 0, result.stderr
     assert [row["tokens"] for row in read_jsonl(result.stdout)] == [5, 2]
     assert "[CLS] … [SEP]" in result.stderr
@@ -102,6 +101,6 @@ def test_cli_scores_a_bert_checkpoint_without_remote_code(bert_dir, tmp_path):
 
 def test_records_longer_than_the_position_table_are_input_errors(bert_dir, tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", [{"text": "abc"}, {"text": "a" * 23}])
-    result = CliRunner().invoke(app, ["nll", str(path), "-m", str(bert_dir), "-n", "8"])
+    result = invoke(["nll", str(path), "-m", str(bert_dir), "-n", "8"])
     assert result.exit_code == 3
     assert "line 2: 25 tokens (framing included) exceed the model's maximum of 24" in result.stderr
