@@ -201,7 +201,7 @@ def test_a_signal_as_the_output_appears_waits_for_its_settings_record(base, sour
     Ctrl-C arriving between the two would leave a file that --resume must refuse."""
     import signal
 
-    from itdd_cli.results.reader import outfile
+    from itdd_cli.results import outfile
 
     real_replace = os.replace
 

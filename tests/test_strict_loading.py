@@ -44,8 +44,14 @@ def _with_layers(directory: Path, family: str, layers: int) -> None:
     """config.json claims `layers` layers (and lists of one entry per layer are cut or extended to match)."""
     case = FAMILY_CASES[family]
     config = json.loads((directory / "config.json").read_text())
-    lists = {key: (config[key] * layers)[:layers] for key in case.per_layer}
-    _edit_config(directory, **{case.layers_key: layers}, **lists)
+    *sections, key = case.layers_key.split(".")  # a dotted key lies in a nested section
+    place = config
+    for section in sections:
+        place = place[section]
+    place[key] = layers
+    for name in case.per_layer:
+        config[name] = (config[name] * layers)[:layers]
+    (directory / "config.json").write_text(json.dumps(config))
 
 
 def _nll(tmp_path: Path, *args: str):  # type: ignore[no-untyped-def]

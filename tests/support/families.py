@@ -25,7 +25,7 @@ from tests.support.family_checkpoints import LLADA, MDLM, write_dream, write_lla
 class FamilyCase:
     write: Callable[[Path], Path]  # the family's hub layout, tiny and random
     tensor: str  # one tensor of the checkpoint, in the checkpoint's own names
-    layers_key: str  # the config.json key that counts the layers
+    layers_key: str  # the config.json key that counts the layers (dotted: in a nested section)
     layer_prefix: str  # every tensor of layer i starts with this, formatted with i=
     layers: int  # how many layers the tiny checkpoint has
     block: int | None = None  # the block size the tests score with; None: no blocks
