@@ -9,7 +9,7 @@ batches under the token budget, identical rows computed once):
   (a) concatenated, what `itdd nll` runs (`runner.score`): one row per distinct draw index holds
       a noisy copy of the scored blocks, each masked by its own draw, and a clean copy of the
       blocks before the last, at shared position ids, under the three-part block mask;
-  (b) per-block, the baseline (tests/per_block.py): block b's row is the clean blocks < b followed
+  (b) per-block, the baseline (tests/support/per_block.py): block b's row is the clean blocks < b followed
       by block b with its draw's masks, later blocks absent.
 Printed per block size: the largest difference between the two layouts' NLLs (they must agree to
 float32 rounding), forward rows and tokens, draw·tokens per second (records × scored tokens ×
@@ -35,8 +35,8 @@ from itdd_cli.estimators import Estimator  # noqa: E402
 from itdd_cli.models import LoadOptions, load_model  # noqa: E402
 from itdd_cli.scoring.engine import BatchProgress, Engine  # noqa: E402
 from itdd_cli.scoring.runner import Command, Settings, score  # noqa: E402
-from tests.block_checkpoints import sized, write_sdar  # noqa: E402
-from tests.per_block import score_per_block  # noqa: E402
+from tests.support.block_checkpoints import sized, write_sdar  # noqa: E402
+from tests.support.per_block import score_per_block  # noqa: E402
 
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
 

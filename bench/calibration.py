@@ -5,7 +5,7 @@
 
 For each record (examples/oracle-nll.jsonl, true_nll) and pair (examples/oracle-pairs.jsonl,
 true_log_ratio, coupled) the draws run in-process on the oracle's exact conditionals
-(`tests/oracle_draws.py`). A row that enumerated every masked set is counted as exact (its value
+(`tests/support/oracle_draws.py`). A row that enumerated every masked set is counted as exact (its value
 is checked); a row within float rounding of the truth (the chain rule's whole orders) as well;
 the rest give z = error / SE. Printed: root-mean-square z (1 when the SE is honest), the share of
 |z| > 3 (about 0.3 % for a normal z), and how many rows were exact. About a minute per record.
@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from itdd_cli.core.settings import Settings  # noqa: E402
 from itdd_cli.estimators import MONTE_CARLO  # noqa: E402
 from itdd_cli.oracle import OracleDistribution  # noqa: E402
-from tests.oracle_draws import run  # noqa: E402
+from tests.support.oracle_draws import run  # noqa: E402
 
 
 def _cases(texts: list[str] | None) -> list[tuple[str, str, list[str], float]]:

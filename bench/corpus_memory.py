@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.peak import itdd_peak_kib  # noqa: E402
-from tests.family_checkpoints import write_llada  # noqa: E402
+from tests.support.family_checkpoints import write_llada  # noqa: E402
 
 
 def _words(rng: random.Random, count: int) -> str:

@@ -37,7 +37,7 @@ from itdd_cli.models import LoadOptions, load_model  # noqa: E402
 from itdd_cli.scoring.engine import GPU_MAX_TOKENS  # noqa: E402
 from itdd_cli.scoring.runner import Command, Settings, score  # noqa: E402
 from itdd_cli.scoring.shapes import rung  # noqa: E402
-from tests.family_checkpoints import write_llada  # noqa: E402
+from tests.support.family_checkpoints import write_llada  # noqa: E402
 
 GEOMETRIES = {  # d, layers, MLP, heads, vocabulary
     "8b": dict(d=4096, layers=32, mlp=12288, heads=32, vocab=126_464),

@@ -30,7 +30,7 @@ import torch
 from itdd_cli.scoring.engine import Engine, Job
 from itdd_cli.estimators import Estimator
 from itdd_cli.scoring.runner import Command, Settings, score
-from tests.fakes import UniformModel
+from tests.support.fakes import UniformModel
 
 records, draws, repeat = {records}, {draws}, {repeat}
 rng = random.Random(0)

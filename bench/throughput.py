@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from itdd_cli.estimators import Estimator, draw_noise, plan_masks, record_generator  # noqa: E402
 from itdd_cli.models import LoadOptions, load_model  # noqa: E402
 from itdd_cli.scoring.runner import Command, Settings, score  # noqa: E402
-from tests.family_checkpoints import write_llada  # noqa: E402
+from tests.support.family_checkpoints import write_llada  # noqa: E402
 
 REFERENCE_BATCH = 16
 

@@ -186,7 +186,7 @@ def part_oracle(args):
 
 def part_long(args):
     sys.path.insert(0, str(ROOT))
-    from tests.family_checkpoints import write_llada
+    from tests.support.family_checkpoints import write_llada
 
     with tempfile.TemporaryDirectory() as directory:
         model = load_model(LoadOptions(str(write_llada(Path(directory), max_length=512))))

@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-import json
 import os
-import socket
-import sys
 from pathlib import Path
 
 # Before anything imports huggingface_hub, which reads these once: no test may reach the network
@@ -39,42 +36,7 @@ def oracle_dir(tmp_path_factory: pytest.TempPathFactory, distribution: OracleDis
     return write_checkpoint(tmp_path_factory.mktemp("oracle"), distribution)
 
 
-def write_jsonl(path: Path, rows: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    return path
-
-
-def read_jsonl(text: str) -> list[dict]:
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
-
-
-def invoke(args, stdin=None, env=None):
-    """The CLI in this process, as a user would call it (every argument as a string)."""
-    from typer.testing import CliRunner
-
-    from itdd_cli.cli.app import app
-
-    return CliRunner().invoke(app, [str(a) for a in args], input=stdin, env=env)
-
-
 @pytest.fixture
 def base(oracle_dir):
     """Options that score with the oracle checkpoint, cheaply."""
     return ["-m", oracle_dir, "--trust-remote-code", "-n", "8"]
-
-
-def _free_port() -> str:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return str(probe.getsockname()[1])
-
-
-# accelerate's `--cpu` starts ONE process unless MPI is set up; `--multi_gpu` starts them through
-# torchrun, and on a machine without CUDA each process then runs on the CPU over gloo.
-LAUNCHERS = {  # each run on a fresh free port, so runs never collide on a lingering rendezvous
-    "torchrun": lambda: [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                         "-m", "itdd_cli"],
-    "accelerate": lambda: [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2",
-                           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "--multi_gpu",
-                           "--main_process_port", _free_port(), "-m", "itdd_cli"],
-}  # fmt: skip

@@ -10,13 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from itdd_cli import ChoiceResult, Scorer
-from itdd_cli.cli.app import app
 from itdd_cli.errors import ArgumentError, ArgumentTypeError, InputError, UsageError
 from itdd_cli.harness import api as api_module
-from tests.conftest import read_jsonl, write_jsonl
+from tests.support.cli import ERROR_PREFIX, invoke_rows, nll_refusal
+from tests.support.jsonl import write_jsonl
 
 TEXTS = ["abca", "dd", "cadbac"]
 PROMPTS = ["ab", "d", "c"]
@@ -31,10 +30,7 @@ def _cli(oracle_dir, tmp_path, command, rows, settings):
     if settings.get("independent") and command in ("ratio", "choice"):
         options.append("--independent")
     path = write_jsonl(tmp_path / f"{command}.jsonl", rows)
-    result = CliRunner().invoke(app, [command, str(path), "-m", str(oracle_dir), "--trust-remote-code",
-                                      *map(str, options)])  # fmt: skip
-    assert result.exit_code == 0, result.stderr
-    return read_jsonl(result.stdout)
+    return invoke_rows([command, path, "-m", oracle_dir, "--trust-remote-code", *options])
 
 
 @pytest.fixture(scope="module")
@@ -95,14 +91,6 @@ def test_the_readme_api_example_runs_and_prints_what_the_readme_says():
     assert result.stdout.splitlines() == printed
 
 
-def _cli_line(*options):
-    """The one line `itdd nll` prints for the same mistake in its options (without `itdd: error: `)."""
-    demo = Path(__file__).resolve().parents[1] / "examples" / "demo.jsonl"
-    result = CliRunner().invoke(app, ["nll", str(demo), "-m", "demo", *options])
-    assert result.exit_code == 2, result.stderr
-    return result.stderr.strip().removeprefix("itdd: error: ")
-
-
 @pytest.fixture
 def no_load(monkeypatch):
     """Scorer.load's checks must come before the model loads."""
@@ -127,7 +115,7 @@ def test_a_bad_load_argument_is_the_cli_options_message_before_the_model_loads(n
                                                                                  text):  # fmt: skip
     with pytest.raises(ArgumentError) as error:
         Scorer.load("demo", **{argument: value})
-    assert str(error.value) == _cli_line(option, text).replace(option, argument)
+    assert str(error.value) == nll_refusal(option, text).removeprefix(ERROR_PREFIX).replace(option, argument)
     assert isinstance(error.value, ValueError) and isinstance(error.value, UsageError)
 
 
@@ -159,9 +147,9 @@ def test_with_settings_refuses_what_the_cli_refuses(scorer, changes, message):
 
 
 def test_the_cli_words_the_combined_rules_as_the_api_does():
-    assert _cli_line("--context", "5") == "--context 5 applies to --long rolling only; pass --long rolling or drop " \
-                                          "--context"  # fmt: skip
-    assert _cli_line("-n", "16", "--target-se", "0.1", "--max-samples", "8") == (
+    assert nll_refusal("--context", "5") == ERROR_PREFIX + (
+        "--context 5 applies to --long rolling only; pass --long rolling or drop --context")
+    assert nll_refusal("-n", "16", "--target-se", "0.1", "--max-samples", "8") == ERROR_PREFIX + (
         "--max-samples 8 is below --samples 16; raise it or lower --samples")
 
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from itdd_cli.scoring.attention import KERNELS, choose
-from tests.conftest import invoke, write_jsonl
+from tests.support.cli import invoke
+from tests.support.jsonl import write_jsonl
 
 TRUE = torch.tensor([-1.0, -2.0, -3.0])
 

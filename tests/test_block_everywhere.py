@@ -11,9 +11,7 @@ import math
 import statistics
 
 import pytest
-from typer.testing import CliRunner
 
-from itdd_cli.cli.app import app
 from itdd_cli.core.windows import Grid, Long, Window, block_windows
 from itdd_cli.estimators import MONTE_CARLO, Estimator
 from itdd_cli.io.records import Fields
@@ -23,8 +21,9 @@ from itdd_cli.scoring.blocks import BlockDraws
 from itdd_cli.scoring.draws import run_rounds
 from itdd_cli.scoring.engine import Engine
 from itdd_cli.scoring.runner import Command, Settings, prepare, score
-from tests.block_checkpoints import rewrite_config, write_fast_dllm_v2, write_sdar
-from tests.conftest import read_jsonl, write_jsonl
+from tests.support.block_checkpoints import rewrite_config, write_fast_dllm_v2, write_sdar
+from tests.support.cli import invoke
+from tests.support.jsonl import read_jsonl, write_jsonl
 from tests.test_block_families import brute_force_nll, weights
 
 BLOCK = 4  # SDAR's block size in its config.json
@@ -172,7 +171,7 @@ def test_identical_choices_tie_to_the_first_with_a_margin_of_zero(sdar):
 
 def test_choice_runs_on_a_block_model_through_the_cli(checkpoints, sdar, tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", [CHOICES])
-    result = CliRunner().invoke(app, ["choice", str(path), "-m", str(checkpoints["sdar"]), "--estimator", "exact"])
+    result = invoke(["choice", str(path), "-m", str(checkpoints["sdar"]), "--estimator", "exact"])
     assert result.exit_code == 0, result.stderr
     [row] = read_jsonl(result.stdout)
     [api] = _rows(Command.choice, sdar, [CHOICES], estimator=Estimator.exact)
@@ -330,7 +329,7 @@ def test_lm_eval_multiple_choice_on_a_block_model_equals_itdd_choice(checkpoints
     for key in ("HF_DATASETS_OFFLINE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.setenv(key, "1")
     items = root / "tests" / "lm_eval_task" / "sentences.jsonl"
-    result = CliRunner().invoke(app, ["choice", str(items), "-m", str(checkpoints["sdar"]), "-n", "8", "--seed", "3",
+    result = invoke(["choice", str(items), "-m", str(checkpoints["sdar"]), "-n", "8", "--seed", "3",
                                       "-q"])  # fmt: skip
     assert result.exit_code == 0, result.stderr
     rows = read_jsonl(result.stdout)

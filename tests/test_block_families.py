@@ -4,64 +4,34 @@ routing included), and the block estimator against brute-force enumeration."""
 
 from __future__ import annotations
 
-import math
-from itertools import combinations
-
 import pytest
 import torch
 from safetensors.torch import load_file
-from typer.testing import CliRunner
 
-from itdd_cli.cli.app import app
 from itdd_cli.errors import ModelError
 from itdd_cli.estimators import Estimator
 from itdd_cli.models import LoadOptions, detect_family, load_model
 from itdd_cli.models.loading import read_config
 from itdd_cli.scoring.blocks import block_spans
 from itdd_cli.scoring.runner import Command, Settings, score
-from tests.block_checkpoints import (
-    LLADA2,
+from tests.support.block_checkpoints import (
     SIZES,
     rewrite_config,
-    write_bd3lm,
-    write_fast_dllm_v2,
-    write_llada2,
     write_llada_moe,
-    write_rnd1,
-    write_sdar,
 )
-from tests.family_checkpoints import MDLM, write_gpt2_like_tokenizer
-from tests.reference_block import LING, QWEN, block_causal, decoder, dit
+from tests.support.block_reference import brute_force_nll, reference_config, reference_logprobs
+from tests.support.cli import invoke
+from tests.support.families import BLOCK_FAMILIES, FAMILY_CASES
+from tests.support.family_checkpoints import write_gpt2_like_tokenizer
+from tests.support.reference_block import decoder
 
-WRITERS = {"sdar": write_sdar, "fast-dllm-v2": write_fast_dllm_v2, "llada2": write_llada2,
-           "llada-moe": write_llada_moe, "rnd1": write_rnd1, "bd3lm": write_bd3lm}  # fmt: skip
-BLOCK = {"sdar": 4, "fast-dllm-v2": 3, "llada2": 4, "llada-moe": None, "rnd1": None, "bd3lm": 4}  # as scored here
-SHIFT = {"sdar": False, "fast-dllm-v2": True, "llada2": False, "llada-moe": False, "rnd1": True, "bd3lm": False}
-
-
-def reference_config(family: str) -> dict:
-    s = SIZES
-    common = dict(heads=s["heads"], kv_heads=s["kv_heads"], head_dim=s["head_dim"], layers=s["layers"], eps=1e-6,
-                  theta=10000.0, rotary=1.0, qk_norm=True, names=QWEN, top_k=s["top_k"],
-                  mlp=lambda layer: "dense")  # fmt: skip
-    if family == "fast-dllm-v2":
-        return common | dict(qk_norm=False)
-    if family == "llada-moe":
-        return common | dict(eps=1e-5, mlp=lambda layer: "softmax", normalise=False)
-    if family == "rnd1":
-        return common | dict(mlp=lambda layer: "softmax", normalise=True)
-    if family == "llada2":
-        m = LLADA2
-        return common | dict(names=LING, rotary=0.5, theta=600000.0, layers=m["layers"], top_k=m["top_k"],
-                             groups=m["groups"], keep_groups=m["topk_group"], scaling=m["scaling"],
-                             mlp=lambda layer: "dense" if layer < m["dense_layers"] else "grouped")  # fmt: skip
-    return common
+HERE = ["sdar", "fast-dllm-v2", "llada2", "llada-moe", "rnd1", "bd3lm"]  # the families of reference_block.py
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     root = tmp_path_factory.mktemp("block-families")
-    return {name: write(root / name) for name, write in WRITERS.items()} | {
+    return {name: FAMILY_CASES[name].write(root / name) for name in HERE} | {
         "gpt2": write_gpt2_like_tokenizer(root / "gpt2")
     }
 
@@ -69,31 +39,19 @@ def checkpoints(tmp_path_factory):
 @pytest.fixture(scope="module")
 def models(checkpoints):
     def options(name):  # SDAR and BD3-LM read their block size from config.json
-        tokenizer = str(checkpoints["gpt2"]) if name == "bd3lm" else None
-        block_size = BLOCK[name] if name in ("fast-dllm-v2", "llada2") else None
+        case = FAMILY_CASES[name]
+        tokenizer = None if case.own_tokenizer else str(checkpoints["gpt2"])
+        block_size = case.block if case.block_option else None
         return LoadOptions(str(checkpoints[name]), block_size=block_size, tokenizer=tokenizer)
 
-    return {name: load_model(options(name)) for name in WRITERS}
+    return {name: load_model(options(name)) for name in HERE}
 
 
 def weights(checkpoints, name):
     return load_file(str(checkpoints[name] / "model.safetensors"))
 
 
-def reference_logprobs(w, family, ids, valid, block_size, routes=None) -> torch.Tensor:
-    """log p over the vocabulary (T, V) at each position, shift applied: row i predicts token i."""
-    allowed = block_causal(len(ids), valid, block_size)
-    if family == "bd3lm":  # the mask column (the last) is never a prediction
-        logits = dit(w, MDLM["heads"], ids, allowed)
-        return torch.log_softmax(logits[:, :-1], -1)
-    logits = decoder(w, reference_config(family), ids, allowed, routes)
-    logprobs = torch.log_softmax(logits, -1)
-    if SHIFT[family]:
-        logprobs = torch.cat([logprobs[:1], logprobs[:-1]])
-    return logprobs
-
-
-@pytest.mark.parametrize("family", list(WRITERS))
+@pytest.mark.parametrize("family", HERE)
 def test_each_family_is_detected_from_config_json(checkpoints, family):
     assert detect_family(read_config(LoadOptions(str(checkpoints[family])))) == family
 
@@ -104,7 +62,7 @@ def test_llada_moe_is_told_from_dense_llada_by_its_architecture_and_finds_its_ma
     assert models["llada-moe"].info.mask_id == 41  # the tokenizer's <|mask|>, as 156895 is on the hub
 
 
-@pytest.mark.parametrize("family", list(WRITERS))
+@pytest.mark.parametrize("family", HERE)
 def test_log_probs_match_an_independent_reference_forward(checkpoints, models, family):
     model = models[family]
     texts = ["the cat sat on the mat", "a dog.", "zebras, quietly"]
@@ -124,7 +82,7 @@ def test_log_probs_match_an_independent_reference_forward(checkpoints, models, f
     w = weights(checkpoints, family)
     expected, routes = [], []
     for row, f in enumerate(framed):
-        logprobs = reference_logprobs(w, family, ids[row].tolist(), len(f.ids), BLOCK[family], routes)
+        logprobs = reference_logprobs(w, family, ids[row].tolist(), len(f.ids), FAMILY_CASES[family].block, routes)
         where = score_mask[row].nonzero().flatten()
         expected.append(logprobs[where, targets[row, where]])
     assert got.shape == torch.cat(expected).shape
@@ -141,26 +99,6 @@ def test_the_block_mask_matters(checkpoints, models):
     assert (blocked - reference_logprobs(w, "sdar", ids, len(ids), None)).abs().max() > 1e-2
 
 
-def brute_force_nll(w, family, ids, start, length, block_size, mask_id) -> float:
-    """Σ over blocks of the exact I-MDCE sum, every mask of each block enumerated on the reference:
-    Σ_M 1/(|M|·C(L,|M|)) Σ_{i∈M} −log p(x_i | x with M masked, clean earlier blocks, later absent)."""
-    total = 0.0
-    positions = list(range(start, start + length))
-    blocks = sorted({p // block_size for p in positions}) if block_size else [None]
-    for block in blocks:
-        span = [p for p in positions if block is None or p // block_size == block]
-        end = len(ids) if block is None else min((block + 1) * block_size, len(ids))
-        for count in range(1, len(span) + 1):
-            for masked in combinations(span, count):
-                row = list(ids[:end])
-                for p in masked:
-                    row[p] = mask_id
-                logprobs = reference_logprobs(w, family, row, end, block_size)
-                loss = -sum(float(logprobs[p, ids[p]]) for p in masked)
-                total += loss / (count * math.comb(len(span), count))
-    return total
-
-
 def _passes(model, prompt, response, samples):
     """Passes a record spends: each block draws `samples`, or enumerates its 2^L − 1 masks where they fit."""
     framed = model.frame(model.encode(prompt), model.encode(response))
@@ -173,7 +111,7 @@ def _score(model, records, estimator=Estimator.exact, samples=8, batch_rows=None
     return list(score(Command.cond_nll, enumerate(records, 1), model, settings))
 
 
-@pytest.mark.parametrize("family", ["sdar", "fast-dllm-v2", "llada2", "bd3lm"])
+@pytest.mark.parametrize("family", BLOCK_FAMILIES)
 def test_exact_block_estimate_is_the_sum_of_brute_force_per_block_sums(checkpoints, models, family):
     """A prompt of 5 framed tokens ends inside block 1: its tokens there stay context."""
     model = models[family]
@@ -181,7 +119,7 @@ def test_exact_block_estimate_is_the_sum_of_brute_force_per_block_sums(checkpoin
     [row] = _score(model, [record])
     framed = model.frame(model.encode(record["prompt"]), model.encode(record["response"]))
     expected = brute_force_nll(weights(checkpoints, family), family, framed.ids, framed.start, framed.length,
-                               BLOCK[family], model.info.mask_id)  # fmt: skip
+                               FAMILY_CASES[family].block, model.info.mask_id)  # fmt: skip
     assert row["nll_se"] == 0.0
     assert row["nll"] == pytest.approx(expected, rel=1e-5)
 
@@ -257,11 +195,11 @@ def test_coupled_blocks_give_identical_sides_a_log_ratio_of_exactly_zero(models,
 @pytest.mark.parametrize("options", [["ratio", "--target-se", "0.5"], ["ratio", "--until-decided", "2"], ["choice"]])
 def test_rounds_and_choice_run_for_block_models(checkpoints, tmp_path, options):
     """Refused before issue #24; now each writes its row (tests/test_block_everywhere.py checks the numbers)."""
-    from tests.conftest import read_jsonl, write_jsonl
+    from tests.support.jsonl import read_jsonl, write_jsonl
 
     record = {"prompt": "the", "chosen": " cat", "rejected": " dog", "choices": [" cat", " dog"]}
     path = str(write_jsonl(tmp_path / "in.jsonl", [record]))
-    result = CliRunner().invoke(app, [options[0], path, "-m", str(checkpoints["sdar"]), *options[1:]])
+    result = invoke([options[0], path, "-m", str(checkpoints["sdar"]), *options[1:]])
     assert result.exit_code == 0, result.stderr
     [row] = read_jsonl(result.stdout)
     assert row["id"] == 1
@@ -287,7 +225,7 @@ def test_llada_moe_with_a_routing_expert_bias_is_refused(tmp_path):
         load_model(LoadOptions(str(directory)))
 
 
-@pytest.mark.parametrize("family", list(WRITERS))
+@pytest.mark.parametrize("family", HERE)
 @pytest.mark.parametrize("damage", ["missing", "unexpected", "mis-shaped"])
 def test_damaged_weights_are_refused_not_initialised_at_random(checkpoints, tmp_path, family, damage):
     import shutil
@@ -304,20 +242,20 @@ def test_damaged_weights_are_refused_not_initialised_at_random(checkpoints, tmp_
     else:
         tensors[name] = torch.zeros(tensors[name].numel() + 1)
     save_file(tensors, str(directory / "model.safetensors"))
-    tokenizer = str(checkpoints["gpt2"]) if family == "bd3lm" else None
+    tokenizer = None if FAMILY_CASES[family].own_tokenizer else str(checkpoints["gpt2"])
     with pytest.raises(ModelError, match="extra.weight" if damage == "unexpected" else name.replace(".", "\\.")):
-        load_model(LoadOptions(str(directory), block_size=BLOCK[family] or None, tokenizer=tokenizer))
+        load_model(LoadOptions(str(directory), block_size=FAMILY_CASES[family].block, tokenizer=tokenizer))
 
 
 def test_models_lists_the_new_families_and_inspect_shows_the_block_size(checkpoints):
-    listing = CliRunner().invoke(app, ["models"])
-    for family in WRITERS:
+    listing = invoke(["models"])
+    for family in HERE:
         assert family in listing.output
     assert "inclusionAI/LLaDA2.0-mini" in listing.output
-    shown = CliRunner().invoke(app, ["inspect", "-m", str(checkpoints["sdar"])])
+    shown = invoke(["inspect", "-m", str(checkpoints["sdar"])])
     assert shown.exit_code == 0, shown.output
     assert "block size 4" in shown.output
-    overridden = CliRunner().invoke(app, ["inspect", "-m", str(checkpoints["llada2"]), "--block-size", "8"])
+    overridden = invoke(["inspect", "-m", str(checkpoints["llada2"]), "--block-size", "8"])
     assert "block size 8" in overridden.output
 
 
@@ -330,7 +268,7 @@ def test_the_concatenated_layout_gives_the_per_block_numbers(models, family):
     from itdd_cli.scoring.blocks import block_spans
     from itdd_cli.scoring.engine import Engine, Job
 
-    model, block = models[family], BLOCK[family]
+    model, block = models[family], FAMILY_CASES[family].block
     ids = torch.tensor(model.frame([], model.encode("the quiet zebra")).ids)
     generator = torch.Generator().manual_seed(3)
     spans = block_spans(Framed(ids.tolist(), 1, len(ids) - 1), block)  # position 0 stays clean context
@@ -357,13 +295,13 @@ def test_the_concatenated_layout_gives_the_per_block_numbers(models, family):
 
 @pytest.mark.parametrize("command", ["nll", "cond-nll", "ratio"])
 def test_block_models_score_through_the_cli_with_a_block_size_override(checkpoints, models, tmp_path, command):
-    from tests.conftest import read_jsonl, write_jsonl
+    from tests.support.jsonl import read_jsonl, write_jsonl
 
     rows = {"nll": [{"text": "the cat sat"}], "cond-nll": [{"prompt": "the", "response": " cat sat"}],
             "ratio": [{"prompt": "the", "chosen": " cat", "rejected": " dog ran"}]}[command]  # fmt: skip
     path = str(write_jsonl(tmp_path / "in.jsonl", rows))
-    result = CliRunner().invoke(app, [command, path, "-m", str(checkpoints["llada2"]), "--block-size", "4",
-                                      "--estimator", "exact"])  # fmt: skip
+    result = invoke([command, path, "-m", str(checkpoints["llada2"]), "--block-size", "4",
+                     "--estimator", "exact"])  # fmt: skip
     assert result.exit_code == 0, result.stderr
     [row] = read_jsonl(result.stdout)
     if command == "cond-nll":

@@ -15,17 +15,23 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from typer.testing import CliRunner
 
-from itdd_cli.cli.app import app
 from itdd_cli.errors import ModelError
 from itdd_cli.estimators import Estimator
 from itdd_cli.models import LoadOptions, load_model
 from itdd_cli.scoring.runner import Command, Settings, score
-from tests.block_checkpoints import EOS, rewrite_config, write_bd3lm, write_fast_dllm_v2, write_llada2, write_sdar
-from tests.conftest import read_jsonl, write_jsonl
-from tests.family_checkpoints import write_gpt2_like_tokenizer
-from tests.test_block_families import brute_force_nll
+from tests.support.block_checkpoints import (
+    EOS,
+    rewrite_config,
+    write_bd3lm,
+    write_fast_dllm_v2,
+    write_llada2,
+    write_sdar,
+)
+from tests.support.block_reference import brute_force_nll
+from tests.support.cli import invoke
+from tests.support.family_checkpoints import write_gpt2_like_tokenizer
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 BLOCK = 4
 OLD_SDAR_FRAMING = "<|endoftext|> … ∅ (never masked)"  # what itdd used before: config.json's BOS in front
@@ -119,11 +125,11 @@ def test_fast_dllm_v2_puts_nothing_before_a_prompt_and_eos_before_a_lone_text(ch
 
 
 def test_inspect_and_the_summary_say_what_precedes_the_text(checkpoints, tmp_path):
-    shown = CliRunner().invoke(app, ["inspect", "-m", str(checkpoints["sdar"])])
+    shown = invoke(["inspect", "-m", str(checkpoints["sdar"])])
     assert shown.exit_code == 0, shown.output
     assert "nothing before the text" in " ".join(shown.output.split())
     source = write_jsonl(tmp_path / "in.jsonl", [{"text": "the cat"}])
-    result = CliRunner().invoke(app, ["nll", str(source), "-m", str(checkpoints["sdar"]), "-n", "8"])
+    result = invoke(["nll", str(source), "-m", str(checkpoints["sdar"]), "-n", "8"])
     assert result.exit_code == 0, result.stderr
     assert "framing: none (nothing before the text" in " ".join(result.stderr.split())
 
@@ -133,13 +139,13 @@ def test_a_file_scored_under_the_old_framing_is_not_resumed(checkpoints, tmp_pat
     source = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": "the cat"}, {"id": "b", "text": "sat"}])
     out = tmp_path / "out.jsonl"
     common = ["nll", str(source), "-m", str(checkpoints["sdar"]), "-n", "8", "-q", "-o", str(out)]
-    assert CliRunner().invoke(app, common).exit_code == 0
+    assert invoke(common).exit_code == 0
     out.write_text(out.read_text().splitlines()[0] + "\n")
     meta = Path(f"{out}.meta.json")
     record = json.loads(meta.read_text())
     record["settings"]["framing"] = OLD_SDAR_FRAMING
     meta.write_text(json.dumps(record))
-    refused = CliRunner().invoke(app, [*common, "--resume"])
+    refused = invoke([*common, "--resume"])
     assert refused.exit_code == 2, refused.stderr
     assert f"framing {OLD_SDAR_FRAMING!r} → " in refused.stderr and "none (nothing before the text" in refused.stderr
 
@@ -179,7 +185,7 @@ def test_any_other_unknown_tensor_is_still_refused_by_name(checkpoints, tmp_path
 
 def test_mdlm_still_refuses_the_bd3lm_buffers(tmp_path):
     """Only BD3-LM's class saves them; an MDLM checkpoint holding them is not what it claims."""
-    from tests.family_checkpoints import write_mdlm
+    from tests.support.family_checkpoints import write_mdlm
 
     directory = write_mdlm(tmp_path / "mdlm")
     tensors = load_file(directory / "model.safetensors") | {"sampling_eps_min": torch.tensor(1e-3)}
@@ -191,7 +197,7 @@ def test_mdlm_still_refuses_the_bd3lm_buffers(tmp_path):
 
 def test_the_cli_scores_a_bd3lm_checkpoint_with_its_buffers(checkpoints, tmp_path):
     source = write_jsonl(tmp_path / "in.jsonl", [{"text": "the cat"}])
-    result = CliRunner().invoke(app, ["nll", str(source), "-m", str(checkpoints["bd3lm"]), "--tokenizer",
-                                      str(checkpoints["gpt2"]), "-n", "8"])  # fmt: skip
+    result = invoke(["nll", str(source), "-m", str(checkpoints["bd3lm"]), "--tokenizer",
+                     str(checkpoints["gpt2"]), "-n", "8"])  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert read_jsonl(result.stdout)[0]["tokens"] == 7

@@ -1,5 +1,5 @@
 """The runner scores block models in the [noisy ‖ clean] layout: the same rows as one row per
-block and draw (tests/per_block.py), in one forward row per distinct draw index."""
+block and draw (tests/support/per_block.py), in one forward row per distinct draw index."""
 
 from __future__ import annotations
 
@@ -14,12 +14,10 @@ from itdd_cli.models.block import Concatenated, equal_halves
 from itdd_cli.results.rows import SPECS
 from itdd_cli.scoring.blocks import block_spans
 from itdd_cli.scoring.runner import Command, Settings, prepare, score
-from tests.block_checkpoints import write_bd3lm, write_fast_dllm_v2, write_llada2, write_sdar
-from tests.family_checkpoints import write_gpt2_like_tokenizer
-from tests.per_block import score_per_block
+from tests.support.families import BLOCK_FAMILIES, FAMILY_CASES
+from tests.support.family_checkpoints import write_gpt2_like_tokenizer
+from tests.support.per_block import score_per_block
 
-WRITERS = {"sdar": write_sdar, "fast-dllm-v2": write_fast_dllm_v2, "llada2": write_llada2, "bd3lm": write_bd3lm}
-BLOCK = {"sdar": 4, "fast-dllm-v2": 3, "llada2": 4, "bd3lm": 4}
 # Mixed lengths in one batch; prompts of 5 and 2 framed tokens end inside a block.
 RECORDS = {
     "nll": [{"text": "the cat sat on the mat"}, {"text": "a dog."}, {"text": "zebras, quietly"}],
@@ -32,11 +30,13 @@ RECORDS = {
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("block-layout")
     gpt2 = str(write_gpt2_like_tokenizer(root / "gpt2"))
-    return {
-        name: load_model(LoadOptions(str(write(root / name)), block_size=BLOCK[name],
-                                     tokenizer=gpt2 if name == "bd3lm" else None))
-        for name, write in WRITERS.items()
-    }  # fmt: skip
+
+    def load(name):
+        case = FAMILY_CASES[name]
+        tokenizer = None if case.own_tokenizer else gpt2
+        return load_model(LoadOptions(str(case.write(root / name)), block_size=case.block, tokenizer=tokenizer))
+
+    return {name: load(name) for name in BLOCK_FAMILIES}
 
 
 def _same_rows(got, expected):
@@ -55,7 +55,7 @@ def _same_rows(got, expected):
 
 
 @pytest.mark.parametrize("command", ["nll", "cond-nll"])
-@pytest.mark.parametrize("family", list(WRITERS))
+@pytest.mark.parametrize("family", BLOCK_FAMILIES)
 def test_the_runner_gives_the_per_block_rows(models, family, command):
     """Control variate: blocks of different lengths spend different pilot passes (a 1-token block none)."""
     settings = Settings(estimator=Estimator.control_variate, samples=12)
@@ -146,7 +146,7 @@ def test_equal_halves_put_both_copies_at_the_same_positions():
 
 
 def test_a_model_without_blocks_refuses_concatenated_rows():
-    from tests.fakes import UniformModel
+    from tests.support.fakes import UniformModel
 
     ids = torch.ones((1, 4), dtype=torch.long)
     rows = Concatenated(torch.zeros((1, 4), dtype=torch.long), torch.tensor([2]))

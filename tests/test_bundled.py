@@ -6,16 +6,14 @@ import json
 import statistics
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from itdd_cli.cli.app import app
-from tests.conftest import read_jsonl
+from tests.support.cli import invoke, invoke_rows
+from tests.support.jsonl import read_jsonl
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def test_nll_without_a_model_scores_with_the_bundled_demo_and_says_so():
-    result = CliRunner().invoke(app, ["nll", str(EXAMPLES / "demo.jsonl"), "-n", "8"], env={"ITDD_MODEL": None})
+    result = invoke(["nll", str(EXAMPLES / "demo.jsonl"), "-n", "8"], env={"ITDD_MODEL": None})
     assert result.exit_code == 0, result.stderr
     rows = read_jsonl(result.stdout)
     assert len(rows) == len((EXAMPLES / "demo.jsonl").read_text().splitlines())
@@ -35,9 +33,7 @@ def _dna8_truths() -> list[float]:
 
 
 def _dna8_nll(*options: str) -> list[float]:
-    result = CliRunner().invoke(app, ["nll", str(EXAMPLES / "dna8.jsonl"), "-m", "dna8", "-q", *options])
-    assert result.exit_code == 0, result.stderr
-    return [row["nll"] for row in read_jsonl(result.stdout)]
+    return [row["nll"] for row in invoke_rows(["nll", str(EXAMPLES / "dna8.jsonl"), "-m", "dna8", "-q", *options])]
 
 
 def test_the_dna8_model_tracks_the_true_likelihoods_with_the_default_estimator():
@@ -57,12 +53,12 @@ def test_the_dna8_model_itself_has_learnt_the_distribution():
 
 def test_the_demo_model_prefers_real_sentences_to_word_shuffled_copies():
     lines = (EXAMPLES / "shuffled-pairs.jsonl").read_text().splitlines()[:12]
-    result = CliRunner().invoke(app, ["ratio", "-", "-m", "demo", "-n", "32", "-q"], input="\n".join(lines) + "\n")
+    result = invoke(["ratio", "-", "-m", "demo", "-n", "32", "-q"], stdin="\n".join(lines) + "\n")
     assert result.exit_code == 0, result.stderr
     preferences = [row["prefers"] for row in read_jsonl(result.stdout)]
     assert preferences.count("chosen") >= 10, preferences
 
 
 def test_models_lists_the_bundled_models():
-    result = CliRunner().invoke(app, ["models"])
+    result = invoke(["models"])
     assert "demo" in result.stdout and "dna8" in result.stdout

@@ -2,7 +2,7 @@
 either exact (every masked set enumerated, SE 0, the true value) or a Monte Carlo estimate whose
 error divided by its SE has a spread near 1 and rarely passes 3 — never an SE of 0 on a wrong number.
 
-The draws run in-process (`tests.oracle_draws`: the runner's `RecordDraws` with the engine replaced
+The draws run in-process (`tests.support.oracle_draws`: the runner's `RecordDraws` with the engine replaced
 by the oracle's exact conditionals), so 200 seeds per setting take seconds.
 """
 
@@ -19,7 +19,7 @@ from itdd_cli.core.settings import Settings
 from itdd_cli.estimators import MONTE_CARLO, Estimator
 from itdd_cli.estimators.stats import summarise
 from itdd_cli.oracle import OracleDistribution
-from tests.oracle_draws import run
+from tests.support.oracle_draws import run
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 SEEDS = 200

@@ -19,7 +19,8 @@ from itdd_cli.results.checkpoints import RatioTally, expand, step_of
 from itdd_cli.results.destination import Output, Policy
 from itdd_cli.results.rows import Command
 from itdd_cli.run.study import run_study
-from tests.conftest import invoke, read_jsonl, write_jsonl
+from tests.support.cli import invoke
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 TEXTS = [{"text": "abca"}, {"text": "dd"}, {"text": "cab"}, {"text": "bbad"}]
 

@@ -8,19 +8,15 @@ import json
 import shutil
 
 import pytest
-from typer.testing import CliRunner
 
-from itdd_cli.cli.app import app
-from tests.conftest import read_jsonl, write_jsonl
+from tests.support.cli import invoke, invoke_rows
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 CHOICE_FIELDS = ["id", "pred", "pred_norm", "logliks", "logliks_se", "margin", "margin_se", "tokens", "bytes",
                  "correct", "correct_norm", "samples", "decided", "passes"]  # fmt: skip
 QUESTIONS = [("ab", ["cd", "ca", "dddd"]), (None, ["abcd", "abdd"]), ("c", ["ab", "bcd", "aaa", "dc"]),
              ("dcb", ["a", "abca"]), ("a", ["bbbb", "bcda", "cdab"])]  # fmt: skip
 
-
-def invoke(args, stdin=None):
-    return CliRunner().invoke(app, [str(a) for a in args], input=stdin)
 
 
 @pytest.fixture
@@ -42,9 +38,7 @@ def _records(distribution, label_best=True):
 
 
 def _choice(base, tmp_path, rows, *options):
-    result = invoke(["choice", write_jsonl(tmp_path / "in.jsonl", rows), *base, *options])
-    assert result.exit_code == 0, result.stderr
-    return read_jsonl(result.stdout)
+    return invoke_rows(["choice", write_jsonl(tmp_path / "in.jsonl", rows), *base, *options])
 
 
 def test_exact_logliks_equal_the_closed_form_and_pick_the_most_likely_choice(base, distribution, tmp_path):

@@ -8,7 +8,8 @@ import json
 
 import pytest
 
-from tests.conftest import invoke, read_jsonl, write_jsonl
+from tests.support.cli import invoke, one_error_line
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 PER_BYTE = ["bytes", "words", "bits_per_byte"]
 NLL_FIELDS = [
@@ -149,8 +150,7 @@ def test_a_model_that_cannot_load_exits_1_with_one_line(tmp_path, setup):
         target.mkdir()
         (target / "config.json").write_text(json.dumps({"model_type": "bert", "vocab_size": 10}))
     result = invoke(["nll", "-m", target], stdin='{"text": "ab"}\n')
-    assert result.exit_code == 1
-    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    one_error_line(result, 1)
 
 
 def test_inspect_reports_what_was_detected(oracle_dir):
@@ -171,8 +171,8 @@ def test_the_same_model_twice_is_a_usage_error_naming_it(oracle_dir, tmp_path):
     out = tmp_path / "out.jsonl"
     result = invoke(["nll", source, "-m", oracle_dir, "-m", "demo", "-m", oracle_dir, "--trust-remote-code",
                      "-n", "8", "-o", out])  # fmt: skip
-    assert result.exit_code == 2 and f"-m {oracle_dir} is given twice" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1 and not out.exists()
+    one_error_line(result, 2, f"-m {oracle_dir} is given twice")
+    assert not out.exists()
 
 
 def test_accuracy_over_one_labelled_record_has_no_standard_error(tmp_path):

@@ -9,28 +9,16 @@ from pathlib import Path
 
 import pytest
 from typer.main import get_command
-from typer.testing import CliRunner
 
 from itdd_cli.cli.app import app
 from itdd_cli.core.settings import SEED_MAX, SEED_MIN
 from itdd_cli.estimators import Estimator
 from itdd_cli.version import __version__
+from tests.support.cli import invoke, one_error_line
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = ["nll", "cond-nll", "ratio", "compare", "inspect", "models"]
 
-
-def invoke(args, stdin=None):
-    return CliRunner().invoke(app, [str(a) for a in args], input=stdin)
-
-
-def assert_one_line(result, code: int, *expected: str) -> None:
-    assert result.exit_code == code, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("itdd: error: "), result.stderr
-    assert "internal error" not in result.stderr and "Traceback" not in result.stderr
-    for text in expected:
-        assert text in lines[0]
 
 
 USAGE_ERRORS = [  # arguments, what the one line must say (all exit 2, before any model loads)
@@ -60,7 +48,7 @@ USAGE_ERRORS = [  # arguments, what the one line must say (all exit 2, before an
 
 @pytest.mark.parametrize("args,expected", USAGE_ERRORS, ids=lambda value: " ".join(map(str, value))[:40])
 def test_a_usage_error_is_one_itdd_line_with_exit_2_naming_what_is_valid(args, expected):
-    assert_one_line(invoke(args, stdin=""), 2, *expected)
+    one_error_line(invoke(args, stdin=""), 2, *expected)
 
 
 def test_the_seed_range_is_exactly_what_the_record_generator_accepts():
@@ -168,7 +156,7 @@ def test_an_input_error_teaches_the_fix(oracle_dir, tmp_path, content, message):
     path = tmp_path / "in.jsonl"
     path.write_bytes(content)
     result = invoke(["nll", path, "-m", oracle_dir, "--trust-remote-code", "-n", "8"])
-    assert_one_line(result, 3, "line 1: ", message)
+    one_error_line(result, 3, "line 1: ", message)
     assert "at at" not in result.stderr
 
 
@@ -195,12 +183,12 @@ def test_compare_names_a_bad_result_file_and_row(tmp_path, content, message):
     (tmp_path / "base.jsonl").write_text(RESULT)
     (tmp_path / "new.jsonl").write_bytes(content)
     result = invoke(["compare", tmp_path / "base.jsonl", tmp_path / "new.jsonl"])
-    assert_one_line(result, 2, message)
+    one_error_line(result, 2, message)
 
 
 def test_compare_says_a_directory_is_a_directory(tmp_path):
     (tmp_path / "base.jsonl").write_text(RESULT)
-    assert_one_line(invoke(["compare", tmp_path / "base.jsonl", tmp_path]), 2, "it is a directory")
+    one_error_line(invoke(["compare", tmp_path / "base.jsonl", tmp_path]), 2, "it is a directory")
 
 
 CSV_RESULT = "id,nll_per_token,nll_se,note\n1,1.0,0.1,plain\n2,2.0,0.1,'5\n"
@@ -216,4 +204,4 @@ def test_compare_names_a_bad_csv_result_file_and_row(tmp_path, content, message)
     (tmp_path / "base.csv").write_text(CSV_RESULT)
     (tmp_path / "new.csv").write_text(content)
     assert invoke(["compare", tmp_path / "base.csv", tmp_path / "base.csv"]).exit_code == 0  # kept text is no number
-    assert_one_line(invoke(["compare", tmp_path / "base.csv", tmp_path / "new.csv"]), 2, message)
+    one_error_line(invoke(["compare", tmp_path / "base.csv", tmp_path / "new.csv"]), 2, message)

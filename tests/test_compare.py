@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.conftest import invoke
+from tests.support.cli import invoke
 
 
 def _results(path, rows):

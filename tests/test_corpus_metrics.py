@@ -6,18 +6,14 @@ import json
 import math
 
 import pytest
-from typer.testing import CliRunner
 
-from itdd_cli.cli.app import app
-from tests.conftest import read_jsonl, write_jsonl
+from tests.support.cli import invoke
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 LN2 = math.log(2)
 # Counted by hand: 'é', 'ö', 'ï' are two UTF-8 bytes each; words are split on any whitespace.
 TEXTS = [("héllo wörld", 13, 2), ("naïve  café\tau lait", 21, 4), ("a", 1, 1)]
 
-
-def invoke(args, stdin=None):
-    return CliRunner().invoke(app, [str(a) for a in args], input=stdin)
 
 
 def test_each_row_reports_utf8_bytes_words_and_bits_per_byte(tmp_path):

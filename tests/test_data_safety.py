@@ -17,7 +17,8 @@ import pytest
 
 from itdd_cli.estimators.tdist import critical, two_sided_p
 from itdd_cli.scoring import engine
-from tests.conftest import invoke, read_jsonl, write_jsonl
+from tests.support.cli import invoke, one_error_line
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ["-m", "demo", "--device", "cpu", "-q"]
@@ -39,12 +40,6 @@ def source(tmp_path):
     return write_jsonl(tmp_path / "in.jsonl", [{"id": f"r{i}", "text": t} for i, t in enumerate(["ab", "cd", "abc"])])
 
 
-def _one_line_error(result, code, words):
-    assert result.exit_code == code, result.stderr
-    assert result.stderr.startswith("itdd: error: ") and len(result.stderr.strip().splitlines()) == 1
-    assert words in result.stderr and "internal error" not in result.stderr
-
-
 # 1. the input is never destroyed
 
 
@@ -60,7 +55,7 @@ def test_an_output_that_is_the_input_is_refused_and_the_input_kept(base, source,
         os.link(source, target)
     elif how == "resume":
         extra = ["--resume"]
-    _one_line_error(invoke(["nll", source, *base, "-o", target, *extra]), 2, "is the input file")
+    one_error_line(invoke(["nll", source, *base, "-o", target, *extra]), 2, "is the input file")
     assert source.read_bytes() == before
 
 
@@ -72,7 +67,7 @@ def test_a_summary_that_is_the_input_or_the_output_is_refused(base, source, tmp_
     summary = {"input": source, "settings record": Path(f"{out}.meta.json")}.get(which, out)
     before = source.read_bytes()
     result = invoke(["nll", source, *base, "-o", out, "--overwrite", "--summary", summary])
-    _one_line_error(result, 2, f"is the {which.replace('new ', '')} file")
+    one_error_line(result, 2, f"is the {which.replace('new ', '')} file")
     assert source.read_bytes() == before and (which != "output" or out.read_bytes() == b"old\n")
 
 
@@ -102,15 +97,15 @@ def test_dev_stdout_is_standard_output_also_when_it_is_a_file(oracle_dir, source
 def test_errors_before_scoring_leave_an_existing_output_untouched(base, source, tmp_path):
     keep = tmp_path / "keep.jsonl"
     keep.write_bytes(b'{"precious": true}\n')
-    _one_line_error(invoke(["nll", tmp_path / "typo.jsnol", *base, "-o", keep, "--overwrite"]), 2, "no such file")
+    one_error_line(invoke(["nll", tmp_path / "typo.jsnol", *base, "-o", keep, "--overwrite"]), 2, "no such file")
     bad = tmp_path / "bad.jsonl"
     bad.write_bytes(b'{"text": "ab"\n')
-    _one_line_error(invoke(["nll", bad, *base, "-o", keep, "--overwrite"]), 3, "line 1")
-    _one_line_error(invoke(["nll", source, *base, "-o", keep, "--overwrite", "--fail-above", "x=1"]), 2, "x=1")
+    one_error_line(invoke(["nll", bad, *base, "-o", keep, "--overwrite"]), 3, "line 1")
+    one_error_line(invoke(["nll", source, *base, "-o", keep, "--overwrite", "--fail-above", "x=1"]), 2, "x=1")
     assert keep.read_bytes() == b'{"precious": true}\n'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "in.jsonl", "keep.jsonl"]  # no litter
     fresh = tmp_path / "fresh.jsonl"
-    _one_line_error(invoke(["nll", tmp_path / "missing.jsonl", *base, "-o", fresh]), 2, "no such file")
+    one_error_line(invoke(["nll", tmp_path / "missing.jsonl", *base, "-o", fresh]), 2, "no such file")
     assert not fresh.exists()  # no empty file blocking the next run
 
 
@@ -118,7 +113,7 @@ def test_an_existing_output_is_refused_before_the_model_loads(source, tmp_path):
     keep = tmp_path / "keep.jsonl"
     keep.write_bytes(b"x\n")
     refused = invoke(["nll", source, "-m", tmp_path / "no-such-model", "-o", keep])  # loading would exit 1
-    _one_line_error(refused, 2, "exists; pass --overwrite")
+    one_error_line(refused, 2, "exists; pass --overwrite")
 
 
 def test_overwrite_replaces_the_file_only_once_rows_come(base, source, tmp_path):
@@ -139,7 +134,7 @@ def _umask():
 def test_a_summary_that_cannot_be_written_is_refused_before_scoring(base, source, tmp_path, where, words):
     (tmp_path / "dir").mkdir()
     result = invoke(["nll", source, *base, "-o", tmp_path / "o.jsonl", "--summary", tmp_path / where])
-    _one_line_error(result, 2, words)
+    one_error_line(result, 2, words)
     assert not (tmp_path / "o.jsonl").exists()
 
 
@@ -157,7 +152,7 @@ def test_a_resume_with_other_settings_is_refused_naming_the_difference(base, tmp
     out.write_text(out.read_text().splitlines()[0] + "\n")
     before = out.read_bytes()
     refused = invoke(["nll", source, *base, *change, "-o", out, "--resume"])
-    _one_line_error(refused, 2, named)
+    one_error_line(refused, 2, named)
     assert out.read_bytes() == before
 
 
@@ -175,11 +170,11 @@ def test_a_resume_with_an_edited_tokenizer_is_refused(tmp_path):
     vocab = definition["model"]["vocab"]  # two letters swap ids: same token counts, other numbers
     vocab["e"], vocab["o"] = vocab["o"], vocab["e"]
     (model / "tokenizer.json").write_text(json.dumps(definition))
-    _one_line_error(invoke([*common, "--resume"]), 2, "tokenizer 'sha256:")
+    one_error_line(invoke([*common, "--resume"]), 2, "tokenizer 'sha256:")
 
 
 def test_a_resume_with_another_block_size_is_refused(tmp_path):
-    from tests.block_checkpoints import write_sdar
+    from tests.support.block_checkpoints import write_sdar
 
     model = write_sdar(tmp_path / "sdar")
     source = write_jsonl(tmp_path / "in.jsonl", [{"id": "a", "text": "abcabcab"}, {"id": "b", "text": "cab"}])
@@ -187,18 +182,18 @@ def test_a_resume_with_another_block_size_is_refused(tmp_path):
     common = ["nll", source, "-m", model, "-n", "8", "-q", "-o", out]
     assert invoke(common).exit_code == 0
     out.write_text(out.read_text().splitlines()[0] + "\n")
-    _one_line_error(invoke([*common, "--resume", "--block-size", "2"]), 2, "block_size 4 → 2")
+    one_error_line(invoke([*common, "--resume", "--block-size", "2"]), 2, "block_size 4 → 2")
 
 
 def test_a_resume_of_another_command_or_without_a_settings_record_is_refused(base, tmp_path):
     pairs = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "a", "response": "b", "text": "ab"}] * 1)
     out = tmp_path / "out.jsonl"
     assert invoke(["nll", pairs, *base, "-o", out]).exit_code == 0
-    _one_line_error(invoke(["cond-nll", pairs, *base, "-o", out, "--resume"]), 2, "command 'nll' → 'cond-nll'")
+    one_error_line(invoke(["cond-nll", pairs, *base, "-o", out, "--resume"]), 2, "command 'nll' → 'cond-nll'")
     Path(f"{out}.meta.json").unlink()
-    _one_line_error(invoke(["nll", pairs, *base, "-o", out, "--resume"]), 2, "settings that made it cannot be checked")
+    one_error_line(invoke(["nll", pairs, *base, "-o", out, "--resume"]), 2, "settings that made it cannot be checked")
     no_model = ["-m", tmp_path / "no-such-model"]  # loading it would exit 1: the refusal comes first
-    _one_line_error(invoke(["nll", pairs, *no_model, "-o", out, "--resume"]), 2, "cannot be checked")
+    one_error_line(invoke(["nll", pairs, *no_model, "-o", out, "--resume"]), 2, "cannot be checked")
 
 
 def test_a_signal_as_the_output_appears_waits_for_its_settings_record(base, source, tmp_path, monkeypatch):
@@ -206,7 +201,7 @@ def test_a_signal_as_the_output_appears_waits_for_its_settings_record(base, sour
     Ctrl-C arriving between the two would leave a file that --resume must refuse."""
     import signal
 
-    from itdd_cli.results.reader import outfile
+    from itdd_cli.results import outfile
 
     real_replace = os.replace
 
@@ -281,7 +276,7 @@ def test_a_second_run_on_a_locked_output_is_refused(base, source, tmp_path):
     out = tmp_path / "out.jsonl"
     with open(f"{out}.lock", "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
-        _one_line_error(invoke(["nll", source, *base, "-o", out]), 2, "another itdd run is writing")
+        one_error_line(invoke(["nll", source, *base, "-o", out]), 2, "another itdd run is writing")
     assert not out.exists()
     assert invoke(["nll", source, *base, "-o", out]).exit_code == 0
     assert not Path(f"{out}.lock").exists()
@@ -298,9 +293,9 @@ def test_a_run_through_another_name_of_a_busy_output_is_refused(base, source, tm
         if how == "symlink":
             with open(f"{out}.lock", "w") as held:  # a symlink resolves to the same lock file
                 fcntl.flock(held, fcntl.LOCK_EX)
-                _one_line_error(invoke(["nll", source, *base, "-o", other, "--resume"]), 2, "another itdd run")
+                one_error_line(invoke(["nll", source, *base, "-o", other, "--resume"]), 2, "another itdd run")
         else:
-            _one_line_error(invoke(["nll", source, *base, "-o", other, "--resume"]), 2, "under another name")
+            one_error_line(invoke(["nll", source, *base, "-o", other, "--resume"]), 2, "under another name")
     assert out.read_bytes() == before
 
 
@@ -336,9 +331,9 @@ def test_two_concurrent_resumes_leave_no_duplicate_rows(oracle_dir, tmp_path):
 
 def test_a_line_number_id_colliding_with_an_explicit_id_is_refused(base, tmp_path):
     source = write_jsonl(tmp_path / "in.jsonl", [{"id": 3, "text": "ab"}, {"text": "cd"}, {"text": "abc"}])
-    _one_line_error(invoke(["nll", source, *base]), 3, "line 3: this record has no 'id', and its line number 3")
+    one_error_line(invoke(["nll", source, *base]), 3, "line 3: this record has no 'id', and its line number 3")
     source = write_jsonl(tmp_path / "in.jsonl", [{"text": "ab"}, {"id": 1, "text": "cd"}])
-    _one_line_error(invoke(["nll", source, *base]), 3, "line 2: id 1 is also the line number of line 1")
+    one_error_line(invoke(["nll", source, *base]), 3, "line 2: id 1 is also the line number of line 1")
 
 
 def test_the_number_1_and_the_string_1_are_different_ids_everywhere(base, tmp_path):
@@ -434,13 +429,13 @@ def test_compare_with_one_paired_record_uses_the_rows_standard_errors(tmp_path):
 
 @pytest.mark.parametrize("limit", ["nan", "inf", "-inf"])
 def test_a_gate_threshold_must_be_finite(base, source, limit):
-    _one_line_error(invoke(["nll", source, *base, "--fail-above", f"nll_per_token={limit}"]), 2, "finite")
+    one_error_line(invoke(["nll", source, *base, "--fail-above", f"nll_per_token={limit}"]), 2, "finite")
 
 
 @pytest.mark.parametrize("limit", ["1_0", "５", "", "0x10", "1,5"])
 def test_a_gate_threshold_is_a_plain_number(base, source, limit):
     refused = invoke(["nll", source, *base, "--fail-above", f"nll_per_token={limit}"])
-    _one_line_error(refused, 2, "expected METRIC=NUMBER (e.g. nll_per_token=3.5)")
+    one_error_line(refused, 2, "expected METRIC=NUMBER (e.g. nll_per_token=3.5)")
 
 
 def test_an_empty_input_reports_zero_records_and_no_nan(oracle_dir, tmp_path):
@@ -502,15 +497,15 @@ def test_a_negative_number_in_a_csv_column_is_a_number_not_a_formula(base, tmp_p
 
 def test_an_impossible_draw_count_is_refused_before_reading(base, source):
     args = [a for a in base if a not in ("-n", "8")]
-    _one_line_error(invoke(["nll", source, *args, "-n", "1000000000"]), 2, "--samples 1,000,000,000")
+    one_error_line(invoke(["nll", source, *args, "-n", "1000000000"]), 2, "--samples 1,000,000,000")
     no_model = ["-m", source.parent / "no-such-model"]  # loading it would exit 1: the refusal comes first
-    _one_line_error(invoke(["nll", source, *no_model, "-n", "1000000000"]), 2, "--samples 1,000,000,000")
+    one_error_line(invoke(["nll", source, *no_model, "-n", "1000000000"]), 2, "--samples 1,000,000,000")
 
 
 def test_a_huge_line_is_refused_by_its_length_before_tokenizing(base, tmp_path):
     source = tmp_path / "in.jsonl"
     source.write_text(json.dumps({"text": "ab" * 2_500_000}) + "\n" + json.dumps({"text": "cd"}) + "\n")
-    _one_line_error(invoke(["nll", source, *base]), 3, "characters cannot fit the model's maximum")
+    one_error_line(invoke(["nll", source, *base]), 3, "characters cannot fit the model's maximum")
     skipped = invoke(["nll", source, *base, "--skip-invalid"])
     assert skipped.exit_code == 0 and len(read_jsonl(skipped.stdout)) == 1
 
@@ -529,16 +524,16 @@ def test_a_fifo_is_read_as_input(base, tmp_path):
 
 
 def test_a_directory_as_input_says_so(base, tmp_path):
-    _one_line_error(invoke(["nll", tmp_path, *base]), 2, "is a directory")
+    one_error_line(invoke(["nll", tmp_path, *base]), 2, "is a directory")
 
 
 def test_dev_null_is_accepted_and_dev_full_says_the_disk_is_full(base, source):
     assert invoke(["nll", source, *base, "-o", "/dev/null"]).exit_code == 0
-    _one_line_error(invoke(["nll", source, *base, "-o", "/dev/full"]), 1, "the disk is full")
+    one_error_line(invoke(["nll", source, *base, "-o", "/dev/full"]), 1, "the disk is full")
     summary = ["-o", "/dev/null", "--summary", "/dev/full"]
-    _one_line_error(invoke(["nll", source, *base, *summary]), 1, "cannot write --summary /dev/full")
+    one_error_line(invoke(["nll", source, *base, *summary]), 1, "cannot write --summary /dev/full")
     failed = invoke(["nll", source, *base, *summary, "--fail-above", "nll_per_token=0.001"])
-    _one_line_error(failed, 4, "quality gate failed")  # the gate's exit code, both problems on one line
+    one_error_line(failed, 4, "quality gate failed")  # the gate's exit code, both problems on one line
     assert "cannot write --summary /dev/full" in failed.stderr
 
 

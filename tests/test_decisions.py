@@ -31,7 +31,8 @@ from itdd_cli.scoring import draws as draws_module
 from itdd_cli.scoring.draws import run_rounds
 from itdd_cli.scoring.engine import Engine
 from itdd_cli.scoring.runner import Command, Settings, prepare, score
-from tests.conftest import invoke, read_jsonl, write_jsonl
+from tests.support.cli import invoke
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 FIRST, CAP = 6, 96  # looks at 6, 12, 24, 48, 96 passes per choice (3 letters: 7 masked sets, drawn at 6)
 # × the 134 items below: 1,072 runs. Measured on seeds 0–7: the rule 0 wrong at α = 0.05 and 0.01; the

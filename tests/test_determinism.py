@@ -6,22 +6,19 @@ import random
 import statistics
 
 import pytest
-from typer.testing import CliRunner
 
-from itdd_cli.cli.app import app
 from itdd_cli.estimators import Estimator
 from itdd_cli.models import LoadOptions, load_model
 from itdd_cli.scoring.runner import Command, Settings, score
-from tests.conftest import read_jsonl, write_jsonl
+from tests.support.cli import invoke_rows
+from tests.support.jsonl import write_jsonl
 
 ROWS = [{"id": f"r{i}", "text": t} for i, t in enumerate(["abcd", "d", "cabbad", "dd", "abcdabcd", "bca", "cc"])]
 
 
 def _score_file(oracle_dir, path, *options):
     args = ["nll", str(path), "-m", str(oracle_dir), "--trust-remote-code", "-n", "16", *options]
-    result = CliRunner().invoke(app, args)
-    assert result.exit_code == 0, result.stderr
-    return {row["id"]: row for row in read_jsonl(result.stdout)}
+    return {row["id"]: row for row in invoke_rows(args)}
 
 
 def test_same_numbers_at_batch_size_one_auto_and_a_small_token_budget(oracle_dir, tmp_path):

@@ -11,7 +11,7 @@ from itdd_cli.errors import ModelError
 from itdd_cli.estimators import Estimator
 from itdd_cli.scoring.engine import Engine, Job
 from itdd_cli.scoring.runner import Command, Settings, score
-from tests.fakes import UniformModel
+from tests.support.fakes import UniformModel
 
 
 class OutOfMemoryAbove(UniformModel):

@@ -9,8 +9,7 @@ import torch
 
 from itdd_cli.estimators import Estimator, draw_noise, plan_masks, record_generator, summarise
 from itdd_cli.estimators.masks import harmonic
-from itdd_cli.scoring.runner import Command, Settings, score
-from tests.fakes import UniformModel
+from tests.support.fakes import uniform_rows
 
 
 def test_noise_is_stratified_two_draws_per_stratum_and_odd_counts_join_the_last():
@@ -91,22 +90,16 @@ def test_stratified_standard_error_is_the_within_stratum_formula():
     assert summarise(values, strata).se == pytest.approx(math.sqrt(variance * 2))
 
 
-def _uniform_rows(estimator, texts, samples=64, seed=0, batch_rows=None):
-    model = UniformModel(vocab_size=50)
-    objects = [(i + 1, {"text": t}) for i, t in enumerate(texts)]
-    return list(score(Command.nll, objects, model, Settings(estimator, samples, seed, batch_rows=batch_rows)))
-
-
 @pytest.mark.parametrize("batch_rows", [1, 7, None])
 def test_stratified_estimate_is_exact_for_uniform_logits_at_any_batch_size(batch_rows):
     texts = ["hello", "a", "masked diffusion"]
-    for row, text in zip(_uniform_rows(Estimator.stratified, texts, batch_rows=batch_rows), texts, strict=True):
+    for row, text in zip(uniform_rows(Estimator.stratified, texts, batch_rows=batch_rows), texts, strict=True):
         assert row["nll"] == pytest.approx(len(text) * math.log(50), rel=1e-6)
         assert row["nll_se"] == pytest.approx(0.0, abs=1e-5)  # every draw equals L·log V
 
 
 def test_exact_estimator_gives_length_times_log_v_for_uniform_logits():
-    for row in _uniform_rows(Estimator.exact, ["abcdefgh", "xy"]):
+    for row in uniform_rows(Estimator.exact, ["abcdefgh", "xy"]):
         assert row["nll"] == pytest.approx(row["tokens"] * math.log(50), rel=1e-6)
         assert row["nll_se"] == 0.0
 
@@ -116,7 +109,7 @@ def test_time_free_and_time_integral_are_right_in_expectation_for_uniform_logits
     """Each draw varies (H_L·l·log V, or |M|·log V / λ) but the mean is L·log V."""
     text = "twelve chars"
     truth = len(text) * math.log(50)
-    estimates = [_uniform_rows(estimator, [text], samples=64, seed=seed)[0] for seed in range(40)]
+    estimates = [uniform_rows(estimator, [text], samples=64, seed=seed)[0] for seed in range(40)]
     values = torch.tensor([row["nll"] for row in estimates])
     assert values.std() > 0  # draws really vary: this is not the stratified identity
     standard_error_of_mean = math.sqrt(sum(r["nll_se"] ** 2 for r in estimates)) / len(estimates)

@@ -5,14 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 from safetensors.torch import load_file
-from typer.testing import CliRunner
 
-from itdd_cli.cli.app import app
 from itdd_cli.models import LoadOptions, detect_family, load_model
 from itdd_cli.models.loading import read_config
 from itdd_cli.scoring.engine import Engine, Job
-from tests.conftest import read_jsonl, write_jsonl
-from tests.family_checkpoints import (
+from tests.support.cli import invoke
+from tests.support.family_checkpoints import (
     DREAM,
     LLADA,
     write_dream,
@@ -20,7 +18,8 @@ from tests.family_checkpoints import (
     write_llada,
     write_mdlm,
 )
-from tests.reference import decoder_logits, dream_names, llada_names
+from tests.support.jsonl import read_jsonl, write_jsonl
+from tests.support.reference import decoder_logits, dream_names, llada_names
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +168,7 @@ def test_each_family_scores_through_the_cli_without_remote_code(checkpoints, tmp
     args = [command, str(write_jsonl(tmp_path / "in.jsonl", rows)), "-m", str(checkpoints[name]), "-n", "8"]
     if name == "mdlm":
         args += ["--tokenizer", str(checkpoints["gpt2"])]
-    result = CliRunner().invoke(app, args)
+    result = invoke(args)
     assert result.exit_code == 0, result.stderr
     assert len(read_jsonl(result.stdout)) == len(rows)
     assert f"({name}, float32 on cpu)" in result.stderr
@@ -188,7 +187,7 @@ def test_inspect_reports_family_mask_shift_time_framing_and_length(checkpoints, 
     args = ["inspect", "-m", str(checkpoints[name])]
     if name == "mdlm":
         args += ["--tokenizer", str(checkpoints["gpt2"])]
-    result = CliRunner().invoke(app, args)
+    result = invoke(args)
     assert result.exit_code == 0, result.stderr
     for text in expected:
         assert text in result.stdout
@@ -200,7 +199,7 @@ def test_llada_refuses_options_llama_cannot_represent(tmp_path):
     directory = write_llada(tmp_path / "llada")
     config = json.loads((directory / "config.json").read_text()) | {"attention_layer_norm": True}
     (directory / "config.json").write_text(json.dumps(config))
-    result = CliRunner().invoke(app, ["inspect", "-m", str(directory)])
+    result = invoke(["inspect", "-m", str(directory)])
     assert result.exit_code == 1 and "attention_layer_norm" in result.stderr
 
 
@@ -213,8 +212,8 @@ def test_chat_template_wraps_the_prompt_as_a_user_turn_without_a_second_bos(tmp_
     config_path.write_text(json.dumps(json.loads(config_path.read_text()) | {"chat_template": template}))
     rows = [{"prompt": "hi", "response": "yo"}]
     path = write_jsonl(tmp_path / "in.jsonl", rows)
-    plain = CliRunner().invoke(app, ["cond-nll", str(path), "-m", str(directory), "-n", "8"])
-    chat = CliRunner().invoke(app, ["cond-nll", str(path), "-m", str(directory), "-n", "8", "--chat-template"])
+    plain = invoke(["cond-nll", str(path), "-m", str(directory), "-n", "8"])
+    chat = invoke(["cond-nll", str(path), "-m", str(directory), "-n", "8", "--chat-template"])
     assert plain.exit_code == 0 and chat.exit_code == 0, chat.stderr
     assert read_jsonl(plain.stdout)[0]["prompt_tokens"] == 2
     # "<|startoftext|>user hi. assistant " → BOS + 19 characters; the framing BOS is not repeated
@@ -227,13 +226,13 @@ def test_chat_template_wraps_the_prompt_as_a_user_turn_without_a_second_bos(tmp_
 
 def test_chat_template_without_one_in_the_tokenizer_is_a_usage_error(checkpoints, tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "hi", "response": "yo"}])
-    result = CliRunner().invoke(app, ["cond-nll", str(path), "-m", str(checkpoints["llada"]), "--chat-template"])
+    result = invoke(["cond-nll", str(path), "-m", str(checkpoints["llada"]), "--chat-template"])
     assert result.exit_code == 2 and "no chat template" in result.stderr
 
 
 def test_device_map_auto_loads_through_accelerate_and_gives_the_same_numbers(checkpoints, tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", [{"text": "spread me"}])
     base = ["nll", str(path), "-m", str(checkpoints["llada"]), "-n", "8", "-q"]
-    plain, mapped = (CliRunner().invoke(app, base + extra) for extra in ([], ["--device-map", "auto"]))
+    plain, mapped = (invoke(base + extra) for extra in ([], ["--device-map", "auto"]))
     assert mapped.exit_code == 0, mapped.stderr
     assert read_jsonl(mapped.stdout) == read_jsonl(plain.stdout)

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tests.conftest import invoke, read_jsonl, write_jsonl
+from tests.support.cli import invoke
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 
 def test_summary_file_has_what_ci_needs(base, tmp_path):

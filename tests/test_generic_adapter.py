@@ -2,49 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
-from typer.testing import CliRunner
 
-from itdd_cli.cli.app import app
 from itdd_cli.models import LoadOptions, load_model
 from itdd_cli.scoring.engine import Engine, Job
 from itdd_cli.scoring.runner import Command, Settings, score
-from tests.conftest import read_jsonl, write_jsonl
-
-LETTERS = "abcdefgh "
-
-
-def write_tiny_bert(directory: Path, max_positions: int = 24) -> Path:
-    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
-    from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
-
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    vocab = {token: i for i, token in enumerate([*specials, *LETTERS])}
-    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
-    backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), "isolated")
-    backend.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])]
-    )
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        **{f"{name}_token": f"[{name.upper()}]" for name in ("pad", "unk", "cls", "sep", "mask")},
-    )
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        intermediate_size=48,
-        max_position_embeddings=max_positions,
-        pad_token_id=0,
-    )
-    BertForMaskedLM(config).eval().save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
+from tests.support.cli import invoke
+from tests.support.family_checkpoints import write_tiny_bert
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +93,7 @@ def test_engine_order_and_numbers_do_not_depend_on_the_batch_layout(bert):
 
 def test_cli_scores_a_bert_checkpoint_without_remote_code(bert_dir, tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", [{"text": "a cab"}, {"prompt": "x", "text": "hg"}])
-    result = CliRunner().invoke(app, ["nll", str(path), "-m", str(bert_dir), "-n", "8"])
+    result = invoke(["nll", str(path), "-m", str(bert_dir), "-n", "8"])
     assert result.exit_code == 0, result.stderr
     assert [row["tokens"] for row in read_jsonl(result.stdout)] == [5, 2]
     assert "[CLS] … [SEP]" in result.stderr
@@ -135,6 +101,6 @@ def test_cli_scores_a_bert_checkpoint_without_remote_code(bert_dir, tmp_path):
 
 def test_records_longer_than_the_position_table_are_input_errors(bert_dir, tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", [{"text": "abc"}, {"text": "a" * 23}])
-    result = CliRunner().invoke(app, ["nll", str(path), "-m", str(bert_dir), "-n", "8"])
+    result = invoke(["nll", str(path), "-m", str(bert_dir), "-n", "8"])
     assert result.exit_code == 3
     assert "line 2: 25 tokens (framing included) exceed the model's maximum of 24" in result.stderr

@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import invoke, read_jsonl, write_jsonl
+from tests.support.cli import invoke_rows
+from tests.support.jsonl import write_jsonl
+from tests.support.launchers import LAUNCHERS, run_launched
 from tests.test_oracle import _truths
-from tests.test_parallel import LAUNCHERS, TEXTS, _run
+from tests.test_parallel import TEXTS
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
@@ -20,9 +22,7 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(),
 
 
 def _nll(*args):
-    result = invoke(["nll", *args, "-q"])
-    assert result.exit_code == 0, result.stderr
-    return read_jsonl(result.stdout)
+    return invoke_rows(["nll", *args, "-q"])
 
 
 def test_the_demo_model_gives_the_cpu_numbers_on_cuda():
@@ -46,9 +46,9 @@ def test_the_exact_estimator_on_cuda_equals_the_true_value(oracle_dir, distribut
 def test_two_processes_on_one_gpu_give_the_file_one_process_writes(oracle_dir, tmp_path):
     source = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in TEXTS * 40])
     args = ["nll", str(source), "-m", str(oracle_dir), "--trust-remote-code", "-n", "8", "--dtype", "float32"]
-    single = _run([sys.executable, "-m", "itdd_cli"], [*args, "-o", "one.jsonl"], tmp_path)
+    single = run_launched([sys.executable, "-m", "itdd_cli"], [*args, "-o", "one.jsonl"], tmp_path)
     assert single.returncode == 0, single.stderr
-    double = _run(LAUNCHERS["torchrun"](), [*args, "-o", "two.jsonl"], tmp_path)
+    double = run_launched(LAUNCHERS["torchrun"](), [*args, "-o", "two.jsonl"], tmp_path)
     assert double.returncode == 0, double.stderr[:3000]
     assert "float32 on cuda:0" in double.stderr and "· 2 processes" in double.stderr  # both on the one GPU
     assert (tmp_path / "two.jsonl").read_text() == (tmp_path / "one.jsonl").read_text()

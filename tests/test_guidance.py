@@ -20,8 +20,9 @@ from itdd_cli.estimators import MONTE_CARLO, Estimator
 from itdd_cli.models import LoadOptions, load_model
 from itdd_cli.results.rows import Command
 from itdd_cli.scoring.runner import Settings, score
-from tests.conftest import invoke, read_jsonl, write_jsonl
-from tests.family_checkpoints import LLADA, write_llada
+from tests.support.cli import invoke
+from tests.support.family_checkpoints import LLADA, write_llada
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 PROMPT, ANSWER = "the cat", " sat"  # 4 answer tokens: 15 masked sets
 
@@ -178,7 +179,7 @@ def test_python_api_cfg_returns_guided_results_equal_to_the_cli_rows(llada, tmp_
 
 
 def test_block_diffusion_models_refuse_guidance(tmp_path):
-    from tests.block_checkpoints import write_sdar
+    from tests.support.block_checkpoints import write_sdar
 
     directory = write_sdar(tmp_path / "sdar")
     source = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "ab", "response": "cd"}])

@@ -11,7 +11,7 @@ import pytest
 from itdd_cli.errors import UsageError
 from itdd_cli.io.formats import READERS, InputFormat
 from itdd_cli.io.sources import Source, read_source
-from tests.conftest import write_jsonl
+from tests.support.jsonl import write_jsonl
 
 A, B = {"id": "a1", "text": "abca"}, {"id": "a2", "text": "dd"}
 

@@ -8,7 +8,8 @@ import json
 import pytest
 
 from itdd_cli.io.sources import read_delimited, read_lines
-from tests.conftest import invoke, read_jsonl, write_jsonl
+from tests.support.cli import invoke, invoke_rows
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 RECORDS = [{"id": "a1", "text": "abca", "src": "web"}, {"id": "a2", "text": "dd", "src": "book"},
            {"id": "a3", "text": "cab", "src": "web"}]  # fmt: skip
@@ -20,9 +21,7 @@ def oracle(oracle_dir):
 
 
 def _score(oracle, *args):
-    result = invoke(["nll", *args, *oracle])
-    assert result.exit_code == 0, result.stderr
-    return read_jsonl(result.stdout)
+    return invoke_rows(["nll", *args, *oracle])
 
 
 def _delimited(path, delimiter):

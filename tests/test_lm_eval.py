@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from itdd_cli import Scorer
-from itdd_cli.cli.app import app
 from itdd_cli.errors import UsageError
-from tests.conftest import LAUNCHERS, invoke, read_jsonl
+from tests.support.cli import invoke, nll_refusal, one_error_line
+from tests.support.jsonl import read_jsonl
+from tests.support.launchers import LAUNCHERS
 
 lm_eval = pytest.importorskip("lm_eval")
 from lm_eval.api.instance import Instance  # noqa: E402
@@ -50,8 +50,8 @@ def lm():
 @pytest.fixture(scope="module")
 def choice_rows(tmp_path_factory):
     summary = tmp_path_factory.mktemp("choice") / "summary.json"
-    result = CliRunner().invoke(app, ["choice", str(ITEMS), "-m", "demo", "-n", str(SAMPLES), "--seed", str(SEED),
-                                      "--summary", str(summary), "-q"])  # fmt: skip
+    result = invoke(["choice", str(ITEMS), "-m", "demo", "-n", str(SAMPLES), "--seed", str(SEED),
+                     "--summary", str(summary), "-q"])  # fmt: skip
     assert result.exit_code == 0, result.stderr
     return read_jsonl(result.stdout), json.loads(summary.read_text())
 
@@ -119,20 +119,10 @@ def no_model(monkeypatch):
 
     def run(*arguments):
         result = invoke([*RUN, *arguments])
-        lines = result.stderr.strip().splitlines()
-        assert result.exit_code == 2, result.stderr
-        assert len(lines) == 1 and lines[0].startswith("itdd: error: "), result.stderr
-        assert "internal error" not in result.stderr and "lm-eval failed" not in result.stderr
-        return lines[0]
+        assert "lm-eval failed" not in result.stderr
+        return one_error_line(result, 2)
 
     return run
-
-
-def _cli_error(*arguments):
-    """The one line `itdd nll` prints for the same mistake in its own options."""
-    result = invoke(["nll", ROOT / "examples" / "demo.jsonl", "-m", "demo", *arguments])
-    assert result.exit_code == 2, result.stderr
-    return result.stderr.strip()
 
 
 @pytest.mark.parametrize(
@@ -153,7 +143,7 @@ def _cli_error(*arguments):
 def test_a_bad_model_arg_is_the_cli_options_one_line_usage_error_before_the_model_loads(no_model, model_arg, option,
                                                                                        value):  # fmt: skip
     line = no_model("--model_args", f"pretrained=demo,{model_arg}='{value}'")
-    assert line == _cli_error(option, value).replace(option, f"model_args {model_arg}")
+    assert line == nll_refusal(option, value).replace(option, f"model_args {model_arg}")
 
 
 @pytest.mark.parametrize(
@@ -184,7 +174,7 @@ def test_a_negative_number_lm_eval_reads_as_a_float_is_the_integer_written():
 
 
 def test_a_named_absent_device_is_the_clis_usage_error_not_a_silent_cpu_run(no_model):
-    assert no_model("--model_args", "samples=8", "--device", ABSENT_GPU) == _cli_error("--device", ABSENT_GPU)
+    assert no_model("--model_args", "samples=8", "--device", ABSENT_GPU) == nll_refusal("--device", ABSENT_GPU)
 
 
 def test_device_in_model_args_and_a_different_named_device_are_refused(no_model):
@@ -277,8 +267,8 @@ def test_data_parallel_lm_eval_splits_the_documents_and_keeps_every_number(choic
 
 def test_duplicate_choices_are_scored_as_given_with_the_numbers_of_itdd_choice(lm, tmp_path):
     summary_path = tmp_path / "summary.json"
-    result = CliRunner().invoke(app, ["choice", str(DUPLICATES), "-m", "demo", "-n", str(SAMPLES), "--seed", str(SEED),
-                                      "--summary", str(summary_path), "-q"])  # fmt: skip
+    result = invoke(["choice", str(DUPLICATES), "-m", "demo", "-n", str(SAMPLES), "--seed", str(SEED),
+                     "--summary", str(summary_path), "-q"])  # fmt: skip
     assert result.exit_code == 0, result.stderr
     rows, summary = read_jsonl(result.stdout), json.loads(summary_path.read_text())
     said = []
@@ -358,8 +348,8 @@ def test_until_decided_through_lm_eval_picks_as_itdd_choice_and_reports_in_the_r
     manager = TaskManager(include_path=str(TASK_DIR), include_defaults=False)
     out = lm_eval.simple_evaluate(model=lm_adaptive, tasks=["itdd_sentences"], task_manager=manager,
                                   log_samples=True)  # fmt: skip
-    result = CliRunner().invoke(app, ["choice", str(ITEMS), "-m", "demo", "-n", str(SAMPLES), "--seed", str(SEED),
-                                      "--until-decided", "0.01", "--max-samples", "64", "-q"])  # fmt: skip
+    result = invoke(["choice", str(ITEMS), "-m", "demo", "-n", str(SAMPLES), "--seed", str(SEED),
+                     "--until-decided", "0.01", "--max-samples", "64", "-q"])  # fmt: skip
     assert result.exit_code == 0, result.stderr
     rows = read_jsonl(result.stdout)
     samples = sorted(out["samples"]["itdd_sentences"], key=lambda sample: sample["doc_id"])

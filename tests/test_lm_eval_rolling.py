@@ -7,12 +7,11 @@ import json
 import math
 
 import pytest
-from typer.testing import CliRunner
 
-from itdd_cli.cli.app import app
 from itdd_cli.errors import UsageError
-from tests.block_checkpoints import write_sdar
-from tests.conftest import read_jsonl
+from tests.support.block_checkpoints import write_sdar
+from tests.support.cli import invoke
+from tests.support.jsonl import read_jsonl
 from tests.test_lm_eval import OFFLINE, ROOT, SAMPLES, SEED, TASK_DIR, _request
 
 lm_eval = pytest.importorskip("lm_eval")
@@ -41,7 +40,7 @@ def _evaluate(lm, task):
 
 
 def _cli(*arguments):
-    result = CliRunner().invoke(app, [str(argument) for argument in arguments])
+    result = invoke([str(argument) for argument in arguments])
     assert result.exit_code == 0, result.stderr
     return read_jsonl(result.stdout)
 

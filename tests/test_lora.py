@@ -13,15 +13,14 @@ import warnings
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
-from typer.testing import CliRunner
 
 from itdd_cli import Scorer
-from itdd_cli.cli.app import app
 from itdd_cli.errors import ModelError, UsageError
 from itdd_cli.harness.lm_eval_backend import ItddLM
-from tests.conftest import read_jsonl, write_jsonl
-from tests.family_checkpoints import write_dream, write_llada
-from tests.lora_checkpoints import write_adapter, write_merged
+from tests.support.cli import invoke
+from tests.support.family_checkpoints import write_dream, write_llada
+from tests.support.jsonl import read_jsonl, write_jsonl
+from tests.support.lora_checkpoints import write_adapter, write_merged
 
 pytest.importorskip("peft")  # makes the adapters (the `lora` extra); itdd applies them without it
 
@@ -139,20 +138,19 @@ def test_the_cli_scores_an_adapter_inspects_it_and_refuses_a_bad_one_in_one_line
     adapter = write_adapter(bases["dream"], tmp_path / "adapter", DREAM_TARGETS, r=2, alpha=6)
     merged = write_merged(bases["dream"], adapter, tmp_path / "merged")
     source = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": text} for i, text in enumerate(TEXTS)])
-    runner = CliRunner()
     rows = {}
     for name, model, flags in [("adapter", adapter, ["--no-merge"]), ("merged", merged, [])]:
-        result = runner.invoke(app, ["nll", str(source), "-m", str(model), "-n", str(SAMPLES), *flags])
+        result = invoke(["nll", str(source), "-m", str(model), "-n", str(SAMPLES), *flags])
         assert result.exit_code == 0, result.stderr
         rows[name] = read_jsonl(result.stdout)
     assert [row["nll"] for row in rows["adapter"]] == pytest.approx([row["nll"] for row in rows["merged"]], rel=1e-5)
-    shown = runner.invoke(app, ["inspect", "-m", str(adapter)], env={"COLUMNS": "200"})
+    shown = invoke(["inspect", "-m", str(adapter)], env={"COLUMNS": "200"})
     assert shown.exit_code == 0, shown.stderr
     for line in [f"LoRA base │ {bases['dream']}", "LoRA rank │ 2", "LoRA alpha │ 6 (scale alpha/r)",
                  "LoRA targets │ down_proj, gate_proj, o_proj, q_proj, v_proj (10 layers)"]:  # fmt: skip
         assert line in " ".join(shown.stdout.split()), shown.stdout
     _edited(adapter, use_dora=True)
-    refused = runner.invoke(app, ["nll", str(source), "-m", str(adapter)])
+    refused = invoke(["nll", str(source), "-m", str(adapter)])
     assert refused.exit_code == 1 and "use_dora=true" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
 
@@ -165,7 +163,7 @@ def test_checkpoint_folders_of_a_lora_run_are_a_training_run_study(bases, tmp_pa
     source = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": text} for i, text in enumerate(TEXTS)])
     summary = tmp_path / "study.json"
     base = f"{bases['llada']}/"  # spelt otherwise than --base: still the base itself
-    result = CliRunner().invoke(app, ["nll", str(source), "-m", base, "-m", str(run), "--base", str(bases["llada"]),
+    result = invoke(["nll", str(source), "-m", base, "-m", str(run), "--base", str(bases["llada"]),
                                       "-n", str(SAMPLES), "--summary", str(summary)])  # fmt: skip
     assert result.exit_code == 0, result.stderr
     rows = read_jsonl(result.stdout)
@@ -193,9 +191,9 @@ def test_a_pickle_adapter_needs_allow_pickle(bases, tmp_path):
     adapter = write_adapter(bases["dream"], tmp_path / "adapter", ["q_proj"], safe_serialization=False)
     assert (adapter / "adapter_model.bin").is_file() and not (adapter / "adapter_model.safetensors").exists()
     source = write_jsonl(tmp_path / "in.jsonl", [{"text": TEXTS[0]}])
-    refused = CliRunner().invoke(app, ["nll", str(source), "-m", str(adapter), "-n", str(SAMPLES)])
+    refused = invoke(["nll", str(source), "-m", str(adapter), "-n", str(SAMPLES)])
     assert refused.exit_code == 1 and "--allow-pickle" in refused.stderr
-    allowed = CliRunner().invoke(app, ["nll", str(source), "-m", str(adapter), "-n", str(SAMPLES), "--allow-pickle"])
+    allowed = invoke(["nll", str(source), "-m", str(adapter), "-n", str(SAMPLES), "--allow-pickle"])
     assert allowed.exit_code == 0, allowed.stderr
     assert read_jsonl(allowed.stdout)[0]["nll"] != pytest.approx(_nll(bases["dream"])[0], abs=0.1)
 
@@ -215,11 +213,11 @@ def test_resuming_an_adapter_run_on_another_base_is_refused(bases, tmp_path):
     source = write_jsonl(tmp_path / "in.jsonl", [{"id": i, "text": text} for i, text in enumerate(TEXTS)])
     target = tmp_path / "out.jsonl"
     run = ["nll", str(source), "-m", str(adapter), "-n", str(SAMPLES), "-q", "-o", str(target)]
-    assert CliRunner().invoke(app, run).exit_code == 0
+    assert invoke(run).exit_code == 0
     target.write_text(target.read_text().splitlines()[0] + "\n")  # as if interrupted after one row
-    refused = CliRunner().invoke(app, [*run, "--resume", "--base", str(other)])
+    refused = invoke([*run, "--resume", "--base", str(other)])
     assert refused.exit_code == 2 and "weights" in refused.stderr
-    assert CliRunner().invoke(app, [*run, "--resume"]).exit_code == 0
+    assert invoke([*run, "--resume"]).exit_code == 0
 
 
 def test_a_hub_id_naming_an_adapter_loads_it_from_the_hub_cache(bases, tmp_path):

@@ -5,13 +5,12 @@ from __future__ import annotations
 import statistics
 
 import pytest
-from typer.testing import CliRunner
 
-from itdd_cli.cli.app import app
 from itdd_cli.estimators import MONTE_CARLO, Estimator
 from itdd_cli.models import LoadOptions, load_model
 from itdd_cli.scoring.runner import Command, Settings, score
-from tests.conftest import invoke, read_jsonl, write_jsonl
+from tests.support.cli import invoke, invoke_rows
+from tests.support.jsonl import write_jsonl
 
 TEXTS = ["a", "dc", "abc", "bbad", "cadba", "ddcaab", "abcdabc", "dcbadcba"]
 CONDITIONALS = [("a", "b"), ("ab", "cd"), ("dcb", "a"), ("c", "adbca"), ("abcd", "dcba")]
@@ -20,9 +19,7 @@ PAIRS = [("ab", "cd", "ca"), ("d", "abca", "ab"), (None, "abcd", "abdd"), (None,
 
 def _run(oracle_dir, tmp_path, command, rows, *options):
     path = write_jsonl(tmp_path / "in.jsonl", rows)
-    result = CliRunner().invoke(app, [command, str(path), "-m", str(oracle_dir), "--trust-remote-code", *options])
-    assert result.exit_code == 0, result.stderr
-    return read_jsonl(result.stdout)
+    return invoke_rows([command, str(path), "-m", str(oracle_dir), "--trust-remote-code", *options])
 
 
 def _truths(distribution, command):

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -14,16 +11,11 @@ from itdd_cli.errors import InputError, ModelError
 from itdd_cli.io.reader import read_objects
 from itdd_cli.run.parallel import CHUNK_RECORDS, Shard, score_sharded
 from itdd_cli.scoring.runner import Command, Settings, score
-from tests.conftest import LAUNCHERS, write_jsonl
-from tests.fakes import UniformModel
+from tests.support.fakes import UniformModel
+from tests.support.jsonl import write_jsonl
+from tests.support.launchers import LAUNCHERS, run_launched
 
-ROOT = Path(__file__).resolve().parents[1]
 TEXTS = ["abcd", "d", "cabbad", "dd", "abcdabcd", "bca", "cc", "a", "dcb"]
-
-
-def _run(prefix, args, tmp_path):
-    env = os.environ | {"HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}  # runs in tmp_path
-    return subprocess.run([*prefix, *args], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
 
 
 @pytest.mark.slow
@@ -37,9 +29,9 @@ def test_two_processes_give_the_same_file_as_one(oracle_dir, tmp_path, launcher,
         rows = [{"prompt": "c", "chosen": a[:7], "rejected": b[:7]} for a, b in pairs]
     source = write_jsonl(tmp_path / "in.jsonl", rows)
     args = [command, str(source), "-m", str(oracle_dir), "--trust-remote-code", "-n", "8"]
-    single = _run([sys.executable, "-m", "itdd_cli"], [*args, "-o", "one.jsonl"], tmp_path)
+    single = run_launched([sys.executable, "-m", "itdd_cli"], [*args, "-o", "one.jsonl"], tmp_path)
     assert single.returncode == 0, single.stderr
-    double = _run(LAUNCHERS[launcher](), [*args, "-o", "two.jsonl"], tmp_path)
+    double = run_launched(LAUNCHERS[launcher](), [*args, "-o", "two.jsonl"], tmp_path)
     assert double.returncode == 0, double.stderr[:3000]
     assert "· 2 processes" in double.stderr  # the launcher really started two
     one, two = (tmp_path / "one.jsonl").read_text(), (tmp_path / "two.jsonl").read_text()
@@ -52,7 +44,7 @@ def test_an_invalid_record_in_another_shard_stops_all_processes_after_writing_wh
     source = tmp_path / "in.jsonl"
     source.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS[:5]) + '{"txt": "x"}\n')
     args = ["nll", str(source), "-m", str(oracle_dir), "--trust-remote-code", "-n", "8", "-q", "-o", "out.jsonl"]
-    result = _run(LAUNCHERS["torchrun"](), args, tmp_path)
+    result = run_launched(LAUNCHERS["torchrun"](), args, tmp_path)
     assert result.returncode != 0
     assert "line 6: missing field 'text'" in result.stderr
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 5

@@ -13,9 +13,10 @@ from itdd_cli.estimators import MONTE_CARLO, Estimator
 from itdd_cli.models import LoadOptions, load_model
 from itdd_cli.results.reader import read_results
 from itdd_cli.scoring.runner import Command, Settings, score
-from tests.conftest import invoke, read_jsonl, write_jsonl
-from tests.fakes import UniformModel
-from tests.per_token_reference import per_token_shares
+from tests.support.cli import invoke
+from tests.support.fakes import UniformModel
+from tests.support.jsonl import read_jsonl, write_jsonl
+from tests.support.per_token_reference import per_token_shares
 
 TEXTS = ["a", "dc", "abc", "cadba", "ddcaab", "abcdabc", "dcbadcba"]
 CONDITIONALS = [("a", "b"), ("ab", "cd"), ("c", "adbca"), ("dcb", "a")]
@@ -195,7 +196,7 @@ def test_demo_token_strings_are_the_scored_text(tmp_path):
 
 @pytest.mark.parametrize("estimator", [Estimator.exact, Estimator.control_variate])
 def test_block_models_give_their_blocks_shares_in_token_order(tmp_path, estimator):
-    from tests.block_checkpoints import write_sdar
+    from tests.support.block_checkpoints import write_sdar
 
     model = load_model(LoadOptions(str(write_sdar(tmp_path / "sdar", block_size=4))))
     objects = [(1, {"prompt": "the c", "response": "at sat on"})]  # the prompt ends inside a block

@@ -18,8 +18,8 @@ import torch
 
 from itdd_cli.scoring.engine import WINDOW_ROWS, BatchProgress, Engine, Job
 from itdd_cli.views.progress_view import DROP_ORDER, plan_line
-from tests.conftest import write_jsonl
-from tests.fakes import UniformModel
+from tests.support.fakes import UniformModel
+from tests.support.jsonl import write_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 DRAWS = 64

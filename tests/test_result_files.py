@@ -7,7 +7,8 @@ import json
 import pytest
 
 from itdd_cli.results.reader import NotResults, parse_results
-from tests.conftest import invoke, read_jsonl, write_jsonl
+from tests.support.cli import invoke
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 # Kept values a spreadsheet or a naive reader would take for something else: text with a comma,
 # quotes and a newline, numbers, text that reads as a number, a boolean or a JSON array, nothing.

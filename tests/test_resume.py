@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from tests.conftest import invoke, write_jsonl
+from tests.support.cli import invoke
+from tests.support.jsonl import write_jsonl
 
 
 def _itdd(*args, **kwargs):

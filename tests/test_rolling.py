@@ -5,26 +5,20 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from itdd_cli.cli.app import app
 from itdd_cli.core.windows import rolling_windows
 from itdd_cli.errors import UsageError
-from tests.conftest import read_jsonl, write_jsonl
+from tests.support.cli import invoke, invoke_rows
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 # The oracle checkpoint has no framing and a maximum length of 8: windows hold 8 tokens (characters).
 DOCUMENT = "cadbabcdacbd"  # 12 characters: two windows
 
 
-def invoke(args, stdin=None):
-    return CliRunner().invoke(app, [str(a) for a in args], input=stdin)
-
 
 def _nll(oracle_dir, tmp_path, texts, *options):
     path = write_jsonl(tmp_path / "in.jsonl", [{"text": text} for text in texts])
-    result = invoke(["nll", path, "-m", oracle_dir, "--trust-remote-code", *options])
-    assert result.exit_code == 0, result.stderr
-    return read_jsonl(result.stdout)
+    return invoke_rows(["nll", path, "-m", oracle_dir, "--trust-remote-code", *options])
 
 
 @pytest.mark.parametrize("context", [0, 1, 3, 7])

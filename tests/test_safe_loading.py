@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from tests.conftest import invoke
+from tests.support.cli import invoke
 
 
 def test_remote_code_is_refused_without_the_flag(oracle_dir):
@@ -13,7 +13,7 @@ def test_remote_code_is_refused_without_the_flag(oracle_dir):
 
 
 def test_pickle_only_checkpoints_are_refused_unless_allowed(tmp_path):
-    from tests.test_generic_adapter import write_tiny_bert
+    from tests.support.family_checkpoints import write_tiny_bert
 
     directory = write_tiny_bert(tmp_path / "bert")
     from safetensors.torch import load_file

@@ -16,9 +16,10 @@ from itdd_cli.models import LoadOptions, detect_family, load_model
 from itdd_cli.models.base import Framed
 from itdd_cli.models.loading import read_config
 from itdd_cli.scoring.dse_draws import corrupt, dse_values, prior_term
-from tests.conftest import invoke, read_jsonl, write_jsonl
-from tests.family_checkpoints import write_gpt2_like_tokenizer, write_mdlm, write_sedd
-from tests.reference_sedd import published_loss, sedd_forward
+from tests.support.cli import invoke
+from tests.support.family_checkpoints import write_gpt2_like_tokenizer, write_mdlm, write_sedd
+from tests.support.jsonl import read_jsonl, write_jsonl
+from tests.support.reference_sedd import published_loss, sedd_forward
 
 KINDS = [("absorb", "loglinear"), ("absorb", "geometric"), ("uniform", "geometric"), ("uniform", "loglinear")]
 

@@ -13,8 +13,8 @@ import torch
 from itdd_cli.models import LoadOptions, load_model
 from itdd_cli.scoring.engine import Engine, Job
 from itdd_cli.scoring.shapes import rung
-from tests.fakes import UniformModel
-from tests.family_checkpoints import write_llada
+from tests.support.fakes import UniformModel
+from tests.support.family_checkpoints import write_llada
 
 
 def test_the_ladder_pads_at_most_a_third_and_respects_a_position_limit():

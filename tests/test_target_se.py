@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
-from typer.testing import CliRunner
 
-from itdd_cli.cli.app import app
 from itdd_cli.estimators import MONTE_CARLO, Estimator
 from itdd_cli.models import LoadOptions, load_model
 from itdd_cli.scoring.runner import Command, Settings, score
-from tests.conftest import read_jsonl, write_jsonl
+from tests.support.cli import invoke
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 TEXTS = ["abcdabcd", "d", "cabbad", "ddcbaabc", "bca", "cadbacbd"]
 PAIRS = [("ab", "cadb", "cabb"), (None, "dcbadc", "aaaaaa"), ("c", "abca", "abda"), (None, "bacd", "bacdd")]
@@ -71,7 +70,7 @@ def test_until_decided_stops_each_pair_once_decided_or_at_the_cap(oracle_model, 
 def _cli(oracle_dir, tmp_path, *options):
     path = write_jsonl(tmp_path / "in.jsonl", [{"text": t} for t in TEXTS])
     args = ["nll", str(path), "-m", str(oracle_dir), "--trust-remote-code", "--format", "jsonl", *options]
-    return CliRunner().invoke(app, args)
+    return invoke(args)
 
 
 def test_the_cli_says_how_many_records_hit_the_cap_and_counts_every_pass(oracle_dir, tmp_path):

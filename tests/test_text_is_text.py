@@ -7,12 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from itdd_cli.cli.app import app
 from itdd_cli.models import LoadOptions, load_model
-from tests.conftest import read_jsonl, write_jsonl
-from tests.family_checkpoints import LETTERS, LLADA, char_tokenizer, write_llada
+from tests.support.cli import invoke
+from tests.support.family_checkpoints import LETTERS, LLADA, char_tokenizer, write_llada
+from tests.support.jsonl import read_jsonl, write_jsonl
 
 MASK = "<|mdm_mask|>"
 PUNCTUATION = "<|>_"  # enough to spell every special token of the tiny LLaDA as plain characters
@@ -42,7 +41,7 @@ def test_the_cli_scores_a_special_token_string_as_its_characters(spelled, tmp_pa
     text = f"x {MASK} y"
     row = {"text": text} if command == "nll" else {"prompt": text, "response": text}
     path = write_jsonl(tmp_path / "in.jsonl", [row])
-    result = CliRunner().invoke(app, [command, str(path), "-m", str(directory), "-n", "8", "-q"])
+    result = invoke([command, str(path), "-m", str(directory), "-n", "8", "-q"])
     assert result.exit_code == 0, result.stderr
     out = read_jsonl(result.stdout)[0]
     assert out["tokens"] == len(text)  # 16 characters, where the mask string used to be one token
@@ -69,7 +68,7 @@ def test_a_chat_template_keeps_its_own_markup_special_but_the_prompt_plain(spell
 
 def _nll(tmp_path, rows, *args):  # type: ignore[no-untyped-def]
     path = write_jsonl(tmp_path / "in.jsonl", rows)
-    return CliRunner().invoke(app, ["nll", str(path), "-n", "8", *args])
+    return invoke(["nll", str(path), "-n", "8", *args])
 
 
 def test_characters_the_tokenizer_drops_are_warned_per_record_and_counted(tmp_path):
@@ -103,10 +102,10 @@ def test_a_resumed_run_still_counts_the_lossy_records_scored_before_the_cut(tmp_
     source = write_jsonl(tmp_path / "in.jsonl", rows)
     out, summary = tmp_path / "out.jsonl", tmp_path / "summary.json"
     common = ["nll", str(source), "-n", "8", "-m", "demo", "-q", "-o", str(out)]
-    assert CliRunner().invoke(app, common).exit_code == 0
+    assert invoke(common).exit_code == 0
     assert json.loads(Path(f"{out}.meta.json").read_text())["lossy_lines"] == [1]
     out.write_text(out.read_text().splitlines(keepends=True)[0])  # cut after the lossy record
-    resumed = CliRunner().invoke(app, [*common, "--resume", "--summary", str(summary)])
+    resumed = invoke([*common, "--resume", "--summary", str(summary)])
     assert resumed.exit_code == 0, resumed.stderr
     assert json.loads(summary.read_text())["lossy"] == 1 and json.loads(summary.read_text())["records"] == 3
 
@@ -138,7 +137,7 @@ def test_text_mapped_to_the_unknown_token_is_warned_and_dna_is_not(tmp_path):
 
 def test_ratio_names_the_side_that_lost_characters(tmp_path):
     path = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "say", "chosen": "hello", "rejected": "hello 日本語"}])
-    result = CliRunner().invoke(app, ["ratio", str(path), "-m", "demo", "-n", "8", "-q"])
+    result = invoke(["ratio", str(path), "-m", "demo", "-n", "8", "-q"])
     assert result.exit_code == 0, result.stderr
     assert "rejected: the tokenizer has no token for '日本語'" in result.stderr
     assert "chosen:" not in result.stderr and "prompt:" not in result.stderr

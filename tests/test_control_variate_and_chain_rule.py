@@ -16,7 +16,7 @@ from itdd_cli.io.records import Fields, text_record
 from itdd_cli.models import LoadOptions, load_model
 from itdd_cli.scoring.engine import Engine, Job
 from itdd_cli.scoring.runner import Command, Settings, prepare, score
-from tests.fakes import UniformModel
+from tests.support.fakes import uniform_rows
 
 
 def test_every_estimator_says_whether_it_is_monte_carlo_its_limit_and_its_error_bar():
@@ -75,17 +75,11 @@ def test_adjusted_values_average_to_the_plain_values_over_all_subsets_of_a_count
     assert adjusted.mean().item() == pytest.approx((weights * losses.sum(1)).mean().item(), rel=1e-12)
 
 
-def _uniform_rows(estimator, texts, samples=64, seed=0, batch_rows=None):
-    objects = [(i + 1, {"text": t}) for i, t in enumerate(texts)]
-    settings = Settings(estimator=estimator, samples=samples, seed=seed, batch_rows=batch_rows)
-    return list(score(Command.nll, objects, UniformModel(vocab_size=50), settings))
-
-
 @pytest.mark.parametrize("estimator", MONTE_CARLO)
 def test_every_estimator_is_right_in_expectation_for_uniform_logits(estimator):
     text = "twelve chars"
     truth = len(text) * math.log(50)
-    rows = [_uniform_rows(estimator, [text], samples=48, seed=seed)[0] for seed in range(40)]
+    rows = [uniform_rows(estimator, [text], samples=48, seed=seed)[0] for seed in range(40)]
     values = torch.tensor([row["nll"] for row in rows], dtype=torch.float64)
     standard_error_of_mean = math.sqrt(sum(r["nll_se"] ** 2 for r in rows)) / len(rows)
     assert abs(values.mean().item() - truth) <= 4 * standard_error_of_mean + 1e-4
@@ -97,7 +91,7 @@ def test_every_estimator_is_right_in_expectation_for_uniform_logits(estimator):
 def test_control_variate_and_chain_rule_are_exact_for_uniform_logits_at_any_batch_size(estimator, batch_rows):
     """Uniform logits: the covariate equals the loss, and every chain step costs log V."""
     texts = ["hello", "a", "masked diffusion"]
-    for row, text in zip(_uniform_rows(estimator, texts, batch_rows=batch_rows), texts, strict=True):
+    for row, text in zip(uniform_rows(estimator, texts, batch_rows=batch_rows), texts, strict=True):
         assert row["nll"] == pytest.approx(len(text) * math.log(50), rel=1e-6)
         assert row["nll_se"] == pytest.approx(0.0, abs=1e-4)
 

@@ -313,3 +313,37 @@ def write_sedd(directory: Path, graph: str = "absorb", noise: str = "loglinear",
     else:
         _write(directory, config, weights)
     return directory
+
+
+BERT_LETTERS = "abcdefgh "
+
+
+def write_tiny_bert(directory: Path, max_positions: int = 24) -> Path:
+    """A BertForMaskedLM as transformers saves it, with a [CLS] … [SEP] character tokenizer (family generic)."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
+    from transformers import BertConfig, BertForMaskedLM, PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab = {token: i for i, token in enumerate([*specials, *BERT_LETTERS])}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex("."), "isolated")
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])]
+    )
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        **{f"{name}_token": f"[{name.upper()}]" for name in ("pad", "unk", "cls", "sep", "mask")},
+    )
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=48,
+        max_position_embeddings=max_positions,
+        pad_token_id=0,
+    )
+    BertForMaskedLM(config).eval().save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

@@ -6,7 +6,9 @@ import math
 
 import torch
 
+from itdd_cli.estimators import Estimator
 from itdd_cli.models.base import Framed, ModelInfo, ScoringModel
+from itdd_cli.scoring.runner import Command, Settings, score
 
 
 def fake_info(vocab_size: int, max_length: int | None = None) -> ModelInfo:
@@ -49,3 +51,11 @@ class UniformModel(ScoringModel):
         self.rows_seen.append(input_ids.shape[0])
         count = int(score_mask.sum())
         return torch.full((count,), -math.log(self.info.vocab_size), dtype=torch.float32)
+
+
+def uniform_rows(estimator: Estimator, texts: list[str], samples: int = 64, seed: int = 0,
+                 batch_rows: int | None = None) -> list[dict]:  # fmt: skip
+    """`nll` rows of `texts` under UniformModel(50), where every text's true NLL is L·log 50."""
+    objects = [(i + 1, {"text": t}) for i, t in enumerate(texts)]
+    settings = Settings(estimator=estimator, samples=samples, seed=seed, batch_rows=batch_rows)
+    return list(score(Command.nll, objects, UniformModel(vocab_size=50), settings))

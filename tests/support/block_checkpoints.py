@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from tests.family_checkpoints import _random, _write, char_tokenizer
+from tests.support.family_checkpoints import _random, _write, char_tokenizer
 
 # Shared geometry: 2 layers, 4 query heads of 16, 2 kv heads; vocab 48 (29 letters + specials).
 SIZES = dict(d=64, heads=4, kv_heads=2, head_dim=16, layers=2, mlp=96, vocab=48, experts=8, top_k=2, expert_mlp=32)
@@ -213,7 +213,7 @@ def write_bd3lm(directory: Path, block_size: int = 4, seed: int = 0, settings: b
     `settings`: the two scalar buffers its published class saves with the weights."""
     from safetensors.torch import load_file, save_file
 
-    from tests.family_checkpoints import write_mdlm
+    from tests.support.family_checkpoints import write_mdlm
 
     write_mdlm(directory, seed=seed)
     if settings:
