@@ -7,10 +7,16 @@ The Python API is `itdd_cli.Scorer` (see `itdd_cli.api`); it is imported on firs
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["ChoiceResult", "CondNllResult", "NllResult", "RatioResult", "Scorer", "__version__"]
+__all__ = ["ChoiceResult", "CondNllResult", "Corpus", "ModelResults", "NllResult", "RatioResult", "Scorer",
+           "__version__", "corpus", "score_models"]  # fmt: skip
+_CORPUS = ("Corpus", "ModelResults", "corpus", "score_models")  # in itdd_cli.api_corpus
 
 
 def __getattr__(name: str) -> Any:
+    if name in _CORPUS:
+        from itdd_cli import api_corpus
+
+        return getattr(api_corpus, name)
     if name in __all__ and name != "__version__":
         from itdd_cli import api
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from itdd_cli import api_args
@@ -23,14 +23,17 @@ from itdd_cli.bundled import bundled_path
 from itdd_cli.errors import ArgumentTypeError
 from itdd_cli.estimators import Estimator
 from itdd_cli.models import LoadOptions, ScoringModel, load_model
-from itdd_cli.runner import Command, Lossy, Settings, Skipped, score
+from itdd_cli.pertoken import check_per_token
+from itdd_cli.records import flag_duplicate_ids
+from itdd_cli.runner import Command, Lossy, Settings, Skipped, score, window_capacity
+from itdd_cli.windows import Long, check_context
 
 
 @dataclass(frozen=True)
 class NllResult:
     """−log p(text) in nats over the scored tokens, with its Monte Carlo standard error."""
 
-    id: int
+    id: int | str
     nll: float
     nll_se: float
     tokens: int
@@ -42,13 +45,19 @@ class NllResult:
     bytes: int  # the text's UTF-8 bytes and whitespace-separated words: comparable across tokenizers
     words: int
     bits_per_byte: float
+    token_strings: list[str] | None = None  # per_token=True: the scored tokens' text, in order
+    token_nll: list[float] | None = None  # per_token=True: each token's share of `nll` (they sum to it)
+    extra: dict[str, Any] = field(default_factory=dict)  # the item's `extra` fields, carried as given
+
+    def row(self) -> dict[str, Any]:
+        return _row(self)
 
 
 @dataclass(frozen=True)
 class CondNllResult:
     """−log p(response | prompt) in nats; the prompt's tokens are context, never scored."""
 
-    id: int
+    id: int | str
     nll: float
     nll_se: float
     tokens: int
@@ -60,13 +69,19 @@ class CondNllResult:
     bytes: int
     words: int
     bits_per_byte: float
+    token_strings: list[str] | None = None
+    token_nll: list[float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def row(self) -> dict[str, Any]:
+        return _row(self)
 
 
 @dataclass(frozen=True)
 class RatioResult:
     """log p(chosen | prompt) − log p(rejected | prompt), both sides from shared draws unless independent."""
 
-    id: int
+    id: int | str
     log_ratio: float
     log_ratio_se: float
     nll_chosen: float
@@ -76,6 +91,10 @@ class RatioResult:
     samples: int
     prefers: str  # "chosen" or "rejected"
     decided: bool | None = None  # until_decided: the anytime-valid rule decided the preference (else None)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def row(self) -> dict[str, Any]:
+        return _row(self)
 
 
 @dataclass(frozen=True)
@@ -86,7 +105,7 @@ class ChoiceResult:
     `margin` is best − runner-up with `margin_se` from paired draws; `correct*` are None without labels.
     """
 
-    id: int
+    id: int | str
     pred: int
     pred_norm: int
     logliks: list[float]
@@ -100,6 +119,10 @@ class ChoiceResult:
     samples: int  # per choice still in contention at the end, pilot included
     decided: bool | None = None  # until_decided: one choice left in contention (else None)
     passes: int = 0  # forward passes of every choice together
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def row(self) -> dict[str, Any]:
+        return _row(self)
 
 
 RESULTS = {Command.nll: NllResult, Command.cond_nll: CondNllResult, Command.ratio: RatioResult,
@@ -110,10 +133,15 @@ RESULTS = {Command.nll: NllResult, Command.cond_nll: CondNllResult, Command.rati
 class Scorer:
     """A loaded model and the estimator settings every call uses.
 
-    Results come back in input order, one per item; `id` is the item's 1-based position. An
-    invalid item raises `itdd_cli.errors.InputError` whose `line` is that position. A bad argument
-    raises `ArgumentError` (a ValueError) with the CLI option's message, a str where a list is
-    expected `ArgumentTypeError` (a TypeError); both are `itdd_cli.errors.UsageError`s.
+    Results come back in input order, one per item; `id` is the item's 1-based position unless
+    `ids` names it. An invalid item raises `itdd_cli.errors.InputError` whose `line` is that
+    position. A bad argument raises `ArgumentError` (a ValueError) with the CLI option's message, a
+    str where a list is expected `ArgumentTypeError` (a TypeError); both are `itdd_cli.errors.UsageError`s.
+
+    >>> scorer = Scorer.load("demo", samples=8, per_token=True)
+    >>> [result] = scorer.nll(["import os"], ids=["first"], extra=[{"source": "docs"}])
+    >>> result.id, result.extra, "".join(result.token_strings)
+    ('first', {'source': 'docs'}, 'import os')
     """
 
     model: ScoringModel
@@ -137,24 +165,27 @@ class Scorer:
         batch_size: int | None = None,
         max_tokens: int | None = None,
         chat_template: bool = False,
+        long: str = "error",
+        context: int = 0,
+        target_se: float | None = None,
+        until_decided: float | None = None,
+        max_samples: int | None = None,
+        per_token: bool = False,
     ) -> Scorer:
         """Load `model` (a hub id, a local checkpoint directory or a bundled name: 'demo', 'dna8').
 
         The settings mean what the CLI options of the same names mean (`batch_size=None` is
-        `--batch-size auto`); the defaults are the CLI's (`estimator=None`: the default estimator).
+        `--batch-size auto`, `long="rolling"` is `--long rolling`); the defaults are the CLI's
+        (`estimator=None`: the default estimator). Every one is checked before the model loads.
         """
         changes = {"samples": samples, "seed": seed, "independent": independent, "batch_rows": batch_size,
-                   "max_tokens": max_tokens, "chat_template": chat_template}  # fmt: skip
+                   "max_tokens": max_tokens, "chat_template": chat_template, "long": long, "context": context,
+                   "target_se": target_se, "until_decided": until_decided, "max_samples": max_samples,
+                   "per_token": per_token}  # fmt: skip
         if estimator is not None:
             changes["estimator"] = estimator
         settings = api_args.settings(Settings(), changes, {"batch_rows": "batch_size"})
-        api_args.load_options(dtype, device, family)  # all checked before the model loads
-        for name, value in {"model": model, "tokenizer": tokenizer, "revision": revision}.items():
-            if not isinstance(value, str | os.PathLike) and not (value is None and name != "model"):
-                raise ArgumentTypeError(f"{name} must be a string or a path, got {type(value).__name__}")
-        model, tokenizer = os.fspath(model), None if tokenizer is None else os.fspath(tokenizer)
-        location = bundled_path(model)
-        options = LoadOptions(str(location or model), dtype, device, trust_remote_code, family, tokenizer, revision)
+        options = load_options(model, device, dtype, trust_remote_code, family, tokenizer, revision)
         return cls(load_model(options), settings)
 
     def with_settings(self, **changes: Any) -> Scorer:
@@ -162,19 +193,29 @@ class Scorer:
         checked by its CLI option's rule (`samples=0` raises `samples must be ≥ 8`)."""
         return replace(self, settings=api_args.settings(self.settings, changes))
 
-    def nll(self, texts: Sequence[str]) -> list[NllResult]:
-        """−log p(text) for each text (as `itdd nll`)."""
-        return self._score(Command.nll, [{"text": text} for text in api_args.texts("texts", texts)])
+    def nll(self, texts: Sequence[str], *, ids: Items = None, extra: Items = None) -> list[NllResult]:
+        """−log p(text) for each text (as `itdd nll`). `ids`: one id per text (str or int, unique;
+        as the CLI's `id` field); `extra`: one dict per text, carried into `result.extra` (as `--keep`)."""
+        objects = [{"text": text} for text in api_args.texts("texts", texts)]
+        return self._score(Command.nll, objects, ids, extra)
 
-    def cond_nll(self, prompts: Sequence[str], responses: Sequence[str]) -> list[CondNllResult]:
+    def cond_nll(
+        self, prompts: Sequence[str], responses: Sequence[str], *, ids: Items = None, extra: Items = None
+    ) -> list[CondNllResult]:
         """−log p(response | prompt) for each pair (as `itdd cond-nll`)."""
         prompts, responses = api_args.texts("prompts", prompts), api_args.texts("responses", responses)
         api_args.same_lengths(prompts=prompts, responses=responses)
         objects = [{"prompt": p, "response": r} for p, r in zip(prompts, responses, strict=True)]
-        return self._score(Command.cond_nll, objects)
+        return self._score(Command.cond_nll, objects, ids, extra)
 
     def ratio(
-        self, chosen: Sequence[str], rejected: Sequence[str], prompts: Sequence[str | None] | None = None
+        self,
+        chosen: Sequence[str],
+        rejected: Sequence[str],
+        prompts: Sequence[str | None] | None = None,
+        *,
+        ids: Items = None,
+        extra: Items = None,
     ) -> list[RatioResult]:
         """log p(chosen | prompt) − log p(rejected | prompt) for each pair (as `itdd ratio`).
 
@@ -185,13 +226,16 @@ class Scorer:
         api_args.same_lengths(chosen=chosen, rejected=rejected, prompts=prompts)
         objects = [_with_prompt({"chosen": c, "rejected": r}, p)
                    for c, r, p in zip(chosen, rejected, prompts, strict=True)]  # fmt: skip
-        return self._score(Command.ratio, objects)
+        return self._score(Command.ratio, objects, ids, extra)
 
     def choice(
         self,
         choices: Sequence[Sequence[str]],
         prompts: Sequence[str | None] | None = None,
         labels: Sequence[int | str | None] | None = None,
+        *,
+        ids: Items = None,
+        extra: Items = None,
     ) -> list[ChoiceResult]:
         """k-way multiple choice for each question (as `itdd choice`): ≥ 2 choices each, an
         optional prompt and an optional label (index or the exact text of the right choice)."""
@@ -201,11 +245,42 @@ class Scorer:
         api_args.same_lengths(choices=choices, prompts=prompts, labels=labels)
         objects = [_with_prompt({"choices": list(c), "label": label}, p)
                    for c, p, label in zip(choices, prompts, labels, strict=True)]  # fmt: skip
-        return self._score(Command.choice, objects)
+        return self._score(Command.choice, objects, ids, extra)
 
-    def _score(self, command: Command, objects: list[dict[str, Any]]) -> list[Any]:
-        result = RESULTS[command]
-        return [result(**row) for row in _rows(score(command, enumerate(objects, 1), self.model, self.settings))]
+    def _score(self, command: Command, objects: list[dict[str, Any]], ids: Items, extra: Items) -> list[Any]:
+        objects, extras = api_args.identified(command, objects, ids, extra)
+        capacity = window_capacity(self.model)
+        with api_args.as_argument_errors():  # what needs the model, checked before any draw
+            if self.settings.per_token:
+                check_per_token(command, "per_token=True")
+            if self.settings.long is Long.rolling and capacity is not None:
+                check_context(capacity, self.settings.context, "context")
+        numbered = flag_duplicate_ids(enumerate(objects, 1), "id", "item")
+        rows = _rows(score(command, numbered, self.model, self.settings))
+        return [RESULTS[command](**row, extra=kept) for row, kept in zip(rows, extras, strict=True)]
+
+
+Items = Sequence[Any] | None  # one per item: ids (str or int), or extra fields (a dict)
+
+
+def load_options(model: Any, device: Any, dtype: Any, trust_remote_code: bool, family: Any, tokenizer: Any,
+                 revision: Any) -> LoadOptions:  # fmt: skip
+    """How to load `model`, every argument checked by its CLI option's rule (nothing loads here)."""
+    api_args.load_options(dtype, device, family)
+    for name, value in {"model": model, "tokenizer": tokenizer, "revision": revision}.items():
+        if not isinstance(value, str | os.PathLike) and not (value is None and name != "model"):
+            raise ArgumentTypeError(f"{name} must be a string or a path, got {type(value).__name__}")
+    model, tokenizer = os.fspath(model), None if tokenizer is None else os.fspath(tokenizer)
+    location = bundled_path(model)
+    return LoadOptions(str(location or model), dtype, device, trust_remote_code, family, tokenizer, revision)
+
+
+def _row(result: Any) -> dict[str, Any]:
+    """The result as the CLI writes its row: declared fields, per-token fields when scored, then the extra ones."""
+    row = {f.name: getattr(result, f.name) for f in fields(result) if f.name != "extra"}
+    if row.get("token_nll") is None:
+        row = {key: value for key, value in row.items() if key not in ("token_strings", "token_nll")}
+    return row | result.extra
 
 
 def _with_prompt(obj: dict[str, Any], prompt: str | None) -> dict[str, Any]:

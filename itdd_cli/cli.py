@@ -318,10 +318,7 @@ def _source(input_path: str | None, input_format: InputFormat, lines: bool, data
 
 def _keep(command: Command, keep: list[str] | None) -> tuple[str, ...]:
     names = tuple(name.strip() for item in keep or [] for name in item.split(",") if name.strip())
-    clash = [name for name in names if SPECS[command].field(name) is not None]
-    if clash:
-        raise UsageError(f"--keep {clash[0]}: the output row already has a field of that name")
-    return names
+    return checks.kept_names(names, SPECS[command].field, "--keep")
 
 
 def _study(command: Command, models: list[str], plot: str | None, source: Source, settings: Settings, fields: Fields,

@@ -17,11 +17,11 @@ from itdd_cli.models.base import Framed, ScoringModel
 from itdd_cli.rows import SPECS, Command
 
 
-def check_per_token(command: Command) -> None:
-    """Only commands that score one text per row split it per token."""
+def check_per_token(command: Command, option: str = "--per-token") -> None:
+    """Only commands that score one text per row split it per token (`option`: the caller's name for it)."""
     if not SPECS[command].per_token:
-        raise UsageError(f"--per-token is for nll and cond-nll, not {command.value}: a {command.value} row compares "
-                         "several texts — score each with cond-nll --per-token to see its tokens")  # fmt: skip
+        raise UsageError(f"{option} is for nll and cond-nll, not {command.value}: a {command.value} row compares "
+                         f"several texts — score each with cond-nll {option} to see its tokens")  # fmt: skip
 
 
 def per_token_values(

@@ -123,7 +123,7 @@ def _rollable(record: Record) -> bool:
     return record.prompt is None and len(record.texts) == 1
 
 
-def _capacity(model: ScoringModel) -> int | None:
+def window_capacity(model: ScoringModel) -> int | None:
     """Tokens a window may hold besides the model's framing (None: the model has no maximum)."""
     limit = model.info.max_length
     return None if limit is None else limit - len(model.frame([], []).ids)
@@ -131,7 +131,7 @@ def _capacity(model: ScoringModel) -> int | None:
 
 def _frame_sides(model: ScoringModel, record: Record, context: list[int], settings: Settings) -> list[Framed]:
     """One framed sequence per scored text, or, under --long rolling, one per window of a long text."""
-    capacity = _capacity(model)
+    capacity = window_capacity(model)
     if settings.long is Long.rolling and capacity is not None and _rollable(record):
         scored = model.encode(record.texts[0])
         if len(scored) > capacity:
@@ -365,7 +365,7 @@ def score(
     if settings.per_token:
         check_per_token(command)
     fields = fields or Fields()
-    capacity = _capacity(model)
+    capacity = window_capacity(model)
     if settings.long is Long.rolling and capacity is not None:
         check_context(capacity, settings.context)  # before any record: a bad --context is a usage error
         if settings.target_se is not None or settings.until_decided is not None:
