@@ -108,6 +108,7 @@ class ChoiceResult:
     id: int | str
     pred: int
     pred_norm: int
+    label: int | None  # the index of the right choice (a label given as text is its index); None without one
     logliks: list[float]
     logliks_se: list[float]
     margin: float

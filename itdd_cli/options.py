@@ -367,7 +367,7 @@ SplitOpt = Annotated[
 LimitOpt = Annotated[
     int | None,
     typer.Option("--limit", min=1, metavar="N", show_default=False,
-                 help=_shown("--dataset: score only the first N records", "all")),
+                 help=_shown("score only the first N records of the input (any format)", "all")),
 ]  # fmt: skip
 KeepOpt = Annotated[
     list[str] | None,

@@ -132,7 +132,7 @@ _PER_TOKEN = (
     Field("nll_per_token", float, worse="higher", rank=2),
     Field("bits_per_token", float, worse="higher", rank=6),
     Field("ppl", float, worse="higher", rank=5),
-    Field("samples", int, rank=7),
+    Field("samples", int, rank=8),
 )
 # Tokenizer-free measures of the scored text, comparable across tokenizers (LLaDA, Dream, MDLM):
 # its UTF-8 bytes, its whitespace-separated words (as lm-eval's wikitext task counts them) and
@@ -155,7 +155,8 @@ SPECS: dict[Command, RowSpec] = {
     for spec in [
         RowSpec(
             Command.nll,
-            (ID, *_NLL, *_PER_TOKEN, Field("windows", int, rank=6), *_PER_BYTE),  # windows: see --long rolling
+            # windows (see --long rolling) is 1 unless texts roll: the first column a narrow table leaves out
+            (ID, *_NLL, *_PER_TOKEN, Field("windows", int, rank=9), *_PER_BYTE),
             text_record,
             identity=("tokens",),
             nll_fields=("nll",),
@@ -207,6 +208,7 @@ SPECS: dict[Command, RowSpec] = {
                 ID,
                 Field("pred", int, rank=1),
                 Field("pred_norm", int, rank=3),
+                Field("label", int, rank=1),  # the right choice's index, from the record (null without one)
                 Field("logliks", list, rank=4),  # one number per choice: wide, so after the scalars
                 Field("logliks_se", list, rank=5),
                 Field("margin", float, se="margin_se", rank=2),
