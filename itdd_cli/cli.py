@@ -349,7 +349,7 @@ def _study(command: Command, models: list[str], plot: str | None, source: Source
     if output.summary_path:
         write_study_json(study, command, settings, output.summary_path)
     if plot:
-        save_plot(study, plot)
+        save_plot(study, plot, source.dataset or source.path or "standard input", settings.samples)
     check_study_gates(study, policy)
     return True
 

@@ -50,7 +50,7 @@ class Heat:
 
 @dataclass(frozen=True)
 class Scale:
-    top: float  # nats at the hot end: the largest share of any token shown
+    top: float  # nats at the hot end: the largest share of any token in the file
 
     def share(self, nats: float) -> float:
         return min(abs(nats) / self.top, 1.0) if self.top > 0 else 0.0
@@ -117,5 +117,16 @@ def read_heat(path: str, ids: list[str] | None = None, limit: int | None = None)
         if missing:
             raise UsageError(f"{path} has no row with id {missing[0]!r}")
     shown = [_heat_row(path, number, row) for number, row in chosen[:limit]]
-    finite = [n for row in shown for n in row.nats if math.isfinite(n)]
-    return Heat(path, shown, len(rows), Scale(max([abs(n) for n in finite], default=0.0)))
+    return Heat(path, shown, len(rows), Scale(_file_top(rows, shown)))
+
+
+def _file_top(rows: list[dict[str, Any]], shown: list[HeatRow]) -> float:
+    """The largest |share| of any token in the file, not only of the rows shown: two views of one file
+    (`--id a`, `--id b`) colour the same nats alike. Rows not shown are read leniently (they are not
+    validated, only their finite numbers counted)."""
+    top = max((abs(n) for row in shown for n in row.nats if math.isfinite(n)), default=0.0)
+    for row in rows:
+        nats = row.get(NATS)
+        if isinstance(nats, list):
+            top = max([top, *(abs(v) for v in map(_number, nats) if v is not None and math.isfinite(v))])
+    return top

@@ -284,3 +284,39 @@ def test_the_search_marks_the_right_tokens_when_lower_case_changes_the_length(tm
     assert [(bool(hidden), _marked(body)) for hidden, _, body in sections] == [(False, [1]), (True, [])]
     _, sections = _dom(tmp_path, rows, "%C4%B0%C4%B0")  # "İİ" from the address: the first token
     assert [(bool(hidden), _marked(body)) for hidden, _, body in sections] == [(False, [0]), (True, [])]
+
+
+def test_the_colour_scale_is_the_files_largest_share_also_for_the_rows_picked(tmp_path):
+    path = write_jsonl(tmp_path / "two.jsonl", [_row("big", ["a", "b"], [1.0, 9.5]), _row("small", ["c"], [2.0])])
+    for args in ([], ["--id", "small"], ["--limit", "1"]):
+        shown = invoke(["show", path, *args])
+        assert shown.exit_code == 0, shown.stderr
+        assert " 9.50 " in shown.stdout.splitlines()[0], (args, shown.stdout)  # the legend's hot end
+    out = tmp_path / "small.html"
+    assert invoke(["show", path, "--id", "small", "--html", out]).exit_code == 0
+    legend = re.findall(r'<span class="sw" style="background:#[0-9a-f]{6};color:#[0-9a-f]{6}">([^<]*)</span>',
+                        out.read_text(encoding="utf-8"))  # fmt: skip
+    assert legend[-1] == "9.50"
+    [(_, colour, _, nats, _)] = SPAN.findall(out.read_text(encoding="utf-8"))
+    assert nats == "2.0" and colour != "#a50f15"  # 2 of 9.5 nats: near the cool end, not the hottest red
+
+
+def test_adjacent_tokens_of_one_colour_are_told_apart_in_the_terminal(tmp_path):
+    from io import StringIO
+
+    from rich.console import Console
+
+    from itdd_cli.heat import read_heat
+    from itdd_cli.heat_view import print_heat
+
+    nats = [1.0, 1.0, 1.0, 4.0, 2.0, 2.0]
+    path = write_jsonl(tmp_path / "runs.jsonl", [_row("r", ["ab", "cd", "ef", "gh", "ij", "kl"], nats)])
+    console = Console(file=StringIO(), force_terminal=True, color_system="truecolor", width=120)
+    print_heat(console, read_heat(str(path)), 0)
+    body = console.file.getvalue().splitlines()[-1]
+    styles = dict(re.findall(r"\x1b\[([0-9;]*)m([a-z]{2})\x1b\[0m", body)[i][::-1] for i in range(6))
+    tokens = ["ab", "cd", "ef", "gh", "ij", "kl"]
+    assert list(styles) == tokens
+    for left, right in zip(tokens, tokens[1:], strict=False):
+        assert styles[left] != styles[right], (left, right, styles)  # same background: the underline differs
+    assert styles["cd"].startswith("4;") and not styles["ab"].startswith("4;")
