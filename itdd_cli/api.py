@@ -47,6 +47,7 @@ class NllResult:
     bits_per_byte: float
     token_strings: list[str] | None = None  # per_token=True: the scored tokens' text, in order
     token_nll: list[float] | None = None  # per_token=True: each token's share of `nll` (they sum to it)
+    token_nll_se: list[float] | None = None  # per_token=True: each share's Monte Carlo SE
     extra: dict[str, Any] = field(default_factory=dict)  # the item's `extra` fields, carried as given
 
     def row(self) -> dict[str, Any]:
@@ -71,6 +72,7 @@ class CondNllResult:
     bits_per_byte: float
     token_strings: list[str] | None = None
     token_nll: list[float] | None = None
+    token_nll_se: list[float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
@@ -280,7 +282,7 @@ def _row(result: Any) -> dict[str, Any]:
     """The result as the CLI writes its row: declared fields, per-token fields when scored, then the extra ones."""
     row = {f.name: getattr(result, f.name) for f in fields(result) if f.name != "extra"}
     if row.get("token_nll") is None:
-        row = {key: value for key, value in row.items() if key not in ("token_strings", "token_nll")}
+        row = {key: value for key, value in row.items() if key not in ("token_strings", "token_nll", "token_nll_se")}
     return row | result.extra
 
 

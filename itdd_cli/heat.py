@@ -5,15 +5,18 @@ render this; neither reads files nor decides colours. No torch, no rich.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from itdd_cli.errors import UsageError
 from itdd_cli.results import read_results
 from itdd_cli.rows import TOKEN_FIELDS
+from itdd_cli.runrecord import record_path
 
-STRINGS, NATS = (field.name for field in TOKEN_FIELDS)
+STRINGS, NATS, ERRORS = (field.name for field in TOKEN_FIELDS)
 TERMINAL_ROWS = 20  # rows the terminal shows unless --limit or --id says otherwise
 
 # Sequential scale for a token's nats, 0 → the file's largest share (white, yellow, orange, red),
@@ -33,6 +36,7 @@ class HeatRow:
     model: str | None  # a row of a several-checkpoint run
     tokens: list[str]
     nats: list[float]
+    errors: list[float] | None = None  # each share's SE (files written before itdd carried it have none)
 
     def worst(self, count: int) -> list[tuple[int, str, float]]:
         """The `count` tokens with the most nats, most first: (index, text, nats)."""
@@ -46,6 +50,20 @@ class Heat:
     rows: list[HeatRow]
     total_rows: int  # in the file, before --id / --limit
     scale: Scale
+    provenance: str | None = None  # model, estimator, draws and itdd version, from the file's settings record
+
+
+def provenance(path: str) -> str | None:
+    """What made the file, from `PATH.meta.json` (written beside every -o file): None where there is
+    none or it cannot be read (a page is still worth drawing; nothing here is guessed)."""
+    try:
+        record = json.loads(Path(record_path(path)).read_text(encoding="utf-8"))
+        settings = record["settings"]
+        said = [f"model {settings['model']}", f"estimator {settings['estimator']}", f"{settings['samples']} draws",
+                f"seed {settings['seed']}", f"itdd {settings['tool_version']}"]  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return " · ".join(said)
 
 
 @dataclass(frozen=True)
@@ -102,8 +120,11 @@ def _heat_row(path: str, number: int, row: dict[str, Any]) -> HeatRow:
         raise UsageError(f"{where} has no 'nll': itdd show reads nll and cond-nll results")
     model = row.get("model")
     shares = [float(v) for v in values if v is not None]
+    errors = row.get(ERRORS)
+    ses = [_number(e) for e in errors] if isinstance(errors, list) and len(errors) == len(tokens) else None
     return HeatRow(row["id"], nll, _number(row.get("nll_se")), _number(row.get("bits_per_byte")),
-                   model if isinstance(model, str) else None, tokens, shares)  # fmt: skip
+                   model if isinstance(model, str) else None, tokens, shares,
+                   None if ses is None or None in ses else [float(e) for e in ses if e is not None])  # fmt: skip
 
 
 def read_heat(path: str, ids: list[str] | None = None, limit: int | None = None) -> Heat:
@@ -117,7 +138,7 @@ def read_heat(path: str, ids: list[str] | None = None, limit: int | None = None)
         if missing:
             raise UsageError(f"{path} has no row with id {missing[0]!r}")
     shown = [_heat_row(path, number, row) for number, row in chosen[:limit]]
-    return Heat(path, shown, len(rows), Scale(_file_top(rows, shown)))
+    return Heat(path, shown, len(rows), Scale(_file_top(rows, shown)), provenance(path))
 
 
 def _file_top(rows: list[dict[str, Any]], shown: list[HeatRow]) -> float:

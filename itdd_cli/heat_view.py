@@ -68,6 +68,8 @@ def quoted(text: str) -> str:
 
 def print_heat(console: Console, heat: Heat, worst: int) -> None:
     console.print(_legend(heat.scale))
+    if heat.provenance:
+        console.print(Text(f"made by: {visible(heat.provenance)}", style="dim"))
     for row in heat.rows:
         console.print()
         console.print(_header(row))

@@ -394,8 +394,9 @@ PerTokenOpt = Annotated[
     bool,
     typer.Option(
         "--per-token", show_default=False,
-        help=_shown("add each scored token's text and its share of the NLL in nats (token_strings, token_nll; "
-                    "same draws, no extra passes); view with 'itdd show'", "off"),
+        help=_shown("add each scored token's text, its share of the NLL in nats and that share's SE "
+                    "(token_strings, token_nll, token_nll_se; same draws, no extra passes); view with 'itdd show'",
+                    "off"),
     ),
 ]  # fmt: skip
 ResultsArg = Annotated[

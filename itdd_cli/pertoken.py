@@ -1,4 +1,4 @@
-"""A row's per-token fields (--per-token): the scored tokens' text and each one's share of the NLL.
+"""A row's per-token fields (--per-token): the scored tokens' text, each one's share of the NLL and its SE.
 
 The shares come from the same draws as the row's NLL (the tallies split every value over its
 positions, see `estimators.positions`), so they cost no forward pass and sum to `nll`. A text
@@ -25,12 +25,13 @@ def check_per_token(command: Command, option: str = "--per-token") -> None:
 
 
 def per_token_values(
-    model: ScoringModel, text: str, framed: list[Framed], shares: list[torch.Tensor]
+    model: ScoringModel, text: str, framed: list[Framed], shares: list[torch.Tensor], errors: list[torch.Tensor]
 ) -> dict[str, Any]:
-    """`framed`: the text's windows (or its one framed sequence); `shares`: their per-token shares (L,)."""
+    """`framed`: the text's windows (or its one framed sequence); `shares`: their per-token shares (L,),
+    `errors`: each share's standard error (L,)."""
     ids = [token for f in framed for token in f.ids[f.start : f.start + f.length]]
-    contributions = torch.cat(shares).tolist()
+    contributions, ses = torch.cat(shares).tolist(), torch.cat(errors).tolist()
     strings = model.token_strings(text, ids)
-    if not len(ids) == len(contributions) == len(strings):
+    if not len(ids) == len(contributions) == len(strings) == len(ses):
         raise AssertionError(f"{len(ids)} scored tokens, {len(contributions)} shares, {len(strings)} strings")
-    return {"token_strings": strings, "token_nll": contributions}
+    return {"token_strings": strings, "token_nll": contributions, "token_nll_se": ses}

@@ -145,9 +145,10 @@ _PER_BYTE = (
 
 
 # --per-token: the scored text's pieces, one per token (they concatenate to the text where the
-# tokenizer reports offsets), and each token's share of `nll` in nats (they sum to `nll`); JSON
-# arrays in CSV. `itdd show` renders them.
-TOKEN_FIELDS = (Field("token_strings", list, rank=9), Field("token_nll", list, rank=9))
+# tokenizer reports offsets), each token's share of `nll` in nats (they sum to `nll`) and that share's
+# Monte Carlo SE (estimators.positions); JSON arrays in CSV. `itdd show` renders them.
+TOKEN_FIELDS = (Field("token_strings", list, rank=9), Field("token_nll", list, rank=9),
+                Field("token_nll_se", list, rank=9))  # fmt: skip
 
 
 SPECS: dict[Command, RowSpec] = {

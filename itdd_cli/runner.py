@@ -289,7 +289,9 @@ def _ratio_values(prepared: _Prepared) -> dict[str, Any]:
 def _token_values(model: ScoringModel, prepared: _Prepared, settings: Settings) -> dict[str, Any]:
     if not settings.per_token:
         return {}
-    return per_token_values(model, prepared.record.texts[0], prepared.framed, prepared.draws.contributions())
+    draws = prepared.draws
+    return per_token_values(model, prepared.record.texts[0], prepared.framed, draws.contributions(),
+                            draws.contribution_errors())  # fmt: skip
 
 
 def choice_scores(prepared: _Prepared) -> ChoiceScores:

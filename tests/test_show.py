@@ -89,8 +89,16 @@ def test_the_page_shows_every_token_escaped_with_its_nats_on_hover(results, tmp_
     spans = SPAN.findall(page)
     rows = _rows(results)
     assert [_text(text) for *_, text in spans] == [t for row in rows for t in row["token_strings"]]
-    for (_, _, title, nats, _), value in zip(spans, [n for row in rows for n in row["token_nll"]], strict=True):
-        assert float(nats) == value and f"{value:.4f} nats" in html.unescape(title)
+    errors = [se for row in rows for se in row["token_nll_se"]]
+    for (_, _, title, nats, _), value, se in zip(spans, [n for row in rows for n in row["token_nll"]], errors,
+                                                  strict=True):  # fmt: skip
+        assert float(nats) == value and f"{value:.4f} ± {se:.4f} nats" in html.unescape(title)
+    assert any(se > 0 for se in errors)
+    from itdd_cli import __version__
+
+    made = re.search(r'<div class="from">made by: <bdi>([^<]*)</bdi></div>', page).group(1)
+    assert made.startswith("model ") and "bundled/demo" in made  # `-m demo`, `-n 8`, the default estimator and seed
+    assert made.endswith(f" · estimator control-variate · 8 draws · seed 0 · itdd {__version__}")
     assert page.count("<script") == 1 and "&lt;" in page  # the record's <script> is text; the page's own is one
     assert not re.search(r"https?://|<link|@import|\bsrc=|url\(", page)  # nothing from the network
     for row in rows:
@@ -320,3 +328,11 @@ def test_adjacent_tokens_of_one_colour_are_told_apart_in_the_terminal(tmp_path):
     for left, right in zip(tokens, tokens[1:], strict=False):
         assert styles[left] != styles[right], (left, right, styles)  # same background: the underline differs
     assert styles["cd"].startswith("4;") and not styles["ab"].startswith("4;")
+
+
+def test_a_file_without_a_settings_record_says_so_and_an_old_file_has_no_se_on_hover(tmp_path):
+    path = write_jsonl(tmp_path / "old.jsonl", [_row("r", ["a", "b"], [1.0, 2.0])])  # no token_nll_se, no meta
+    out, page = _page(path, tmp_path)
+    assert "made by: unknown (no settings record old.jsonl.meta.json beside the file)" in page
+    titles = [html.unescape(title) for _, _, title, _, _ in SPAN.findall(page)]
+    assert titles[0].startswith("1.0000 nats · token 1") and "±" not in "".join(titles)
