@@ -58,6 +58,7 @@ from itdd_cli.options import (
     ModelOpt,
     ModelsOpt,
     NewArg,
+    OtherResultsArg,
     OutputOpt,
     OverwriteOpt,
     PerTokenOpt,
@@ -214,6 +215,7 @@ SHOW_EXAMPLES = _examples(
     "itdd nll examples/demo.jsonl --per-token -o demo.jsonl && itdd show demo.jsonl",
     "itdd show demo.jsonl --id s1 --worst 10",
     "itdd show demo.jsonl --html demo.html",
+    "itdd show base.jsonl tuned.jsonl --html diff.html   # tuned − base per token",
 )
 INSPECT_EXAMPLES = _examples("itdd inspect -m demo", "itdd inspect -m GSAI-ML/LLaDA-8B-Base --device cpu")
 MODELS_EXAMPLES = _examples("itdd models", "itdd models | grep -i llada")
@@ -678,6 +680,7 @@ def compare(
 @app.command("show", epilog=SHOW_EXAMPLES)
 def show(
     results: ResultsArg,
+    other: OtherResultsArg = None,
     html: HtmlOpt = None,
     overwrite: HtmlOverwriteOpt = False,
     ids: ShowIdOpt = None,
@@ -686,16 +689,22 @@ def show(
 ) -> None:
     """Where the nats go: each token of a --per-token result file coloured by its share of the NLL."""
     from itdd_cli.heat import TERMINAL_ROWS, read_heat
+    from itdd_cli.heat_diff import read_diff
+
+    def read(most: int | None) -> Any:  # OTHER: the per-token difference OTHER − RESULTS
+        return read_heat(results, ids, most) if other is None else read_diff(results, other, ids, most)
 
     if html:
         from itdd_cli.heat_html import write_page
 
-        write_page(read_heat(results, ids, limit), html, overwrite)
+        if other is not None and os.path.realpath(html) == os.path.realpath(other):
+            raise UsageError(f"--html {html} is the result file {other}; name another file")
+        write_page(read(limit), html, overwrite, results)
         return
     from itdd_cli.heat_view import print_heat
 
     console = _stdout("show")
-    heat = read_heat(results, ids, limit or (None if ids else TERMINAL_ROWS))
+    heat = read(limit or (None if ids else TERMINAL_ROWS))
     print_heat(console, heat, worst)
 
 

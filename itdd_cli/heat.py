@@ -51,6 +51,8 @@ class Heat:
     total_rows: int  # in the file, before --id / --limit
     scale: Scale
     provenance: str | None = None  # model, estimator, draws and itdd version, from the file's settings record
+    caption: str = "nats per token"  # the legend's words (a diff says what it subtracts)
+    heading: str = "Where the nats go"
 
 
 def provenance(path: str) -> str | None:
@@ -69,6 +71,7 @@ def provenance(path: str) -> str | None:
 @dataclass(frozen=True)
 class Scale:
     top: float  # nats at the hot end: the largest share of any token in the file
+    signed: bool = False  # a difference: the legend runs from −top (blue) to +top (red)
 
     def share(self, nats: float) -> float:
         return min(abs(nats) / self.top, 1.0) if self.top > 0 else 0.0
@@ -88,8 +91,10 @@ class Scale:
         return "#ffffff" if nats > 0 and self.share(nats) >= DARK_FROM else "#000000"
 
     def legend(self, steps: int = 5) -> list[tuple[float, str]]:
-        """(nats, colour) from 0 to the top of the scale."""
-        return [(self.top * i / (steps - 1), self.colour(self.top * i / (steps - 1))) for i in range(steps)]
+        """(nats, colour) from 0 (−top for a difference) to the top of the scale."""
+        low = -self.top if self.signed else 0.0
+        values = [low + (self.top - low) * i / (steps - 1) for i in range(steps)]
+        return [(value, self.colour(value)) for value in values]
 
 
 def _mix(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> tuple[int, ...]:
@@ -125,6 +130,14 @@ def _heat_row(path: str, number: int, row: dict[str, Any]) -> HeatRow:
     return HeatRow(row["id"], nll, _number(row.get("nll_se")), _number(row.get("bits_per_byte")),
                    model if isinstance(model, str) else None, tokens, shares,
                    None if ses is None or None in ses else [float(e) for e in ses if e is not None])  # fmt: skip
+
+
+def heat_rows(path: str) -> list[tuple[int, HeatRow]]:
+    """Every row of the file as (row number, HeatRow), checked."""
+    rows = read_results(path)
+    if not rows:
+        raise UsageError(f"{path} has no rows to show")
+    return [(number, _heat_row(path, number, row)) for number, row in enumerate(rows, start=1)]
 
 
 def read_heat(path: str, ids: list[str] | None = None, limit: int | None = None) -> Heat:

@@ -148,9 +148,9 @@ def page(heat: Heat) -> str:
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>itdd show — {name}</title><style>{STYLE}</style></head>
-<body><header><h1>Where the nats go — <bdi>{name}</bdi> <span id="shown">({shown})</span></h1>
+<body><header><h1>{heat.heading} — <bdi>{name}</bdi> <span id="shown">({shown})</span></h1>
 <div class="from">{_provenance(heat)}</div>
-<div class="bar"><div class="legend"><span class="cap">nats per token</span>{legend}</div>
+<div class="bar"><div class="legend"><span class="cap">{html.escape(heat.caption)}</span>{legend}</div>
 <input type="search" id="q" placeholder="search the text…" aria-label="search the text">
 <span id="count"></span></div></header>
 <main>
@@ -159,10 +159,10 @@ def page(heat: Heat) -> str:
 """
 
 
-def write_page(heat: Heat, out: str, overwrite: bool) -> None:
+def write_page(heat: Heat, out: str, overwrite: bool, source: str | None = None) -> None:
     """Written beside `out` and renamed over it when whole (never over an existing file without
-    `overwrite`, never over the result file itself)."""
-    target = prepare_target(out, heat.path, overwrite, resume=False)
+    `overwrite`, never over the result file `source` itself)."""
+    target = prepare_target(out, source or heat.path, overwrite, resume=False)
     try:
         target.open().write(page(heat))
         target.commit()

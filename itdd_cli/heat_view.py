@@ -20,9 +20,9 @@ from itdd_cli.visible import cut, visible
 MAX_TOKENS = 2000  # tokens of one row printed; the rest is counted
 
 
-def _legend(scale: Scale) -> Text:
+def _legend(scale: Scale, caption: str) -> Text:
     legend = Text()
-    legend.append("nats per token  ", style="dim")  # dim the caption only, not the swatches
+    legend.append(f"{visible(caption)}  ", style="dim")  # dim the caption only, not the swatches
     for nats, colour in scale.legend():
         legend.append(f" {nats:.2f} ", style=Style(bgcolor=colour, color=scale.ink(nats)))
     return legend
@@ -67,7 +67,7 @@ def quoted(text: str) -> str:
 
 
 def print_heat(console: Console, heat: Heat, worst: int) -> None:
-    console.print(_legend(heat.scale))
+    console.print(_legend(heat.scale, heat.caption))
     if heat.provenance:
         console.print(Text(f"made by: {visible(heat.provenance)}", style="dim"))
     for row in heat.rows:

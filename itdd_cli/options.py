@@ -402,6 +402,12 @@ PerTokenOpt = Annotated[
 ResultsArg = Annotated[
     str, typer.Argument(metavar="RESULTS", help="result file written with --per-token (JSONL or CSV)")
 ]
+OtherResultsArg = Annotated[
+    str | None,
+    typer.Argument(metavar="[OTHER]", show_default=False,
+                   help="a second such file on the same texts: show OTHER − RESULTS per token (red: more nats in "
+                        "OTHER)"),
+]  # fmt: skip
 HtmlOpt = Annotated[
     str | None,
     typer.Option("--html", metavar="OUT.html", show_default=False,

@@ -336,3 +336,87 @@ def test_a_file_without_a_settings_record_says_so_and_an_old_file_has_no_se_on_h
     assert "made by: unknown (no settings record old.jsonl.meta.json beside the file)" in page
     titles = [html.unescape(title) for _, _, title, _, _ in SPAN.findall(page)]
     assert titles[0].startswith("1.0000 nats · token 1") and "±" not in "".join(titles)
+
+
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory, oracle_dir, distribution):
+    """The same texts scored exactly under the session's oracle (A) and another oracle (B)."""
+    from itdd_cli.oracle import OracleDistribution, write_checkpoint
+
+    directory = tmp_path_factory.mktemp("diff")
+    other = OracleDistribution.random(11)
+    other_dir = write_checkpoint(directory / "other", other)
+    source = write_jsonl(directory / "in.jsonl", [{"id": "x", "text": "cadba"}, {"id": "y", "text": "bbd"}])
+    files = []
+    for name, model in (("a.jsonl", oracle_dir), ("b.jsonl", other_dir)):
+        out = directory / name
+        result = invoke(["nll", source, "-m", model, "--trust-remote-code", "--estimator", "exact", "--per-token",
+                         "-q", "-o", out])  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        files.append(out)
+    return files, distribution, other
+
+
+def test_a_diff_page_shows_b_minus_a_per_token_coloured_by_sign(two_models, tmp_path):
+    from tests.per_token_reference import per_token_shares
+
+    (a, b), first, second = two_models
+    out = tmp_path / "diff.html"
+    written = invoke(["show", a, b, "--html", out])
+    assert written.exit_code == 0, written.stderr
+    page = out.read_text(encoding="utf-8")
+    spans = SPAN.findall(page)
+    truth = [y - x for text in ("cadba", "bbd")
+             for x, y in zip(per_token_shares(first, "", text), per_token_shares(second, "", text), strict=True)]
+    assert [float(nats) for *_, nats, _ in spans] == pytest.approx(truth, abs=1e-5)
+    assert any(d > 0 for d in truth) and any(d < 0 for d in truth)
+    for (_, colour, title, nats, _), difference in zip(spans, truth, strict=True):
+        red, blue = int(colour[1:3], 16), int(colour[5:7], 16)
+        assert (red > blue) if difference > 0.05 else (blue > red) if difference < -0.05 else True, (colour, nats)
+        assert " ± 0.0000 nats" in html.unescape(title)  # exact runs: no Monte Carlo error either side
+    assert "Where the nats differ" in page and "b.jsonl − a.jsonl" in page
+    assert "a.jsonl: model" in page and "b.jsonl: model" in page and "estimator exact" in page
+    legend = re.findall(r'<span class="sw" style="[^"]*">([^<]*)</span>', page)
+    assert float(legend[0]) == -float(legend[-1]) and float(legend[2]) == 0.0
+    shown = invoke(["show", a, b, "--id", "y"])
+    assert shown.exit_code == 0 and "Δ nats per token (b.jsonl − a.jsonl" in shown.stdout
+
+
+def test_a_diff_of_files_that_do_not_pair_is_refused_in_one_line(two_models, tmp_path):
+    (a, b), _, _ = two_models
+    rows = _rows(a)
+    other_ids = write_jsonl(tmp_path / "ids.jsonl", [{**rows[0], "id": "z"}, rows[1]])
+    other_tokens = write_jsonl(tmp_path / "tokens.jsonl", [{**rows[0], "token_strings": ["c", "a", "d", "b", "x"]},
+                                                           rows[1]])  # fmt: skip
+    twice = write_jsonl(tmp_path / "twice.jsonl", [rows[0], rows[0], rows[1]])
+    for other, words in ((other_ids, "hold different rows (id 'x' only in a.jsonl)"),
+                         (other_tokens, "split its text into different tokens"),
+                         (twice, "holds id 'x' twice")):  # fmt: skip
+        refused = invoke(["show", a, other, "--html", tmp_path / "never.html"])
+        assert refused.exit_code == 2 and words in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "never.html").exists()
+    assert invoke(["show", a, b, "--html", b]).exit_code == 2  # never over either result file
+
+
+@pytest.mark.slow
+def test_the_diff_page_in_headless_chromium_is_painted_red_and_blue(two_models, tmp_path):
+    if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
+        pytest.skip("/usr/bin/chromium is absent (apt-get install chromium)")
+    import matplotlib.image
+
+    (a, b), _, _ = two_models
+    out = tmp_path / "diff.html"
+    assert invoke(["show", a, b, "--html", out]).exit_code == 0
+    page = out.read_text(encoding="utf-8")
+    shot = tmp_path / "diff.png"
+    taken = _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1000,600", "--hide-scrollbars", out.as_uri())
+    assert taken.returncode == 0 and shot.exists(), taken.stderr
+    pixels = (matplotlib.image.imread(str(shot))[..., :3] * 255).round().astype(int)
+    colours = {colour for _, colour, _, _, _ in SPAN.findall(page)}
+    reds = [c for c in colours if int(c[1:3], 16) > int(c[5:7], 16) + 10]
+    blues = [c for c in colours if int(c[5:7], 16) > int(c[1:3], 16) + 10]
+    assert reds and blues
+    for group in (reds, blues):
+        painted = sum((abs(pixels - [int(c[i : i + 2], 16) for i in (1, 3, 5)]).max(axis=2) <= 2).sum() for c in group)
+        assert painted >= 40, group  # one-letter tokens: a few dozen pixels each
