@@ -6,8 +6,9 @@
     result.nll, result.nll_se
 
 Every method goes through the same runner as the command line, so a result equals, bit for
-bit, the row `itdd <command>` writes for the same strings and settings. This module knows no
-files, no CLI options and no rendering.
+bit, the row `itdd <command>` writes for the same strings and settings (`result.row()`; ids and
+extra fields as the CLI's `id` and `--keep`). Corpus figures and several models: `api_corpus`.
+This module knows no files, no CLI options and no rendering.
 """
 
 from __future__ import annotations

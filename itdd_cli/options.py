@@ -404,7 +404,7 @@ ResultsArg = Annotated[
 ]
 OtherResultsArg = Annotated[
     str | None,
-    typer.Argument(metavar="[OTHER]", show_default=False,
+    typer.Argument(metavar="OTHER", show_default=False,
                    help="a second such file on the same texts: show OTHER − RESULTS per token (red: more nats in "
                         "OTHER)"),
 ]  # fmt: skip
