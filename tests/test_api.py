@@ -25,8 +25,8 @@ LABELS = [1, "abdd", None]
 SETTINGS = {"estimator": "time-free", "samples": 12, "seed": 9, "independent": True}
 
 
-def _cli(oracle_dir, tmp_path, command, rows, settings):
-    options = ["--estimator", settings["estimator"], "-n", settings["samples"], "--seed", settings["seed"]]
+def _cli(oracle_dir, tmp_path, command, rows, settings, *more):
+    options = ["--estimator", settings["estimator"], "-n", settings["samples"], "--seed", settings["seed"], *more]
     if settings.get("independent") and command in ("ratio", "choice"):
         options.append("--independent")
     path = write_jsonl(tmp_path / f"{command}.jsonl", rows)
@@ -54,7 +54,8 @@ def test_every_method_returns_the_rows_of_the_cli_bit_for_bit(scorer, oracle_dir
     }
     for command, (results, rows) in calls.items():
         expected = _cli(oracle_dir, tmp_path, command, rows, settings)
-        assert [dataclasses.asdict(result) for result in results] == expected, command
+        assert [result.row() for result in results] == expected, command
+        assert all(dataclasses.asdict(result)["extra"] == {} for result in results)
 
 
 def test_choice_results_are_typed_and_an_invalid_item_names_its_position(scorer):
@@ -78,10 +79,13 @@ def test_importing_the_package_loads_neither_torch_nor_transformers():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-def test_the_readme_api_example_runs_and_prints_what_the_readme_says():
+@pytest.mark.parametrize("block", [0, 1])
+def test_the_readme_api_examples_run_and_print_what_the_readme_says(block):
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("**Python API.**") :]
-    start = section.index("```python\n") + len("```python\n")
+    section = readme[readme.index("**Python API.**") : readme.index("## The estimators")]
+    start = 0
+    for _ in range(block + 1):
+        start = section.index("```python\n", start) + len("```python\n")
     end = section.index("```\n", start)
     code, quoted = section[start:end], section[end + 4 :].strip().split("\n\n")[0]
     printed = re.findall(r"`([^`]+)`", quoted)
@@ -189,3 +193,85 @@ def test_a_model_is_named_by_a_string_or_a_path(no_load):
         Scorer.load(3)
     with pytest.raises(ArgumentTypeError, match=r"^tokenizer must be a string or a path, got list$"):
         Scorer.load("demo", tokenizer=["tok"])
+
+
+def test_ids_extra_fields_and_per_token_output_are_the_cli_rows(scorer, oracle_dir, tmp_path):
+    api = scorer.with_settings(estimator="stratified", samples=8, per_token=True)
+    results = api.nll(TEXTS, ids=["a", 7, "c"], extra=[{"src": "x"}, {"src": [1, 2]}, {"src": None}])
+    records = [{"id": i, "text": t, "src": s} for i, t, s in zip(["a", 7, "c"], TEXTS, ["x", [1, 2], None],
+                                                                  strict=True)]  # fmt: skip
+    path = write_jsonl(tmp_path / "in.jsonl", records)
+    rows = invoke_rows(["nll", path, "-m", oracle_dir, "--trust-remote-code", "--estimator", "stratified", "-n", "8",
+                        "--per-token", "--keep", "src"])  # fmt: skip
+    assert [result.row() for result in results] == rows
+    for result, text in zip(results, TEXTS, strict=True):  # the oracle's tokens are its letters
+        assert result.token_strings == list(text) and sum(result.token_nll) == pytest.approx(result.nll)
+    assert [result.extra["src"] for result in results] == ["x", [1, 2], None]
+
+
+def test_long_rolling_windows_score_the_exact_conditionals_of_their_cuts(scorer, distribution):
+    document = "cadbabcdacbd"  # the oracle's window is 8 letters: cut by hand at context 3
+    truth = distribution.nll("cadbabcd") + distribution.cond_nll("bcd", "acbd")
+    [result] = scorer.with_settings(estimator="exact", long="rolling", context=3).nll([document])
+    assert result.nll == pytest.approx(truth, abs=1e-5) and (result.windows, result.nll_se) == (2, 0.0)
+    with pytest.raises(ArgumentError, match="^context 8 leaves no room to score"):
+        scorer.with_settings(long="rolling", context=8).nll([document])
+
+
+def test_target_se_and_until_decided_give_the_cli_rows(scorer, oracle_dir, tmp_path):
+    nll = scorer.with_settings(samples=8, target_se=0.05, max_samples=64).nll(TEXTS)
+    assert [result.row() for result in nll] == _cli(oracle_dir, tmp_path, "nll", [{"text": t} for t in TEXTS],
+                                                     {"estimator": "control-variate", "samples": 8, "seed": 0},
+                                                     "--target-se", "0.05", "--max-samples", "64")  # fmt: skip
+    assert any(result.samples > 8 for result in nll)
+    choice = scorer.with_settings(samples=8, until_decided=0.05).choice(CHOICES, PROMPTS, LABELS)
+    rows = [{"prompt": p, "choices": c, "label": label} for p, c, label in zip(PROMPTS, CHOICES, LABELS, strict=True)]
+    assert [result.row() for result in choice] == _cli(oracle_dir, tmp_path, "choice", rows, {
+        "estimator": "control-variate", "samples": 8, "seed": 0}, "--until-decided", "0.05")  # fmt: skip
+    assert all(result.decided is not None for result in choice)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"long": "rolling", "target_se": 0.1}, "long rolling draws a fixed samples per window; it does not combine "
+         "with target_se or until_decided"),
+        ({"until_decided": 0.05, "estimator": "chain-rule"}, "until_decided plans its looks in passes, which "
+         "estimator chain-rule spends in whole orders; choose another estimator"),
+        ({"per_token": "yes"}, "per_token must be True or False, got 'yes'"),
+        ({"long": "rolling", "context": -1}, "context must be ≥ 0"),
+        ({"until_decided": 0.0}, None),
+    ],
+)
+def test_new_load_arguments_are_checked_before_the_model_loads(no_load, arguments, message):
+    with pytest.raises(ArgumentError) as error:
+        Scorer.load("demo", **arguments)
+    assert message is None or str(error.value) == message
+
+
+def test_the_cli_refuses_rolling_with_target_se_in_the_same_words():
+    assert nll_refusal("--long", "rolling", "--target-se", "0.1").removeprefix(ERROR_PREFIX) == (
+        "--long rolling draws a fixed --samples per window; it does not combine with --target-se or --until-decided")
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        (lambda s: s.nll(["ab", "cd"], ids=["x", "x"]), InputError, "duplicate id 'x'"),
+        (lambda s: s.nll(["ab"], ids=[1.5]), ArgumentTypeError, r"^ids\[0\] must be a string or an integer, got float"),
+        (lambda s: s.nll(["ab"], ids=[" "]), ArgumentError, r"^ids\[0\] is an empty id"),
+        (lambda s: s.nll(["ab"], ids="x"), ArgumentTypeError, "ids must be a list"),
+        (lambda s: s.nll(["ab"], ids=[1, 2]), ArgumentError, r"lists of different lengths \(items 1, ids 2\)"),
+        (lambda s: s.nll(["ab"], extra=[{"nll": 1}]), ArgumentError,
+         "^extra nll: the output row already has a field of that name$"),
+        (lambda s: s.nll(["ab"], extra=[{"extra": 1}]), ArgumentError, "^extra extra: the output row"),
+        (lambda s: s.nll(["ab"], extra=["x"]), ArgumentTypeError, r"^extra\[0\] must be a dict of named fields"),
+        (lambda s: s.with_settings(per_token=True).ratio(["a"], ["b"]), ArgumentError,
+         "^per_token=True is for nll and cond-nll, not ratio"),
+    ],
+)
+def test_misused_ids_extra_and_per_token_are_one_clear_error_before_scoring(scorer, monkeypatch, call, error,
+                                                                             message):  # fmt: skip
+    monkeypatch.setattr(api_module, "score", lambda *a, **k: pytest.fail("scored before the check"))
+    with pytest.raises(error, match=message):
+        call(scorer)

@@ -12,6 +12,7 @@ import weakref
 import pytest
 
 from itdd_cli.core.settings import Settings
+from itdd_cli.estimators import Estimator
 from itdd_cli.io.records import Fields
 from itdd_cli.io.sources import Source
 from itdd_cli.models import LoadOptions, load_model
@@ -151,3 +152,67 @@ def test_a_run_directory_with_one_checkpoint_scores_it(oracle_dir, tmp_path):
     result = invoke(["nll", source, "-m", tmp_path / "run", "--trust-remote-code", "-n", "8"])
     assert result.exit_code == 0, result.stderr
     assert [row["model"] for row in read_jsonl(result.stdout)] == [str(tmp_path / "run" / "checkpoint-7")] * 2
+
+
+@pytest.fixture(scope="module")
+def two_oracles(tmp_path_factory, distribution):
+    """The session's oracle and another one (other conditionals, same letters): differences known exactly."""
+    from itdd_cli.oracle import OracleDistribution, write_checkpoint
+
+    run = tmp_path_factory.mktemp("pair")
+    other = OracleDistribution.random(11)
+    write_checkpoint(run / "checkpoint-100", distribution)
+    write_checkpoint(run / "checkpoint-300", other)
+    return run, distribution, other
+
+
+def test_the_plot_draws_paired_differences_to_the_first_checkpoint_with_their_paired_se(two_oracles, tmp_path):
+    from itdd_cli.views.study_view import plot_points
+
+    run, first, second = two_oracles
+    source = write_jsonl(tmp_path / "held-out.jsonl", TEXTS)
+    study = run_study(Command.nll, Source(str(source)), expand([str(run)]), lambda name: load_model(
+        LoadOptions(name, trust_remote_code=True)), Settings(estimator=Estimator.exact), Fields(),
+        Output(path=str(tmp_path / "rows.jsonl")), Policy())  # fmt: skip
+    points = plot_points(study, str(source), 8)
+    texts = [record["text"] for record in TEXTS]
+    differences = [second.nll(t) - first.nll(t) for t in texts]
+    sizes = [len(t) for t in texts]  # one byte per letter
+    ratio = sum(differences) / sum(sizes)
+    residual = sum((d - ratio * b) ** 2 for d, b in zip(differences, sizes, strict=True))
+    paired_se = math.sqrt(len(texts) / (len(texts) - 1) * residual) / sum(sizes)
+    assert points.xs == [100, 300] and points.by_step
+    assert points.deltas[0] == 0.0 and points.errors[0] == 0.0
+    assert points.deltas[1] == pytest.approx(ratio / math.log(2), abs=1e-6)
+    assert points.errors[1] == pytest.approx(paired_se / math.log(2), rel=1e-4)
+    assert "held-out.jsonl · 4 records · 8 draws" in points.title and "checkpoint-100" in points.title
+    assert "paired SE" in points.caption and "same records" in points.caption
+
+
+@pytest.mark.slow
+def test_the_svg_plot_says_what_it_draws_and_renders_in_headless_chromium(two_oracles, tmp_path):
+    pytest.importorskip("matplotlib")
+    import subprocess
+    from pathlib import Path
+
+    run, _, _ = two_oracles
+    plot = tmp_path / "study.svg"
+    source = write_jsonl(tmp_path / "in.jsonl", TEXTS)
+    result = invoke(["nll", source, "-m", run, "--trust-remote-code", "-n", "8", "--plot", plot, "-q"])
+    assert result.exit_code == 0, result.stderr
+    svg = plot.read_text(encoding="utf-8")
+    for words in ("in.jsonl · 4 records · 8 draws", "Δ bits per byte vs the first (± paired SE)", "paired SE across"):
+        assert words in svg, words
+    chromium = Path("/usr/bin/chromium")
+    if not chromium.exists():
+        pytest.skip("/usr/bin/chromium is absent (apt-get install chromium)")
+    import matplotlib.image
+
+    shot = tmp_path / "plot.png"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+             f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=800,600"]
+    taken = subprocess.run([str(chromium), *flags, plot.as_uri()], capture_output=True, text=True, timeout=120)
+    assert taken.returncode == 0 and shot.exists(), taken.stderr
+    pixels = (matplotlib.image.imread(str(shot))[..., :3] * 255).round().astype(int)
+    blue = (abs(pixels - [31, 119, 180]).max(axis=2) <= 8).sum()  # matplotlib's first colour: the points and bars
+    assert blue >= 50 and len({tuple(p) for p in pixels.reshape(-1, 3)[::5]}) > 20

@@ -12,7 +12,7 @@ import pytest
 from tests.support.cli import invoke, invoke_rows
 from tests.support.jsonl import read_jsonl, write_jsonl
 
-CHOICE_FIELDS = ["id", "pred", "pred_norm", "logliks", "logliks_se", "margin", "margin_se", "tokens", "bytes",
+CHOICE_FIELDS = ["id", "pred", "pred_norm", "label", "logliks", "logliks_se", "margin", "margin_se", "tokens", "bytes",
                  "correct", "correct_norm", "samples", "decided", "passes"]  # fmt: skip
 QUESTIONS = [("ab", ["cd", "ca", "dddd"]), (None, ["abcd", "abdd"]), ("c", ["ab", "bcd", "aaa", "dc"]),
              ("dcb", ["a", "abca"]), ("a", ["bbbb", "bcda", "cdab"])]  # fmt: skip
@@ -198,7 +198,7 @@ def test_compare_pairs_choice_files_on_correctness_by_default(base, distribution
         assert invoke(["choice", source, *base, "--estimator", "exact", "-q", "-o", outputs[-1]]).exit_code == 0
     result = invoke(["compare", *outputs])
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.startswith("correct: base 1 → new 0 over 5 paired records")
+    assert result.stdout.startswith("correct, mean over records: base 1 → new 0 over 5 paired records")
     assert invoke(["compare", *outputs, "--fail-if-worse"]).exit_code == 4
 
 

@@ -78,9 +78,39 @@ def test_a_whole_text_file_is_one_document(oracle, tmp_path):
     assert row == same
 
 
-def test_dataset_limit_scores_the_first_records(oracle, tmp_path):
-    rows = _score(oracle, "--dataset", _dataset(tmp_path / "ds"), "--split", "validation", "--limit", "2")
-    assert [row["id"] for row in rows] == ["a1", "a2"]
+def _lines(path):
+    path.write_text("\n\n".join(r["text"] for r in RECORDS) + "\n", encoding="utf-8")  # blank lines: no records
+    return path
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "stdin", "lines", *SOURCES])
+def test_limit_scores_the_first_n_records_of_every_input(oracle, tmp_path, kind):
+    jsonl = write_jsonl(tmp_path / "in.jsonl", RECORDS)
+    sources = SOURCES | {"jsonl": lambda tmp: [jsonl], "stdin": lambda tmp: ["-"],
+                         "lines": lambda tmp: [_lines(tmp / "in.txt"), "--lines"]}  # fmt: skip
+    stdin = jsonl.read_text(encoding="utf-8") if kind == "stdin" else None
+    result = invoke(["nll", *sources[kind](tmp_path), "--limit", "2", *oracle], stdin=stdin)
+    assert result.exit_code == 0, result.stderr
+    rows = read_jsonl(result.stdout)
+    expected = [1, 3] if kind == "lines" else ["a1", "a2"]  # lines are named by their line numbers
+    assert [row["id"] for row in rows] == expected
+    assert [row["tokens"] for row in rows] == [4, 2]
+
+
+def test_limit_counts_an_invalid_record_and_a_whole_text_is_one_record(oracle, tmp_path):
+    path = write_jsonl(tmp_path / "in.jsonl", [{"id": "x", "nope": 1}, *RECORDS])
+    rows = _score(oracle, path, "--limit", "2", "--skip-invalid")
+    assert [row["id"] for row in rows] == ["a1"]
+    document = tmp_path / "doc.txt"
+    document.write_text("abcdab", encoding="utf-8")
+    assert len(_score(oracle, document, "--limit", "1")) == 1
+
+
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_limit_below_one_is_a_one_line_usage_error(oracle, tmp_path, value):
+    result = invoke(["nll", write_jsonl(tmp_path / "in.jsonl", RECORDS), "--limit", value, *oracle])
+    assert result.exit_code == 2 and not result.stdout
+    assert len(result.stderr.strip().splitlines()) == 1 and "--limit" in result.stderr, result.stderr
 
 
 def test_a_csv_row_with_the_wrong_number_of_fields_names_the_file_and_line(oracle, tmp_path):

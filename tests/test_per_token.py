@@ -203,3 +203,39 @@ def test_block_models_give_their_blocks_shares_in_token_order(tmp_path, estimato
     [row] = score(Command.cond_nll, objects, model, Settings(estimator, 8, per_token=True))
     _assert_shares_sum_to_the_nll(row)
     assert "".join(row["token_strings"]) == "at sat on"
+
+
+def _z_scores(model, distribution, estimator, samples, seeds):
+    """(share − exact share) / its SE for every token of a few oracle records, over seeds."""
+    cases = [(Command.nll, "", "cadbadc"), (Command.cond_nll, "ab", "dcabda"), (Command.nll, "", "ddcaabcb")]
+    scores = []
+    for command, prompt, response in cases:
+        record = {"prompt": prompt, "response": response} if prompt else {"text": response}
+        truth = per_token_shares(distribution, prompt, response)
+        for seed in range(seeds):
+            row = next(iter(score(command, [(1, record)], model, Settings(estimator, samples, seed, per_token=True))))
+            assert len(row["token_nll_se"]) == row["tokens"] and all(se > 0 for se in row["token_nll_se"])
+            scores += [(share - exact) / se for share, exact, se in zip(row["token_nll"], truth, row["token_nll_se"],
+                                                                        strict=True)]  # fmt: skip
+    return scores
+
+
+@pytest.mark.parametrize("estimator", [Estimator.control_variate, pytest.param(Estimator.stratified,
+                                                                               marks=pytest.mark.slow)])  # fmt: skip
+def test_each_tokens_se_is_calibrated_against_the_exact_shares(oracle_model, distribution, estimator):
+    """At -n 32; at -n 16 a token masked in few draws can get an SE far too small (|z| over 200 was seen):
+    the README calls them rough there."""
+    z = sorted(map(abs, _z_scores(oracle_model, distribution, estimator, samples=32, seeds=12)))
+    assert len(z) == 12 * (7 + 6 + 8)
+    beyond = sum(v > 3 for v in z) / len(z)
+    print(f"{estimator.value}: median |z| {z[len(z) // 2]:.2f}, {beyond:.1%} beyond 3 SE")  # the README's numbers
+    assert 0.45 <= z[len(z) // 2] <= 0.95, z[len(z) // 2]  # a standard normal's median |z| is 0.674
+    assert sum(v > 3 for v in z) <= 0.05 * len(z)
+
+
+def test_exact_shares_have_zero_se_and_rolling_and_blocks_keep_one_se_per_token(oracle_model):
+    for row in _rows(oracle_model, Command.nll, estimator=Estimator.exact):
+        assert row["token_nll_se"] == [0.0] * row["tokens"]
+    [rolled] = list(score(Command.nll, [(1, {"text": "cadbabcdacbdab"})], oracle_model,
+                          Settings(Estimator.stratified, 16, long=Long.rolling, per_token=True)))  # fmt: skip
+    assert rolled["windows"] == 2 and len(rolled["token_nll_se"]) == rolled["tokens"] == 14

@@ -31,7 +31,10 @@ def test_the_cli_takes_the_field_options_and_the_command_only_options_the_spec_d
 
 @pytest.mark.parametrize("command", list(Command))
 def test_each_api_result_class_has_the_rows_fields_in_order(command):
-    assert [field.name for field in dataclasses.fields(RESULTS[command])] == list(SPECS[command].names)
+    """The row's fields, then its --per-token fields, then `extra` (the --keep fields, carried as given)."""
+    spec = SPECS[command]
+    expected = [*spec.names, *(field.name for field in spec.per_token or ()), "extra"]
+    assert [field.name for field in dataclasses.fields(RESULTS[command])] == expected
 
 
 SETTINGS = Settings(samples=16, seed=3, long=Long.rolling, context=4, keep_boundary=True, independent=True,

@@ -90,8 +90,16 @@ def test_the_page_shows_every_token_escaped_with_its_nats_on_hover(results, tmp_
     spans = SPAN.findall(page)
     rows = _rows(results)
     assert [_text(text) for *_, text in spans] == [t for row in rows for t in row["token_strings"]]
-    for (_, _, title, nats, _), value in zip(spans, [n for row in rows for n in row["token_nll"]], strict=True):
-        assert float(nats) == value and f"{value:.4f} nats" in html.unescape(title)
+    errors = [se for row in rows for se in row["token_nll_se"]]
+    for (_, _, title, nats, _), value, se in zip(spans, [n for row in rows for n in row["token_nll"]], errors,
+                                                  strict=True):  # fmt: skip
+        assert float(nats) == value and f"{value:.4f} ± {se:.4f} nats" in html.unescape(title)
+    assert any(se > 0 for se in errors)
+    from itdd_cli.version import __version__
+
+    made = re.search(r'<div class="from">made by: <bdi>([^<]*)</bdi></div>', page).group(1)
+    assert made.startswith("model ") and "bundled/demo" in made  # `-m demo`, `-n 8`, the default estimator and seed
+    assert made.endswith(f" · estimator control-variate · 8 draws · seed 0 · itdd {__version__}")
     assert page.count("<script") == 1 and "&lt;" in page  # the record's <script> is text; the page's own is one
     assert not re.search(r"https?://|<link|@import|\bsrc=|url\(", page)  # nothing from the network
     for row in rows:
@@ -283,3 +291,131 @@ def test_the_search_marks_the_right_tokens_when_lower_case_changes_the_length(tm
     assert [(bool(hidden), _marked(body)) for hidden, _, body in sections] == [(False, [1]), (True, [])]
     _, sections = _dom(tmp_path, rows, "%C4%B0%C4%B0")  # "İİ" from the address: the first token
     assert [(bool(hidden), _marked(body)) for hidden, _, body in sections] == [(False, [0]), (True, [])]
+
+
+def test_the_colour_scale_is_the_files_largest_share_also_for_the_rows_picked(tmp_path):
+    path = write_jsonl(tmp_path / "two.jsonl", [_row("big", ["a", "b"], [1.0, 9.5]), _row("small", ["c"], [2.0])])
+    for args in ([], ["--id", "small"], ["--limit", "1"]):
+        shown = invoke(["show", path, *args])
+        assert shown.exit_code == 0, shown.stderr
+        assert " 9.50 " in shown.stdout.splitlines()[0], (args, shown.stdout)  # the legend's hot end
+    out = tmp_path / "small.html"
+    assert invoke(["show", path, "--id", "small", "--html", out]).exit_code == 0
+    legend = re.findall(r'<span class="sw" style="background:#[0-9a-f]{6};color:#[0-9a-f]{6}">([^<]*)</span>',
+                        out.read_text(encoding="utf-8"))  # fmt: skip
+    assert legend[-1] == "9.50"
+    [(_, colour, _, nats, _)] = SPAN.findall(out.read_text(encoding="utf-8"))
+    assert nats == "2.0" and colour != "#a50f15"  # 2 of 9.5 nats: near the cool end, not the hottest red
+
+
+def test_adjacent_tokens_of_one_colour_are_told_apart_in_the_terminal(tmp_path):
+    from io import StringIO
+
+    from rich.console import Console
+
+    from itdd_cli.views.heat import read_heat
+    from itdd_cli.views.heat_view import print_heat
+
+    nats = [1.0, 1.0, 1.0, 4.0, 2.0, 2.0]
+    path = write_jsonl(tmp_path / "runs.jsonl", [_row("r", ["ab", "cd", "ef", "gh", "ij", "kl"], nats)])
+    console = Console(file=StringIO(), force_terminal=True, color_system="truecolor", width=120)
+    print_heat(console, read_heat(str(path)), 0)
+    body = console.file.getvalue().splitlines()[-1]
+    styles = dict(re.findall(r"\x1b\[([0-9;]*)m([a-z]{2})\x1b\[0m", body)[i][::-1] for i in range(6))
+    tokens = ["ab", "cd", "ef", "gh", "ij", "kl"]
+    assert list(styles) == tokens
+    for left, right in zip(tokens, tokens[1:], strict=False):
+        assert styles[left] != styles[right], (left, right, styles)  # same background: the underline differs
+    assert styles["cd"].startswith("4;") and not styles["ab"].startswith("4;")
+
+
+def test_a_file_without_a_settings_record_says_so_and_an_old_file_has_no_se_on_hover(tmp_path):
+    path = write_jsonl(tmp_path / "old.jsonl", [_row("r", ["a", "b"], [1.0, 2.0])])  # no token_nll_se, no meta
+    out, page = _page(path, tmp_path)
+    assert "made by: unknown (no settings record old.jsonl.meta.json beside the file)" in page
+    titles = [html.unescape(title) for _, _, title, _, _ in SPAN.findall(page)]
+    assert titles[0].startswith("1.0000 nats · token 1") and "±" not in "".join(titles)
+
+
+@pytest.fixture(scope="module")
+def two_models(tmp_path_factory, oracle_dir, distribution):
+    """The same texts scored exactly under the session's oracle (A) and another oracle (B)."""
+    from itdd_cli.oracle import OracleDistribution, write_checkpoint
+
+    directory = tmp_path_factory.mktemp("diff")
+    other = OracleDistribution.random(11)
+    other_dir = write_checkpoint(directory / "other", other)
+    source = write_jsonl(directory / "in.jsonl", [{"id": "x", "text": "cadba"}, {"id": "y", "text": "bbd"}])
+    files = []
+    for name, model in (("a.jsonl", oracle_dir), ("b.jsonl", other_dir)):
+        out = directory / name
+        result = invoke(["nll", source, "-m", model, "--trust-remote-code", "--estimator", "exact", "--per-token",
+                         "-q", "-o", out])  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        files.append(out)
+    return files, distribution, other
+
+
+def test_a_diff_page_shows_b_minus_a_per_token_coloured_by_sign(two_models, tmp_path):
+    from tests.support.per_token_reference import per_token_shares
+
+    (a, b), first, second = two_models
+    out = tmp_path / "diff.html"
+    written = invoke(["show", a, b, "--html", out])
+    assert written.exit_code == 0, written.stderr
+    page = out.read_text(encoding="utf-8")
+    spans = SPAN.findall(page)
+    truth = [y - x for text in ("cadba", "bbd")
+             for x, y in zip(per_token_shares(first, "", text), per_token_shares(second, "", text), strict=True)]
+    assert [float(nats) for *_, nats, _ in spans] == pytest.approx(truth, abs=1e-5)
+    assert any(d > 0 for d in truth) and any(d < 0 for d in truth)
+    for (_, colour, title, nats, _), difference in zip(spans, truth, strict=True):
+        red, blue = int(colour[1:3], 16), int(colour[5:7], 16)
+        assert (red > blue) if difference > 0.05 else (blue > red) if difference < -0.05 else True, (colour, nats)
+        assert " ± 0.0000 nats" in html.unescape(title)  # exact runs: no Monte Carlo error either side
+    assert "Where the nats differ" in page and "b.jsonl − a.jsonl" in page
+    assert "a.jsonl: model" in page and "b.jsonl: model" in page and "estimator exact" in page
+    legend = re.findall(r'<span class="sw" style="[^"]*">([^<]*)</span>', page)
+    assert float(legend[0]) == -float(legend[-1]) and float(legend[2]) == 0.0
+    shown = invoke(["show", a, b, "--id", "y"])
+    assert shown.exit_code == 0 and "Δ nats per token (b.jsonl − a.jsonl" in shown.stdout
+
+
+def test_a_diff_of_files_that_do_not_pair_is_refused_in_one_line(two_models, tmp_path):
+    (a, b), _, _ = two_models
+    rows = _rows(a)
+    other_ids = write_jsonl(tmp_path / "ids.jsonl", [{**rows[0], "id": "z"}, rows[1]])
+    other_tokens = write_jsonl(tmp_path / "tokens.jsonl", [{**rows[0], "token_strings": ["c", "a", "d", "b", "x"]},
+                                                           rows[1]])  # fmt: skip
+    twice = write_jsonl(tmp_path / "twice.jsonl", [rows[0], rows[0], rows[1]])
+    for other, words in ((other_ids, "hold different rows (id 'x' only in a.jsonl)"),
+                         (other_tokens, "split its text into different tokens"),
+                         (twice, "holds id 'x' twice")):  # fmt: skip
+        refused = invoke(["show", a, other, "--html", tmp_path / "never.html"])
+        assert refused.exit_code == 2 and words in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "never.html").exists()
+    assert invoke(["show", a, b, "--html", b]).exit_code == 2  # never over either result file
+
+
+@pytest.mark.slow
+def test_the_diff_page_in_headless_chromium_is_painted_red_and_blue(two_models, tmp_path):
+    if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
+        pytest.skip("/usr/bin/chromium is absent (apt-get install chromium)")
+    import matplotlib.image
+
+    (a, b), _, _ = two_models
+    out = tmp_path / "diff.html"
+    assert invoke(["show", a, b, "--html", out]).exit_code == 0
+    page = out.read_text(encoding="utf-8")
+    shot = tmp_path / "diff.png"
+    taken = _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1000,600", "--hide-scrollbars", out.as_uri())
+    assert taken.returncode == 0 and shot.exists(), taken.stderr
+    pixels = (matplotlib.image.imread(str(shot))[..., :3] * 255).round().astype(int)
+    colours = {colour for _, colour, _, _, _ in SPAN.findall(page)}
+    reds = [c for c in colours if int(c[1:3], 16) > int(c[5:7], 16) + 10]
+    blues = [c for c in colours if int(c[5:7], 16) > int(c[1:3], 16) + 10]
+    assert reds and blues
+    for group in (reds, blues):
+        painted = sum((abs(pixels - [int(c[i : i + 2], 16) for i in (1, 3, 5)]).max(axis=2) <= 2).sum() for c in group)
+        assert painted >= 40, group  # one-letter tokens: a few dozen pixels each

@@ -43,17 +43,17 @@ ROWS = {
              bits_per_token=3.8129, ppl=14.05, samples=128, bytes=31, words=6, bits_per_byte=0.8609826),
     ],
     Command.choice: [  # three choices: the wide list columns leave room for some of the rest at 120
-        dict(id="q0", pred=1, pred_norm=1, logliks=[-81.0103, -41.7953, -66.0047], logliks_se=[1.2, 0.9, 1.1],
+        dict(id="q0", pred=1, pred_norm=1, label=1, logliks=[-81.0103, -41.7953, -66.0047], logliks_se=[1.2, 0.9, 1.1],
              margin=24.2094, margin_se=1.5345, tokens=[12, 14, 13], bytes=[48, 55, 51], correct=True,
              correct_norm=True, samples=8, decided=None, passes=24),
-        dict(id="q1", pred=2, pred_norm=0, logliks=[-75.6344, -59.2331, -49.3889], logliks_se=[2.1, 1.7, 0.8],
+        dict(id="q1", pred=2, pred_norm=0, label=0, logliks=[-75.6344, -59.2331, -49.3889], logliks_se=[2.1, 1.7, 0.8],
              margin=8.1558, margin_se=2.2928, tokens=[9, 10, 9], bytes=[35, 41, 36], correct=False,
              correct_norm=True, samples=8, decided=None, passes=24),
     ],
 }  # fmt: skip
 EIGHT = [-61.1, -52.35, -70.0125, -58.5, -66.25, -71.875, -49.0625, -64.5]
-ROWS_8 = [dict(id="m1", pred=6, pred_norm=6, logliks=EIGHT, logliks_se=[1.5] * 8, margin=3.2875, margin_se=1.25,
-               tokens=[40] * 8, bytes=[16] * 8, correct=False, correct_norm=False, samples=8,
+ROWS_8 = [dict(id="m1", pred=6, pred_norm=6, label=2, logliks=EIGHT, logliks_se=[1.5] * 8, margin=3.2875,
+               margin_se=1.25, tokens=[40] * 8, bytes=[16] * 8, correct=False, correct_norm=False, samples=8,
                decided=None, passes=64)]  # fmt: skip
 
 
@@ -117,7 +117,7 @@ def test_a_choice_table_keeps_every_narrow_column_beside_eight_choices():
     text = render(Command.choice, 80, ROWS_8)
     check_golden("choice8-80.txt", text)
     shown = check_fits(Command.choice, 80, text, ROWS_8)
-    assert shown == ["id", "pred", "pred_norm", "margin", "margin_se", "correct", "correct_norm", "passes"]
+    assert shown == ["id", "pred", "pred_norm", "label", "margin", "margin_se", "correct", "correct_norm"]
 
 
 def test_a_column_left_out_comes_back_when_the_room_is_there():

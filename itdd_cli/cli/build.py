@@ -79,9 +79,7 @@ def output_from(options: Options, source: Source) -> Output:
 def fields_from(command: Command, options: Options) -> Fields:
     """`--text-field`, `--prompt-field`, … by name; `--keep` must not shadow a field of the output row."""
     names = tuple(name.strip() for item in options.keep or [] for name in item.split(",") if name.strip())
-    clash = [name for name in names if SPECS[command].field(name) is not None]
-    if clash:
-        raise UsageError(f"--keep {clash[0]}: the output row already has a field of that name")
+    checks.kept_names(names, SPECS[command].field, "--keep")
     given = {name.removesuffix(FIELD_SUFFIX): value for name, value in options.named().items()
              if name.endswith(FIELD_SUFFIX)}  # fmt: skip
     return Fields(**given, keep=names)
@@ -179,5 +177,5 @@ def _run_study(command: Command, names: list[str], plot: str | None, source: Sou
     if output.summary_path:
         write_study_json(study, command, settings, output.summary_path)
     if plot:
-        save_plot(study, plot)
+        save_plot(study, plot, source.dataset or source.path or "standard input", settings.samples)
     check_study_gates(study, policy)

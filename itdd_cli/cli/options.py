@@ -175,8 +175,9 @@ LongOpt = option("long", Long, "--long", default=Long.error,
 ContextOpt = option("context", int, "--context", default=0, min=0, metavar="N",
                     help="--long rolling: earlier tokens each later window is conditioned on (never scored)")
 PerTokenOpt = option("per_token", bool, "--per-token", default=False, shown="off",
-                     help="add each scored token's text and its share of the NLL in nats (token_strings, token_nll; "
-                          "same draws, no extra passes); view with 'itdd show'")
+                     help="add each scored token's text, its share of the NLL in nats and that share's SE "
+                          "(token_strings, token_nll, token_nll_se; same draws, no extra passes); view with "
+                          "'itdd show'")
 
 InputFormatOpt = option("input_format", InputFormat, "--input-format", default=InputFormat.auto,
                         help=input_format_help())
@@ -188,7 +189,7 @@ DatasetConfigOpt = option("dataset_config", str | None, "--dataset-config", meta
                           help="the dataset's configuration")
 SplitOpt = option("split", str | None, "--split", metavar="NAME", shown="none", help="--dataset: the split to score")
 LimitOpt = option("limit", int | None, "--limit", min=1, metavar="N", shown="all",
-                  help="--dataset: score only the first N records")
+                  help="score only the first N records of the input (any format)")
 KeepOpt = option("keep", list[str] | None, "--keep", metavar="FIELD", shown="none",
                  help="carry this input field into each output row (repeatable, or comma-separated)")
 SkipInvalidOpt = option("skip_invalid", bool, "--skip-invalid", default=False, shown="stop at the first, exit 3",
@@ -202,6 +203,9 @@ MetricOpt = option("metric", str | None, "--metric", metavar="FIELD",
 FailIfWorseOpt = option("fail_if_worse", bool, "--fail-if-worse", default=False, shown="off",
                         help="exit 4 when NEW is significantly worse")
 ResultsArg = option("results", str, metavar="RESULTS", help="result file written with --per-token (JSONL or CSV)")
+OtherResultsArg = option("other_results", str | None, metavar="OTHER", show_default=False,
+                         help="a second such file on the same texts: show OTHER − RESULTS per token (red: more nats "
+                              "in OTHER)")
 HtmlOpt = option("html", str | None, "--html", metavar="OUT.html", shown="none",
                  help="write one self-contained, searchable HTML page of every row instead")
 HtmlOverwriteOpt = option("html_overwrite", bool, "--overwrite", default=False, shown="off",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -16,6 +18,7 @@ from itdd_cli.cli.options import (
     HtmlOverwriteOpt,
     MetricOpt,
     NewArg,
+    OtherResultsArg,
     ResultsArg,
     ShowIdOpt,
     ShowLimitOpt,
@@ -34,6 +37,7 @@ SHOW_EXAMPLES = examples(
     "itdd nll examples/demo.jsonl --per-token -o demo.jsonl && itdd show demo.jsonl",
     "itdd show demo.jsonl --id s1 --worst 10",
     "itdd show demo.jsonl --html demo.html",
+    "itdd show base.jsonl tuned.jsonl --html diff.html   # tuned − base per token",
 )
 INSPECT_EXAMPLES = examples("itdd inspect -m demo", "itdd inspect -m GSAI-ML/LLaDA-8B-Base --device cpu")
 MODELS_EXAMPLES = examples("itdd models", "itdd models | grep -i llada")
@@ -59,21 +63,26 @@ def compare(base: BaseArg, new: NewArg, metric: MetricOpt = None, fail_if_worse:
         raise GateError(f"{new} is significantly worse than {base} on {comparison.metric}")
 
 
-def show(results: ResultsArg, html: HtmlOpt = None, overwrite: HtmlOverwriteOpt = False, ids: ShowIdOpt = None,
-         limit: ShowLimitOpt = None, worst: WorstOpt = 5) -> None:  # fmt: skip
+def show(results: ResultsArg, other: OtherResultsArg = None, html: HtmlOpt = None, overwrite: HtmlOverwriteOpt = False,
+         ids: ShowIdOpt = None, limit: ShowLimitOpt = None, worst: WorstOpt = 5) -> None:  # fmt: skip
     """Where the nats go: each token of a --per-token result file coloured by its share of the NLL."""
     from itdd_cli.views.heat import TERMINAL_ROWS, read_heat
+    from itdd_cli.views.heat_diff import read_diff
+
+    def read(most: int | None) -> Any:  # OTHER: the per-token difference OTHER − RESULTS
+        return read_heat(results, ids, most) if other is None else read_diff(results, other, ids, most)
 
     if html:
         from itdd_cli.views.heat_html import write_page
 
-        write_page(read_heat(results, ids, limit), html, overwrite)
+        if other is not None and os.path.realpath(html) == os.path.realpath(other):
+            raise UsageError(f"--html {html} is the result file {other}; name another file")
+        write_page(read(limit), html, overwrite, results)
         return
     from itdd_cli.views.heat_view import print_heat
 
     console = _stdout("show")
-    heat = read_heat(results, ids, limit or (None if ids else TERMINAL_ROWS))
-    print_heat(console, heat, worst)
+    print_heat(console, read(limit or (None if ids else TERMINAL_ROWS)), worst)
 
 
 @takes(g.ONE_MODEL, INSPECT_LOAD)

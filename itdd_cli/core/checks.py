@@ -97,6 +97,10 @@ def combination(settings: Settings, name: Callable[[str], str]) -> None:
                          "pass one of them")  # fmt: skip
     if settings.until_decided is not None:
         decidable(settings.estimator.value, name)
+    adaptive = settings.target_se is not None or settings.until_decided is not None
+    if settings.long is Long.rolling and adaptive:
+        raise UsageError(f"{name('long')} rolling draws a fixed {name('samples')} per window; it does not combine with "
+                         f"{name('target_se')} or {name('until_decided')}")  # fmt: skip
     if settings.context and settings.long is not Long.rolling:
         raise UsageError(f"{name('context')} {settings.context} applies to {name('long')} rolling only; pass "
                          f"{name('long')} rolling or drop {name('context')}")  # fmt: skip
@@ -141,3 +145,13 @@ def _as_int(value: Any, text: bool = True) -> int | None:
         return int(value)
     except ValueError:  # more digits than Python reads
         return None
+
+
+def kept_names(names: Iterable[str], declared: Callable[[str], object], name: str) -> tuple[str, ...]:
+    """Input fields carried into each output row (`--keep`, the API's `extra`) must not shadow a row field;
+    `declared(field)` is the command's field of that name, or None."""
+    names = tuple(names)
+    clash = [field for field in names if declared(field) is not None]
+    if clash:
+        raise UsageError(f"{name} {clash[0]}: the output row already has a field of that name")
+    return names

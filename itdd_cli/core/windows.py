@@ -28,14 +28,14 @@ class Window:
     scored: list[int]
 
 
-def check_context(capacity: int, context: int) -> None:
-    """A window must keep room for at least one scored token after its context."""
+def check_context(capacity: int, context: int, name: str = "--context") -> None:
+    """A window must keep room for at least one scored token after its context (`name`: the caller's word)."""
     if context < 0:
-        raise UsageError(f"--context {context}: expected a number of tokens ≥ 0")
+        raise UsageError(f"{name} {context}: expected a number of tokens ≥ 0")
     if context >= capacity:
         raise UsageError(
-            f"--context {context} leaves no room to score: the model's window holds {capacity} tokens "
-            f"after framing; choose --context below {capacity}"
+            f"{name} {context} leaves no room to score: the model's window holds {capacity} tokens "
+            f"after framing; choose {name} below {capacity}"
         )
 
 

@@ -151,3 +151,9 @@ class Tally:
         if self.positions is None:
             raise ValueError("this tally was not asked to split its values over positions")
         return self.positions.contributions()
+
+    def contribution_errors(self) -> torch.Tensor:
+        """(L,): each share's standard error, by the rule that gives `estimate().se`."""
+        if self.positions is None:
+            raise ValueError("this tally was not asked to split its values over positions")
+        return self.positions.errors(self.all_groups(), scale=not self.orders)

@@ -11,17 +11,21 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import fields, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from itdd_cli.core import checks
 from itdd_cli.core.settings import Settings
 from itdd_cli.core.windows import Long
-from itdd_cli.errors import ArgumentError, ArgumentTypeError, UsageError
+from itdd_cli.errors import ArgumentError, ArgumentTypeError, InputError, UsageError
 from itdd_cli.estimators import Estimator
+from itdd_cli.io.records import flag_duplicate_ids
+
+if TYPE_CHECKING:
+    from itdd_cli.results.rows import Command
 
 
 @contextlib.contextmanager
-def _as_argument_errors() -> Iterator[None]:
+def as_argument_errors() -> Iterator[None]:
     try:
         yield
     except ArgumentError:
@@ -77,7 +81,7 @@ def settings(base: Settings, changes: dict[str, Any], names: dict[str, str] | No
     """`base` with `changes` (Settings field → value), each checked; `names` renames a field in
     messages (`Scorer.load`'s `batch_size` is the field `batch_rows`)."""
     shown = names or {}
-    with _as_argument_errors():
+    with as_argument_errors():
         unknown = sorted(set(changes) - set(_RULES))
         if unknown:
             raise UsageError(f"unknown setting {unknown[0]!r}; choose from {', '.join(_RULES)}")
@@ -93,7 +97,7 @@ def load_options(dtype: Any, device: Any, family: Any) -> str:
     from itdd_cli.models.loading import check_device
     from itdd_cli.models.registry import check_family
 
-    with _as_argument_errors():
+    with as_argument_errors():
         dtype = checks.dtype("dtype", dtype)
         _named("device", check_device, device)
         if family is not None:
@@ -142,3 +146,37 @@ def same_lengths(**lists: list[Any]) -> None:
     if len(set(lengths.values())) > 1:
         said = ", ".join(f"{name} {length}" for name, length in lengths.items())
         raise ArgumentError(f"lists of different lengths ({said}); give one of each per item")
+
+
+def identified(
+    command: Command, objects: list[dict[str, Any]], ids: Any, extra: Any
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Each item's object with its `id` (when `ids` is given; the CLI's rules for an id: a str or an int,
+    unique, checked per item as the records are read), and each item's extra fields (`--keep`'s rule: no
+    name of a result field)."""
+    from itdd_cli.results.rows import SPECS
+
+    if ids is not None:
+        ids = texts("ids", ids)
+        same_lengths(items=objects, ids=ids)
+        for number, ident in enumerate(ids):  # the rule of the CLI's `id` field (records.py)
+            if not isinstance(ident, str | int) or isinstance(ident, bool):
+                raise ArgumentTypeError(f"ids[{number}] must be a string or an integer, got {type(ident).__name__}")
+            if isinstance(ident, str) and not ident.strip():
+                raise ArgumentError(f"ids[{number}] is an empty id; give the item one, or leave ids out")
+        objects = [obj | {"id": ident} for obj, ident in zip(objects, ids, strict=True)]
+        for _, error in flag_duplicate_ids(enumerate(objects, 1), "id", "item"):
+            if isinstance(error, InputError):  # a repeated id, before any model work
+                raise error
+    if extra is None:
+        return objects, [{} for _ in objects]
+    extras = texts("extra", extra)
+    same_lengths(items=objects, extra=extras)
+    names: list[str] = []
+    for number, item in enumerate(extras):
+        if not isinstance(item, Mapping) or not all(isinstance(key, str) for key in item):
+            raise ArgumentTypeError(f"extra[{number}] must be a dict of named fields, got {type(item).__name__}")
+        names += [key for key in item if key not in names]
+    with as_argument_errors():
+        checks.kept_names(names, lambda name: SPECS[command].field(name) or (name == "extra" or None), "extra")
+    return objects, [dict(item) for item in extras]

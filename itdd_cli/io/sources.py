@@ -65,11 +65,15 @@ class Source:
 
 
 def read_source(source: Source, text_field: str, stack: ExitStack) -> Iterator[Item]:
-    """The source's records, lazily, by the reader `READERS` names; files opened here are closed by `stack`."""
+    """The source's records, lazily (the first `limit` of them, invalid ones counted), by the reader `READERS`
+    names; files opened here are closed by `stack`."""
+    items = _read_all(source, text_field, stack)
+    return items if source.limit is None else itertools.islice(items, source.limit)
+
+
+def _read_all(source: Source, text_field: str, stack: ExitStack) -> Iterator[Item]:
     if source.dataset is not None:
         return read_dataset(source)
-    if source.limit is not None:
-        raise UsageError("--limit applies to --dataset only")
     reader = source.reader
     if not reader.stdin and source.path in (None, "-"):
         raise UsageError(f"{reader.title} cannot be read from standard input; name the file")
@@ -239,6 +243,4 @@ def read_dataset(source: Source) -> Iterator[Item]:
     if first is None:
         return
     for number, record in enumerate(itertools.chain([first], records), start=1):
-        if source.limit is not None and number > source.limit:
-            return
         yield number, dict(record)

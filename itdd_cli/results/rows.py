@@ -140,7 +140,7 @@ _PER_TOKEN = (
     Field("nll_per_token", float, worse="higher", rank=2),
     Field("bits_per_token", float, worse="higher", rank=6),
     Field("ppl", float, worse="higher", rank=5),
-    Field("samples", int, rank=7),
+    Field("samples", int, rank=8),
 )
 # Tokenizer-free measures of the scored text, comparable across tokenizers (LLaDA, Dream, MDLM):
 # its UTF-8 bytes, its whitespace-separated words (as lm-eval's wikitext task counts them) and
@@ -153,9 +153,10 @@ _PER_BYTE = (
 
 
 # --per-token: the scored text's pieces, one per token (they concatenate to the text where the
-# tokenizer reports offsets), and each token's share of `nll` in nats (they sum to `nll`); JSON
-# arrays in CSV. `itdd show` renders them.
-TOKEN_FIELDS = (Field("token_strings", list, rank=9), Field("token_nll", list, rank=9))
+# tokenizer reports offsets), each token's share of `nll` in nats (they sum to `nll`) and that share's
+# Monte Carlo SE (estimators.positions); JSON arrays in CSV. `itdd show` renders them.
+TOKEN_FIELDS = (Field("token_strings", list, rank=9), Field("token_nll", list, rank=9),
+                Field("token_nll_se", list, rank=9))  # fmt: skip
 
 
 SPECS: dict[Command, RowSpec] = {
@@ -163,7 +164,8 @@ SPECS: dict[Command, RowSpec] = {
     for spec in [
         RowSpec(
             Command.nll,
-            (ID, *_NLL, *_PER_TOKEN, Field("windows", int, rank=6), *_PER_BYTE),  # windows: see --long rolling
+            # windows (see --long rolling) is 1 unless texts roll: the first column a narrow table leaves out
+            (ID, *_NLL, *_PER_TOKEN, Field("windows", int, rank=9), *_PER_BYTE),
             text_record,
             identity=("tokens",),
             nll_fields=("nll",),
@@ -219,6 +221,7 @@ SPECS: dict[Command, RowSpec] = {
                 ID,
                 Field("pred", int, rank=1),
                 Field("pred_norm", int, rank=3),
+                Field("label", int, rank=1),  # the right choice's index, from the record (null without one)
                 Field("logliks", list, rank=4),  # one number per choice: wide, so after the scalars
                 Field("logliks_se", list, rank=5),
                 Field("margin", float, se="margin_se", rank=2),

@@ -188,7 +188,8 @@ class _Run:
         capped, closed = 0, False
         good = self._position()
         try:
-            with progress_bar(source.countable_path, enabled=show_progress, finished=self.summary.records) as bar:
+            with progress_bar(source.countable_path, enabled=show_progress, finished=self.summary.records,
+                              limit=source.limit) as bar:
                 for row in _relabelled(self._rows(objects, bar.batch), unit):
                     if isinstance(row, Skipped):
                         self.summary.skipped += 1

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from itdd_cli.results.destination import Output, Policy
 
 
-def _tokenizer_key(model: ScoringModel) -> tuple[Any, ...]:
+def tokenizer_key(model: ScoringModel) -> tuple[Any, ...]:
     """What decides whether two checkpoints draw the same masks: their token ids and framing."""
     vocab = model.tokenizer.get_vocab() if hasattr(model.tokenizer, "get_vocab") else None
     return (tuple(sorted(vocab.items())) if vocab else None, model.info.framing)
@@ -74,7 +74,7 @@ def run_study(command: Command, source: Source, names: list[str], load: Callable
         try:
             for name in names:
                 model = load(name)
-                key = _tokenizer_key(model)
+                key = tokenizer_key(model)
                 first_key = key if first_key is None else first_key
                 line = CheckpointLine(name, step_of(name), Summary(command), coupled=key == first_key)
                 study.lines.append(line)
@@ -95,8 +95,7 @@ def run_study(command: Command, source: Source, names: list[str], load: Callable
                         study.add(line, row)
                 line.summary.finished = time.perf_counter()
                 del model  # one checkpoint in memory at a time
-                gc.collect()
-                _empty_cuda_cache()
+                release_memory()
             prepared.target.commit()  # every checkpoint scored: the rows become the user's
         finally:
             if sink is not None:
@@ -110,7 +109,9 @@ def check_study_gates(study: Study, policy: Policy) -> None:
         check_gates(policy.gates, line.summary)
 
 
-def _empty_cuda_cache() -> None:
+def release_memory() -> None:
+    """Free a released checkpoint's memory before the next one loads."""
+    gc.collect()
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()

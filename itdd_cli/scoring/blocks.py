@@ -203,9 +203,16 @@ class BlockDraws:
 
     def contributions(self) -> list[torch.Tensor]:
         """Per side, its blocks' per-token shares concatenated in token order (blocks are sorted)."""
+        return self._per_side([draws.contributions() for _, draws in self.blocks])
+
+    def contribution_errors(self) -> list[torch.Tensor]:
+        """Per side, its blocks' per-token standard errors in token order (each block draws its own masks)."""
+        return self._per_side([draws.contribution_errors() for _, draws in self.blocks])
+
+    def _per_side(self, per_block: list[list[torch.Tensor]]) -> list[torch.Tensor]:
         parts: list[list[torch.Tensor]] = [[] for _ in self.framed]
-        for sides, draws in self.blocks:
-            for side, shares in zip(sides, draws.contributions(), strict=True):
+        for (sides, _), values in zip(self.blocks, per_block, strict=True):
+            for side, shares in zip(sides, values, strict=True):
                 parts[side].append(shares)
         return [torch.cat(side) for side in parts]
 

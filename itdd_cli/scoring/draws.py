@@ -103,6 +103,10 @@ class RecordDraws:
         """Per side, each scored token's share of its estimate (L,); needs Settings.per_token."""
         return [tally.contributions() for tally in self.tallies]
 
+    def contribution_errors(self) -> list[torch.Tensor]:
+        """Per side, each share's standard error (L,)."""
+        return [tally.contribution_errors() for tally in self.tallies]
+
     def difference(self, first: int = 0, second: int = 1) -> Estimate:
         """side `second` − side `first` (rejected − chosen); paired by index so the SE sees the coupling.
         A side put out of contention drew the first rounds only: those are paired."""

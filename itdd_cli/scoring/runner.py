@@ -125,7 +125,7 @@ def _rollable(record: Record) -> bool:
     return record.prompt is None and len(record.texts) == 1
 
 
-def _capacity(model: ScoringModel) -> int | None:
+def window_capacity(model: ScoringModel) -> int | None:
     """Tokens a window may hold besides the model's framing (None: the model has no maximum)."""
     limit = model.info.max_length
     return None if limit is None else limit - len(model.frame([], []).ids)
@@ -133,7 +133,7 @@ def _capacity(model: ScoringModel) -> int | None:
 
 def _frame_sides(model: ScoringModel, record: Record, context: list[int], settings: Settings) -> list[Framed]:
     """One framed sequence per scored text, or, under --long rolling, one per window of a long text."""
-    capacity = _capacity(model)
+    capacity = window_capacity(model)
     if settings.long is Long.rolling and capacity is not None and _rollable(record):
         scored = model.encode(record.texts[0])
         if len(scored) > capacity:
@@ -299,7 +299,9 @@ def _ratio_values(prepared: _Prepared) -> dict[str, Any]:
 def _token_values(model: ScoringModel, prepared: _Prepared, settings: Settings) -> dict[str, Any]:
     if not settings.per_token:
         return {}
-    return per_token_values(model, prepared.record.texts[0], prepared.framed, prepared.draws.contributions())
+    draws = prepared.draws
+    return per_token_values(model, prepared.record.texts[0], prepared.framed, draws.contributions(),
+                            draws.contribution_errors())  # fmt: skip
 
 
 def choice_scores(prepared: _Prepared) -> ChoiceScores:
@@ -339,7 +341,7 @@ def stopped_at_cap(row: dict[str, Any], settings: Settings) -> bool:
 
 def check_long(model: ScoringModel, settings: Settings) -> None:
     """--long rolling's settings against the model's window, before any record: a usage error."""
-    capacity = _capacity(model)
+    capacity = window_capacity(model)
     if settings.long is Long.rolling and capacity is not None:
         check_context(capacity, settings.context)
         if settings.target_se is not None or settings.until_decided is not None:

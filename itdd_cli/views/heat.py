@@ -5,15 +5,18 @@ render this; neither reads files nor decides colours. No torch, no rich.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from itdd_cli.errors import UsageError
 from itdd_cli.results.reader import read_results
 from itdd_cli.results.rows import TOKEN_FIELDS, unguided
+from itdd_cli.results.runrecord import record_path
 
-STRINGS, NATS = (field.name for field in TOKEN_FIELDS)
+STRINGS, NATS, ERRORS = (field.name for field in TOKEN_FIELDS)
 TERMINAL_ROWS = 20  # rows the terminal shows unless --limit or --id says otherwise
 
 # Sequential scale for a token's nats, 0 → the file's largest share (white, yellow, orange, red),
@@ -33,6 +36,7 @@ class HeatRow:
     model: str | None  # a row of a several-checkpoint run
     tokens: list[str]
     nats: list[float]
+    errors: list[float] | None = None  # each share's SE (files written before itdd carried it have none)
 
     def worst(self, count: int) -> list[tuple[int, str, float]]:
         """The `count` tokens with the most nats, most first: (index, text, nats)."""
@@ -46,11 +50,28 @@ class Heat:
     rows: list[HeatRow]
     total_rows: int  # in the file, before --id / --limit
     scale: Scale
+    provenance: str | None = None  # model, estimator, draws and itdd version, from the file's settings record
+    caption: str = "nats per token"  # the legend's words (a diff says what it subtracts)
+    heading: str = "Where the nats go"
+
+
+def provenance(path: str) -> str | None:
+    """What made the file, from `PATH.meta.json` (written beside every -o file): None where there is
+    none or it cannot be read (a page is still worth drawing; nothing here is guessed)."""
+    try:
+        record = json.loads(Path(record_path(path)).read_text(encoding="utf-8"))
+        settings = record["settings"]
+        said = [f"model {settings['model']}", f"estimator {settings['estimator']}", f"{settings['samples']} draws",
+                f"seed {settings['seed']}", f"itdd {settings['tool_version']}"]  # fmt: skip
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return " · ".join(said)
 
 
 @dataclass(frozen=True)
 class Scale:
-    top: float  # nats at the hot end: the largest share of any token shown
+    top: float  # nats at the hot end: the largest share of any token in the file
+    signed: bool = False  # a difference: the legend runs from −top (blue) to +top (red)
 
     def share(self, nats: float) -> float:
         return min(abs(nats) / self.top, 1.0) if self.top > 0 else 0.0
@@ -70,8 +91,10 @@ class Scale:
         return "#ffffff" if nats > 0 and self.share(nats) >= DARK_FROM else "#000000"
 
     def legend(self, steps: int = 5) -> list[tuple[float, str]]:
-        """(nats, colour) from 0 to the top of the scale."""
-        return [(self.top * i / (steps - 1), self.colour(self.top * i / (steps - 1))) for i in range(steps)]
+        """(nats, colour) from 0 (−top for a difference) to the top of the scale."""
+        low = -self.top if self.signed else 0.0
+        values = [low + (self.top - low) * i / (steps - 1) for i in range(steps)]
+        return [(value, self.colour(value)) for value in values]
 
 
 def _mix(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> tuple[int, ...]:
@@ -103,8 +126,19 @@ def _heat_row(path: str, number: int, row: dict[str, Any]) -> HeatRow:
         raise UsageError(f"{where} has no 'nll': itdd show reads nll and cond-nll results")
     model = row.get("model")
     shares = [float(v) for v in values if v is not None]
+    errors = row.get(ERRORS)
+    ses = [_number(e) for e in errors] if isinstance(errors, list) and len(errors) == len(tokens) else None
     return HeatRow(row["id"], nll, _number(row.get("nll_se")), _number(row.get("bits_per_byte")),
-                   model if isinstance(model, str) else None, tokens, shares)  # fmt: skip
+                   model if isinstance(model, str) else None, tokens, shares,
+                   None if ses is None or None in ses else [float(e) for e in ses if e is not None])  # fmt: skip
+
+
+def heat_rows(path: str) -> list[tuple[int, HeatRow]]:
+    """Every row of the file as (row number, HeatRow), checked."""
+    rows = read_results(path)
+    if not rows:
+        raise UsageError(f"{path} has no rows to show")
+    return [(number, _heat_row(path, number, row)) for number, row in enumerate(rows, start=1)]
 
 
 def read_heat(path: str, ids: list[str] | None = None, limit: int | None = None) -> Heat:
@@ -118,5 +152,16 @@ def read_heat(path: str, ids: list[str] | None = None, limit: int | None = None)
         if missing:
             raise UsageError(f"{path} has no row with id {missing[0]!r}")
     shown = [_heat_row(path, number, row) for number, row in chosen[:limit]]
-    finite = [n for row in shown for n in row.nats if math.isfinite(n)]
-    return Heat(path, shown, len(rows), Scale(max([abs(n) for n in finite], default=0.0)))
+    return Heat(path, shown, len(rows), Scale(_file_top(rows, shown)), provenance(path))
+
+
+def _file_top(rows: list[dict[str, Any]], shown: list[HeatRow]) -> float:
+    """The largest |share| of any token in the file, not only of the rows shown: two views of one file
+    (`--id a`, `--id b`) colour the same nats alike. Rows not shown are read leniently (they are not
+    validated, only their finite numbers counted)."""
+    top = max((abs(n) for row in shown for n in row.nats if math.isfinite(n)), default=0.0)
+    for row in rows:
+        nats = row.get(NATS)
+        if isinstance(nats, list):
+            top = max([top, *(abs(v) for v in map(_number, nats) if v is not None and math.isfinite(v))])
+    return top

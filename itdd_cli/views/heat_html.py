@@ -22,6 +22,7 @@ body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 
 header { position: sticky; top: 0; background: #fff; border-bottom: 1px solid #ddd; padding: 10px 20px; z-index: 1; }
 h1 { font-size: 17px; margin: 0 0 6px; font-weight: 600; }
 #shown { font-weight: 400; color: #666; }
+.from { font-size: 12px; color: #555; margin: -2px 0 6px; }
 .bar { display: flex; flex-wrap: wrap; gap: 18px; align-items: center; }
 .legend { display: flex; align-items: center; gap: 0; font-size: 12px; }
 .legend span.sw { display: inline-block; width: 56px; padding: 2px 0; text-align: center; border: 1px solid #ccc; }
@@ -99,9 +100,10 @@ def _number(value: float | None, digits: int = 3) -> str:
     return "—" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
 
 
-def _token(index: int, text: str, nats: float, scale: Scale) -> str:
+def _token(index: int, text: str, nats: float, scale: Scale, se: float | None = None) -> str:
     kind = "t e" if text == "" else "t"
-    title = html.escape(f"{nats:.4f} nats · token {index + 1} · {text!r}", quote=True)
+    error = "" if se is None else f" ± {se:.4f}"
+    title = html.escape(f"{nats:.4f}{error} nats · token {index + 1} · {text!r}", quote=True)
     style = f"background:{scale.colour(nats)};color:{scale.ink(nats)}"
     shown = html.escape(text).replace("\n", NEWLINE + "\n")  # the mark adds nothing to the text (search)
     return f'<span class="{kind}" style="{style}" title="{title}" data-nats="{nats!r}">{shown}</span>'
@@ -118,11 +120,18 @@ def _row(row: HeatRow, scale: Scale) -> str:
     worst = " · ".join(
         f"<code>{html.escape(repr(text))}</code> {nats:.2f}" for _, text, nats in row.worst(WORST)
     )
-    tokens = "".join(_token(i, text, nats, scale) for i, (text, nats) in enumerate(zip(row.tokens, row.nats,
-                                                                                       strict=True)))  # fmt: skip
+    errors = row.errors or [None] * len(row.tokens)
+    tokens = "".join(_token(i, text, nats, scale, se)
+                     for i, (text, nats, se) in enumerate(zip(row.tokens, row.nats, errors, strict=True)))  # fmt: skip
     return (f'<section class="row" data-id="{html.escape(str(row.id), quote=True)}">'
             f'<div class="head">{"".join(parts)}</div><div class="text">{tokens}</div>'
             f'<div class="worst">most nats: {worst}</div></section>')  # fmt: skip
+
+
+def _provenance(heat: Heat) -> str:
+    if heat.provenance is None:
+        return f"made by: unknown (no settings record {html.escape(Path(heat.path).name)}.meta.json beside the file)"
+    return f"made by: <bdi>{html.escape(heat.provenance)}</bdi>"
 
 
 def page(heat: Heat) -> str:
@@ -139,8 +148,9 @@ def page(heat: Heat) -> str:
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>itdd show — {name}</title><style>{STYLE}</style></head>
-<body><header><h1>Where the nats go — <bdi>{name}</bdi> <span id="shown">({shown})</span></h1>
-<div class="bar"><div class="legend"><span class="cap">nats per token</span>{legend}</div>
+<body><header><h1>{heat.heading} — <bdi>{name}</bdi> <span id="shown">({shown})</span></h1>
+<div class="from">{_provenance(heat)}</div>
+<div class="bar"><div class="legend"><span class="cap">{html.escape(heat.caption)}</span>{legend}</div>
 <input type="search" id="q" placeholder="search the text…" aria-label="search the text">
 <span id="count"></span></div></header>
 <main>
@@ -149,10 +159,10 @@ def page(heat: Heat) -> str:
 """
 
 
-def write_page(heat: Heat, out: str, overwrite: bool) -> None:
+def write_page(heat: Heat, out: str, overwrite: bool, source: str | None = None) -> None:
     """Written beside `out` and renamed over it when whole (never over an existing file without
-    `overwrite`, never over the result file itself)."""
-    target = prepare_target(out, heat.path, overwrite, resume=False)
+    `overwrite`, never over the result file `source` itself)."""
+    target = prepare_target(out, source or heat.path, overwrite, resume=False)
     try:
         target.open().write(page(heat))
         target.commit()

@@ -1,5 +1,6 @@
 """`itdd show` in the terminal: each row's text with every token's background coloured by its
 nats (the scale of heat.py), a legend, and the tokens with the most nats listed with their values.
+Adjacent tokens of one colour are told apart by underlining every other one of the run.
 Output stays bounded: at most `TERMINAL_ROWS` rows (heat.py) unless asked, `MAX_TOKENS` tokens a
 row and `TEXT_LIMIT` characters a token; the HTML page shows everything. Every text from the file
 reaches the terminal through `visible`: no escape sequence or bidi control in it acts.
@@ -19,9 +20,9 @@ from itdd_cli.views.visible import cut, visible
 MAX_TOKENS = 2000  # tokens of one row printed; the rest is counted
 
 
-def _legend(scale: Scale) -> Text:
+def _legend(scale: Scale, caption: str) -> Text:
     legend = Text()
-    legend.append("nats per token  ", style="dim")  # dim the caption only, not the swatches
+    legend.append(f"{visible(caption)}  ", style="dim")  # dim the caption only, not the swatches
     for nats, colour in scale.legend():
         legend.append(f" {nats:.2f} ", style=Style(bgcolor=colour, color=scale.ink(nats)))
     return legend
@@ -43,10 +44,15 @@ def _header(row: HeatRow) -> Text:
 
 def _body(row: HeatRow, scale: Scale) -> Text:
     body = Text()
+    previous, underlined = None, False
     for text, nats in list(zip(row.tokens, row.nats, strict=True))[:MAX_TOKENS]:
         head, more = cut(text)
         shown = visible(head, keep="\n\t").replace("\n", "↵\n") if text else "·"  # a newline or "" stays visible
-        body.append(shown, style=Style(bgcolor=scale.colour(nats), color=scale.ink(nats)))
+        colour = scale.colour(nats)
+        # a token the colour of the one before would merge with it: underline every other one of such a run
+        underlined = colour == previous and not underlined
+        previous = colour
+        body.append(shown, style=Style(bgcolor=colour, color=scale.ink(nats), underline=underlined))
         if more:
             body.append(more, style="dim")
     if len(row.tokens) > MAX_TOKENS:
@@ -61,7 +67,9 @@ def quoted(text: str) -> str:
 
 
 def print_heat(console: Console, heat: Heat, worst: int) -> None:
-    console.print(_legend(heat.scale))
+    console.print(_legend(heat.scale, heat.caption))
+    if heat.provenance:
+        console.print(Text(f"made by: {visible(heat.provenance)}", style="dim"))
     for row in heat.rows:
         console.print()
         console.print(_header(row))

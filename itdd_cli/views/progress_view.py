@@ -124,7 +124,7 @@ class _Bar:
         self.records = 0
         self.started = time.perf_counter()
         self.task = (
-            progress.add_task("scoring", total=None, rows="0 rows", records=self._records(), rate="– tok/s")
+            progress.add_task("scoring", total=None, rows="0 rows", records=self._records(), rate="– model tok/s")
             if progress
             else None
         )
@@ -139,7 +139,7 @@ class _Bar:
         if self.records_total and done.records_known:
             total = max(total, round(done.rows_known * self.records_total / done.records_known))
         wall = time.perf_counter() - self.started
-        rate = f"{done.tokens / wall:,.0f} tok/s" if wall > 0 else "– tok/s"
+        rate = f"{done.tokens / wall:,.0f} model tok/s" if wall > 0 else "– model tok/s"
         self.progress.update(self.task, completed=done.rows_done, total=total, rate=rate,
                              rows=f"{done.rows_done:,}/{done.rows_known:,} rows", refresh=True)  # fmt: skip
 
@@ -151,7 +151,7 @@ class _Bar:
 
 
 @contextmanager
-def progress_bar(path: str | None, enabled: bool, finished: int = 0) -> Iterator[_Bar]:
+def progress_bar(path: str | None, enabled: bool, finished: int = 0, limit: int | None = None) -> Iterator[_Bar]:
     """A progress bar on stderr, advanced per forward batch; a bar that draws nothing when disabled.
 
     `finished`: records an earlier run already scored (--resume), left out of the total.
@@ -160,5 +160,7 @@ def progress_bar(path: str | None, enabled: bool, finished: int = 0) -> Iterator
         yield _Bar(None, None)
         return
     counted = _count_records(path)
+    if counted is not None and limit is not None:  # --limit N: the first N records
+        counted = min(counted, limit)
     with _FittingProgress(console=Console(file=sys.stderr), transient=True) as progress:
         yield _Bar(progress, None if counted is None else max(counted - finished, 0))

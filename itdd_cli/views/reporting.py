@@ -167,7 +167,7 @@ def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list
     guided = "guided " if summary.guided else ""  # --cfg: a guided score, not a log-likelihood
     lines = [
         f"records {summary.records}{notes} · tokens {summary.tokens} · "
-        f"mean {guided}NLL/token {summary.nll_per_token:.4f} nats · {guided or 'corpus '}perplexity "
+        f"{guided}NLL/token {summary.nll_per_token:.4f} nats (Σ NLL / Σ tokens) · {guided or 'corpus '}perplexity "
         f"{summary.corpus_ppl:.3f}",
     ]
     if summary.spec.measures_text:
@@ -192,7 +192,8 @@ def summary_lines(summary: Summary, info: ModelInfo, settings: Settings) -> list
     )
     lines.append(f"forward passes {summary.passes} in all")
     rate = summary.records / wall if wall > 0 else math.inf
-    lines.append(f"wall {wall:.2f} s · {rate:.2f} records/s · {summary.tokens / wall if wall else 0:.1f} tokens/s")
+    scored = summary.tokens / wall if wall else 0  # the input's tokens; the progress line counts every draw's
+    lines.append(f"wall {wall:.2f} s · {rate:.2f} records/s · {scored:.1f} scored tokens/s")
     return lines
 
 
@@ -331,7 +332,8 @@ def print_comparison(console: Console, comparison: Any) -> None:
                   f"p = {c.p:.3g};", f"5 % critical {c.critical:.3f},", f"{test})"]  # fmt: skip
     no_spread = [*uniform[:-1], "spread;", *"the rows' own standard errors judge it".split()]
     fields = [
-        [f"{c.metric}: base {c.mean_base:.6g} → new {c.mean_new:.6g}", f"over {c.paired} paired records"]
+        [f"{c.metric}, mean over records: base {c.mean_base:.6g} → new {c.mean_new:.6g}",
+         f"over {c.paired} paired records"]
         + c.unpaired_fields(),
         *([no_spread] if c.uniform and c.se is not None else []),
         spread,

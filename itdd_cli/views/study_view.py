@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
@@ -107,28 +109,60 @@ def check_plot(path: str) -> None:
     matplotlib.use("Agg")  # no display needed
 
 
-def save_plot(study: Study, path: str) -> None:
-    """Bits per byte (± SE) against the training step (or the checkpoint's position), PNG or SVG."""
+@dataclass(frozen=True)
+class PlotPoints:
+    """What the plot draws: per checkpoint its paired difference in bits per byte to the first checkpoint
+    (the reference, at 0) with the paired SE, the x positions and the words around them."""
+
+    xs: list[int]
+    labels: list[str] | None  # tick labels where the checkpoints carry no distinct steps
+    deltas: list[float]
+    errors: list[float]
+    title: str
+    caption: str
+    by_step: bool
+
+
+def plot_points(study: Study, source: str, samples: int) -> PlotPoints:
+    """Paired differences, not each checkpoint's own SE: that SE holds the spread between records, which
+    every checkpoint shares, and hides differences the pairing measures precisely."""
+    steps = [line.step for line in study.lines]
+    by_step = all(step is not None for step in steps) and len(set(steps)) == len(steps)
+    xs = [step for step in steps if step is not None] if by_step else list(range(1, len(study.lines) + 1))
+    numbers = [line_numbers(line) for line in study.lines]
+    deltas = [0.0, *(n["delta_bits_per_byte"] for n in numbers[1:])]
+    errors = [0.0, *(0.0 if math.isnan(n["delta_bits_per_byte_se"]) else n["delta_bits_per_byte_se"]
+                     for n in numbers[1:])]  # fmt: skip
+    first = Path(study.lines[0].name.rstrip("/")).name or study.lines[0].name
+    records = study.lines[0].summary.records
+    title = f"itdd: bits per byte against {first}\n{Path(source).name or source} · {records} records · {samples} draws"
+    caption = (f"each point: Σ (NLL − {first}'s NLL) / (ln 2 · Σ bytes) over the same records; bars: ± paired SE "
+               f"across records. {first} itself: {numbers[0]['bits_per_byte']:.4f} bits/byte")  # fmt: skip
+    labels = None if by_step else [Path(line.name).name for line in study.lines]
+    return PlotPoints(xs, labels, deltas, errors, title, caption, by_step)
+
+
+def save_plot(study: Study, path: str, source: str = "input", samples: int = 0) -> None:
+    """The paired differences in bits per byte against the first checkpoint (± paired SE), by training
+    step (or the checkpoint's position), PNG or SVG; dataset, records and draws in the title."""
     check_plot(path)
     import matplotlib.pyplot as plt
 
-    steps = [line.step for line in study.lines]
-    by_step = all(step is not None for step in steps) and len(set(steps)) == len(steps)
-    xs = steps if by_step else list(range(1, len(study.lines) + 1))
-    numbers = [line_numbers(line) for line in study.lines]
-    figure, axes = plt.subplots(figsize=(6, 4))
-    axes.errorbar(xs, [n["bits_per_byte"] for n in numbers],
-                  yerr=[0.0 if math.isnan(n["bits_per_byte_se"]) else n["bits_per_byte_se"] for n in numbers],
-                  marker="o", capsize=3)  # fmt: skip
-    axes.set_xlabel("training step" if by_step else "checkpoint")
-    if not by_step:
-        axes.set_xticks(xs, [Path(line.name).name for line in study.lines], rotation=30, ha="right")
-    axes.set_ylabel("bits per byte (± SE)")
-    axes.set_title("itdd: corpus bits per byte by checkpoint")
-    figure.tight_layout()
-    try:
-        figure.savefig(path)
-    except OSError as error:
-        raise UsageError(f"cannot write {path}: {error.strerror}") from None
-    finally:
-        plt.close(figure)
+    points = plot_points(study, source, samples)
+    with plt.rc_context({"svg.fonttype": "none"}):  # an SVG's words stay text (searchable, readable)
+        figure, axes = plt.subplots(figsize=(7, 4.6))
+        axes.axhline(0.0, color="#999999", linewidth=0.8)
+        axes.errorbar(points.xs, points.deltas, yerr=points.errors, marker="o", capsize=3)
+        axes.set_xlabel("training step" if points.by_step else "checkpoint")
+        if points.labels is not None:
+            axes.set_xticks(points.xs, points.labels, rotation=30, ha="right")
+        axes.set_ylabel("Δ bits per byte vs the first (± paired SE)")
+        axes.set_title(points.title, fontsize=10)
+        figure.text(0.5, 0.01, textwrap.fill(points.caption, 110), ha="center", va="bottom", fontsize=7)
+        figure.tight_layout(rect=(0, 0.07, 1, 1))
+        try:
+            figure.savefig(path)
+        except OSError as error:
+            raise UsageError(f"cannot write {path}: {error.strerror}") from None
+        finally:
+            plt.close(figure)
