@@ -4,7 +4,8 @@ and scores σ_k alone, so Σ_k −log p(x_{σ_k} | x_{σ_{>k}}) is one draw.
 Its mean over uniform orders is the I-MDCE quantity for any model (step k masks a uniform
 subset of size L−k+1 and scores a uniform member of it); for a model whose conditionals are
 consistent every order gives the exact −log p, which is why it wins on such models and loses
-on others. With fewer passes than two whole orders, each pass is one sampled step (weight L).
+on others. With fewer passes than two whole orders (BLOCK_ORDERS on a block), each pass is one
+sampled step (weight L).
 """
 
 from __future__ import annotations
