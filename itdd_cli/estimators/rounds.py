@@ -31,9 +31,10 @@ class RoundShape:
 
 
 def round_shape(
-    estimator: Estimator, passes: int, lengths: list[int], first: bool, spend_all: bool = False
+    estimator: Estimator, passes: int, lengths: list[int], first: bool, spend_all: bool = False, min_orders: int = 2
 ) -> RoundShape:
-    """Split `passes` per side (≥ 2) between pilot and main draws, or into whole orders.
+    """Split `passes` per side (≥ 2) between pilot and main draws, or into whole orders
+    (at least `min_orders` of them; `chain_rule.BLOCK_ORDERS` for a block model's blocks).
 
     A first round whose passes cover every side's 2^L − 1 masked sets enumerates them instead.
     Whole orders may leave a few passes unspent; with `spend_all` (the round that reaches
@@ -46,7 +47,7 @@ def round_shape(
     if estimator.uses_pilot and first:
         levels = pilot_levels(passes, min(lengths))
         return RoundShape(passes - (2**levels - 1), levels)
-    whole = passes // max(lengths) >= 2 and not (spend_all and passes % max(lengths))
+    whole = passes // max(lengths) >= max(min_orders, 2) and not (spend_all and passes % max(lengths))
     if estimator.spec.orders is not None and whole:
         return RoundShape(passes // max(lengths), orders=True)
     return RoundShape(passes)

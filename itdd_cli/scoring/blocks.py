@@ -14,6 +14,8 @@ Carlo rounds, but `exact` enumerates 2^L − 1 masks of an L-token block and sho
 masks (computed once), as does a short block whose masked sets all fit `--samples` under any
 estimator (`rounds.round_shape`): a block with fewer distinct draws than the job has rows stays unmasked
 and unscored in the remaining rows, which, seen by no other block, changes nothing.
+The chain rule draws whole orders on a block only from `chain_rule.BLOCK_ORDERS` of them: fewer
+give the block's SE too few degrees of freedom, where single steps get the small-round SE.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import torch
 
 from itdd_cli.core.settings import Settings
 from itdd_cli.estimators import Estimate, RoundPlan, enumerable
+from itdd_cli.estimators.chain_rule import BLOCK_ORDERS
 from itdd_cli.estimators.decisions import contenders, planned_passes
 from itdd_cli.models.base import Framed
 from itdd_cli.scoring.draws import RecordDraws, decision_rule, look_round, target_round
@@ -123,7 +126,8 @@ class BlockDraws:
         for block in sorted(members):
             cut = [Framed(framed[side].ids[: span.end], span.start, span.length) for side, span in members[block]]
             sides = [side for side, _ in members[block]]
-            blocks.append((sides, RecordDraws(context, cut, settings, tag=(block,), shape_lengths=shared)))
+            blocks.append((sides, RecordDraws(context, cut, settings, tag=(block,), shape_lengths=shared,
+                                              min_orders=BLOCK_ORDERS)))
         return cls(framed, blocks, block_size, settings)
 
     @property

@@ -51,6 +51,7 @@ class RecordDraws:
     tag: tuple[int, ...] = ()  # added to the noise seed when set (a block's index); empty: unchanged draws
     shape_lengths: list[int] | None = None  # set: Monte Carlo rounds shaped by these lengths (a block record's
     # blocks under --until-decided share one shape, so their draws line up by index; blocks.py)
+    min_orders: int = 2  # fewest whole orders the chain rule draws (more for a block: chain_rule.BLOCK_ORDERS)
     tallies: list[Tally] = field(default_factory=list)
     plans: list[RoundPlan] = field(default_factory=list)
     round: int = 0
@@ -168,9 +169,10 @@ class RecordDraws:
     def _plan(self, passes: int, spend_all: bool = False) -> list[RoundPlan]:
         settings = self.settings
         lengths = [f.length for f in self.framed]
-        shape = round_shape(settings.estimator, passes, lengths, first=self.round == 0, spend_all=spend_all)
+        first, fewest = self.round == 0, self.min_orders
+        shape = round_shape(settings.estimator, passes, lengths, first, spend_all, fewest)
         if self.shape_lengths is not None and not shape.exhaustive:
-            shape = round_shape(settings.estimator, passes, self.shape_lengths, self.round == 0, spend_all)
+            shape = round_shape(settings.estimator, passes, self.shape_lengths, first, spend_all, fewest)
         if shape.exhaustive:  # every masked set, no noise
             noises, keys = [None] * len(self.framed), [None] * len(self.framed)
         else:
