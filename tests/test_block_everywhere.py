@@ -111,14 +111,15 @@ def test_the_chain_rule_draws_single_steps_on_a_block_until_16_whole_orders_fit(
     """A 4-token block at -n 8 would be 2 whole orders (3 at -n 12), an SE of one degree of freedom each
     order less one: it draws single steps (strata joined, the SE scaled for few degrees of freedom). From
     -n 15 the block's 15 masked sets are enumerated; a longer block draws whole orders once 16 fit. A plain
-    record keeps whole orders from 2."""
+    record draws whole orders from 4 (tests/test_chain_rule_orders.py)."""
     record = {"prompt": PROMPT, "response": TEXT}
     for samples in (8, 12):
         draws = _drawn(sdar, Command.cond_nll, record, Settings(Estimator.chain_rule, samples, seed=1))
         for _, block in draws.blocks:
             assert not block.tallies[0].orders and not block.tallies[0].exact and block.passes == samples
             assert block.estimates()[0].se > 0
-    for passes, length, orders in [(8, 4, True), (12, 4, True), (127, 8, True), (128, 32, True), (48, 3, True)]:
+    for passes, length, orders in [(8, 4, False), (16, 4, True), (127, 8, True), (128, 32, True), (48, 3, True),
+                                   (96, 32, False)]:  # fmt: skip
         assert round_shape(Estimator.chain_rule, passes, [length], first=False).orders is orders  # plain
         fewest = round_shape(Estimator.chain_rule, passes, [length], first=False, min_orders=16)
         assert fewest.orders is (passes // length >= 16)

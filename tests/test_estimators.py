@@ -9,6 +9,7 @@ import torch
 
 from itdd_cli.estimators import Estimator, draw_noise, plan_masks, record_generator, summarise
 from itdd_cli.estimators.masks import harmonic
+from itdd_cli.estimators.stats import _stratified_variance
 from tests.support.fakes import uniform_rows
 
 
@@ -82,12 +83,17 @@ def test_exact_refuses_sequences_above_its_limit():
 def test_stratified_standard_error_is_the_within_stratum_formula():
     values = torch.tensor([1.0, 3.0, 2.0, 6.0, 4.0, 4.0, 7.0], dtype=torch.float64)
     strata = torch.tensor([0, 0, 1, 1, 2, 2, 2])
-    estimate = summarise(values, strata, scale=False)
+    estimate = summarise(values, strata)
     variance = (2 * 2.0 + 2 * 8.0 + 3 * 3.0) / 49  # Σ n_h s_h² / n²
     assert estimate.value == pytest.approx(values.mean().item())
-    assert estimate.se == pytest.approx(math.sqrt(variance))
-    # ν = 7 values − 3 strata = 4 degrees of freedom: error/SE has variance ν/(ν − 2) = 2, so the SE is scaled
-    assert summarise(values, strata).se == pytest.approx(math.sqrt(variance * 2))
+    assert _stratified_variance(values, strata) == pytest.approx(variance)
+    # ν = 7 values − 3 strata = 4 degrees of freedom: error/SE has variance ν/(ν − 2) = 2, so the SE is scaled,
+    # for strata and for fewer than 16 whole orders (scale=False) alike
+    assert estimate.se == pytest.approx(math.sqrt(variance * 2))
+    assert summarise(values, strata, scale=False).se == pytest.approx(math.sqrt(variance * 2))
+    many = torch.arange(40, dtype=torch.float64) % 7  # 40 whole orders, one stratum: ν = 39, no scaling either way
+    assert summarise(many, torch.zeros(40, dtype=torch.long), scale=False).se == pytest.approx(
+        math.sqrt(_stratified_variance(many, torch.zeros(40, dtype=torch.long))))
 
 
 @pytest.mark.parametrize("batch_rows", [1, 7, None])

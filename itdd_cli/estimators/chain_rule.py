@@ -20,6 +20,9 @@ from itdd_cli.estimators.sampling import Noise
 # instead, whose strata are joined and whose SE is scaled like any small round's. Measured on a
 # 3-block record at -n 8 (2 orders a 4-token block): rms error/SE 2.42, |z| > 3 for 11 %.
 # 16 orders is where the spread between orders was calibrated (dna8). Plain records keep 2.
+# Whole orders from 4 (3 degrees of freedom, the fewest a t-scaled SE allows); with 2 or 3 the spread
+# between orders is no error bar (bench/chain_rule_orders.py), so passes are drawn as single steps.
+MIN_ORDERS = 4
 BLOCK_ORDERS = 16
 
 

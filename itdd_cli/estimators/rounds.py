@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from itdd_cli.estimators.chain_rule import MIN_ORDERS
 from itdd_cli.estimators.control_variate import Pilot, adjusted_values, loss_table, pilot_levels, plan_pilot
 from itdd_cli.estimators.kinds import Estimator, enumerable
 from itdd_cli.estimators.masks import enumerated, plan_masks, planner
@@ -31,7 +32,8 @@ class RoundShape:
 
 
 def round_shape(
-    estimator: Estimator, passes: int, lengths: list[int], first: bool, spend_all: bool = False, min_orders: int = 2
+    estimator: Estimator, passes: int, lengths: list[int], first: bool, spend_all: bool = False,
+    min_orders: int = MIN_ORDERS,
 ) -> RoundShape:
     """Split `passes` per side (≥ 2) between pilot and main draws, or into whole orders
     (at least `min_orders` of them; `chain_rule.BLOCK_ORDERS` for a block model's blocks).
@@ -47,7 +49,7 @@ def round_shape(
     if estimator.uses_pilot and first:
         levels = pilot_levels(passes, min(lengths))
         return RoundShape(passes - (2**levels - 1), levels)
-    whole = passes // max(lengths) >= max(min_orders, 2) and not (spend_all and passes % max(lengths))
+    whole = passes // max(lengths) >= max(min_orders, MIN_ORDERS) and not (spend_all and passes % max(lengths))
     if estimator.spec.orders is not None and whole:
         return RoundShape(passes // max(lengths), orders=True)
     return RoundShape(passes)

@@ -17,6 +17,7 @@ import torch
 COLLAPSE_BELOW = 24
 # Below this many degrees of freedom the SE is scaled (`summarise`); -n 128 has 64 (the control variate 57).
 FEW_DEGREES = 32
+CALIBRATED_ORDERS = 16  # the chain rule's spread between whole orders holds unscaled from here
 
 # Fewest draws whose perfect agreement is taken as a flat integrand rather than chance repeats
 # (coupled chain-rule steps of `abca` vs `abcc` all scored a shared token in 1 of 40 seeds at 4 draws).
@@ -59,9 +60,10 @@ def summarise(values: torch.Tensor, strata: torch.Tensor | None, scale: bool = T
 
     Below FEW_DEGREES degrees of freedom ν (values less groups) the SE is scaled by √(ν/(ν − 2)),
     ν at least 3, so that error/SE has unit variance (t with ν degrees of freedom). `scale=False`
-    leaves the chain rule's spread between whole orders as it was (calibrated at 16 orders on
-    dna8, and default-n numbers unchanged); whole orders that all agree are not chance repeats of
-    a mask but a model whose conditionals are consistent on the record: SE 0.
+    marks the chain rule's spread between whole orders: scaled only below CALIBRATED_ORDERS orders
+    (calibrated at 16 on dna8, so default-n numbers there are unchanged; with 2 orders error/SE
+    measured rms 3.8 unscaled, bench/chain_rule_orders.py); whole orders that all agree are not chance
+    repeats of a mask but a model whose conditionals are consistent on the record: SE 0.
     """
     values = values.to(torch.float64)  # (N,)
     if strata is None:
@@ -73,7 +75,7 @@ def summarise(values: torch.Tensor, strata: torch.Tensor | None, scale: bool = T
         agreed = values.numel() >= MIN_AGREEING or not scale  # whole orders agreeing: consistent conditionals
         return Estimate(float(values.mean()), 0.0 if agreed else math.nan)
     freedom = values.numel() - len(torch.unique(strata))
-    if scale and freedom < FEW_DEGREES:  # error/SE has variance ν/(ν − 2) at ν degrees of freedom: make it 1
+    if freedom < (FEW_DEGREES if scale else CALIBRATED_ORDERS - 1):  # error/SE's variance is ν/(ν − 2): make it 1
         nu = max(freedom, 3)
         variance *= nu / (nu - 2)
     return Estimate(float(values.mean()), math.sqrt(variance))

@@ -32,6 +32,7 @@ from itdd_cli.estimators import (
     round_stream,
     summarise,
 )
+from itdd_cli.estimators.chain_rule import MIN_ORDERS
 from itdd_cli.estimators.coupling import key_columns
 from itdd_cli.estimators.decisions import Rule, Spending, contenders, planned_passes
 from itdd_cli.estimators.levels import alpha_of
@@ -51,7 +52,7 @@ class RecordDraws:
     tag: tuple[int, ...] = ()  # added to the noise seed when set (a block's index); empty: unchanged draws
     shape_lengths: list[int] | None = None  # set: Monte Carlo rounds shaped by these lengths (a block record's
     # blocks under --until-decided share one shape, so their draws line up by index; blocks.py)
-    min_orders: int = 2  # fewest whole orders the chain rule draws (more for a block: chain_rule.BLOCK_ORDERS)
+    min_orders: int = MIN_ORDERS  # fewest whole orders the chain rule draws (a block: chain_rule.BLOCK_ORDERS)
     tallies: list[Tally] = field(default_factory=list)
     plans: list[RoundPlan] = field(default_factory=list)
     round: int = 0
