@@ -14,6 +14,7 @@ from itdd_cli.models import LoadOptions, detect_family, load_model
 from itdd_cli.models.loading import read_config
 from itdd_cli.scoring.blocks import block_spans
 from itdd_cli.scoring.runner import Command, Settings, score
+from tests.support.batches import about_half, masked_batch
 from tests.support.block_checkpoints import (
     SIZES,
     rewrite_config,
@@ -66,18 +67,7 @@ def test_llada_moe_is_told_from_dense_llada_by_its_architecture_and_finds_its_ma
 def test_log_probs_match_an_independent_reference_forward(checkpoints, models, family):
     model = models[family]
     texts = ["the cat sat on the mat", "a dog.", "zebras, quietly"]
-    framed = [model.frame([], model.encode(t)) for t in texts]
-    width = max(len(f.ids) for f in framed)
-    generator = torch.Generator().manual_seed(1)
-    ids = torch.full((len(texts), width), model.info.pad_id)
-    attention = torch.zeros_like(ids)
-    score_mask = torch.zeros_like(ids, dtype=torch.bool)
-    for row, f in enumerate(framed):
-        ids[row, : len(f.ids)] = torch.tensor(f.ids)
-        attention[row, : len(f.ids)] = 1
-        score_mask[row, f.start : f.start + f.length] = torch.rand(f.length, generator=generator) < 0.5
-    targets = ids.clone()
-    ids[score_mask] = model.info.mask_id
+    framed, ids, attention, score_mask, targets = masked_batch(model, texts, about_half(1))
     got = model.target_logprobs(ids, attention, score_mask, targets)
     w = weights(checkpoints, family)
     expected, routes = [], []

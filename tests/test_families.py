@@ -9,6 +9,7 @@ from safetensors.torch import load_file
 from itdd_cli.models import LoadOptions, detect_family, load_model
 from itdd_cli.models.loading import read_config
 from itdd_cli.scoring.engine import Engine, Job
+from tests.support.batches import about_half, masked_batch
 from tests.support.cli import invoke
 from tests.support.family_checkpoints import (
     DREAM,
@@ -48,21 +49,8 @@ def test_each_family_is_detected_from_config_json(checkpoints, name, family):
 
 
 def _masked_batch(model, texts, seed=0):
-    """Right-padded rows with about half of each text masked; returns the four engine tensors."""
-    framed = [model.frame([], model.encode(t)) for t in texts]
-    width = max(len(f.ids) for f in framed)
-    generator = torch.Generator().manual_seed(seed)
-    ids = torch.full((len(texts), width), model.info.pad_id)
-    attention = torch.zeros_like(ids)
-    score = torch.zeros_like(ids, dtype=torch.bool)
-    for row, f in enumerate(framed):
-        ids[row, : len(f.ids)] = torch.tensor(f.ids)
-        attention[row, : len(f.ids)] = 1
-        score[row, f.start : f.start + f.length] = torch.rand(f.length, generator=generator) < 0.5
-        score[row, f.start] = True
-    targets = ids.clone()
-    ids[score] = model.info.mask_id
-    return ids, attention, score, targets
+    """Right-padded rows with about half of each text masked (the first token always); the four engine tensors."""
+    return masked_batch(model, texts, about_half(seed, first=True))[1:]
 
 
 @pytest.mark.parametrize("name", ["llada", "llada-tied", "dream"])

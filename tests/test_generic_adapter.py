@@ -8,6 +8,7 @@ import torch
 from itdd_cli.models import LoadOptions, load_model
 from itdd_cli.scoring.engine import Engine, Job
 from itdd_cli.scoring.runner import Command, Settings, score
+from tests.support.batches import masked_batch
 from tests.support.cli import invoke
 from tests.support.family_checkpoints import write_tiny_bert
 from tests.support.jsonl import read_jsonl, write_jsonl
@@ -33,18 +34,8 @@ def test_loads_natively_with_the_mask_id_and_framing_from_the_tokenizer(bert):
 
 
 def test_padded_batches_give_the_same_log_probs_as_rows_scored_alone(bert):
-    texts = ["abc", "hgfedcba", "a bad cafe"]
-    framed = [bert.frame([], bert.encode(t)) for t in texts]
-    width = max(len(f.ids) for f in framed)
-    batch = torch.full((len(texts), width), bert.info.pad_id)
-    attention = torch.zeros_like(batch)
-    score_mask = torch.zeros_like(batch, dtype=torch.bool)
-    for row, f in enumerate(framed):
-        batch[row, : len(f.ids)] = torch.tensor(f.ids)
-        attention[row, : len(f.ids)] = 1
-        score_mask[row, f.start : f.start + f.length : 2] = True  # every other token
-    targets = batch.clone()
-    batch[score_mask] = bert.info.mask_id
+    every_other = lambda length: torch.arange(length) % 2 == 0  # noqa: E731
+    framed, batch, attention, score_mask, targets = masked_batch(bert, ["abc", "hgfedcba", "a bad cafe"], every_other)
     together = bert.target_logprobs(batch, attention, score_mask, targets)
     alone = []
     for row, f in enumerate(framed):

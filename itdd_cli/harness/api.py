@@ -32,8 +32,15 @@ from itdd_cli.scoring.pertoken import check_per_token
 from itdd_cli.scoring.runner import Command, Lossy, Settings, Skipped, score, window_capacity
 
 
+class Result:
+    """What every result does: `row()`, the row `itdd <command>` writes for the same item."""
+
+    def row(self) -> dict[str, Any]:
+        return _row(self)
+
+
 @dataclass(frozen=True)
-class NllResult:
+class NllResult(Result):
     """−log p(text) in nats over the scored tokens, with its Monte Carlo standard error."""
 
     id: int | str
@@ -53,12 +60,9 @@ class NllResult:
     token_nll_se: list[float] | None = None  # per_token=True: each share's Monte Carlo SE
     extra: dict[str, Any] = field(default_factory=dict)  # the item's `extra` fields, carried as given
 
-    def row(self) -> dict[str, Any]:
-        return _row(self)
-
 
 @dataclass(frozen=True)
-class CondNllResult:
+class CondNllResult(Result):
     """−log p(response | prompt) in nats; the prompt's tokens are context, never scored."""
 
     id: int | str
@@ -78,12 +82,9 @@ class CondNllResult:
     token_nll_se: list[float] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def row(self) -> dict[str, Any]:
-        return _row(self)
-
 
 @dataclass(frozen=True)
-class RatioResult:
+class RatioResult(Result):
     """log p(chosen | prompt) − log p(rejected | prompt), both sides from shared draws unless independent."""
 
     id: int | str
@@ -98,12 +99,9 @@ class RatioResult:
     decided: bool | None = None  # until_decided: the anytime-valid rule decided the preference (else None)
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def row(self) -> dict[str, Any]:
-        return _row(self)
-
 
 @dataclass(frozen=True)
-class ChoiceResult:
+class ChoiceResult(Result):
     """log p(choice_i | prompt) for the k choices of one question and the pick.
 
     `pred` is the index of the highest log-likelihood, `pred_norm` of the highest per UTF-8 byte;
@@ -127,9 +125,6 @@ class ChoiceResult:
     passes: int = 0  # forward passes of every choice together
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def row(self) -> dict[str, Any]:
-        return _row(self)
-
 
 RESULTS = {Command.nll: NllResult, Command.cond_nll: CondNllResult, Command.ratio: RatioResult,
            Command.choice: ChoiceResult}  # fmt: skip
@@ -142,7 +137,7 @@ def _guided_result(result: type) -> type:
         return field(default_factory=f.default_factory) if f.default is MISSING else field(default=f.default)
 
     renamed = [(guided_name(f.name), f.type, declared(f)) for f in fields(result)]
-    return make_dataclass("Guided" + result.__name__, renamed, namespace={"row": lambda self: _row(self)}, frozen=True)
+    return make_dataclass("Guided" + result.__name__, renamed, bases=(Result,), frozen=True)
 
 
 GUIDED_RESULTS = {command: _guided_result(result) for command, result in RESULTS.items() if command is not Command.nll}

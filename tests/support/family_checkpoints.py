@@ -194,34 +194,8 @@ def write_mdlm(directory: Path, seed: int = 0, time_conditioning: bool = False) 
     directory.mkdir(parents=True, exist_ok=True)
     s = MDLM
     g = torch.Generator().manual_seed(seed)
-    d, c, hd = s["d"], s["cond"], s["d"] // s["heads"]
-    weights = {
-        "backbone.vocab_embed.embedding": _random((s["vocab"], d), g, 1.0),
-        "backbone.sigma_map.mlp.0.weight": _random((c, 256), g),
-        "backbone.sigma_map.mlp.0.bias": _random((c,), g),
-        "backbone.sigma_map.mlp.2.weight": _random((c, c), g),
-        "backbone.sigma_map.mlp.2.bias": _random((c,), g),
-        "backbone.rotary_emb.inv_freq": 1.0 / 10000 ** (torch.arange(0, hd, 2).float() / hd),
-        "backbone.output_layer.norm_final.weight": 1 + _random((d,), g),
-        "backbone.output_layer.linear.weight": _random((s["vocab"], d), g),
-        "backbone.output_layer.linear.bias": _random((s["vocab"],), g),
-        "backbone.output_layer.adaLN_modulation.weight": _random((2 * d, c), g),
-        "backbone.output_layer.adaLN_modulation.bias": _random((2 * d,), g),
-    }
-    for i in range(s["blocks"]):
-        p = f"backbone.blocks.{i}."
-        weights |= {
-            p + "norm1.weight": 1 + _random((d,), g),
-            p + "norm2.weight": 1 + _random((d,), g),
-            p + "attn_qkv.weight": _random((3 * d, d), g),
-            p + "attn_out.weight": _random((d, d), g),
-            p + "mlp.0.weight": _random((4 * d, d), g),
-            p + "mlp.0.bias": _random((4 * d,), g),
-            p + "mlp.2.weight": _random((d, 4 * d), g),
-            p + "mlp.2.bias": _random((d,), g),
-            p + "adaLN_modulation.weight": _random((6 * d, c), g),
-            p + "adaLN_modulation.bias": _random((6 * d,), g),
-        }
+    d, c = s["d"], s["cond"]
+    weights = dit_weights(s["vocab"], s, g, "backbone.")
     config = {
         "architectures": ["MDLM"],
         "auto_map": {"AutoConfig": "configuration_mdlm.MDLMConfig", "AutoModelForMaskedLM": "modeling_mdlm.MDLM"},
@@ -244,10 +218,8 @@ def write_mdlm(directory: Path, seed: int = 0, time_conditioning: bool = False) 
 SEDD = dict(d=64, heads=4, blocks=2, cond=32, tokens=40)  # tokens: the GPT-2-like tokenizer's 40 ids
 
 
-def sedd_weights(vocab: int, seed: int = 0, **sizes: int) -> dict[str, torch.Tensor]:
-    """SEDD's DiT tensors in the names `SEDD.state_dict()` publishes (no prefix; `rotary_emb.inv_freq` kept)."""
-    s = SEDD | sizes
-    g = torch.Generator().manual_seed(seed)
+def dit_weights(vocab: int, s: dict, g: torch.Generator, prefix: str = "") -> dict[str, torch.Tensor]:
+    """The DiT's tensors (MDLM under `backbone.`, SEDD unprefixed), drawn in one fixed order from `g`."""
     d, c, hd = s["d"], s["cond"], s["d"] // s["heads"]
     weights = {
         "vocab_embed.embedding": _random((vocab, d), g, 1.0),
@@ -276,7 +248,12 @@ def sedd_weights(vocab: int, seed: int = 0, **sizes: int) -> dict[str, torch.Ten
             p + "adaLN_modulation.weight": _random((6 * d, c), g),
             p + "adaLN_modulation.bias": _random((6 * d,), g),
         }
-    return weights
+    return {prefix + name: tensor for name, tensor in weights.items()}
+
+
+def sedd_weights(vocab: int, seed: int = 0, **sizes: int) -> dict[str, torch.Tensor]:
+    """SEDD's DiT tensors in the names `SEDD.state_dict()` publishes (no prefix; `rotary_emb.inv_freq` kept)."""
+    return dit_weights(vocab, SEDD | sizes, torch.Generator().manual_seed(seed))
 
 
 def sedd_config(graph: str = "absorb", noise: str = "loglinear", scale_by_sigma: bool | None = None,
