@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from tests.support.cli import invoke
+from tests.support.cli import invoke, one_error_line
 from tests.support.jsonl import read_jsonl, write_jsonl
 
 LN2 = math.log(2)
@@ -55,4 +55,4 @@ def test_ratio_does_not_report_bits_per_byte_and_a_gate_on_it_says_so(oracle_dir
     path = write_jsonl(tmp_path / "in.jsonl", [{"chosen": "ab", "rejected": "cd"}])
     result = invoke(["ratio", path, "-m", oracle_dir, "--trust-remote-code", "-n", "8",
                      "--fail-above", "bits_per_byte=1"])  # fmt: skip
-    assert result.exit_code == 4 and "not reported by this command" in result.stderr
+    one_error_line(result, 2, "bits_per_byte is not a metric ratio reports")  # before scoring: no hours spent

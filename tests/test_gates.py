@@ -27,7 +27,7 @@ def test_summary_file_has_what_ci_needs(base, tmp_path):
         (["--fail-above", "nll_per_token=100"], 0),
         (["--fail-below", "records=3"], 4),
         (["--fail-below", "records=2", "--fail-above", "perplexity=1e6"], 0),
-        (["--fail-above", "share_chosen=0.5"], 4),  # not reported by nll: a gate cannot pass silently
+        (["--fail-above", "share_chosen=0.5"], 2),  # not reported by nll: refused before scoring, never passes silently
         (["--fail-above", "f1=1"], 2),  # no command reports it
         (["--fail-above", "nll_per_token"], 2),
     ],

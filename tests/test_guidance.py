@@ -20,7 +20,7 @@ from itdd_cli.estimators import MONTE_CARLO, Estimator
 from itdd_cli.models import LoadOptions, load_model
 from itdd_cli.results.rows import Command
 from itdd_cli.scoring.runner import Settings, score
-from tests.support.cli import invoke
+from tests.support.cli import invoke, one_error_line
 from tests.support.family_checkpoints import LLADA, write_llada
 from tests.support.jsonl import read_jsonl, write_jsonl
 
@@ -255,3 +255,9 @@ def test_guided_log_softmax_over_chunks_equals_the_formula_and_survives_a_suppre
         got = guided_log_softmax(both, torch.cat([targets, targets]), scale, chunk)
         assert torch.allclose(got.double(), expected, atol=1e-5)
     assert torch.allclose(target_log_softmax(both, torch.cat([targets, targets]), scale).double(), expected, atol=1e-5)
+
+
+def test_a_guidance_scale_float32_cannot_carry_is_refused_before_scoring(tmp_path):
+    """(S + 1)·(cond − uncond) overflowed float32 from S ≈ 1e38 and was reported as the model's fault."""
+    source = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "ab", "response": " cd"}])
+    one_error_line(invoke(["cond-nll", source, "-m", "demo", "-n", "8", "--cfg", "1e38"]), 2, "--cfg must be ≤ 100")

@@ -67,6 +67,7 @@ def test_rolling_monte_carlo_lands_within_four_standard_errors_of_the_window_sum
     truth = sum(distribution.cond_nll(prefix, scored) for prefix, scored in CUTS[3])
     assert row["windows"] == 2 and row["samples"] == 64 and row["nll_se"] > 0
     assert abs(row["nll"] - truth) <= 4 * row["nll_se"] + 1e-5
+    assert json.loads(summary.read_text())["passes"] == 2 * 64  # every window's draws (was 64: one window's)
 
 
 def test_a_document_that_fits_scores_identically_with_and_without_rolling(oracle_dir, tmp_path):

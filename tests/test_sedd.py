@@ -16,7 +16,7 @@ from itdd_cli.models import LoadOptions, detect_family, load_model
 from itdd_cli.models.base import Framed
 from itdd_cli.models.loading import read_config
 from itdd_cli.scoring.dse_draws import corrupt, dse_values, prior_term
-from tests.support.cli import invoke
+from tests.support.cli import invoke, one_error_line
 from tests.support.family_checkpoints import write_gpt2_like_tokenizer, write_mdlm, write_sedd
 from tests.support.jsonl import read_jsonl, write_jsonl
 from tests.support.reference_sedd import published_loss, sedd_forward
@@ -309,3 +309,13 @@ def test_lm_eval_refuses_dse_before_loading_a_model():
 
     with pytest.raises(UsageError, match="estimator=dse is not supported under lm-eval"):
         parse_model_args({"pretrained": "no/such-model", "estimator": "dse"})
+
+
+@pytest.mark.parametrize("estimator", ["dse", "control-variate"])
+def test_cfg_is_refused_on_sedd_models_rather_than_ignored(root, tmp_path, estimator):
+    """dse reads scores on corrupted rows and SEDD's conditionals have no unconditional twin: --cfg would be
+    recorded but not applied (a guided label on a plain number), or crash; it is refused before scoring."""
+    source = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "ab", "response": " cd"}])
+    result = invoke(["cond-nll", source, "-m", root / "absorb-loglinear", "--tokenizer", root / "gpt2", "-n", "8",
+                     "--estimator", estimator, "--cfg", "1"])  # fmt: skip
+    one_error_line(result, 2, "--cfg", "drop --cfg")

@@ -16,6 +16,7 @@ from itdd_cli.errors import UsageError
 from itdd_cli.io.formats import Format, InputFormat
 from itdd_cli.io.records import Fields
 from itdd_cli.results.rows import SPECS, Command
+from itdd_cli.results.summary import check_gate_names
 
 if TYPE_CHECKING:
     from itdd_cli.io.sources import Source
@@ -122,6 +123,7 @@ def score_command(command: Command, options: Options) -> None:
     settings = settings_from(options)
     check_guided(command, settings)
     policy = policy_from(options)
+    check_gate_names(policy.gates, command, settings.guidance is not None)
     source = source_from(options)
     output = output_from(options, source)
     fields = fields_from(command, options)

@@ -106,8 +106,13 @@ def combination(settings: Settings, name: Callable[[str], str]) -> None:
                          f"{name('long')} rolling or drop {name('context')}")  # fmt: skip
 
 
+CFG_MAX = 100.0  # (S + 1)·(cond − uncond) must stay far inside float32 (published scales are 0–3)
+
+
 def guidance(command: str, cfg: float, name: Callable[[str], str]) -> None:
     """--cfg guides the score by the prompt, masked in the unconditional twin; `nll` has no prompt."""
+    if cfg > CFG_MAX:
+        raise UsageError(f"{name('cfg')} must be ≤ {CFG_MAX:g} (published guidance scales are 0–3)")
     if cfg > 0 and command == "nll":
         raise UsageError(f"{name('cfg')} guides the score by the prompt, and nll has none; use cond-nll, ratio or "
                          "choice")  # fmt: skip

@@ -89,6 +89,7 @@ class ScoringModel(ABC):
     tokenizer: Any
     prefix_ids: list[int]
     suffix_ids: list[int]
+    guides = True  # target_logprobs takes --cfg's guidance (the unconditional twin's logits); SEDD's does not
 
     def model_info(self, options: LoadOptions, module: torch.nn.Module, *, mask_id: int, pad_id: int,
                    max_length: int | None, vocab_size: int, shifted_logits: bool = False, time_input: bool = False,

@@ -48,7 +48,7 @@ class LoadOptions:
 
     def __post_init__(self) -> None:
         check_device(self.device)  # a device this machine lacks is a usage error before anything loads
-        if self.tokenizer and _looks_local(self.tokenizer) and not Path(self.tokenizer).is_dir():
+        if self.tokenizer and looks_local(self.tokenizer) and not Path(self.tokenizer).is_dir():
             raise UsageError(f"--tokenizer {self.tokenizer}: no such directory (a hub id looks like 'org/name')")
 
     @property
@@ -114,7 +114,7 @@ def read_config(options: LoadOptions) -> dict[str, Any]:
                 raise ModelError(f"{options.model}: no config.json in this directory")
         elif local.exists():
             raise UsageError(f"--model {options.model}: expected a directory or a hub id, got a file")
-        elif _looks_local(options.model):
+        elif looks_local(options.model):
             raise ModelError(f"{options.model}: no such directory (a hub id looks like 'org/name')")
         else:
             path = _hub_config(options)
@@ -168,7 +168,7 @@ def hub_adapter(options: LoadOptions) -> str | None:
     """A hub id whose repository holds a LoRA adapter (adapter_config.json): the local directory of its
     files (the cache's snapshot, downloaded if need be), which then loads as an adapter directory does.
     None for anything else; a full checkpoint in the cache costs no request."""
-    if _looks_local(options.model) or Path(options.model).exists():
+    if looks_local(options.model) or Path(options.model).exists():
         return None
     from huggingface_hub import hf_hub_download
 
@@ -209,7 +209,7 @@ def refuse_pickle_only(options: LoadOptions) -> None:
         )
 
 
-def _looks_local(name: str) -> bool:
+def looks_local(name: str) -> bool:
     return name.startswith(("/", ".", "~")) or name.count("/") > 1 or "\\" in name
 
 

@@ -106,6 +106,11 @@ def base_of(config: dict[str, Any], directory: str, override: str | None) -> str
     if is_adapter(base):
         raise ModelError(f"{directory}: its base {base} is itself an adapter directory; pass --base with the "
                          "full checkpoint it was trained on")  # fmt: skip
+    from itdd_cli.models.loading import looks_local  # torch; this module stays free of it
+
+    if override is None and looks_local(base) and not Path(base).expanduser().is_dir():
+        raise ModelError(f"{directory}: the base its {CONFIG_FILE} names, {base}, is not a directory here (a relative "
+                         "path is read from the current directory, as peft does); pass --base MODEL")  # fmt: skip
     return base
 
 

@@ -83,6 +83,8 @@ def _state_dict(options: LoadOptions) -> dict[str, torch.Tensor]:
 
 
 class SEDDAdapter(ScoringModel):
+
+    guides = False  # --cfg: its conditionals come from the score at a matched σ, with no twin rows
     family = "sedd"
 
     def __init__(self, options: LoadOptions, config: dict[str, Any]) -> None:

@@ -56,7 +56,7 @@ class Summary:
         spec = self.spec
         self.records += 1
         # per side, for each scored text; choice rows count every choice's passes themselves
-        drawn = row["samples"] * len(spec.identity) * spec.rows_per_draw  # --cfg: each draw and its twin
+        drawn = row["samples"] * row.get("windows", 1) * len(spec.identity) * spec.rows_per_draw  # --cfg: and twin
         self.passes += row["passes"] if spec.field("passes") else drawn
         self.tokens += spec.tokens_of(row)
         self.nll += spec.nll_of(row)
@@ -202,6 +202,18 @@ def parse_gates(above: list[str], below: list[str]) -> list[Gate]:
                 raise UsageError(f"{option} {spec!r}: the limit must be a finite number")
             gates.append(Gate(metric, limit, is_above))
     return gates
+
+
+def check_gate_names(gates: list[Gate], command: Command, guided: bool) -> None:
+    """Before scoring: every gate names a metric this command's summary reports (exit 2, not a failed gate)."""
+    reported = Summary(command, guided=guided).metrics()
+    for gate in gates:
+        if gate.metric in reported:
+            continue
+        other = guided_metric(gate.metric) if guided else gate.metric.removeprefix("guided_")
+        hint = f"; under {'--cfg' if guided else 'no --cfg'} it is {other}" if other in reported else ""
+        raise UsageError(f"{gate.metric} is not a metric {command.value} reports{hint} (gates may name "
+                         f"{', '.join(reported)})")
 
 
 def check_gates(gates: list[Gate], summary: Summary) -> None:

@@ -148,11 +148,12 @@ def refuse_with_scores(command: str, settings: Settings) -> None:
     """What `--estimator dse` does not do yet, refused in one line before any record is read."""
     if command not in ("nll", "cond-nll"):
         raise UsageError(f"--estimator dse scores nll and cond-nll; {command} needs paired draws it does not make yet")
-    refused = [("--target-se / --until-decided", settings.adaptive), ("--per-token", settings.per_token),
-               ("--long rolling", settings.long is Long.rolling)]  # fmt: skip
-    for option, given in refused:
+    refused = [("--target-se / --until-decided", settings.adaptive, "use a fixed -n"),
+               ("--per-token", settings.per_token, "drop --per-token or use another estimator"),
+               ("--long rolling", settings.long is Long.rolling, "score texts that fit its window")]  # fmt: skip
+    for option, given, fix in refused:
         if given:
-            raise UsageError(f"--estimator dse does not combine with {option}; use a fixed -n")
+            raise UsageError(f"--estimator dse does not combine with {option}; {fix}")
 
 
 def run_score_entropy(model: ScoreModel, items: Iterable[Item], draws_of: Callable[[Item], object]) -> Iterator[Item]:

@@ -244,6 +244,9 @@ def check_guidance(command: Command, model: ScoringModel, settings: Settings) ->
     checks.guidance(command.value, settings.cfg, lambda name: "--" + name)
     if model.info.block_size is not None:
         raise UsageError(f"--cfg is not supported for block-diffusion models (block size {model.info.block_size})")
+    if settings.estimator.needs_scores or not model.guides:
+        raise UsageError(f"--cfg pairs masked conditionals with unconditional ones, which {model.info.family} "
+                         f"with --estimator {settings.estimator.value} does not give — drop --cfg")  # fmt: skip
 
 
 def _checked(record: Record, estimate: Estimate) -> Estimate:
