@@ -236,6 +236,7 @@ def test_show_reads_a_guided_per_token_file(llada, tmp_path):
     shown = invoke(["show", out])
     assert shown.exit_code == 0, shown.output
     assert "sat on the mat." in shown.output
+    assert "guided nll" in shown.output  # a guided score, not a log-likelihood: said where it is shown
 
 
 def test_guided_log_softmax_over_chunks_equals_the_formula_and_survives_a_suppressed_column():
@@ -261,3 +262,12 @@ def test_a_guidance_scale_float32_cannot_carry_is_refused_before_scoring(tmp_pat
     """(S + 1)·(cond − uncond) overflowed float32 from S ≈ 1e38 and was reported as the model's fault."""
     source = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "ab", "response": " cd"}])
     one_error_line(invoke(["cond-nll", source, "-m", "demo", "-n", "8", "--cfg", "1e38"]), 2, "--cfg must be ≤ 100")
+
+
+def test_compare_of_a_plain_and_a_guided_file_says_which_is_which(llada, tmp_path):
+    source = write_jsonl(tmp_path / "in.jsonl", [{"prompt": "the cat", "response": " sat."}])
+    for name, extra in (("plain", []), ("guided", ["--cfg", "1"])):
+        result = invoke(["cond-nll", source, "-m", llada, "-n", "8", *extra, "-o", tmp_path / f"{name}.jsonl", "-q"])
+        assert result.exit_code == 0, result.output
+    compared = invoke(["compare", tmp_path / "plain.jsonl", tmp_path / "guided.jsonl"])
+    one_error_line(compared, 2, "guided.jsonl is guided (--cfg)", "plain.jsonl is not guided", "same --cfg")

@@ -134,6 +134,13 @@ def compare_files(base_path: str, new_path: str, metric: str | None) -> Comparis
     if not base or not new:
         raise UsageError("both files need at least one row")
     spec = spec_of_columns(set(base[0]))
+    guided = ["guided_nll" in rows[0] or "guided_log_ratio" in rows[0] or "guided_logliks" in rows[0]
+              for rows in (base, new)]  # fmt: skip
+    if metric is None and guided[0] != guided[1]:
+        which = [f"{path} is {'guided (--cfg)' if is_guided else 'not guided'}"
+                 for path, is_guided in ((base_path, guided[0]), (new_path, guided[1]))]  # fmt: skip
+        raise UsageError(f"{which[0]} and {which[1]}: a guided score is not a log-likelihood, so the two do not "
+                         "compare; score both with the same --cfg")  # fmt: skip
     if metric is None:  # a partial file (a few columns) still says which kind it is by its metric
         defaults = [spec.compare_metric] if spec else [s.compare_metric for s in SPECS.values()]
         metric = next((name for name in defaults if name in base[0]), defaults[0])

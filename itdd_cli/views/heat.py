@@ -37,6 +37,7 @@ class HeatRow:
     tokens: list[str]
     nats: list[float]
     errors: list[float] | None = None  # each share's SE (files written before itdd carried it have none)
+    label: str = "nll"  # "guided nll" for a --cfg file: a guided score, not a log-likelihood
 
     def worst(self, count: int) -> list[tuple[int, str, float]]:
         """The `count` tokens with the most nats, most first: (index, text, nats)."""
@@ -110,7 +111,8 @@ def _number(value: Any) -> float | None:
 
 
 def _heat_row(path: str, number: int, row: dict[str, Any]) -> HeatRow:
-    row = unguided(row)  # a --cfg file: its guided shares shown as a plain file's
+    label = "guided nll" if "guided_nll" in row else "nll"
+    row = unguided(row)  # a --cfg file: its guided shares drawn as a plain file's, labelled as guided
     tokens, nats = row.get(STRINGS), row.get(NATS)
     where = f"{path}: row {number} (id {row['id']!r})"
     if tokens is None or nats is None:
@@ -130,7 +132,7 @@ def _heat_row(path: str, number: int, row: dict[str, Any]) -> HeatRow:
     ses = [_number(e) for e in errors] if isinstance(errors, list) and len(errors) == len(tokens) else None
     return HeatRow(row["id"], nll, _number(row.get("nll_se")), _number(row.get("bits_per_byte")),
                    model if isinstance(model, str) else None, tokens, shares,
-                   None if ses is None or None in ses else [float(e) for e in ses if e is not None])  # fmt: skip
+                   None if ses is None or None in ses else [float(e) for e in ses if e is not None], label)  # fmt: skip
 
 
 def heat_rows(path: str) -> list[tuple[int, HeatRow]]:

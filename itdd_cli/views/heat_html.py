@@ -114,7 +114,7 @@ def _row(row: HeatRow, scale: Scale) -> str:
     if row.model:
         parts.append(f'<span class="m">model <bdi>{html.escape(row.model)}</bdi></span>')
     se = f" ± {_number(row.nll_se)}" if row.nll_se is not None else ""
-    parts.append(f'<span class="m">nll {_number(row.nll)}{html.escape(se)} nats</span>')
+    parts.append(f'<span class="m">{row.label} {_number(row.nll)}{html.escape(se)} nats</span>')
     parts.append(f'<span class="m">{len(row.tokens)} tokens</span>')
     parts.append(f'<span class="m">{_number(row.bits_per_byte, 4)} bits/byte</span>')
     worst = " · ".join(

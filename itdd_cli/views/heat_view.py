@@ -37,7 +37,7 @@ def _header(row: HeatRow) -> Text:
     if row.model:
         header.append(f"  {visible(row.model)}", style="cyan")
     se = f" ± {_number(row.nll_se)}" if row.nll_se is not None else ""
-    header.append(f"  nll {_number(row.nll)}{se} nats · {len(row.tokens)} tokens · "
+    header.append(f"  {row.label} {_number(row.nll)}{se} nats · {len(row.tokens)} tokens · "
                   f"{_number(row.bits_per_byte, 4)} bits/byte")  # fmt: skip
     return header
 
