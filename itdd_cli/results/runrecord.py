@@ -57,6 +57,11 @@ def settings_values(spec: RowSpec, settings: Settings) -> dict[str, Any]:
     }
 
 
+def guided_values(settings: Settings) -> dict[str, float]:
+    """--cfg's scale, for the record and the summary of a guided run only: unguided ones stay as they were."""
+    return {"cfg": settings.cfg} if settings.guidance is not None else {}
+
+
 def input_fields(spec: RowSpec, fields: Fields) -> dict[str, Any]:
     """The input field names the command read, as the record reads back from JSON (--keep's tuple a list)."""
     values = {name: getattr(fields, name) for name in spec.inputs}

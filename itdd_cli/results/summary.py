@@ -19,7 +19,7 @@ from itdd_cli.results.rows import (
     guided_metric,
     spec_for,
 )
-from itdd_cli.results.runrecord import settings_values
+from itdd_cli.results.runrecord import guided_values, settings_values
 from itdd_cli.version import __version__
 
 if TYPE_CHECKING:
@@ -152,12 +152,8 @@ def summary_json(summary: Summary, info: ModelInfo, run: Settings, revision: str
         "dtype": info.dtype,
         "device": info.device,
         "framing": info.framing,
-    } | {key: settings[key] for key in SUMMARY_SETTINGS} | _guided(run) | _finite(summary.metrics())
+    } | {key: settings[key] for key in SUMMARY_SETTINGS} | guided_values(run) | _finite(summary.metrics())
 
-
-def _guided(run: Settings) -> dict[str, float]:
-    """--cfg's scale, in summaries of guided runs only (an unguided summary stays as it was)."""
-    return {"cfg": run.cfg} if run.guidance is not None else {}
 
 
 def _finite(metrics: dict[str, float]) -> dict[str, float | None]:

@@ -33,6 +33,7 @@ from itdd_cli.results.runrecord import (
     ROUNDING,
     ROUNDING_FLAGS,
     differences,
+    guided_values,
     input_fields,
     read_record,
     settings_values,
@@ -90,7 +91,7 @@ def run_settings(command: Command, model: ScoringModel, settings: Settings, fiel
         "device": info.device,
         "batch_rows": settings.batch_rows,
         "max_tokens": settings.max_tokens,
-    } | ({"cfg": settings.cfg} if settings.guidance is not None else {})  # absent unguided: records stay as they were
+    } | guided_values(settings)
 
 
 def _auto(value: Any) -> str:
